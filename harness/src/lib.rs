@@ -1,0 +1,1 @@
+//! bnh: verification and benchmarking harness for batch-norm implementations.

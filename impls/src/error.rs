@@ -1,0 +1,78 @@
+//! The one error type of the batch-norm library.
+//!
+//! Every rejection of user input is a variant here with the expected and the
+//! actual value, so a caller (or the `bnh` CLI) can say exactly what is wrong
+//! and how to fix it. Nothing in this crate panics on user input.
+
+use thiserror::Error;
+
+/// Errors raised by the batch-norm API: invalid shapes, parameters or modes.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum Error {
+    /// A tensor has the wrong number of dimensions.
+    #[error("{what} has {actual} dimensions; batch norm takes (N, C) or (N, C, *spatial) with 2 to 5 dimensions")]
+    BadRank { what: String, actual: usize },
+
+    /// A tensor has no elements (N, C or a spatial size is 0).
+    #[error("{what} is empty (shape {shape:?}); every dimension must be at least 1")]
+    Empty { what: String, shape: Vec<usize> },
+
+    /// Two tensors that must have the same shape do not.
+    #[error("{what} has shape {actual:?} but must match {expected:?}")]
+    ShapeMismatch {
+        what: String,
+        expected: Vec<usize>,
+        actual: Vec<usize>,
+    },
+
+    /// A per-channel vector (or a flat buffer) has the wrong length.
+    #[error("{what} has length {actual} but must have length {expected}")]
+    LengthMismatch {
+        what: String,
+        expected: usize,
+        actual: usize,
+    },
+
+    /// A tensor's strides are neither contiguous nor channels-last.
+    #[error("{what} has strides {strides:?} for shape {shape:?}, which is neither contiguous (N, C, *spatial) nor channels-last (N, *spatial, C) in memory; copy it with `.as_standard_layout()` first")]
+    UnsupportedLayout {
+        what: String,
+        shape: Vec<usize>,
+        strides: Vec<isize>,
+    },
+
+    /// Inputs and outputs of one call use different memory formats.
+    #[error("{what} is {actual} but x is {expected}; all tensors of one call must share a memory format")]
+    LayoutMismatch {
+        what: String,
+        expected: String,
+        actual: String,
+    },
+
+    /// `eps` must be a positive, finite number.
+    #[error("eps = {0} is invalid; eps must be finite and > 0 (PyTorch's default is 1e-5)")]
+    InvalidEps(f64),
+
+    /// `momentum` must lie in [0, 1] (or be `None` for a cumulative average).
+    #[error("momentum = {0} is invalid; momentum must be finite and in [0, 1], or None for a cumulative moving average")]
+    InvalidMomentum(f64),
+
+    /// Batch statistics need at least two values per channel.
+    #[error("expected more than 1 value per channel when using batch statistics, got input of shape {shape:?} (N x spatial = {count}); use a batch of at least 2, or eval mode with running statistics")]
+    TooFewValues { shape: Vec<usize>, count: usize },
+
+    /// Parameters or buffers disagree with the module configuration.
+    #[error("invalid module state: {0}")]
+    InvalidState(String),
+
+    /// `backward` was called without a preceding `forward`.
+    #[error("backward called before forward; run forward on this batch first")]
+    NoForward,
+
+    /// An implementation name that is not in the registry.
+    #[error("unknown implementation '{name}'; available: {}", available.join(", "))]
+    UnknownImplementation { name: String, available: Vec<String> },
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

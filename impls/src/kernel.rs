@@ -1,0 +1,51 @@
+//! The one trait every batch-norm implementation implements.
+
+use crate::element::Element;
+use crate::problem::{Backward, EvalForward, TrainForward};
+
+/// The arithmetic of batch normalization for one element type.
+///
+/// Arguments arrive validated (see [`crate::problem`]); a kernel only
+/// computes. Write it once generically over [`Element`] and specialise
+/// where it pays. Module rules (running statistics, momentum, modes) live
+/// in [`crate::module::BatchNorm`], not here.
+pub trait Kernel<T: Element>: Send + Sync {
+    /// Training-mode forward: batch statistics out, normalized `y` out.
+    fn forward_train(&self, p: TrainForward<'_, T>);
+    /// Forward with given statistics (eval mode with running statistics).
+    fn forward_eval(&self, p: EvalForward<'_, T>);
+    /// Gradients of the input, weight and bias.
+    fn backward(&self, p: Backward<'_, T>);
+}
+
+/// What the harness needs to know about an implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Info {
+    /// Registry name (`bnh --impl NAME`).
+    pub name: &'static str,
+    /// One line for `bnh list`.
+    pub description: &'static str,
+    /// False for implementations kept for comparison that are not expected to
+    /// be accurate on ill-conditioned inputs (bn-case/1's `stable` flag).
+    pub stable: bool,
+    /// True when results are bitwise identical for any rayon thread count.
+    pub deterministic: bool,
+}
+
+/// A registered implementation: a kernel for both element types plus its [`Info`].
+pub trait Implementation: Kernel<f32> + Kernel<f64> {
+    /// Name, description and guarantees.
+    fn info(&self) -> Info;
+}
+
+impl std::fmt::Debug for dyn Implementation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Implementation({})", self.info().name)
+    }
+}
+
+/// The kernel for element type `T` of an implementation (trait upcasting,
+/// so generic code can call `kernel::<T>(imp).forward_train(..)`).
+pub fn kernel<T: Element>(imp: &dyn Implementation) -> &dyn Kernel<T> {
+    T::kernel_of(imp)
+}

@@ -1,0 +1,354 @@
+//! Memory formats and the `(N, C, S)` view every kernel works on.
+//!
+//! A logical tensor `(N, C, *spatial)` with 0 to 3 spatial dims is, for a
+//! per-channel operation, the same as `(N, C, S)` with `S` the product of the
+//! spatial sizes, because the spatial dims are adjacent in memory in both
+//! formats PyTorch uses:
+//! - contiguous: row-major over `(N, C, S)`;
+//! - channels-last: row-major over `(N, S, C)`.
+//!
+//! Public entry points take `ndarray` views whose strides say which format
+//! the data is in; [`ncs_view`] classifies them and [`Dims`] carries the
+//! result to the kernels, which then work on the flat memory.
+
+use crate::error::{Error, Result};
+use ndarray::{ArrayView3, ArrayViewD, ArrayViewMut3, ArrayViewMutD, Dimension, ShapeBuilder};
+use serde::{Deserialize, Serialize};
+
+/// Memory format of a batch, named as in bn-case/1 files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layout {
+    /// Row-major over `(N, C, *spatial)`: each channel's spatial run is contiguous.
+    Contiguous,
+    /// Row-major over `(N, *spatial, C)`: the channels of one position are contiguous.
+    ChannelsLast,
+}
+
+impl Layout {
+    /// Both layouts, for sweeps.
+    pub const ALL: [Layout; 2] = [Layout::Contiguous, Layout::ChannelsLast];
+
+    /// The name used in case files, CLI flags and CSV.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Contiguous => "contiguous",
+            Layout::ChannelsLast => "channels_last",
+        }
+    }
+
+    /// Element strides of a logical `(N, C, *spatial)` tensor stored in this format.
+    pub fn strides_for(self, shape: &[usize]) -> Vec<usize> {
+        let rank = shape.len();
+        let mut strides = vec![0usize; rank];
+        // Memory order of the logical axes, outermost first.
+        let order: Vec<usize> = match self {
+            Layout::Contiguous => (0..rank).collect(),
+            Layout::ChannelsLast => std::iter::once(0)
+                .chain(2..rank)
+                .chain(std::iter::once(1))
+                .collect(),
+        };
+        let mut step = 1usize;
+        for &axis in order.iter().rev() {
+            strides[axis] = step;
+            step = step.saturating_mul(shape[axis]);
+        }
+        strides
+    }
+}
+
+impl std::fmt::Display for Layout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Layout {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "contiguous" => Ok(Layout::Contiguous),
+            "channels_last" => Ok(Layout::ChannelsLast),
+            other => Err(format!(
+                "unknown layout '{other}'; use contiguous or channels_last"
+            )),
+        }
+    }
+}
+
+/// Sizes of a batch seen as `(N, C, S)`, plus its memory format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dims {
+    /// Batch size N.
+    pub n: usize,
+    /// Channels C (the module's `num_features`).
+    pub c: usize,
+    /// Product of the spatial sizes (1 when there are none).
+    pub s: usize,
+    /// Where each element lives in the flat memory.
+    pub layout: Layout,
+}
+
+impl Dims {
+    /// Dims of a logical shape `(N, C, *spatial)`; rejects ranks outside 2..=5 and empty tensors.
+    pub fn from_shape(what: &str, shape: &[usize], layout: Layout) -> Result<Dims> {
+        if !(2..=5).contains(&shape.len()) {
+            return Err(Error::BadRank {
+                what: what.to_string(),
+                actual: shape.len(),
+            });
+        }
+        if shape.contains(&0) {
+            return Err(Error::Empty {
+                what: what.to_string(),
+                shape: shape.to_vec(),
+            });
+        }
+        let s = shape[2..].iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+        let total = s.and_then(|s| s.checked_mul(shape[0])?.checked_mul(shape[1]));
+        match (s, total) {
+            (Some(s), Some(total)) if total <= isize::MAX as usize / 8 => Ok(Dims {
+                n: shape[0],
+                c: shape[1],
+                s,
+                layout,
+            }),
+            _ => Err(Error::LengthMismatch {
+                what: format!("{what} (element count of shape {shape:?})"),
+                expected: isize::MAX as usize / 8,
+                actual: usize::MAX,
+            }),
+        }
+    }
+
+    /// Number of elements N·C·S.
+    pub fn len(&self) -> usize {
+        self.n * self.c * self.s
+    }
+
+    /// Always false: [`Dims::from_shape`] rejects empty tensors.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Values per channel, N·S: the count that batch statistics average over.
+    pub fn per_channel(&self) -> usize {
+        self.n * self.s
+    }
+
+    /// Element strides of the logical `(N, C, S)` view in this layout.
+    pub fn strides3(&self) -> [usize; 3] {
+        match self.layout {
+            Layout::Contiguous => [self.c * self.s, self.s, 1],
+            Layout::ChannelsLast => [self.s * self.c, 1, self.c],
+        }
+    }
+
+    /// Offset in flat memory of logical element `(n, c, s)`.
+    #[inline(always)]
+    pub fn offset(&self, n: usize, c: usize, s: usize) -> usize {
+        let [sn, sc, ss] = self.strides3();
+        n * sn + c * sc + s * ss
+    }
+
+    /// Visit every offset of the flat memory in order, with its channel.
+    ///
+    /// Streaming in memory order is what makes a single pass cache-friendly
+    /// in both layouts: contiguous memory is N·C runs of S values of one
+    /// channel; channels-last memory is N·S rows of all C channels.
+    #[inline(always)]
+    pub fn for_each_offset(&self, mut f: impl FnMut(usize, usize)) {
+        match self.layout {
+            Layout::Contiguous => {
+                for run in 0..self.n * self.c {
+                    let c = run % self.c;
+                    for i in run * self.s..(run + 1) * self.s {
+                        f(i, c);
+                    }
+                }
+            }
+            Layout::ChannelsLast => {
+                for row in 0..self.n * self.s {
+                    for c in 0..self.c {
+                        f(row * self.c + c, c);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A logical `(N, C, S)` view of flat memory in this layout.
+    ///
+    /// Panics if `data.len() != self.len()`; validated callers guarantee it.
+    pub fn view<'a, T>(&self, data: &'a [T]) -> ArrayView3<'a, T> {
+        let [a, b, c] = self.strides3();
+        ArrayView3::from_shape((self.n, self.c, self.s).strides((a, b, c)), data)
+            .expect("Dims::view: buffer length checked by the caller")
+    }
+
+    /// A mutable logical `(N, C, S)` view of flat memory in this layout.
+    pub fn view_mut<'a, T>(&self, data: &'a mut [T]) -> ArrayViewMut3<'a, T> {
+        let [a, b, c] = self.strides3();
+        ArrayViewMut3::from_shape((self.n, self.c, self.s).strides((a, b, c)), data)
+            .expect("Dims::view_mut: buffer length checked by the caller")
+    }
+}
+
+/// Which supported layout (if any) a shape/stride pair is. Dimensions of
+/// length 1 may carry any stride, as in ndarray and PyTorch; when both
+/// layouts fit (e.g. no spatial dims) the answer is `Contiguous`, and the
+/// two are then the same memory order.
+pub fn classify(shape: &[usize], strides: &[isize]) -> Option<Layout> {
+    Layout::ALL.into_iter().find(|layout| {
+        let want = layout.strides_for(shape);
+        shape
+            .iter()
+            .zip(strides)
+            .zip(&want)
+            .all(|((&len, &got), &want)| len <= 1 || got == want as isize)
+    })
+}
+
+fn layout_of(what: &str, shape: &[usize], strides: &[isize]) -> Result<Dims> {
+    let dims = Dims::from_shape(what, shape, Layout::Contiguous)?;
+    let layout = classify(shape, strides).ok_or_else(|| Error::UnsupportedLayout {
+        what: what.to_string(),
+        shape: shape.to_vec(),
+        strides: strides.to_vec(),
+    })?;
+    Ok(Dims { layout, ..dims })
+}
+
+/// Classify an `(N, C, *spatial)` view and return its flat memory and dims.
+pub fn ncs_view<'a, T>(what: &str, x: ArrayViewD<'a, T>) -> Result<(&'a [T], Dims)> {
+    let dims = layout_of(what, x.shape(), x.strides())?;
+    let data = x.to_slice_memory_order().ok_or_else(|| Error::UnsupportedLayout {
+        what: what.to_string(),
+        shape: x.shape().to_vec(),
+        strides: x.strides().to_vec(),
+    })?;
+    Ok((data, dims))
+}
+
+/// Mutable counterpart of [`ncs_view`], for output buffers.
+pub fn ncs_view_mut<'a, T>(what: &str, x: ArrayViewMutD<'a, T>) -> Result<(&'a mut [T], Dims)> {
+    let shape = x.shape().to_vec();
+    let strides = x.strides().to_vec();
+    let dims = layout_of(what, &shape, &strides)?;
+    let data = x
+        .into_slice_memory_order()
+        .ok_or(Error::UnsupportedLayout {
+            what: what.to_string(),
+            shape,
+            strides,
+        })?;
+    Ok((data, dims))
+}
+
+/// Classify a 3-D `(N, C, S)` view: the form the kernel API takes.
+pub fn view3<'a, T>(what: &str, x: ArrayView3<'a, T>) -> Result<(&'a [T], Dims)> {
+    ncs_view(what, x.into_dyn())
+}
+
+/// Mutable counterpart of [`view3`].
+pub fn view3_mut<'a, T>(what: &str, x: ArrayViewMut3<'a, T>) -> Result<(&'a mut [T], Dims)> {
+    ncs_view_mut(what, x.into_dyn())
+}
+
+/// A logical `(N, C, *spatial)` view of flat memory stored in `layout`,
+/// e.g. a case file's data; fails if the length does not match the shape.
+pub fn nd_view<'a, T>(shape: &[usize], layout: Layout, data: &'a [T]) -> Result<ArrayViewD<'a, T>> {
+    check_len("tensor data", shape, data.len())?;
+    let strides = layout.strides_for(shape);
+    Ok(
+        ArrayViewD::from_shape(ndarray::IxDyn(shape).strides(ndarray::IxDyn(&strides)), data)
+            .expect("length checked above"),
+    )
+}
+
+/// Mutable counterpart of [`nd_view`].
+pub fn nd_view_mut<'a, T>(
+    shape: &[usize],
+    layout: Layout,
+    data: &'a mut [T],
+) -> Result<ArrayViewMutD<'a, T>> {
+    check_len("output buffer", shape, data.len())?;
+    let strides = layout.strides_for(shape);
+    Ok(ArrayViewMutD::from_shape(
+        ndarray::IxDyn(shape).strides(ndarray::IxDyn(&strides)),
+        data,
+    )
+    .expect("length checked above"))
+}
+
+fn check_len(what: &str, shape: &[usize], len: usize) -> Result<()> {
+    let dims = ndarray::IxDyn(shape);
+    let expected = dims.size_checked().unwrap_or(usize::MAX);
+    if expected != len {
+        return Err(Error::LengthMismatch {
+            what: format!("{what} for shape {shape:?}"),
+            expected,
+            actual: len,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strides_of_both_layouts() {
+        assert_eq!(Layout::Contiguous.strides_for(&[2, 3, 4, 5]), vec![60, 20, 5, 1]);
+        assert_eq!(Layout::ChannelsLast.strides_for(&[2, 3, 4, 5]), vec![60, 1, 15, 3]);
+        assert_eq!(Layout::ChannelsLast.strides_for(&[2, 3]), vec![3, 1]);
+    }
+
+    #[test]
+    fn classify_round_trips_and_offsets_agree() {
+        for layout in Layout::ALL {
+            let shape = [2, 3, 4, 5];
+            let data: Vec<u32> = (0..120).collect();
+            let v = nd_view(&shape, layout, &data).unwrap();
+            let (flat, dims) = ncs_view("x", v.view()).unwrap();
+            assert_eq!(dims.layout, layout);
+            assert_eq!((dims.n, dims.c, dims.s), (2, 3, 20));
+            // Every logical element is found at the offset Dims computes.
+            for n in 0..2 {
+                for c in 0..3 {
+                    for h in 0..4 {
+                        for w in 0..5 {
+                            assert_eq!(flat[dims.offset(n, c, h * 5 + w)], v[[n, c, h, w]]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rejects_other_strides_rank_and_empty() {
+        let a = ndarray::Array3::<f32>::zeros((2, 3, 4));
+        let t = a.view().reversed_axes();
+        assert!(matches!(
+            ncs_view("x", t.into_dyn()),
+            Err(Error::UnsupportedLayout { .. })
+        ));
+        let a1 = ndarray::Array1::<f32>::zeros(3);
+        assert!(matches!(
+            ncs_view("x", a1.view().into_dyn()),
+            Err(Error::BadRank { actual: 1, .. })
+        ));
+        let e = ndarray::Array2::<f32>::zeros((0, 3));
+        assert!(matches!(
+            ncs_view("x", e.view().into_dyn()),
+            Err(Error::Empty { .. })
+        ));
+        assert!(matches!(
+            nd_view(&[2, 3], Layout::Contiguous, &[0.0f32; 5]),
+            Err(Error::LengthMismatch { expected: 6, actual: 5, .. })
+        ));
+    }
+}

@@ -1,0 +1,309 @@
+//! The batch-norm module: PyTorch's `nn.BatchNorm{1,2,3}d` rules, written once.
+//!
+//! Parameters, buffers, train/eval mode and the running-statistics update
+//! live here; the arithmetic is delegated to any [`Implementation`], passed
+//! per call so one module state can be run through every implementation.
+//! Rules (see `BN-CASE-FORMAT.md`):
+//! - batch statistics are used in training, and in eval when the module does
+//!   not track running statistics; they need N·S ≥ 2 values per channel;
+//! - training with tracking: `num_batches_tracked += 1`, factor = `momentum`
+//!   or `1 / num_batches_tracked` when momentum is `None` (cumulative
+//!   average), `running = (1 − factor)·running + factor·batch`, with the
+//!   **unbiased** variance `var · m / (m − 1)` for `running_var`;
+//! - eval with tracking normalizes with the running buffers and leaves them unchanged.
+
+use crate::element::Element;
+use crate::error::{Error, Result};
+use crate::kernel::{kernel, Implementation};
+use crate::layout::{ncs_view, ncs_view_mut, Dims};
+use crate::problem::{check_eps, Affine, Backward, EvalForward, GradMode, TrainForward};
+use ndarray::{ArrayViewD, ArrayViewMutD};
+use serde::{Deserialize, Serialize};
+
+/// Hyper-parameters, with PyTorch's names and defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Number of channels C.
+    pub num_features: usize,
+    /// Added to the variance before the square root; finite and > 0.
+    pub eps: f64,
+    /// Weight of the new batch in the running averages, in [0, 1];
+    /// `None` for a cumulative moving average.
+    pub momentum: Option<f64>,
+    /// Whether the module has learnable `weight` and `bias`.
+    pub affine: bool,
+    /// Whether the module keeps `running_mean`, `running_var`, `num_batches_tracked`.
+    pub track_running_stats: bool,
+}
+
+impl Config {
+    /// PyTorch's defaults: eps 1e-5, momentum 0.1, affine, tracking.
+    pub fn new(num_features: usize) -> Config {
+        Config {
+            num_features,
+            eps: 1e-5,
+            momentum: Some(0.1),
+            affine: true,
+            track_running_stats: true,
+        }
+    }
+
+    /// Reject a zero channel count, a bad eps or a momentum outside [0, 1].
+    pub fn validate(&self) -> Result<()> {
+        if self.num_features == 0 {
+            return Err(Error::InvalidState(
+                "num_features is 0; a batch norm needs at least one channel".into(),
+            ));
+        }
+        check_eps(self.eps)?;
+        match self.momentum {
+            Some(m) if !(m.is_finite() && (0.0..=1.0).contains(&m)) => {
+                Err(Error::InvalidMomentum(m))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Statistics the forward pass normalized with, kept for `backward`
+/// (like autograd's saved tensors).
+#[derive(Debug, Clone, PartialEq)]
+struct Saved {
+    shape: Vec<usize>,
+    mean: Vec<f64>,
+    var: Vec<f64>,
+    mode: GradMode,
+}
+
+/// Gradients of the parameters (`None` when the module is not affine).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamGrads<T> {
+    pub weight: Option<Vec<T>>,
+    pub bias: Option<Vec<T>>,
+}
+
+/// A batch-norm layer over `(N, C, *spatial)` tensors.
+///
+/// Fields are public like PyTorch's attributes and serialize with PyTorch's
+/// names; every call re-checks that they agree with `config`, so a state
+/// edited by hand or loaded from a file is validated before it is used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound = "T: Element")]
+pub struct BatchNorm<T: Element> {
+    pub config: Config,
+    /// Training (`true`) or eval mode.
+    pub training: bool,
+    pub weight: Option<Vec<T>>,
+    pub bias: Option<Vec<T>>,
+    pub running_mean: Option<Vec<T>>,
+    pub running_var: Option<Vec<T>>,
+    pub num_batches_tracked: Option<i64>,
+    #[serde(skip)]
+    saved: Option<Saved>,
+}
+
+fn to_f64<T: Element>(v: &Option<Vec<T>>) -> Option<Vec<f64>> {
+    v.as_ref().map(|v| v.iter().map(|x| x.as_f64()).collect())
+}
+
+impl<T: Element> BatchNorm<T> {
+    /// A fresh module as PyTorch makes it: weight 1, bias 0, running mean 0,
+    /// running variance 1, `num_batches_tracked` 0, in training mode.
+    pub fn new(config: Config) -> Result<Self> {
+        config.validate()?;
+        let c = config.num_features;
+        let param = |on: bool, v: f64| on.then(|| vec![T::from_f64(v); c]);
+        Ok(BatchNorm {
+            config,
+            training: true,
+            weight: param(config.affine, 1.0),
+            bias: param(config.affine, 0.0),
+            running_mean: param(config.track_running_stats, 0.0),
+            running_var: param(config.track_running_stats, 1.0),
+            num_batches_tracked: config.track_running_stats.then_some(0),
+            saved: None,
+        })
+    }
+
+    /// Switch to training mode.
+    pub fn train(&mut self) -> &mut Self {
+        self.training = true;
+        self
+    }
+
+    /// Switch to eval mode.
+    pub fn eval(&mut self) -> &mut Self {
+        self.training = false;
+        self
+    }
+
+    /// Whether this call normalizes with batch statistics (PyTorch's `bn_training`).
+    pub fn uses_batch_stats(&self) -> bool {
+        self.training || !self.config.track_running_stats
+    }
+
+    /// Check that parameters and buffers agree with the configuration.
+    pub fn validate(&self) -> Result<()> {
+        self.config.validate()?;
+        let c = self.config.num_features;
+        let check = |what: &str, v: &Option<Vec<T>>, present: bool, flag: &str| match v {
+            Some(v) if !present => Err(Error::InvalidState(format!(
+                "{what} is present but {flag} is false; remove it or set {flag}"
+            ))),
+            None if present => Err(Error::InvalidState(format!(
+                "{what} is missing but {flag} is true; provide {c} values or unset {flag}"
+            ))),
+            Some(v) if v.len() != c => Err(Error::LengthMismatch {
+                what: what.to_string(),
+                expected: c,
+                actual: v.len(),
+            }),
+            _ => Ok(()),
+        };
+        let (affine, track) = (self.config.affine, self.config.track_running_stats);
+        check("weight", &self.weight, affine, "affine")?;
+        check("bias", &self.bias, affine, "affine")?;
+        check("running_mean", &self.running_mean, track, "track_running_stats")?;
+        check("running_var", &self.running_var, track, "track_running_stats")?;
+        match (self.num_batches_tracked, track) {
+            (Some(n), true) if n < 0 => Err(Error::InvalidState(format!(
+                "num_batches_tracked = {n} is negative"
+            ))),
+            (Some(_), false) => Err(Error::InvalidState(
+                "num_batches_tracked is present but track_running_stats is false".into(),
+            )),
+            (None, true) => Err(Error::InvalidState(
+                "num_batches_tracked is missing but track_running_stats is true".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn input_dims(&self, what: &str, shape: &[usize], layout_dims: Dims) -> Result<Dims> {
+        if layout_dims.c != self.config.num_features {
+            return Err(Error::ShapeMismatch {
+                what: format!(
+                    "{what} (dim 1 is the channel count, which must equal num_features = {})",
+                    self.config.num_features
+                ),
+                expected: [&shape[..1], &[self.config.num_features], &shape[2..]].concat(),
+                actual: shape.to_vec(),
+            });
+        }
+        Ok(layout_dims)
+    }
+
+    /// Forward pass: `y = BN(x)` with this module's mode and rules; updates the
+    /// running buffers in training mode. `x` and `y` are `(N, C, *spatial)`
+    /// views in the same memory format (contiguous or channels-last).
+    pub fn forward(
+        &mut self,
+        imp: &dyn Implementation,
+        x: ArrayViewD<'_, T>,
+        y: ArrayViewMutD<'_, T>,
+    ) -> Result<()> {
+        self.validate()?;
+        let shape = x.shape().to_vec();
+        let (xs, dims) = ncs_view("x", x)?;
+        let dims = self.input_dims("x", &shape, dims)?;
+        if y.shape() != shape.as_slice() {
+            return Err(Error::ShapeMismatch {
+                what: "y".into(),
+                expected: shape,
+                actual: y.shape().to_vec(),
+            });
+        }
+        let (ys, ydims) = ncs_view_mut("y", y)?;
+        let (weight, bias) = (to_f64(&self.weight), to_f64(&self.bias));
+        let affine = Affine {
+            weight: weight.as_deref(),
+            bias: bias.as_deref(),
+        };
+        let (x3, y3) = (dims.view(xs), ydims.view_mut(ys));
+        let k = kernel::<T>(imp);
+        let c = dims.c;
+        self.saved = None;
+        let saved = if self.uses_batch_stats() {
+            let m = dims.per_channel();
+            if m < 2 {
+                return Err(Error::TooFewValues { shape, count: m });
+            }
+            let (mut mean, mut var) = (vec![0.0; c], vec![0.0; c]);
+            k.forward_train(TrainForward::new(
+                x3, y3, affine, self.config.eps, &mut mean, &mut var,
+            )?);
+            if self.training && self.config.track_running_stats {
+                self.update_running(&mean, &var, m);
+            }
+            Saved { shape, mean, var, mode: GradMode::Batch }
+        } else {
+            let mean = to_f64(&self.running_mean).expect("validated: tracking");
+            let var = to_f64(&self.running_var).expect("validated: tracking");
+            k.forward_eval(EvalForward::new(x3, y3, &mean, &var, affine, self.config.eps)?);
+            Saved { shape, mean, var, mode: GradMode::Fixed }
+        };
+        self.saved = Some(saved);
+        Ok(())
+    }
+
+    /// The running-statistics update of one training step (see module docs).
+    fn update_running(&mut self, mean: &[f64], var: &[f64], m: usize) {
+        let nbt = self.num_batches_tracked.get_or_insert(0);
+        *nbt += 1;
+        let factor = self.config.momentum.unwrap_or(1.0 / *nbt as f64);
+        let bessel = m as f64 / (m - 1) as f64;
+        let blend = |running: &mut Option<Vec<T>>, batch: &[f64], k: f64| {
+            for (r, &b) in running.iter_mut().flatten().zip(batch) {
+                *r = T::from_f64((1.0 - factor) * r.as_f64() + factor * (b * k));
+            }
+        };
+        blend(&mut self.running_mean, mean, 1.0);
+        blend(&mut self.running_var, var, bessel);
+    }
+
+    /// Backward pass of the last `forward`: writes `grad_input` into `dx` and
+    /// returns the parameter gradients. `x` must be the batch that forward saw.
+    pub fn backward(
+        &self,
+        imp: &dyn Implementation,
+        x: ArrayViewD<'_, T>,
+        dy: ArrayViewD<'_, T>,
+        dx: ArrayViewMutD<'_, T>,
+    ) -> Result<ParamGrads<T>> {
+        self.validate()?;
+        let saved = self.saved.as_ref().ok_or(Error::NoForward)?;
+        for (what, shape) in [("x", x.shape()), ("grad_output", dy.shape()), ("grad_input", dx.shape())] {
+            if shape != saved.shape.as_slice() {
+                return Err(Error::ShapeMismatch {
+                    what: format!("{what} (must match the forward input)"),
+                    expected: saved.shape.clone(),
+                    actual: shape.to_vec(),
+                });
+            }
+        }
+        let (xs, dims) = ncs_view("x", x)?;
+        let (dys, dydims) = ncs_view("grad_output", dy)?;
+        let (dxs, dxdims) = ncs_view_mut("grad_input", dx)?;
+        let weight = to_f64(&self.weight);
+        let c = dims.c;
+        let (mut gw, mut gb) = (vec![0.0; c], vec![0.0; c]);
+        kernel::<T>(imp).backward(Backward::new(
+            dims.view(xs),
+            dydims.view(dys),
+            dxdims.view_mut(dxs),
+            &saved.mean,
+            &saved.var,
+            weight.as_deref(),
+            self.config.eps,
+            saved.mode,
+            &mut gw,
+            &mut gb,
+        )?);
+        let round = |v: Vec<f64>| self.config.affine.then(|| v.into_iter().map(T::from_f64).collect());
+        Ok(ParamGrads {
+            weight: round(gw),
+            bias: round(gb),
+        })
+    }
+}

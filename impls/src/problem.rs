@@ -1,0 +1,253 @@
+//! Validated arguments of the three kernel operations.
+//!
+//! The public constructors take `ndarray` views (the API boundary: strides
+//! say the memory format), check every shape, length and number once, and
+//! hand the kernel flat memory plus [`Dims`]. A kernel therefore never sees
+//! invalid input and never re-validates: adding an implementation means
+//! writing arithmetic only.
+//!
+//! Per-channel quantities (weight, bias, mean, variance, gradients of weight
+//! and bias) cross the boundary as `f64` whatever the data type: they are C
+//! values, cost nothing to widen, and keep statistics accumulated in `f64`
+//! (as PyTorch does for `f32` data) from being rounded before they are used.
+
+use crate::error::{Error, Result};
+use crate::layout::{view3, view3_mut, Dims};
+use ndarray::{ArrayView3, ArrayViewMut3};
+
+/// Per-channel scale and shift; `None` means weight 1 / bias 0 (`affine=False`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Affine<'a> {
+    pub weight: Option<&'a [f64]>,
+    pub bias: Option<&'a [f64]>,
+}
+
+impl Affine<'_> {
+    /// `weight[c]`, or 1 when there is no weight.
+    #[inline(always)]
+    pub fn weight(&self, c: usize) -> f64 {
+        self.weight.map_or(1.0, |w| w[c])
+    }
+
+    /// `bias[c]`, or 0 when there is no bias.
+    #[inline(always)]
+    pub fn bias(&self, c: usize) -> f64 {
+        self.bias.map_or(0.0, |b| b[c])
+    }
+
+    fn check(&self, c: usize) -> Result<()> {
+        check_len("weight", self.weight, c)?;
+        check_len("bias", self.bias, c)
+    }
+}
+
+/// `1 / sqrt(var + eps)`: the inverse standard deviation every formula uses
+/// (Ioffe & Szegedy 2015, Algorithm 1).
+#[inline(always)]
+pub fn inv_std(var: f64, eps: f64) -> f64 {
+    1.0 / (var + eps).sqrt()
+}
+
+/// Check `eps` the way every entry point must: finite and strictly positive.
+pub fn check_eps(eps: f64) -> Result<()> {
+    if eps.is_finite() && eps > 0.0 {
+        Ok(())
+    } else {
+        Err(Error::InvalidEps(eps))
+    }
+}
+
+fn check_len<T>(what: &str, v: Option<&[T]>, c: usize) -> Result<()> {
+    match v {
+        Some(v) if v.len() != c => Err(Error::LengthMismatch {
+            what: what.to_string(),
+            expected: c,
+            actual: v.len(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn same_dims(what: &str, dims: Dims, other: Dims) -> Result<()> {
+    if (other.n, other.c, other.s) != (dims.n, dims.c, dims.s) {
+        return Err(Error::ShapeMismatch {
+            what: what.to_string(),
+            expected: vec![dims.n, dims.c, dims.s],
+            actual: vec![other.n, other.c, other.s],
+        });
+    }
+    if other.layout != dims.layout {
+        return Err(Error::LayoutMismatch {
+            what: what.to_string(),
+            expected: dims.layout.to_string(),
+            actual: other.layout.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Proof of validation: only this module can make one.
+#[derive(Debug, Clone, Copy)]
+pub struct Checked(());
+
+/// Training-mode forward: compute each channel's batch mean and biased
+/// variance into `mean`/`var`, and `y = (x - mean) / sqrt(var + eps) * w + b`.
+pub struct TrainForward<'a, T> {
+    pub dims: Dims,
+    pub x: &'a [T],
+    pub y: &'a mut [T],
+    pub affine: Affine<'a>,
+    pub eps: f64,
+    /// Output: batch mean per channel.
+    pub mean: &'a mut [f64],
+    /// Output: biased batch variance per channel (divided by N·S).
+    pub var: &'a mut [f64],
+    pub checked: Checked,
+}
+
+impl<'a, T> TrainForward<'a, T> {
+    /// Validate shapes, lengths and `eps`.
+    pub fn new(
+        x: ArrayView3<'a, T>,
+        y: ArrayViewMut3<'a, T>,
+        affine: Affine<'a>,
+        eps: f64,
+        mean: &'a mut [f64],
+        var: &'a mut [f64],
+    ) -> Result<Self> {
+        let (x, dims) = view3("x", x)?;
+        let (y, ydims) = view3_mut("y", y)?;
+        same_dims("y", dims, ydims)?;
+        affine.check(dims.c)?;
+        check_eps(eps)?;
+        check_len("mean", Some(&*mean), dims.c)?;
+        check_len("var", Some(&*var), dims.c)?;
+        Ok(TrainForward {
+            dims,
+            x,
+            y,
+            affine,
+            eps,
+            mean,
+            var,
+            checked: Checked(()),
+        })
+    }
+}
+
+/// Forward with given statistics (eval mode with running stats):
+/// `y = (x - mean) / sqrt(var + eps) * w + b`.
+pub struct EvalForward<'a, T> {
+    pub dims: Dims,
+    pub x: &'a [T],
+    pub y: &'a mut [T],
+    pub mean: &'a [f64],
+    pub var: &'a [f64],
+    pub affine: Affine<'a>,
+    pub eps: f64,
+    pub checked: Checked,
+}
+
+impl<'a, T> EvalForward<'a, T> {
+    /// Validate shapes, lengths and `eps`.
+    pub fn new(
+        x: ArrayView3<'a, T>,
+        y: ArrayViewMut3<'a, T>,
+        mean: &'a [f64],
+        var: &'a [f64],
+        affine: Affine<'a>,
+        eps: f64,
+    ) -> Result<Self> {
+        let (x, dims) = view3("x", x)?;
+        let (y, ydims) = view3_mut("y", y)?;
+        same_dims("y", dims, ydims)?;
+        check_len("mean", Some(mean), dims.c)?;
+        check_len("var", Some(var), dims.c)?;
+        affine.check(dims.c)?;
+        check_eps(eps)?;
+        Ok(EvalForward {
+            dims,
+            x,
+            y,
+            mean,
+            var,
+            affine,
+            eps,
+            checked: Checked(()),
+        })
+    }
+}
+
+/// Which statistics the forward pass normalized with, which decides the gradient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GradMode {
+    /// Batch statistics: the gradient flows through the mean and variance.
+    Batch,
+    /// Fixed (running) statistics: `dx = dy * w / sqrt(var + eps)`.
+    Fixed,
+}
+
+/// Backward pass. With `x_hat = (x - mean) / sqrt(var + eps)` and m = N·S:
+/// `grad_bias = Σ dy`, `grad_weight = Σ dy·x_hat` (per channel), and
+/// - `GradMode::Batch`: `dx = w·inv_std/m · (m·dy − Σdy − x_hat·Σ(dy·x_hat))`
+///   (Ioffe & Szegedy 2015, section 3, simplified);
+/// - `GradMode::Fixed`: `dx = dy · w · inv_std`.
+pub struct Backward<'a, T> {
+    pub dims: Dims,
+    pub x: &'a [T],
+    pub dy: &'a [T],
+    pub dx: &'a mut [T],
+    pub mean: &'a [f64],
+    pub var: &'a [f64],
+    pub weight: Option<&'a [f64]>,
+    pub eps: f64,
+    pub mode: GradMode,
+    /// Output: `Σ dy·x_hat` per channel.
+    pub grad_weight: &'a mut [f64],
+    /// Output: `Σ dy` per channel.
+    pub grad_bias: &'a mut [f64],
+    pub checked: Checked,
+}
+
+impl<'a, T> Backward<'a, T> {
+    /// Validate shapes, lengths and `eps`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        x: ArrayView3<'a, T>,
+        dy: ArrayView3<'a, T>,
+        dx: ArrayViewMut3<'a, T>,
+        mean: &'a [f64],
+        var: &'a [f64],
+        weight: Option<&'a [f64]>,
+        eps: f64,
+        mode: GradMode,
+        grad_weight: &'a mut [f64],
+        grad_bias: &'a mut [f64],
+    ) -> Result<Self> {
+        let (x, dims) = view3("x", x)?;
+        let (dy, dydims) = view3("grad_output", dy)?;
+        same_dims("grad_output", dims, dydims)?;
+        let (dx, dxdims) = view3_mut("grad_input", dx)?;
+        same_dims("grad_input", dims, dxdims)?;
+        check_len("mean", Some(mean), dims.c)?;
+        check_len("var", Some(var), dims.c)?;
+        check_len("weight", weight, dims.c)?;
+        check_len("grad_weight", Some(&*grad_weight), dims.c)?;
+        check_len("grad_bias", Some(&*grad_bias), dims.c)?;
+        check_eps(eps)?;
+        Ok(Backward {
+            dims,
+            x,
+            dy,
+            dx,
+            mean,
+            var,
+            weight,
+            eps,
+            mode,
+            grad_weight,
+            grad_bias,
+            checked: Checked(()),
+        })
+    }
+}
