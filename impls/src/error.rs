@@ -71,7 +71,10 @@ pub enum Error {
 
     /// An implementation name that is not in the registry.
     #[error("unknown implementation '{name}'; available: {}", available.join(", "))]
-    UnknownImplementation { name: String, available: Vec<String> },
+    UnknownImplementation {
+        name: String,
+        available: Vec<String>,
+    },
 }
 
 /// Shorthand for results of this crate.

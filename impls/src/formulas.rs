@@ -52,6 +52,9 @@ pub struct GradCoeffs {
     pub grad_weight: f64,
     /// `Σ dy`: the bias gradient.
     pub grad_bias: f64,
+    /// False with fixed statistics: `dx` then does not depend on `x`, so a
+    /// NaN in `x` must not reach `dx` (PyTorch's eval backward ignores `x`).
+    pub uses_x: bool,
 }
 
 impl GradCoeffs {
@@ -84,12 +87,17 @@ impl GradCoeffs {
             k_const,
             grad_weight: sum_dy_xmu * inv,
             grad_bias: sum_dy,
+            uses_x: mode == GradMode::Batch,
         }
     }
 
     /// The input gradient of one element.
     #[inline(always)]
     pub fn apply(&self, x: f64, dy: f64) -> f64 {
-        self.k_dy * dy + self.k_xmu * (x - self.mean) + self.k_const
+        if self.uses_x {
+            self.k_dy * dy + self.k_xmu * (x - self.mean) + self.k_const
+        } else {
+            self.k_dy * dy
+        }
     }
 }

@@ -105,7 +105,9 @@ impl Dims {
                 shape: shape.to_vec(),
             });
         }
-        let s = shape[2..].iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+        let s = shape[2..]
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d));
         let total = s.and_then(|s| s.checked_mul(shape[0])?.checked_mul(shape[1]));
         match (s, total) {
             (Some(s), Some(total)) if total <= isize::MAX as usize / 8 => Ok(Dims {
@@ -223,11 +225,13 @@ fn layout_of(what: &str, shape: &[usize], strides: &[isize]) -> Result<Dims> {
 /// Classify an `(N, C, *spatial)` view and return its flat memory and dims.
 pub fn ncs_view<'a, T>(what: &str, x: ArrayViewD<'a, T>) -> Result<(&'a [T], Dims)> {
     let dims = layout_of(what, x.shape(), x.strides())?;
-    let data = x.to_slice_memory_order().ok_or_else(|| Error::UnsupportedLayout {
-        what: what.to_string(),
-        shape: x.shape().to_vec(),
-        strides: x.strides().to_vec(),
-    })?;
+    let data = x
+        .to_slice_memory_order()
+        .ok_or_else(|| Error::UnsupportedLayout {
+            what: what.to_string(),
+            shape: x.shape().to_vec(),
+            strides: x.strides().to_vec(),
+        })?;
     Ok((data, dims))
 }
 
@@ -261,10 +265,11 @@ pub fn view3_mut<'a, T>(what: &str, x: ArrayViewMut3<'a, T>) -> Result<(&'a mut 
 pub fn nd_view<'a, T>(shape: &[usize], layout: Layout, data: &'a [T]) -> Result<ArrayViewD<'a, T>> {
     check_len("tensor data", shape, data.len())?;
     let strides = layout.strides_for(shape);
-    Ok(
-        ArrayViewD::from_shape(ndarray::IxDyn(shape).strides(ndarray::IxDyn(&strides)), data)
-            .expect("length checked above"),
+    Ok(ArrayViewD::from_shape(
+        ndarray::IxDyn(shape).strides(ndarray::IxDyn(&strides)),
+        data,
     )
+    .expect("length checked above"))
 }
 
 /// Mutable counterpart of [`nd_view`].
@@ -301,8 +306,14 @@ mod tests {
 
     #[test]
     fn strides_of_both_layouts() {
-        assert_eq!(Layout::Contiguous.strides_for(&[2, 3, 4, 5]), vec![60, 20, 5, 1]);
-        assert_eq!(Layout::ChannelsLast.strides_for(&[2, 3, 4, 5]), vec![60, 1, 15, 3]);
+        assert_eq!(
+            Layout::Contiguous.strides_for(&[2, 3, 4, 5]),
+            vec![60, 20, 5, 1]
+        );
+        assert_eq!(
+            Layout::ChannelsLast.strides_for(&[2, 3, 4, 5]),
+            vec![60, 1, 15, 3]
+        );
         assert_eq!(Layout::ChannelsLast.strides_for(&[2, 3]), vec![3, 1]);
     }
 
@@ -348,7 +359,11 @@ mod tests {
         ));
         assert!(matches!(
             nd_view(&[2, 3], Layout::Contiguous, &[0.0f32; 5]),
-            Err(Error::LengthMismatch { expected: 6, actual: 5, .. })
+            Err(Error::LengthMismatch {
+                expected: 6,
+                actual: 5,
+                ..
+            })
         ));
     }
 }

@@ -164,8 +164,18 @@ impl<T: Element> BatchNorm<T> {
         let (affine, track) = (self.config.affine, self.config.track_running_stats);
         check("weight", &self.weight, affine, "affine")?;
         check("bias", &self.bias, affine, "affine")?;
-        check("running_mean", &self.running_mean, track, "track_running_stats")?;
-        check("running_var", &self.running_var, track, "track_running_stats")?;
+        check(
+            "running_mean",
+            &self.running_mean,
+            track,
+            "track_running_stats",
+        )?;
+        check(
+            "running_var",
+            &self.running_var,
+            track,
+            "track_running_stats",
+        )?;
         match (self.num_batches_tracked, track) {
             (Some(n), true) if n < 0 => Err(Error::InvalidState(format!(
                 "num_batches_tracked = {n} is negative"
@@ -231,17 +241,39 @@ impl<T: Element> BatchNorm<T> {
             }
             let (mut mean, mut var) = (vec![0.0; c], vec![0.0; c]);
             k.forward_train(TrainForward::new(
-                x3, y3, affine, self.config.eps, &mut mean, &mut var,
+                x3,
+                y3,
+                affine,
+                self.config.eps,
+                &mut mean,
+                &mut var,
             )?);
             if self.training && self.config.track_running_stats {
                 self.update_running(&mean, &var, m);
             }
-            Saved { shape, mean, var, mode: GradMode::Batch }
+            Saved {
+                shape,
+                mean,
+                var,
+                mode: GradMode::Batch,
+            }
         } else {
             let mean = to_f64(&self.running_mean).expect("validated: tracking");
             let var = to_f64(&self.running_var).expect("validated: tracking");
-            k.forward_eval(EvalForward::new(x3, y3, &mean, &var, affine, self.config.eps)?);
-            Saved { shape, mean, var, mode: GradMode::Fixed }
+            k.forward_eval(EvalForward::new(
+                x3,
+                y3,
+                &mean,
+                &var,
+                affine,
+                self.config.eps,
+            )?);
+            Saved {
+                shape,
+                mean,
+                var,
+                mode: GradMode::Fixed,
+            }
         };
         self.saved = Some(saved);
         Ok(())
@@ -273,7 +305,11 @@ impl<T: Element> BatchNorm<T> {
     ) -> Result<ParamGrads<T>> {
         self.validate()?;
         let saved = self.saved.as_ref().ok_or(Error::NoForward)?;
-        for (what, shape) in [("x", x.shape()), ("grad_output", dy.shape()), ("grad_input", dx.shape())] {
+        for (what, shape) in [
+            ("x", x.shape()),
+            ("grad_output", dy.shape()),
+            ("grad_input", dx.shape()),
+        ] {
             if shape != saved.shape.as_slice() {
                 return Err(Error::ShapeMismatch {
                     what: format!("{what} (must match the forward input)"),
@@ -300,7 +336,11 @@ impl<T: Element> BatchNorm<T> {
             &mut gw,
             &mut gb,
         )?);
-        let round = |v: Vec<f64>| self.config.affine.then(|| v.into_iter().map(T::from_f64).collect());
+        let round = |v: Vec<f64>| {
+            self.config
+                .affine
+                .then(|| v.into_iter().map(T::from_f64).collect())
+        };
         Ok(ParamGrads {
             weight: round(gw),
             bias: round(gb),

@@ -72,7 +72,9 @@ mod tests {
 
     #[test]
     fn push_matches_two_pass() {
-        let v: Vec<f64> = (0..1000).map(|i| ((i * 37) % 101) as f64 * 0.25 - 3.0).collect();
+        let v: Vec<f64> = (0..1000)
+            .map(|i| ((i * 37) % 101) as f64 * 0.25 - 3.0)
+            .collect();
         let m = Moments::of(v.iter().copied());
         let (mean, var) = two_pass(&v);
         assert_eq!(m.count, 1000);
@@ -82,10 +84,13 @@ mod tests {
 
     #[test]
     fn merge_of_unequal_shards_equals_whole() {
-        let v: Vec<f64> = (0..997).map(|i| ((i * 7919) % 613) as f64 * 0.01 + 1e4).collect();
+        let v: Vec<f64> = (0..997)
+            .map(|i| ((i * 7919) % 613) as f64 * 0.01 + 1e4)
+            .collect();
         let whole = Moments::of(v.iter().copied());
         for cut in [0, 1, 2, 10, 500, 996, 997] {
-            let merged = Moments::of(v[..cut].iter().copied()).merge(Moments::of(v[cut..].iter().copied()));
+            let merged =
+                Moments::of(v[..cut].iter().copied()).merge(Moments::of(v[cut..].iter().copied()));
             assert_eq!(merged.count, whole.count);
             assert!((merged.mean - whole.mean).abs() < 1e-10, "cut {cut}");
             assert!((merged.m2 - whole.m2).abs() < 1e-9 * whole.m2, "cut {cut}");

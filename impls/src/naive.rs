@@ -93,7 +93,8 @@ impl Implementation for Naive {
     fn info(&self) -> Info {
         Info {
             name: "naive",
-            description: "textbook two-pass formulas in the data's own precision (readable baseline)",
+            description:
+                "textbook two-pass formulas in the data's own precision (readable baseline)",
             stable: false,
             deterministic: true,
         }

@@ -7,10 +7,7 @@
 use crate::error::{Error, Result};
 use crate::kernel::Implementation;
 
-static REGISTRY: &[&dyn Implementation] = &[
-    &crate::naive::Naive,
-    &crate::welford::Welford,
-];
+static REGISTRY: &[&dyn Implementation] = &[&crate::naive::Naive, &crate::welford::Welford];
 
 /// Every registered implementation, in a stable order.
 pub fn all() -> &'static [&'static dyn Implementation] {

@@ -28,7 +28,9 @@ pub struct Welford;
 
 /// Shifted moments of every channel: `(K_c, moments of x − K_c)`.
 fn shifted_moments<T: Element>(x: &[T], dims: Dims) -> (Vec<f64>, Vec<Moments>) {
-    let shift: Vec<f64> = (0..dims.c).map(|c| x[dims.offset(0, c, 0)].as_f64()).collect();
+    let shift: Vec<f64> = (0..dims.c)
+        .map(|c| x[dims.offset(0, c, 0)].as_f64())
+        .collect();
     let mut moments = vec![Moments::default(); dims.c];
     dims.for_each_offset(|i, c| moments[c].push(x[i].as_f64() - shift[c]));
     (shift, moments)
@@ -75,7 +77,14 @@ impl<T: Element> Kernel<T> for Welford {
             .map(|c| {
                 let w = p.weight.map_or(1.0, |w| w[c]);
                 let k = GradCoeffs::new(
-                    p.mode, m, p.mean[c], p.var[c], p.eps, w, sum_dy[c], sum_dy_xmu[c],
+                    p.mode,
+                    m,
+                    p.mean[c],
+                    p.var[c],
+                    p.eps,
+                    w,
+                    sum_dy[c],
+                    sum_dy_xmu[c],
                 );
                 p.grad_weight[c] = k.grad_weight;
                 p.grad_bias[c] = k.grad_bias;

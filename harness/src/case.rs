@@ -1,0 +1,245 @@
+//! bn-case/1 conformance cases: parsing and structural validation.
+//!
+//! A case is one call of PyTorch's `F.batch_norm` under the module rules of
+//! `nn.BatchNorm{1,2,3}d` (see `BN-CASE-FORMAT.md`). Parsing checks the
+//! structure — format tag, shape, every length against the shape, presence
+//! of parameters and buffers against the config — so that a case that loads
+//! can always be run. Value-level rules (eps, momentum, values per channel)
+//! are left to the library, which rejects them like PyTorch does.
+
+use crate::error::{Error, Result};
+use crate::num::Num;
+use bn_impls::{DType, Layout};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The format tag every case carries.
+pub const FORMAT: &str = "bn-case/1";
+
+/// Module configuration as a case states it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CaseConfig {
+    pub eps: f64,
+    pub momentum: Option<f64>,
+    pub affine: bool,
+    pub track_running_stats: bool,
+}
+
+/// Inputs of the call; absent parts are `null`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Inputs {
+    pub x: Vec<Num>,
+    pub weight: Option<Vec<Num>>,
+    pub bias: Option<Vec<Num>>,
+    pub running_mean: Option<Vec<Num>>,
+    pub running_var: Option<Vec<Num>>,
+    pub num_batches_tracked: Option<i64>,
+    pub grad_output: Option<Vec<Num>>,
+}
+
+/// Outputs of a call, in PyTorch's names; `null` where not applicable.
+/// Also the `outputs` object `bnh run-case` writes.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Outputs {
+    pub y: Option<Vec<Num>>,
+    pub running_mean: Option<Vec<Num>>,
+    pub running_var: Option<Vec<Num>>,
+    pub num_batches_tracked: Option<i64>,
+    pub grad_input: Option<Vec<Num>>,
+    pub grad_weight: Option<Vec<Num>>,
+    pub grad_bias: Option<Vec<Num>>,
+}
+
+impl Outputs {
+    /// The float outputs with their names, in file order.
+    pub fn tensors(&self) -> [(&'static str, Option<&[Num]>); 6] {
+        [
+            ("y", self.y.as_deref()),
+            ("running_mean", self.running_mean.as_deref()),
+            ("running_var", self.running_var.as_deref()),
+            ("grad_input", self.grad_input.as_deref()),
+            ("grad_weight", self.grad_weight.as_deref()),
+            ("grad_bias", self.grad_bias.as_deref()),
+        ]
+    }
+}
+
+/// One bn-case/1 file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Case {
+    pub format: String,
+    pub name: String,
+    #[serde(default)]
+    pub note: String,
+    #[serde(default)]
+    pub source: String,
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+    pub memory_format: Layout,
+    pub config: CaseConfig,
+    pub training: bool,
+    pub inputs: Inputs,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<Outputs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<Outputs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_error: Option<String>,
+}
+
+impl Case {
+    /// Read and validate a case file.
+    pub fn load(path: &Path) -> Result<Case> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Case::parse(&text, path)
+    }
+
+    /// Parse and validate case text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Case> {
+        let bad = |detail: String| Error::Case {
+            path: path.to_path_buf(),
+            detail,
+        };
+        // Check the tag first, so a file of another format gets that message
+        // rather than a complaint about its first unfamiliar field.
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        match value.get("format").and_then(|f| f.as_str()) {
+            Some(FORMAT) => {}
+            Some(other) => return Err(bad(format!("format is '{other}', expected '{FORMAT}'"))),
+            None => return Err(bad(format!("no \"format\": \"{FORMAT}\" field"))),
+        }
+        let case: Case = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
+        case.validate().map_err(bad)?;
+        Ok(case)
+    }
+
+    /// Structural checks: every length follows from the shape and config.
+    fn validate(&self) -> std::result::Result<(), String> {
+        let shape = &self.shape;
+        if !(2..=5).contains(&shape.len()) {
+            return Err(format!(
+                "shape {shape:?} has {} dims; it must be (N, C, *spatial) with 2 to 5 dims",
+                shape.len()
+            ));
+        }
+        if shape.contains(&0) {
+            return Err(format!("shape {shape:?} has a zero dimension"));
+        }
+        let numel = shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .filter(|&n| n <= 1 << 32)
+            .ok_or_else(|| format!("shape {shape:?} is too large for a case file"))?;
+        let c = shape[1];
+        let len = |what: &str, v: Option<&Vec<Num>>, want: usize| match v {
+            Some(v) if v.len() != want => Err(format!(
+                "{what} has {} values but shape {shape:?} needs {want}",
+                v.len()
+            )),
+            _ => Ok(()),
+        };
+        let presence = |what: &str, present: bool, needed: bool, flag: &str| {
+            if present == needed {
+                Ok(())
+            } else if needed {
+                Err(format!("inputs.{what} is null but config.{flag} is true"))
+            } else {
+                Err(format!("inputs.{what} is given but config.{flag} is false"))
+            }
+        };
+        let i = &self.inputs;
+        len("inputs.x", Some(&i.x), numel)?;
+        len("inputs.grad_output", i.grad_output.as_ref(), numel)?;
+        for (what, v) in [
+            ("inputs.weight", &i.weight),
+            ("inputs.bias", &i.bias),
+            ("inputs.running_mean", &i.running_mean),
+            ("inputs.running_var", &i.running_var),
+        ] {
+            len(what, v.as_ref(), c)?;
+        }
+        let (affine, track) = (self.config.affine, self.config.track_running_stats);
+        presence("weight", i.weight.is_some(), affine, "affine")?;
+        presence("bias", i.bias.is_some(), affine, "affine")?;
+        presence(
+            "running_mean",
+            i.running_mean.is_some(),
+            track,
+            "track_running_stats",
+        )?;
+        presence(
+            "running_var",
+            i.running_var.is_some(),
+            track,
+            "track_running_stats",
+        )?;
+        presence(
+            "num_batches_tracked",
+            i.num_batches_tracked.is_some(),
+            track,
+            "track_running_stats",
+        )?;
+        match (&self.expected, &self.expected_error) {
+            (Some(_), Some(_)) => return Err("has both expected and expected_error".into()),
+            (None, None) => return Err("has neither expected nor expected_error".into()),
+            _ => {}
+        }
+        for (part, outputs) in [("expected", &self.expected), ("reference", &self.reference)] {
+            let Some(o) = outputs else { continue };
+            for (name, v) in o.tensors() {
+                let want = if matches!(name, "y" | "grad_input") {
+                    numel
+                } else {
+                    c
+                };
+                if let Some(v) = v {
+                    if v.len() != want {
+                        return Err(format!(
+                            "{part}.{name} has {} values but shape {shape:?} needs {want}",
+                            v.len()
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of channels C.
+    pub fn channels(&self) -> usize {
+        self.shape[1]
+    }
+}
+
+/// Every `*.json` file under the given files or directories (recursively), sorted.
+pub fn collect_case_files(roots: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+        for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+            let path = entry.map_err(|e| Error::io(dir, e))?.path();
+            if path.is_dir() {
+                walk(&path, out)?;
+            } else if path.extension().is_some_and(|e| e == "json") {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    for root in roots {
+        if root.is_dir() {
+            let mut found = Vec::new();
+            walk(root, &mut found)?;
+            found.sort();
+            files.extend(found);
+        } else if root.is_file() {
+            files.push(root.clone());
+        } else {
+            return Err(Error::Usage(format!(
+                "{}: no such file or directory; give a case file or a folder of *.json cases",
+                root.display()
+            )));
+        }
+    }
+    Ok(files)
+}

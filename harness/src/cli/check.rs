@@ -1,0 +1,147 @@
+//! `bnh check [PATH...] [--impl NAME...]`.
+
+use crate::conformance::{check, shipped_fixtures, Report};
+use crate::error::{Error, Result};
+use crate::tolerance::Verdict;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Options of `bnh check`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Case files or folders of *.json cases (default: the fixtures shipped in the repo).
+    paths: Vec<PathBuf>,
+    /// Implementations to check (default: all registered); repeat the flag for several.
+    #[arg(long = "impl", value_name = "NAME")]
+    imps: Vec<String>,
+    /// Also list each failure of the unstable implementations.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+/// Run the check, print the table, exit 1 if a stable implementation fails.
+pub fn run(args: Args) -> Result<ExitCode> {
+    let impls = crate::select_impls(&args.imps)?;
+    let paths = if args.paths.is_empty() {
+        vec![shipped_fixtures()]
+    } else {
+        args.paths
+    };
+    let report = check(&paths, &impls)?;
+    if report.rows.is_empty() {
+        return Err(Error::Usage(format!(
+            "no *.json case files under {}",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    print!("{}", render(&report, args.verbose));
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn cell(v: &Verdict) -> String {
+    if v.rejected_as_expected {
+        "rejected ok".into()
+    } else if v.pass() {
+        format!("{:.3}", v.worst_ratio())
+    } else if v.worst_ratio().is_finite() {
+        format!("FAIL {:.3e}", v.worst_ratio())
+    } else {
+        "FAIL".into()
+    }
+}
+
+/// The table (case × implementation: worst error/tolerance ratio), failures, summary.
+pub fn render(report: &Report, verbose: bool) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let name_w = report
+        .rows
+        .iter()
+        .map(|r| r.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let col_w = report
+        .impls
+        .iter()
+        .map(|i| i.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(12);
+    let _ = write!(out, "{:name_w$}", "case");
+    for i in &report.impls {
+        let _ = write!(out, "  {:>col_w$}", i.name);
+    }
+    out.push('\n');
+    let mut failures = String::new();
+    for row in &report.rows {
+        let _ = write!(out, "{:name_w$}", row.name);
+        match &row.result {
+            Err(e) => {
+                let _ = write!(out, "  INVALID CASE FILE");
+                let _ = writeln!(failures, "{e}");
+            }
+            Ok(verdicts) => {
+                for (v, info) in verdicts.iter().zip(&report.impls) {
+                    let _ = write!(out, "  {:>col_w$}", cell(v));
+                    if !v.pass() && (info.stable || verbose) {
+                        let _ = writeln!(failures, "{}", describe(&row.name, info.name, v));
+                    }
+                }
+            }
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "\ncells: worst |error| / tolerance over all outputs (<= 1 passes; bn-case/1 tolerance rule)"
+    );
+    if !failures.is_empty() {
+        let _ = write!(out, "\nfailures:\n{failures}");
+    }
+    out.push('\n');
+    for (info, pass, total, worst) in report.summary() {
+        let kind = if info.stable {
+            "stable"
+        } else {
+            "unstable (failures do not fail the check)"
+        };
+        let _ = writeln!(
+            out,
+            "{:col_w$}  {pass}/{total} cases pass, worst ratio {worst:.3e}  [{kind}]",
+            info.name
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        if report.ok() {
+            "check: PASS"
+        } else {
+            "check: FAIL"
+        }
+    );
+    out
+}
+
+fn describe(case: &str, imp: &str, v: &Verdict) -> String {
+    if let Some(p) = &v.problem {
+        return format!("  {case} / {imp}: {p}");
+    }
+    let w = v.worst().expect("a failing verdict has a check");
+    match &w.problem {
+        Some(p) => format!("  {case} / {imp}: {}: {p}", w.name),
+        None => format!(
+            "  {case} / {imp}: {}: max error {:.3e} > tolerance {:.3e} (ratio {:.3e})",
+            w.name, w.max_abs_err, w.tol, w.ratio
+        ),
+    }
+}

@@ -1,0 +1,47 @@
+//! `bnh list [--json]`.
+
+use crate::error::Result;
+use serde::Serialize;
+use std::process::ExitCode;
+
+/// Options of `bnh list`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print a JSON array of {name, stable, description} (the bn-case/1 contract).
+    #[arg(long)]
+    json: bool,
+}
+
+/// One entry of `bnh list --json`, fields in the contract's order.
+#[derive(Serialize)]
+struct Entry {
+    name: &'static str,
+    stable: bool,
+    description: &'static str,
+}
+
+/// Print the registry.
+pub fn run(args: Args) -> Result<ExitCode> {
+    let infos: Vec<_> = bn_impls::registry::all().iter().map(|i| i.info()).collect();
+    if args.json {
+        let entries: Vec<Entry> = infos
+            .iter()
+            .map(|i| Entry {
+                name: i.name,
+                stable: i.stable,
+                description: i.description,
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&entries).expect("plain data")
+        );
+    } else {
+        let width = infos.iter().map(|i| i.name.len()).max().unwrap_or(4);
+        for i in infos {
+            let stable = if i.stable { "stable" } else { "unstable" };
+            println!("{:width$}  {:8}  {}", i.name, stable, i.description);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

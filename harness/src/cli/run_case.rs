@@ -1,0 +1,46 @@
+//! `bnh run-case CASE --impl NAME --out OUT`.
+
+use crate::case::{Case, Outputs};
+use crate::error::Result;
+use crate::output::write_atomic;
+use crate::run::{run_case, Outcome};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Options of `bnh run-case`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The bn-case/1 file to run.
+    case: PathBuf,
+    /// The implementation to run it with (see `bnh list`).
+    #[arg(long = "impl", value_name = "NAME")]
+    imp: String,
+    /// Where to write `{"outputs": {...}}` or `{"error": "..."}`.
+    #[arg(long, value_name = "OUT")]
+    out: PathBuf,
+}
+
+#[derive(Serialize)]
+enum Written<'a> {
+    #[serde(rename = "outputs")]
+    Outputs(&'a Outputs),
+    #[serde(rename = "error")]
+    Error(&'a str),
+}
+
+/// Run the case and write the result; a rejected input is a result (exit 0),
+/// an unreadable or invalid case file is an error (non-zero, nothing written).
+pub fn run(args: Args) -> Result<ExitCode> {
+    let imp = bn_impls::registry::by_name(&args.imp)?;
+    let case = Case::load(&args.case)?;
+    let outcome = run_case(&case, imp);
+    let written = match &outcome {
+        Outcome::Outputs(o) => Written::Outputs(o),
+        Outcome::Rejected(msg) => Written::Error(msg),
+    };
+    let mut text = serde_json::to_string(&written).expect("plain data");
+    text.push('\n');
+    write_atomic(&args.out, text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,84 @@
+//! Running a case with one implementation through the module rules.
+
+use crate::case::{Case, Outputs};
+use crate::num::{to_nums, Num};
+use bn_impls::layout::{nd_view, nd_view_mut};
+use bn_impls::{BatchNorm, Config, DType, Element, Implementation};
+
+/// What an implementation made of a case: outputs, or the library's rejection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Outputs(Outputs),
+    Rejected(String),
+}
+
+/// Run `case` with `imp`: forward, then backward when the case has `grad_output`.
+pub fn run_case(case: &Case, imp: &dyn Implementation) -> Outcome {
+    let result = match case.dtype {
+        DType::F32 => run_typed::<f32>(case, imp),
+        DType::F64 => run_typed::<f64>(case, imp),
+    };
+    match result {
+        Ok(outputs) => Outcome::Outputs(outputs),
+        Err(e) => Outcome::Rejected(e.to_string()),
+    }
+}
+
+fn narrow<T: Element>(v: &[Num]) -> Vec<T> {
+    v.iter().map(|n| T::from_f64(n.0)).collect()
+}
+
+fn widen<T: Element>(v: Vec<T>) -> Vec<Num> {
+    to_nums(v.into_iter().map(T::as_f64))
+}
+
+fn run_typed<T: Element>(case: &Case, imp: &dyn Implementation) -> bn_impls::Result<Outputs> {
+    let cfg = case.config;
+    let mut bn = BatchNorm::<T>::new(Config {
+        num_features: case.channels(),
+        eps: cfg.eps,
+        momentum: cfg.momentum,
+        affine: cfg.affine,
+        track_running_stats: cfg.track_running_stats,
+    })?;
+    let inputs = &case.inputs;
+    bn.training = case.training;
+    bn.weight = inputs.weight.as_deref().map(narrow);
+    bn.bias = inputs.bias.as_deref().map(narrow);
+    bn.running_mean = inputs.running_mean.as_deref().map(narrow);
+    bn.running_var = inputs.running_var.as_deref().map(narrow);
+    bn.num_batches_tracked = inputs.num_batches_tracked;
+
+    let (shape, layout) = (&case.shape[..], case.memory_format);
+    let x: Vec<T> = narrow(&inputs.x);
+    let mut y = vec![T::zero(); x.len()];
+    bn.forward(
+        imp,
+        nd_view(shape, layout, &x)?,
+        nd_view_mut(shape, layout, &mut y)?,
+    )?;
+
+    let (mut grad_input, mut grad_weight, mut grad_bias) = (None, None, None);
+    if let Some(go) = &inputs.grad_output {
+        let dy: Vec<T> = narrow(go);
+        let mut dx = vec![T::zero(); x.len()];
+        let grads = bn.backward(
+            imp,
+            nd_view(shape, layout, &x)?,
+            nd_view(shape, layout, &dy)?,
+            nd_view_mut(shape, layout, &mut dx)?,
+        )?;
+        grad_input = Some(widen(dx));
+        grad_weight = grads.weight.map(widen);
+        grad_bias = grads.bias.map(widen);
+    }
+    Ok(Outputs {
+        y: Some(widen(y)),
+        running_mean: bn.running_mean.map(widen),
+        running_var: bn.running_var.map(widen),
+        num_batches_tracked: bn.num_batches_tracked,
+        grad_input,
+        grad_weight,
+        grad_bias,
+    })
+}
