@@ -17,6 +17,10 @@ pub enum Error {
     #[error("{what} is empty (shape {shape:?}); every dimension must be at least 1")]
     Empty { what: String, shape: Vec<usize> },
 
+    /// The element count of a shape does not fit in memory addressing.
+    #[error("{what} has shape {shape:?}, whose element count overflows; use a smaller tensor")]
+    TooLarge { what: String, shape: Vec<usize> },
+
     /// Two tensors that must have the same shape do not.
     #[error("{what} has shape {actual:?} but must match {expected:?}")]
     ShapeMismatch {

@@ -116,10 +116,9 @@ impl Dims {
                 s,
                 layout,
             }),
-            _ => Err(Error::LengthMismatch {
-                what: format!("{what} (element count of shape {shape:?})"),
-                expected: isize::MAX as usize / 8,
-                actual: usize::MAX,
+            _ => Err(Error::TooLarge {
+                what: what.to_string(),
+                shape: shape.to_vec(),
             }),
         }
     }
