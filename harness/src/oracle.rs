@@ -474,8 +474,8 @@ pub fn mean_var(x: &[f64], dims: &Dims) -> (Vec<f64>, Vec<f64>) {
 #[cfg(test)]
 mod tests {
     use super::metrics::{compare, ulp};
-    use bn_impls::DType;
     use super::*;
+    use bn_impls::DType;
 
     fn dims(n: usize, c: usize, s: usize, layout: Layout) -> Dims {
         Dims { n, c, s, layout }
