@@ -128,3 +128,42 @@ fn r_scale(r: &[f64]) -> f64 {
         .filter(|v| v.is_finite())
         .fold(1.0f64, |m, v| m.max(v.abs()))
 }
+
+/// Print the worst tolerance ratio (as `bnh check`) of every implementation
+/// and of the oracle over the shipped fixtures, per output:
+/// `cargo test -p bn-harness --test fixtures -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn report_fixture_ratios() {
+    let cases = cases();
+    let mut rows: Vec<(String, Vec<Outcome>)> = bn_impls::registry::all()
+        .iter()
+        .map(|imp| {
+            let outs = cases
+                .iter()
+                .map(|c| bn_harness::run::run_case(c, *imp))
+                .collect();
+            (imp.info().name.to_string(), outs)
+        })
+        .collect();
+    rows.push((
+        "oracle".into(),
+        cases.iter().map(oracle::run_case).collect(),
+    ));
+    for (name, outcomes) in rows {
+        let mut worst: Vec<(&str, f64, String)> = Vec::new();
+        for (case, outcome) in cases.iter().zip(&outcomes) {
+            for check in judge(case, outcome).checks {
+                match worst.iter_mut().find(|w| w.0 == check.name) {
+                    Some(w) if check.ratio > w.1 => (w.1, w.2) = (check.ratio, case.name.clone()),
+                    Some(_) => {}
+                    None => worst.push((check.name, check.ratio, case.name.clone())),
+                }
+            }
+        }
+        println!("{name}:");
+        for (output, ratio, case) in worst {
+            println!("  {output:13} worst ratio {ratio:10.3e}  ({case})");
+        }
+    }
+}
