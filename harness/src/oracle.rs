@@ -105,6 +105,8 @@ pub fn normalize(
 /// One training step's update of the running buffers: `nbt + 1`, factor =
 /// momentum or `1/nbt` (an `f64`, as PyTorch computes it), and
 /// `r ← (1 − f)·r + f·batch`, with the unbiased variance `σ²·m/(m − 1)`.
+/// `m` is the count the batch statistics averaged over; it must be ≥ 2
+/// ([`step`] rejects smaller batches, as the module does).
 pub fn update_running(
     running_mean: &[f64],
     running_var: &[f64],
