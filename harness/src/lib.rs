@@ -2,13 +2,18 @@
 //!
 //! - [`case`]: bn-case/1 conformance files; [`run`]: running one through the module rules;
 //! - [`tolerance`]: the bn-case/1 agreement rule; [`conformance`]: cases × implementations;
+//! - [`oracle`] (in [`dd`] double-double arithmetic): the precise reference tests measure errors against;
+//! - [`data`]: seeded random batches for tests and benchmarks;
 //! - [`cli`]: the `bnh` command line.
 
 pub mod case;
 pub mod cli;
 pub mod conformance;
+pub mod data;
+pub mod dd;
 pub mod error;
 pub mod num;
+pub mod oracle;
 pub mod output;
 pub mod run;
 pub mod tolerance;

@@ -261,13 +261,18 @@ pub fn view3_mut<'a, T>(what: &str, x: ArrayViewMut3<'a, T>) -> Result<(&'a mut 
 
 /// A logical `(N, C, *spatial)` view of flat memory stored in `layout`,
 /// e.g. a case file's data; fails if the length does not match the shape.
+/// An empty shape gets standard strides (ndarray rejects the layout's
+/// strides for zero-sized arrays; with no elements the layout is moot), so
+/// the caller's shape check reports it as empty instead of panicking here.
 pub fn nd_view<'a, T>(shape: &[usize], layout: Layout, data: &'a [T]) -> Result<ArrayViewD<'a, T>> {
     check_len("tensor data", shape, data.len())?;
-    let strides = layout.strides_for(shape);
-    Ok(ArrayViewD::from_shape(
-        ndarray::IxDyn(shape).strides(ndarray::IxDyn(&strides)),
-        data,
-    )
+    let shape = ndarray::IxDyn(shape);
+    Ok(if data.is_empty() {
+        ArrayViewD::from_shape(shape, data)
+    } else {
+        let strides = ndarray::IxDyn(&layout.strides_for(shape.slice()));
+        ArrayViewD::from_shape(shape.strides(strides), data)
+    }
     .expect("length checked above"))
 }
 
@@ -278,11 +283,13 @@ pub fn nd_view_mut<'a, T>(
     data: &'a mut [T],
 ) -> Result<ArrayViewMutD<'a, T>> {
     check_len("output buffer", shape, data.len())?;
-    let strides = layout.strides_for(shape);
-    Ok(ArrayViewMutD::from_shape(
-        ndarray::IxDyn(shape).strides(ndarray::IxDyn(&strides)),
-        data,
-    )
+    let shape = ndarray::IxDyn(shape);
+    Ok(if data.is_empty() {
+        ArrayViewMutD::from_shape(shape, data)
+    } else {
+        let strides = ndarray::IxDyn(&layout.strides_for(shape.slice()));
+        ArrayViewMutD::from_shape(shape.strides(strides), data)
+    }
     .expect("length checked above"))
 }
 
@@ -356,6 +363,13 @@ mod tests {
             ncs_view("x", e.view().into_dyn()),
             Err(Error::Empty { .. })
         ));
+        for layout in Layout::ALL {
+            for shape in [vec![0, 3], vec![2, 3, 0], vec![2, 0, 4, 1]] {
+                let v = nd_view::<f32>(&shape, layout, &[]).unwrap();
+                assert!(matches!(ncs_view("x", v), Err(Error::Empty { .. })));
+                assert!(nd_view_mut::<f32>(&shape, layout, &mut []).is_ok());
+            }
+        }
         assert!(matches!(
             nd_view(&[2, 3], Layout::Contiguous, &[0.0f32; 5]),
             Err(Error::LengthMismatch {

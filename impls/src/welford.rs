@@ -20,7 +20,7 @@ use crate::formulas::{GradCoeffs, NormCoeffs};
 use crate::kernel::{Implementation, Info, Kernel};
 use crate::layout::Dims;
 use crate::moments::Moments;
-use crate::problem::{Backward, EvalForward, TrainForward};
+use crate::problem::{Backward, EvalForward, GradMode, TrainForward};
 
 /// Single-threaded, single-pass statistics with Welford's update in `f64`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -63,29 +63,51 @@ impl<T: Element> Kernel<T> for Welford {
             .for_each_offset(|i, c| y[i] = T::from_f64(coeffs[c].apply(x[i].as_f64())));
     }
 
+    /// Backward with the same shift as the forward pass. With batch
+    /// statistics the sums are taken over `x − K_c` and the mean relative to
+    /// `K_c` is recomputed from `x` (`d_c = Σ(x − K_c)/m`), so
+    /// `Σ dy·(x − mean) = Σ dy·(x − K_c) − d_c·Σ dy` and `x − mean = (x − K_c) − d_c`
+    /// never involve the `f64` mean rounded at the scale of a large offset
+    /// (with mean 1e6 that rounding, ~6e-11, would dominate the gradients of
+    /// `f64` data). With fixed statistics the mean is an exact input: `K_c = mean`.
     fn backward(&self, p: Backward<'_, T>) {
         let (x, dy, dx) = (p.x, p.dy, p.dx);
-        let mut sum_dy = vec![0.0f64; p.dims.c];
-        let mut sum_dy_xmu = vec![0.0f64; p.dims.c];
+        let c = p.dims.c;
+        let shift: Vec<f64> = match p.mode {
+            GradMode::Batch => (0..c).map(|c| x[p.dims.offset(0, c, 0)].as_f64()).collect(),
+            GradMode::Fixed => p.mean.to_vec(),
+        };
+        let mut sum_dy = vec![0.0f64; c];
+        let mut sum_dy_xk = vec![0.0f64; c];
+        let mut sum_xk = vec![0.0f64; c];
         p.dims.for_each_offset(|i, c| {
             let g = dy[i].as_f64();
+            let xk = x[i].as_f64() - shift[c];
             sum_dy[c] += g;
-            sum_dy_xmu[c] += g * (x[i].as_f64() - p.mean[c]);
+            sum_dy_xk[c] += g * xk;
+            sum_xk[c] += xk;
         });
         let m = p.dims.per_channel();
-        let coeffs: Vec<GradCoeffs> = (0..p.dims.c)
+        let coeffs: Vec<GradCoeffs> = (0..c)
             .map(|c| {
+                // mean − K_c (0 with fixed statistics, where K_c is the mean).
+                let d = match p.mode {
+                    GradMode::Batch => sum_xk[c] / m as f64,
+                    GradMode::Fixed => 0.0,
+                };
                 let w = p.weight.map_or(1.0, |w| w[c]);
-                let k = GradCoeffs::new(
+                let mut k = GradCoeffs::new(
                     p.mode,
                     m,
-                    p.mean[c],
+                    shift[c],
                     p.var[c],
                     p.eps,
                     w,
                     sum_dy[c],
-                    sum_dy_xmu[c],
+                    sum_dy_xk[c] - d * sum_dy[c],
                 );
+                // apply() computes k_xmu·(x − K_c); fold −k_xmu·d_c into the constant.
+                k.k_const -= k.k_xmu * d;
                 p.grad_weight[c] = k.grad_weight;
                 p.grad_bias[c] = k.grad_bias;
                 k

@@ -1,0 +1,625 @@
+//! The oracle: batch norm computed in double-double, to measure every
+//! implementation's error against.
+//!
+//! It is deliberately independent of the implementations: it does not use
+//! `bn_impls::formulas`, `moments` or `Dims::offset`, and it is not
+//! registered as an implementation. It transcribes the definitions
+//! (Ioffe & Szegedy 2015, Algorithm 1 and §3; the module rules of
+//! `BN-CASE-FORMAT.md`) in [`DD`] arithmetic (≈106-bit significands):
+//! - batch mean `μ = Σx / m` with a double-double sum (exact for any
+//!   realistic batch: every `f32` and `f64` input is exact in `DD`);
+//! - biased variance by two passes, `σ² = Σ(x − μ)² / m`, with the
+//!   double-double `μ`, so a large offset against a small spread costs
+//!   nothing (the textbook one-pass `E[x²] − μ²` is not used);
+//! - `y = (x − μ)/√(σ² + ε)·w + b`, the running-statistics update, and the
+//!   backward pass `dx = w/√(σ²+ε) · (dy − Σdy/m − x̂·Σ(dy·x̂)/m)` (batch
+//!   statistics) or `dx = dy·w/√(σ²+ε)` (fixed statistics).
+//!
+//! Inputs are `f64` slices in the tensor's memory order (`f32` data widens
+//! exactly); results are rounded once to `f64` at the end, so they are
+//! correct to about one `f64` ulp — far below the error of any `f32`
+//! implementation and below the tolerance for `f64` ones. The [`metrics`]
+//! below turn a comparison into the numbers the tests bound.
+
+use crate::case::{Case, Outputs};
+use crate::data::round_to;
+use crate::dd::DD;
+use crate::error::Result;
+use crate::num::{to_f64s, to_nums, Num};
+use crate::run::Outcome;
+use bn_impls::{Dims, Error as BnError, GradMode, Layout};
+
+/// Channel of the element at flat offset `i`, written from the layout's
+/// definition (contiguous = row-major (N, C, S); channels-last = row-major (N, S, C)).
+fn channel_of(dims: &Dims, i: usize) -> usize {
+    match dims.layout {
+        Layout::Contiguous => (i / dims.s) % dims.c,
+        Layout::ChannelsLast => i % dims.c,
+    }
+}
+
+/// Per-channel statistics in double-double.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stats {
+    pub mean: Vec<DD>,
+    /// Biased variance (divided by m = N·S).
+    pub var: Vec<DD>,
+}
+
+impl Stats {
+    /// Given (running) statistics, e.g. for eval mode.
+    pub fn given(mean: &[f64], var: &[f64]) -> Stats {
+        Stats {
+            mean: mean.iter().copied().map(DD::from).collect(),
+            var: var.iter().copied().map(DD::from).collect(),
+        }
+    }
+
+    /// `1 / √(σ² + ε)` per channel.
+    pub fn inv_std(&self, eps: f64) -> Vec<DD> {
+        self.var.iter().map(|&v| (v + eps).sqrt().recip()).collect()
+    }
+}
+
+/// Batch mean and biased variance of every channel, two passes in double-double.
+pub fn batch_stats(x: &[f64], dims: &Dims) -> Stats {
+    let m = dims.n * dims.s;
+    let mut sums = vec![DD::ZERO; dims.c];
+    for (i, &v) in x.iter().enumerate() {
+        let c = channel_of(dims, i);
+        sums[c] = sums[c] + v;
+    }
+    let mean: Vec<DD> = sums.into_iter().map(|s| s / m as f64).collect();
+    let mut sq = vec![DD::ZERO; dims.c];
+    for (i, &v) in x.iter().enumerate() {
+        let c = channel_of(dims, i);
+        let d = DD::from(v) - mean[c];
+        sq[c] = sq[c] + d.sqr();
+    }
+    let var = sq.into_iter().map(|s| s / m as f64).collect();
+    Stats { mean, var }
+}
+
+/// `y = (x − μ)/√(σ² + ε)·w + b` for every element (memory order kept).
+pub fn normalize(
+    x: &[f64],
+    dims: &Dims,
+    stats: &Stats,
+    weight: Option<&[f64]>,
+    bias: Option<&[f64]>,
+    eps: f64,
+) -> Vec<DD> {
+    let inv = stats.inv_std(eps);
+    x.iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let c = channel_of(dims, i);
+            let x_hat = (DD::from(v) - stats.mean[c]) * inv[c];
+            let w = weight.map_or(1.0, |w| w[c]);
+            let b = bias.map_or(0.0, |b| b[c]);
+            x_hat * w + b
+        })
+        .collect()
+}
+
+/// One training step's update of the running buffers: `nbt + 1`, factor =
+/// momentum or `1/nbt` (an `f64`, as PyTorch computes it), and
+/// `r ← (1 − f)·r + f·batch`, with the unbiased variance `σ²·m/(m − 1)`.
+/// `m` is the count the batch statistics averaged over; it must be ≥ 2
+/// ([`step`] rejects smaller batches, as the module does).
+pub fn update_running(
+    running_mean: &[f64],
+    running_var: &[f64],
+    num_batches_tracked: i64,
+    momentum: Option<f64>,
+    stats: &Stats,
+    m: usize,
+) -> (Vec<DD>, Vec<DD>, i64) {
+    let nbt = num_batches_tracked + 1;
+    let factor = momentum.unwrap_or(1.0 / nbt as f64);
+    let keep = DD::ONE - factor;
+    let bessel = DD::from(m as f64) / DD::from((m - 1) as f64);
+    let blend = |r: f64, b: DD| keep * r + b * factor;
+    let rm = running_mean
+        .iter()
+        .zip(&stats.mean)
+        .map(|(&r, &b)| blend(r, b))
+        .collect();
+    let rv = running_var
+        .iter()
+        .zip(&stats.var)
+        .map(|(&r, &b)| blend(r, b * bessel))
+        .collect();
+    (rm, rv, nbt)
+}
+
+/// Gradients in double-double.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grads {
+    pub grad_input: Vec<DD>,
+    /// `Σ dy·x̂` per channel.
+    pub grad_weight: Vec<DD>,
+    /// `Σ dy` per channel.
+    pub grad_bias: Vec<DD>,
+}
+
+/// The backward pass for the statistics the forward normalized with.
+pub fn backward(
+    x: &[f64],
+    dy: &[f64],
+    dims: &Dims,
+    stats: &Stats,
+    weight: Option<&[f64]>,
+    eps: f64,
+    mode: GradMode,
+) -> Grads {
+    let m = (dims.n * dims.s) as f64;
+    let inv = stats.inv_std(eps);
+    let x_hat = |i: usize, c: usize| (DD::from(x[i]) - stats.mean[c]) * inv[c];
+    let mut sum_dy = vec![DD::ZERO; dims.c];
+    let mut sum_dy_xhat = vec![DD::ZERO; dims.c];
+    for (i, &g) in dy.iter().enumerate() {
+        let c = channel_of(dims, i);
+        sum_dy[c] = sum_dy[c] + g;
+        sum_dy_xhat[c] = sum_dy_xhat[c] + x_hat(i, c) * g;
+    }
+    let grad_input = dy
+        .iter()
+        .enumerate()
+        .map(|(i, &g)| {
+            let c = channel_of(dims, i);
+            let scale = inv[c] * weight.map_or(1.0, |w| w[c]);
+            match mode {
+                GradMode::Batch => {
+                    let inner = DD::from(g) - sum_dy[c] / m - x_hat(i, c) * sum_dy_xhat[c] / m;
+                    scale * inner
+                }
+                GradMode::Fixed => scale * g,
+            }
+        })
+        .collect();
+    Grads {
+        grad_input,
+        grad_weight: sum_dy_xhat,
+        grad_bias: sum_dy,
+    }
+}
+
+/// One call of the module (forward, optional backward), every input given
+/// as `f64` values of the data's dtype. Tracking is on when the running
+/// buffers are given; the module is affine when `weight` and `bias` are.
+#[derive(Debug, Clone, Copy)]
+pub struct Step<'a> {
+    /// Shape as `(N, C, S)` plus memory format.
+    pub dims: Dims,
+    pub x: &'a [f64],
+    pub grad_output: Option<&'a [f64]>,
+    pub weight: Option<&'a [f64]>,
+    pub bias: Option<&'a [f64]>,
+    pub running_mean: Option<&'a [f64]>,
+    pub running_var: Option<&'a [f64]>,
+    pub num_batches_tracked: Option<i64>,
+    pub eps: f64,
+    pub momentum: Option<f64>,
+    pub training: bool,
+}
+
+/// The oracle's results of a [`Step`], rounded once to `f64`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepResult {
+    pub y: Vec<f64>,
+    pub running_mean: Option<Vec<f64>>,
+    pub running_var: Option<Vec<f64>>,
+    pub num_batches_tracked: Option<i64>,
+    pub grad_input: Option<Vec<f64>>,
+    pub grad_weight: Option<Vec<f64>>,
+    pub grad_bias: Option<Vec<f64>>,
+}
+
+fn round(v: Vec<DD>) -> Vec<f64> {
+    v.into_iter().map(DD::to_f64).collect()
+}
+
+fn check_len(what: &str, v: Option<&[f64]>, want: usize) -> Result<()> {
+    match v {
+        Some(v) if v.len() != want => Err(BnError::LengthMismatch {
+            what: what.into(),
+            expected: want,
+            actual: v.len(),
+        }
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+/// Run one module call in double-double. Rejects what the module rules
+/// reject (bad eps or momentum, fewer than 2 values per channel with batch
+/// statistics) and inconsistent lengths.
+pub fn step(s: &Step<'_>) -> Result<StepResult> {
+    let d = &s.dims;
+    let (len, c) = (d.n * d.c * d.s, d.c);
+    check_len("x", Some(s.x), len)?;
+    check_len("grad_output", s.grad_output, len)?;
+    for (what, v) in [
+        ("weight", s.weight),
+        ("bias", s.bias),
+        ("running_mean", s.running_mean),
+        ("running_var", s.running_var),
+    ] {
+        check_len(what, v, c)?;
+    }
+    if !(s.eps.is_finite() && s.eps > 0.0) {
+        return Err(BnError::InvalidEps(s.eps).into());
+    }
+    if let Some(mo) = s
+        .momentum
+        .filter(|m| !(m.is_finite() && (0.0..=1.0).contains(m)))
+    {
+        return Err(BnError::InvalidMomentum(mo).into());
+    }
+    let running = match (s.running_mean, s.running_var, s.num_batches_tracked) {
+        (Some(rm), Some(rv), Some(nbt)) => Some((rm, rv, nbt)),
+        (None, None, None) => None,
+        _ => {
+            return Err(BnError::InvalidState(
+                "give all of running_mean, running_var, num_batches_tracked, or none".into(),
+            )
+            .into())
+        }
+    };
+    let batch = s.training || running.is_none();
+    let m = d.n * d.s;
+    let stats = if batch {
+        if m < 2 {
+            return Err(BnError::TooFewValues {
+                shape: vec![d.n, d.c, d.s],
+                count: m,
+            }
+            .into());
+        }
+        batch_stats(s.x, d)
+    } else {
+        let (rm, rv, _) = running.expect("eval with tracking");
+        Stats::given(rm, rv)
+    };
+    let y = round(normalize(s.x, d, &stats, s.weight, s.bias, s.eps));
+    let (mut running_mean, mut running_var, mut nbt) = (None, None, None);
+    if let Some((rm, rv, n)) = running {
+        if s.training {
+            let (rm, rv, n) = update_running(rm, rv, n, s.momentum, &stats, m);
+            (running_mean, running_var, nbt) = (Some(round(rm)), Some(round(rv)), Some(n));
+        } else {
+            (running_mean, running_var, nbt) = (Some(rm.to_vec()), Some(rv.to_vec()), Some(n));
+        }
+    }
+    let (mut grad_input, mut grad_weight, mut grad_bias) = (None, None, None);
+    if let Some(dy) = s.grad_output {
+        let mode = if batch {
+            GradMode::Batch
+        } else {
+            GradMode::Fixed
+        };
+        let g = backward(s.x, dy, d, &stats, s.weight, s.eps, mode);
+        grad_input = Some(round(g.grad_input));
+        if s.weight.is_some() {
+            grad_weight = Some(round(g.grad_weight));
+            grad_bias = Some(round(g.grad_bias));
+        }
+    }
+    Ok(StepResult {
+        y,
+        running_mean,
+        running_var,
+        num_batches_tracked: nbt,
+        grad_input,
+        grad_weight,
+        grad_bias,
+    })
+}
+
+/// Run a whole bn-case/1 case through the oracle: inputs are rounded to the
+/// case's dtype (as `bnh run-case` does), outputs are the oracle's `f64`
+/// values (not rounded to the dtype), so they can be compared with a
+/// case's `reference`. A rejected input gives [`Outcome::Rejected`].
+pub fn run_case(case: &Case) -> Outcome {
+    match case_outputs(case) {
+        Ok(o) => Outcome::Outputs(o),
+        Err(e) => Outcome::Rejected(e.to_string()),
+    }
+}
+
+fn case_outputs(case: &Case) -> Result<Outputs> {
+    let dt = case.dtype;
+    let vals =
+        |v: &[Num]| -> Vec<f64> { to_f64s(v).into_iter().map(|x| round_to(dt, x)).collect() };
+    let opt = |v: &Option<Vec<Num>>| v.as_deref().map(vals);
+    let i = &case.inputs;
+    let dims = Dims::from_shape("x", &case.shape, case.memory_format)?;
+    let x = vals(&i.x);
+    let (go, w, b, rm, rv) = (
+        opt(&i.grad_output),
+        opt(&i.weight),
+        opt(&i.bias),
+        opt(&i.running_mean),
+        opt(&i.running_var),
+    );
+    let r = step(&Step {
+        dims,
+        x: &x,
+        grad_output: go.as_deref(),
+        weight: w.as_deref(),
+        bias: b.as_deref(),
+        running_mean: rm.as_deref(),
+        running_var: rv.as_deref(),
+        num_batches_tracked: i.num_batches_tracked,
+        eps: case.config.eps,
+        momentum: case.config.momentum,
+        training: case.training,
+    })?;
+    let nums = |v: Option<Vec<f64>>| v.map(to_nums);
+    Ok(Outputs {
+        y: Some(to_nums(r.y)),
+        running_mean: nums(r.running_mean),
+        running_var: nums(r.running_var),
+        num_batches_tracked: r.num_batches_tracked,
+        grad_input: nums(r.grad_input),
+        grad_weight: nums(r.grad_weight),
+        grad_bias: nums(r.grad_bias),
+    })
+}
+
+pub mod metrics {
+    //! Error of a result against the oracle, in the units the tests bound.
+
+    use bn_impls::DType;
+
+    /// The spacing of `dtype` values at `|v|` (the ulp), with the subnormal
+    /// spacing as the floor, so an error can be counted in ulps of the data's type.
+    pub fn ulp(dtype: DType, v: f64) -> f64 {
+        let (mant_bits, min_exp) = match dtype {
+            DType::F32 => (23, -126),
+            DType::F64 => (52, -1022),
+        };
+        let a = v.abs();
+        if !a.is_finite() {
+            return f64::NAN;
+        }
+        // Unbiased binary exponent of |v| from the f64 bits (exact, unlike log2).
+        let e = if a == 0.0 || a < f64::MIN_POSITIVE {
+            min_exp
+        } else {
+            (((a.to_bits() >> 52) & 0x7ff) as i32 - 1023).max(min_exp)
+        };
+        2f64.powi(e - mant_bits)
+    }
+
+    /// The errors of one output tensor against its reference.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    pub struct ErrorStats {
+        /// `max |got − ref|` over finite elements (infinite when a non-finite value is misplaced).
+        pub abs: f64,
+        /// `max |ref|` over finite elements.
+        pub max_ref: f64,
+        /// `abs / max|ref|`: error relative to the output's scale.
+        pub rel: f64,
+        /// `abs / (eps_dtype · max(1, max|ref|))`: the unit of the tests' bounds
+        /// and of the bn-case/1 tolerance rule (which allows 16 of them).
+        pub scaled: f64,
+        /// `max |got − ref| / ulp_dtype(ref)` element by element.
+        pub ulps: f64,
+        /// Elements where one side is NaN/inf and the other is not the same.
+        pub misplaced: usize,
+    }
+
+    impl ErrorStats {
+        /// No error at all (an output both sides leave out).
+        pub const ZERO: ErrorStats = ErrorStats {
+            abs: 0.0,
+            max_ref: 0.0,
+            rel: 0.0,
+            scaled: 0.0,
+            ulps: 0.0,
+            misplaced: 0,
+        };
+
+        /// The worse of two (field by field), for summaries.
+        pub fn max(self, o: ErrorStats) -> ErrorStats {
+            ErrorStats {
+                abs: self.abs.max(o.abs),
+                max_ref: self.max_ref.max(o.max_ref),
+                rel: self.rel.max(o.rel),
+                scaled: self.scaled.max(o.scaled),
+                ulps: self.ulps.max(o.ulps),
+                misplaced: self.misplaced + o.misplaced,
+            }
+        }
+    }
+
+    /// Compare `got` (values of `dtype`, widened) with `reference`.
+    /// NaN must match NaN and infinities must match exactly; a mismatch, or a
+    /// length mismatch, makes every error infinite.
+    pub fn compare(got: &[f64], reference: &[f64], dtype: DType) -> ErrorStats {
+        let mut s = ErrorStats::ZERO;
+        if got.len() != reference.len() {
+            s.misplaced = got.len().abs_diff(reference.len()).max(1);
+        }
+        for (&g, &r) in got.iter().zip(reference) {
+            if r.is_finite() && g.is_finite() {
+                let e = (g - r).abs();
+                s.abs = s.abs.max(e);
+                s.max_ref = s.max_ref.max(r.abs());
+                s.ulps = s.ulps.max(e / ulp(dtype, r));
+            } else if !(r.is_nan() && g.is_nan() || r == g) {
+                s.misplaced += 1;
+            }
+        }
+        if s.misplaced > 0 {
+            s.abs = f64::INFINITY;
+            s.ulps = f64::INFINITY;
+        }
+        s.rel = if s.max_ref > 0.0 {
+            s.abs / s.max_ref
+        } else {
+            s.abs
+        };
+        s.scaled = s.abs / (dtype.epsilon() * s.max_ref.max(1.0));
+        s
+    }
+}
+
+/// The oracle's statistics of `x` rounded to `f64` (`(mean, biased var)` per channel).
+pub fn mean_var(x: &[f64], dims: &Dims) -> (Vec<f64>, Vec<f64>) {
+    let s = batch_stats(x, dims);
+    (round(s.mean), round(s.var))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::metrics::{compare, ulp};
+    use super::*;
+    use bn_impls::DType;
+
+    fn dims(n: usize, c: usize, s: usize, layout: Layout) -> Dims {
+        Dims { n, c, s, layout }
+    }
+
+    #[test]
+    fn statistics_of_a_huge_offset_are_exact() {
+        // Channel values 1e8 + {0, 1, 2, 3}: f64 two-pass is fine here, but the
+        // one-pass E[x²] − μ² would lose everything; the oracle must give exactly 1.25.
+        let x = [1e8, 1e8 + 1.0, 1e8 + 2.0, 1e8 + 3.0];
+        let (mean, var) = mean_var(&x, &dims(4, 1, 1, Layout::Contiguous));
+        assert_eq!(mean, vec![1e8 + 1.5]);
+        assert_eq!(var, vec![1.25]);
+        // Mean not representable in f64: 1e16 + {0, 1, 1, 1} has mean 1e16 + 0.75.
+        let x = [1e16, 1e16 + 2.0, 1e16 + 2.0, 1e16 + 2.0];
+        let s = batch_stats(&x, &dims(4, 1, 1, Layout::Contiguous));
+        assert_eq!((s.mean[0] - 1e16).to_f64(), 1.5);
+        assert_eq!(s.var[0].to_f64(), 0.75);
+    }
+
+    #[test]
+    fn layouts_map_channels_from_their_definition() {
+        // (N=2, C=2, S=2): contiguous memory is n0c0 n0c0 n0c1 n0c1 n1c0 ...
+        let x = [1.0, 3.0, 10.0, 30.0, 5.0, 7.0, 50.0, 70.0];
+        let (m, _) = mean_var(&x, &dims(2, 2, 2, Layout::Contiguous));
+        assert_eq!(m, vec![4.0, 40.0]);
+        // Channels-last memory is row-major (N, S, C).
+        let (m, _) = mean_var(&x, &dims(2, 2, 2, Layout::ChannelsLast));
+        assert_eq!(
+            m,
+            vec![
+                (1.0 + 10.0 + 5.0 + 50.0) / 4.0,
+                (3.0 + 30.0 + 7.0 + 70.0) / 4.0
+            ]
+        );
+    }
+
+    #[test]
+    fn step_follows_the_module_rules() {
+        let d = dims(2, 1, 1, Layout::Contiguous);
+        let x = [1.0, 3.0];
+        let base = Step {
+            dims: d,
+            x: &x,
+            grad_output: Some(&[1.0, 0.0]),
+            weight: Some(&[2.0]),
+            bias: Some(&[0.5]),
+            running_mean: Some(&[0.0]),
+            running_var: Some(&[1.0]),
+            num_batches_tracked: Some(0),
+            eps: 1e-5,
+            momentum: None,
+            training: true,
+        };
+        let r = step(&base).unwrap();
+        // mean 2, var 1; y = ±1/sqrt(1 + 1e-5)·2 + 0.5.
+        let inv = 1.0 / (1.0f64 + 1e-5).sqrt();
+        assert!((r.y[0] - (0.5 - 2.0 * inv)).abs() < 1e-15);
+        // momentum None with nbt 0 → factor 1: running = batch stats, var unbiased (m = 2 → ×2).
+        assert_eq!(r.running_mean, Some(vec![2.0]));
+        assert_eq!(r.running_var, Some(vec![2.0]));
+        assert_eq!(r.num_batches_tracked, Some(1));
+        // grad_bias = Σdy = 1; grad_weight = Σdy·x̂ = −inv.
+        assert_eq!(r.grad_bias, Some(vec![1.0]));
+        assert!((r.grad_weight.unwrap()[0] + inv).abs() < 1e-15);
+        // dx = w·inv·(dy − 1/2 − x̂·(−inv)/2): for element 0, x̂ = −inv.
+        let dx0 = 2.0 * inv * (1.0 - 0.5 - inv * inv / 2.0);
+        assert!((r.grad_input.unwrap()[0] - dx0).abs() < 1e-15);
+
+        // Eval with running stats: fixed statistics, buffers unchanged.
+        let r = step(&Step {
+            training: false,
+            ..base
+        })
+        .unwrap();
+        assert_eq!(r.running_mean, Some(vec![0.0]));
+        assert_eq!(r.num_batches_tracked, Some(0));
+        let gi = r.grad_input.unwrap();
+        assert!((gi[0] - 2.0 * inv).abs() < 1e-15 && gi[1] == 0.0);
+
+        // Rejections.
+        let one = dims(1, 1, 1, Layout::Contiguous);
+        assert!(step(&Step {
+            dims: one,
+            x: &x[..1],
+            grad_output: None,
+            ..base
+        })
+        .is_err());
+        assert!(step(&Step { eps: 0.0, ..base }).is_err());
+        assert!(step(&Step {
+            momentum: Some(1.5),
+            ..base
+        })
+        .is_err());
+        assert!(step(&Step {
+            weight: Some(&[1.0, 2.0]),
+            ..base
+        })
+        .is_err());
+    }
+
+    #[test]
+    fn nan_stays_in_its_channel() {
+        let x = [1.0, f64::NAN, 2.0, 5.0];
+        let r = step(&Step {
+            dims: dims(2, 2, 1, Layout::Contiguous),
+            x: &x,
+            grad_output: None,
+            weight: None,
+            bias: None,
+            running_mean: None,
+            running_var: None,
+            num_batches_tracked: None,
+            eps: 1e-5,
+            momentum: Some(0.1),
+            training: true,
+        })
+        .unwrap();
+        assert!(r.y[1].is_nan() && r.y[3].is_nan());
+        assert!(r.y[0].is_finite() && r.y[2].is_finite());
+    }
+
+    #[test]
+    fn metrics_count_ulps_and_scaled_error() {
+        assert_eq!(ulp(DType::F32, 1.0), f32::EPSILON as f64);
+        assert_eq!(ulp(DType::F32, 1.5), f32::EPSILON as f64);
+        assert_eq!(ulp(DType::F32, 2.0), 2.0 * f32::EPSILON as f64);
+        assert_eq!(ulp(DType::F64, 1e4), 8192.0 * f64::EPSILON);
+        assert_eq!(ulp(DType::F32, 0.0), 2f64.powi(-149));
+        let got = [1.0 + f32::EPSILON as f64, 4.0];
+        let s = compare(&got, &[1.0, 4.0], DType::F32);
+        assert_eq!(s.ulps, 1.0);
+        assert_eq!(s.abs, f32::EPSILON as f64);
+        assert_eq!(s.scaled, 0.25);
+        assert_eq!(s.rel, f32::EPSILON as f64 / 4.0);
+        let s = compare(&[f64::NAN, 1.0], &[f64::NAN, 1.0], DType::F64);
+        assert_eq!((s.abs, s.misplaced), (0.0, 0));
+        let s = compare(&[0.0, 1.0], &[f64::NAN, 1.0], DType::F64);
+        assert!(s.scaled.is_infinite() && s.misplaced == 1);
+        assert!(compare(&[1.0], &[1.0, 2.0], DType::F64)
+            .scaled
+            .is_infinite());
+    }
+}

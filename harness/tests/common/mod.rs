@@ -1,0 +1,252 @@
+//! Test support: run one module step with an implementation and the same
+//! step with the oracle, from the same state and data, and measure the error.
+
+#![allow(dead_code)] // each test file uses part of this module
+
+use bn_harness::data::{round_to, Rng};
+use bn_harness::oracle::{self, metrics::compare, metrics::ErrorStats, Step, StepResult};
+use bn_impls::layout::{nd_view, nd_view_mut};
+use bn_impls::{BatchNorm, Config, DType, Dims, Element, Implementation, Layout};
+
+/// A module configuration and data shape to test.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub shape: Vec<usize>,
+    pub layout: Layout,
+    pub dtype: DType,
+    pub affine: bool,
+    pub track: bool,
+    pub momentum: Option<f64>,
+    pub eps: f64,
+}
+
+impl Scenario {
+    pub fn dims(&self) -> Dims {
+        Dims::from_shape("x", &self.shape, self.layout).unwrap()
+    }
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+    pub fn channels(&self) -> usize {
+        self.shape[1]
+    }
+}
+
+/// A module of either dtype (the tests iterate over both at run time).
+#[derive(Debug, Clone)]
+pub enum AnyBn {
+    F32(BatchNorm<f32>),
+    F64(BatchNorm<f64>),
+}
+
+fn widen<T: Element>(v: &Option<Vec<T>>) -> Option<Vec<f64>> {
+    v.as_ref().map(|v| v.iter().map(|x| x.as_f64()).collect())
+}
+
+fn narrow<T: Element>(v: &[f64]) -> Vec<T> {
+    v.iter().map(|&x| T::from_f64(x)).collect()
+}
+
+/// Per-channel parameters of a random module state.
+pub struct Params {
+    pub weight: Vec<f64>,
+    pub bias: Vec<f64>,
+    pub running_mean: Vec<f64>,
+    pub running_var: Vec<f64>,
+    pub num_batches_tracked: i64,
+}
+
+impl Params {
+    /// Random parameters and buffers; running statistics near the data's
+    /// (`offset`, unit-ish variance) so eval steps are meaningful.
+    pub fn random(rng: &mut Rng, sc: &Scenario, offset: f64) -> Params {
+        let c = sc.channels();
+        let r = |rng: &mut Rng, lo: f64, hi: f64| -> Vec<f64> {
+            (0..c)
+                .map(|_| round_to(sc.dtype, rng.range(lo, hi)))
+                .collect()
+        };
+        Params {
+            weight: r(rng, -2.0, 2.0),
+            bias: r(rng, -1.0, 1.0),
+            running_mean: (0..c)
+                .map(|_| round_to(sc.dtype, offset + rng.range(-1.0, 1.0)))
+                .collect(),
+            running_var: r(rng, 0.25, 4.0),
+            num_batches_tracked: (rng.next_u64() % 4) as i64,
+        }
+    }
+}
+
+impl AnyBn {
+    /// A module for the scenario with the given parameters and buffers.
+    pub fn new(sc: &Scenario, p: &Params) -> AnyBn {
+        fn make<T: Element>(sc: &Scenario, p: &Params) -> BatchNorm<T> {
+            let mut bn = BatchNorm::<T>::new(Config {
+                num_features: sc.channels(),
+                eps: sc.eps,
+                momentum: sc.momentum,
+                affine: sc.affine,
+                track_running_stats: sc.track,
+            })
+            .unwrap();
+            if sc.affine {
+                bn.weight = Some(narrow(&p.weight));
+                bn.bias = Some(narrow(&p.bias));
+            }
+            if sc.track {
+                bn.running_mean = Some(narrow(&p.running_mean));
+                bn.running_var = Some(narrow(&p.running_var));
+                bn.num_batches_tracked = Some(p.num_batches_tracked);
+            }
+            bn
+        }
+        match sc.dtype {
+            DType::F32 => AnyBn::F32(make(sc, p)),
+            DType::F64 => AnyBn::F64(make(sc, p)),
+        }
+    }
+
+    pub fn set_training(&mut self, training: bool) {
+        match self {
+            AnyBn::F32(bn) => bn.training = training,
+            AnyBn::F64(bn) => bn.training = training,
+        }
+    }
+
+    /// Forward (and backward with `dy`) with `imp`; the module's state
+    /// before the step is handed to the oracle, which computes the same
+    /// step. Returns (implementation's result, oracle's result).
+    pub fn step(
+        &mut self,
+        imp: &dyn Implementation,
+        sc: &Scenario,
+        x: &[f64],
+        dy: &[f64],
+    ) -> (StepResult, StepResult) {
+        match self {
+            AnyBn::F32(bn) => step_typed(bn, imp, sc, x, dy),
+            AnyBn::F64(bn) => step_typed(bn, imp, sc, x, dy),
+        }
+    }
+}
+
+fn step_typed<T: Element>(
+    bn: &mut BatchNorm<T>,
+    imp: &dyn Implementation,
+    sc: &Scenario,
+    x: &[f64],
+    dy: &[f64],
+) -> (StepResult, StepResult) {
+    let (weight, bias) = (widen(&bn.weight), widen(&bn.bias));
+    let (rm, rv) = (widen(&bn.running_mean), widen(&bn.running_var));
+    let want = oracle::step(&Step {
+        dims: sc.dims(),
+        x,
+        grad_output: Some(dy),
+        weight: weight.as_deref(),
+        bias: bias.as_deref(),
+        running_mean: rm.as_deref(),
+        running_var: rv.as_deref(),
+        num_batches_tracked: bn.num_batches_tracked,
+        eps: sc.eps,
+        momentum: sc.momentum,
+        training: bn.training,
+    })
+    .expect("oracle accepts the scenario");
+
+    let (xt, dyt): (Vec<T>, Vec<T>) = (narrow(x), narrow(dy));
+    let mut y = vec![T::zero(); xt.len()];
+    let mut dx = vec![T::zero(); xt.len()];
+    let (shape, layout) = (&sc.shape[..], sc.layout);
+    bn.forward(
+        imp,
+        nd_view(shape, layout, &xt).unwrap(),
+        nd_view_mut(shape, layout, &mut y).unwrap(),
+    )
+    .unwrap();
+    let grads = bn
+        .backward(
+            imp,
+            nd_view(shape, layout, &xt).unwrap(),
+            nd_view(shape, layout, &dyt).unwrap(),
+            nd_view_mut(shape, layout, &mut dx).unwrap(),
+        )
+        .unwrap();
+    let all = |v: Vec<T>| v.into_iter().map(T::as_f64).collect::<Vec<f64>>();
+    let got = StepResult {
+        y: all(y),
+        running_mean: widen(&bn.running_mean),
+        running_var: widen(&bn.running_var),
+        num_batches_tracked: bn.num_batches_tracked,
+        grad_input: Some(all(dx)),
+        grad_weight: widen(&grads.weight),
+        grad_bias: widen(&grads.bias),
+    };
+    (got, want)
+}
+
+/// Names of the compared outputs, in a fixed order.
+pub const OUTPUTS: [&str; 6] = [
+    "y",
+    "running_mean",
+    "running_var",
+    "grad_input",
+    "grad_weight",
+    "grad_bias",
+];
+
+/// Error of every output against the oracle (index as [`OUTPUTS`]).
+/// Panics if an output is present on one side only or `num_batches_tracked` differs.
+pub fn errors(got: &StepResult, want: &StepResult, dtype: DType) -> [ErrorStats; 6] {
+    assert_eq!(
+        got.num_batches_tracked, want.num_batches_tracked,
+        "num_batches_tracked"
+    );
+    let pairs = [
+        (Some(&got.y), Some(&want.y)),
+        (got.running_mean.as_ref(), want.running_mean.as_ref()),
+        (got.running_var.as_ref(), want.running_var.as_ref()),
+        (got.grad_input.as_ref(), want.grad_input.as_ref()),
+        (got.grad_weight.as_ref(), want.grad_weight.as_ref()),
+        (got.grad_bias.as_ref(), want.grad_bias.as_ref()),
+    ];
+    let mut out = [ErrorStats::ZERO; 6];
+    for (k, (g, w)) in pairs.into_iter().enumerate() {
+        out[k] = match (g, w) {
+            (Some(g), Some(w)) => compare(g, w, dtype),
+            (None, None) => ErrorStats::ZERO,
+            _ => panic!("{} present on one side only", OUTPUTS[k]),
+        };
+    }
+    out
+}
+
+/// Channel of the element at flat offset `i` (from the layout's definition).
+pub fn channel_of(sc: &Scenario, i: usize) -> usize {
+    let c = sc.channels();
+    match sc.layout {
+        Layout::Contiguous => (i / sc.shape[2..].iter().product::<usize>()) % c,
+        Layout::ChannelsLast => i % c,
+    }
+}
+
+/// A batch in memory order: channel c holds `offset + shift_c + spread·N(0,1)`
+/// with a per-channel shift in [−1, 1]·`shift` and spread in [0.5, 2]·`spread`,
+/// rounded to the dtype.
+pub fn batch(rng: &mut Rng, sc: &Scenario, offset: f64, shift: f64, spread: f64) -> Vec<f64> {
+    let c = sc.channels();
+    let shifts: Vec<f64> = (0..c).map(|_| shift * rng.range(-1.0, 1.0)).collect();
+    let spreads: Vec<f64> = (0..c).map(|_| spread * rng.range(0.5, 2.0)).collect();
+    (0..sc.len())
+        .map(|i| {
+            let ch = channel_of(sc, i);
+            round_to(sc.dtype, offset + shifts[ch] + spreads[ch] * rng.normal())
+        })
+        .collect()
+}
+
+/// Upstream gradients: standard normal, rounded to the dtype.
+pub fn grad_output(rng: &mut Rng, sc: &Scenario) -> Vec<f64> {
+    rng.normal_vec(sc.len(), 0.0, 1.0, sc.dtype)
+}
