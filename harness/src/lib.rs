@@ -4,12 +4,15 @@
 //! - [`tolerance`]: the bn-case/1 agreement rule; [`conformance`]: cases × implementations;
 //! - [`cli`]: the `bnh` command line.
 
+pub mod bench;
 pub mod case;
 pub mod cli;
 pub mod conformance;
 pub mod error;
+pub mod export;
 pub mod num;
 pub mod output;
+pub mod report;
 pub mod run;
 pub mod tolerance;
 
