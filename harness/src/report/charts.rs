@@ -178,7 +178,7 @@ fn draw(
             legend_box(&mut chart, legend)?;
         } else {
             let mut chart = builder(&root, title)
-                .build_cartesian_2d(x0 - 0.2..x1 + 0.2, 0.0..y_hi.max(1.0))
+                .build_cartesian_2d(x0 - 0.2..x1 + 0.2, 0.0..(y1.max(x1) * 1.25))
                 .map_err(plot_err)?;
             chart
                 .configure_mesh()
@@ -186,6 +186,7 @@ fn draw(
                 .y_desc(y_desc)
                 .x_labels(((x1 - x0) as usize + 1).min(16))
                 .x_label_formatter(&|v| format!("{v:.0}"))
+                .light_line_style(WHITE)
                 .y_label_formatter(&|v| format!("{v:.2}"))
                 .axis_desc_style(("sans-serif", 18))
                 .label_style(("sans-serif", 14))
@@ -260,7 +261,7 @@ fn size_slice<'a>(records: &'a [Record], op: &str) -> (Vec<&'a Record>, String, 
 fn by_impl(
     slice: &[&Record],
     impls: &[String],
-    y: impl Fn(&Record) -> f64,
+    y: &dyn Fn(&Record) -> f64,
 ) -> Vec<(String, Vec<(f64, f64)>)> {
     impls
         .iter()
@@ -295,69 +296,129 @@ pub fn render_all(records: &[Record], out: &Path) -> Result<Vec<PathBuf>> {
             continue;
         }
         let where_ = format!("{dtype}, contiguous, {threads} thread(s)");
-        // Time per element.
-        let series: Vec<Series> = by_impl(&slice, &impls, |r| r.median_ns / r.elements() as f64)
-            .into_iter()
-            .map(|(name, points)| Series {
-                color: color_of(&impls, &name),
-                name,
-                width: 2,
-                points,
-            })
-            .collect();
-        let svg = draw(
-            &format!("{op}: time per element vs tensor size ({where_})"),
-            "tensor size (bytes of x, log scale)",
-            "time per element (ns, log scale)",
-            &series,
-            true,
-            SeriesLabelPosition::UpperRight,
-        )?;
-        save(
-            out,
-            &format!("time_per_element_{op}.svg"),
-            &svg,
-            &mut written,
-        )?;
-
-        // GB/s with the memcpy roofline.
-        let mut series: Vec<Series> = by_impl(&slice, &impls, |r| r.gb_per_s)
-            .into_iter()
-            .map(|(name, points)| Series {
-                color: color_of(&impls, &name),
-                name,
-                width: 2,
-                points,
-            })
-            .collect();
-        let mut copy: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
-        for r in &slice {
-            copy.entry(r.bytes).or_default().push(r.memcpy_gb_per_s());
+        let all = format!("all shapes, {where_}");
+        size_charts(&slice, &impls, &op, &all, "", out, &mut written)?;
+        let families = [
+            (
+                "batch_sweep",
+                "batch sweep",
+                sweep_family(&slice, |r| (r.c, r.spatial), |r| r.n),
+            ),
+            (
+                "feature_sweep",
+                "feature sweep",
+                sweep_family(&slice, |r| (r.n, r.spatial), |r| r.c),
+            ),
+        ];
+        for (suffix, what, family) in families {
+            if let Some((fixed, rows)) = family {
+                let desc = match suffix {
+                    "batch_sweep" => format!("{what}, C={} S={}, {where_}", fixed.0, fixed.1),
+                    _ => format!("{what}, N={} S={}, {where_}", fixed.0, fixed.1),
+                };
+                size_charts(
+                    &rows,
+                    &impls,
+                    &op,
+                    &desc,
+                    &format!("_{suffix}"),
+                    out,
+                    &mut written,
+                )?;
+            }
         }
-        series.push(Series {
-            name: "memcpy (read + write of x)".into(),
-            color: BLACK,
-            width: 3,
-            points: copy
-                .into_iter()
-                .map(|(b, v)| (b as f64, geomean(&v)))
-                .collect(),
-        });
-        let svg = draw(
-            &format!("{op}: bandwidth vs tensor size ({where_})"),
-            "tensor size (bytes of x, log scale)",
-            "GB/s (minimum bytes moved / median time, log scale)",
-            &series,
-            true,
-            SeriesLabelPosition::UpperRight,
-        )?;
-        save(out, &format!("gbps_{op}.svg"), &svg, &mut written)?;
-
         if let Some(svg) = thread_chart(records, &op, &dtype, &impls)? {
             save(out, &format!("thread_scaling_{op}.svg"), &svg, &mut written)?;
         }
     }
     Ok(written)
+}
+
+/// The largest family of records that share `fixed` and vary `var` over at
+/// least four values: a batch sweep (fixed C and S) or a feature sweep
+/// (fixed N and S), charted on its own so its line is one clean sweep.
+fn sweep_family<'a>(
+    slice: &[&'a Record],
+    fixed: impl Fn(&Record) -> (usize, usize),
+    var: impl Fn(&Record) -> usize,
+) -> Option<((usize, usize), Vec<&'a Record>)> {
+    let mut groups: BTreeMap<(usize, usize), Vec<&'a Record>> = BTreeMap::new();
+    for r in slice {
+        groups.entry(fixed(r)).or_default().push(r);
+    }
+    groups
+        .into_iter()
+        .map(|(k, rows)| {
+            let mut vals: Vec<usize> = rows.iter().map(|r| var(r)).collect();
+            vals.sort_unstable();
+            vals.dedup();
+            (vals.len(), k, rows)
+        })
+        .filter(|(distinct, _, _)| *distinct >= 4)
+        .max_by_key(|(distinct, _, _)| *distinct)
+        .map(|(_, k, rows)| (k, rows))
+}
+
+/// Time per element and GB/s (with the memcpy line) vs size for one slice.
+fn size_charts(
+    slice: &[&Record],
+    impls: &[String],
+    op: &str,
+    desc: &str,
+    suffix: &str,
+    out: &Path,
+    written: &mut Vec<PathBuf>,
+) -> Result<()> {
+    let lines = |y: &dyn Fn(&Record) -> f64| -> Vec<Series> {
+        by_impl(slice, impls, y)
+            .into_iter()
+            .map(|(name, points)| Series {
+                color: color_of(impls, &name),
+                name,
+                width: 2,
+                points,
+            })
+            .collect()
+    };
+    let series = lines(&|r| r.median_ns / r.elements() as f64);
+    let svg = draw(
+        &format!("{op}: time per element vs size ({desc})"),
+        "tensor size (bytes of x, log scale)",
+        "time per element (ns, log scale)",
+        &series,
+        true,
+        SeriesLabelPosition::UpperRight,
+    )?;
+    save(
+        out,
+        &format!("time_per_element_{op}{suffix}.svg"),
+        &svg,
+        written,
+    )?;
+
+    let mut series = lines(&|r| r.gb_per_s);
+    let mut copy: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+    for r in slice {
+        copy.entry(r.bytes).or_default().push(r.memcpy_gb_per_s());
+    }
+    series.push(Series {
+        name: "memcpy (read + write of x)".into(),
+        color: BLACK,
+        width: 3,
+        points: copy
+            .into_iter()
+            .map(|(b, v)| (b as f64, geomean(&v)))
+            .collect(),
+    });
+    let svg = draw(
+        &format!("{op}: bandwidth vs size ({desc})"),
+        "tensor size (bytes of x, log scale)",
+        "GB/s (minimum bytes moved / median time, log scale)",
+        &series,
+        true,
+        SeriesLabelPosition::UpperRight,
+    )?;
+    save(out, &format!("gbps_{op}{suffix}.svg"), &svg, written)
 }
 
 /// Speed-up over the fewest threads, geometric mean over the contiguous
