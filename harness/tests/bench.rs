@@ -467,3 +467,46 @@ fn report_renders_tables_and_charts_from_a_tiny_csv() {
     std::fs::write(&empty, CsvExporter.serialize(&[]).unwrap()).unwrap();
     assert!(bn_harness::cli::report::report_from(&[empty], &dir.join("o2")).is_err());
 }
+
+// ---- measurement plumbing (no speed assertions) ----
+
+#[test]
+fn a_tiny_sweep_measures_every_implementation_and_op() {
+    let o = args(&[
+        "--grid",
+        "quick",
+        "--shapes",
+        "4x3x2x2,6x5",
+        "--dtypes",
+        "f32,f64",
+        "--threads",
+        "1,2",
+        "--min-time",
+        "0.001",
+    ])
+    .validate()
+    .unwrap();
+    let mut steps = 0;
+    let recs = bn_harness::bench::sweep::run(&o, |_| steps += 1, |_| {}).unwrap();
+    assert_eq!(recs.len(), o.count());
+    assert_eq!(steps, o.count());
+    for imp in bn_impls::registry::all() {
+        for op in ["train", "eval", "backward"] {
+            assert!(recs.iter().any(|r| r.imp == imp.info().name && r.op == op));
+        }
+    }
+    for r in &recs {
+        assert!(r.median_ns > 0.0 && r.memcpy_ns > 0.0, "{r:?}");
+        assert!(r.p10_ns <= r.median_ns && r.median_ns <= r.p90_ns, "{r:?}");
+        assert!(r.samples >= bn_harness::bench::runner::MIN_SAMPLES);
+        assert_eq!(
+            r.bytes as usize,
+            r.elements() * if r.dtype == "f32" { 4 } else { 8 }
+        );
+    }
+    // (N, C) shapes appear once, as contiguous, even with both layouts asked for.
+    assert!(recs
+        .iter()
+        .filter(|r| r.shape == "6x5")
+        .all(|r| r.layout == "contiguous"));
+}
