@@ -26,6 +26,13 @@ for grid in "${GRIDS[@]}"; do
     --csv "$OUT/bench-$grid.csv" > /dev/null
   csvs+=("$OUT/bench-$grid.csv")
 done
+# PyTorch's OpenMP workers spin, then sleep, between calls. In a container
+# with a CPU quota (the development machine), the spinning burns the quota
+# and multi-thread calls then stall ~48 ms each (CFS throttling), which is the
+# machine, not torch. ACTIVE keeps workers spinning and avoids the stall;
+# export OMP_WAIT_POLICY= (empty) to measure the library default instead.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY-ACTIVE}
+[ -z "$OMP_WAIT_POLICY" ] && unset OMP_WAIT_POLICY
 if python3 -c 'import torch' 2>/dev/null; then
   for grid in "${GRIDS[@]}"; do
     echo "== torch_bench.py --grid $grid" >&2

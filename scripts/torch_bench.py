@@ -234,7 +234,8 @@ def main():
             "rustc": f"n/a (torch {torch.__version__}, python {platform.python_version()})",
             "git_commit": commit or "unknown",
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "command": " ".join(["python3"] + sys.argv),
+            "command": " ".join([f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}"] * ("OMP_WAIT_POLICY" in os.environ)
+                                + ["python3"] + sys.argv),
         }, f, indent=2)
     print(f"torch_bench: wrote {len(rows)} rows to {args.csv}", file=sys.stderr)
     return 0

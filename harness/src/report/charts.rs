@@ -256,6 +256,27 @@ fn size_slice<'a>(records: &'a [Record], op: &str) -> (Vec<&'a Record>, String, 
     (slice, dtype, threads)
 }
 
+/// Rows measured by another tool (the PyTorch script: `torch`, `torch-noalloc`).
+/// Their memcpy is timed through Python (`dst.copy_(x)`, microseconds of
+/// dispatch per call), so the roofline line uses bnh's own copies when present.
+fn is_external(imp: &str) -> bool {
+    imp.starts_with("torch")
+}
+
+/// The records whose memcpy draws the roofline line (see [`is_external`]).
+fn roofline_records<'a>(slice: &[&'a Record]) -> Vec<&'a Record> {
+    let own: Vec<&Record> = slice
+        .iter()
+        .copied()
+        .filter(|r| !is_external(&r.imp))
+        .collect();
+    if own.is_empty() {
+        slice.to_vec()
+    } else {
+        own
+    }
+}
+
 /// Points per implementation, x = bytes of `x`, sorted; several records at
 /// one size (different shapes) are averaged geometrically.
 fn by_impl(
@@ -398,7 +419,7 @@ fn size_charts(
 
     let mut series = lines(&|r| r.gb_per_s);
     let mut copy: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
-    for r in slice {
+    for r in roofline_records(slice) {
         copy.entry(r.bytes).or_default().push(r.memcpy_gb_per_s());
     }
     series.push(Series {
@@ -453,10 +474,12 @@ fn thread_chart(
                     .find(|b| b.threads == base && b.shape == r.shape)
                 {
                     sp.push(b.median_ns / r.median_ns);
-                    copy_speedups
-                        .entry(t)
-                        .or_default()
-                        .push(b.memcpy_ns / r.memcpy_ns);
+                    if !is_external(&r.imp) || impls.iter().all(|i| is_external(i)) {
+                        copy_speedups
+                            .entry(t)
+                            .or_default()
+                            .push(b.memcpy_ns / r.memcpy_ns);
+                    }
                 }
             }
             if !sp.is_empty() {
@@ -483,7 +506,7 @@ fn thread_chart(
     });
     draw(
         &format!("{op}: thread scaling ({dtype}, contiguous; geomean over shapes)"),
-        "threads (rayon pool size)",
+        "threads (rayon pool size; torch: set_num_threads)",
         &format!("speed-up over {base} thread(s)"),
         &series,
         false,

@@ -211,7 +211,7 @@ pub fn report_markdown(records: &[Record], sources: &[Source], charts: &[String]
             (
                 r.elements(),
                 r.shape.clone(),
-                r.layout.clone(),
+                r.layout != "contiguous",
                 impls.iter().position(|i| *i == r.imp),
             )
         });
