@@ -425,6 +425,7 @@ fn report_renders_tables_and_charts_from_a_tiny_csv() {
         "## backward — f32, 2 thread(s)",
         "| 64x32x4x4 | contiguous | welford |",
         "torch-noalloc",
+        "like-for-like",
     ] {
         assert!(md.contains(needle), "REPORT.md lacks {needle:?}");
     }

@@ -107,7 +107,7 @@ pub struct Case {
 /// The named grids of `--grid`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum GridName {
-    /// The shapes the issue asks for: 1-D, 2-D (both layouts) and 3-D, L1 to 128 MB.
+    /// BatchNorm1d, 2d (both layouts) and 3d shapes, 8 KiB (f32) to 128 MiB (f64).
     Standard,
     /// N = 1, 2, 4, ..., 4096 at C = 64, 8x8 spatial (16 KiB to 64 MiB in f32).
     BatchSweep,

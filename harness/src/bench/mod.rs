@@ -8,6 +8,7 @@
 //! - [`options`]: validated `bnh bench` options;
 //! - [`workload`]: preallocated buffers and one call of an operation;
 //! - [`runner`]: warm-up, sampling, statistics and the interleaved memcpy roofline;
+//! - [`sweep`]: every measurement of validated options, one rayon pool per thread count;
 //! - [`machine`]: the machine description written beside each CSV;
 //! - [`criterion_import`]: criterion's results turned into the same records.
 

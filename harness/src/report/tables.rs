@@ -124,6 +124,15 @@ pub fn report_markdown(records: &[Record], sources: &[Source], charts: &[String]
          docs/BENCHMARKS.md.\n",
         records.len()
     );
+    if records.iter().any(|r| r.imp.starts_with("torch")) {
+        let _ = writeln!(
+            md,
+            "`torch` is PyTorch as users call it (a fresh output per call, paying page faults \
+             above glibc's mmap threshold); `torch-noalloc` is the same call with those faults \
+             removed (GLIBC_TUNABLES), the like-for-like comparison with our implementations, \
+             which write into preallocated buffers. Method: docs/BENCHMARKS.md.\n"
+        );
+    }
     let _ = writeln!(md, "## Sources\n");
     for s in sources {
         let _ = writeln!(md, "- `{}`: {} rows", s.path.display(), s.rows);
