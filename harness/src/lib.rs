@@ -6,15 +6,18 @@
 //! - [`data`]: seeded random batches for tests and benchmarks;
 //! - [`cli`]: the `bnh` command line.
 
+pub mod bench;
 pub mod case;
 pub mod cli;
 pub mod conformance;
 pub mod data;
 pub mod dd;
 pub mod error;
+pub mod export;
 pub mod num;
 pub mod oracle;
 pub mod output;
+pub mod report;
 pub mod run;
 pub mod tolerance;
 

@@ -1,7 +1,11 @@
 //! The `bnh` command line: one file per subcommand.
 
+mod all;
+pub mod bench;
 mod check;
+mod import_criterion;
 mod list;
+pub mod report;
 mod run_case;
 
 use crate::error::Result;
@@ -25,6 +29,14 @@ pub enum Command {
     RunCase(run_case::Args),
     /// Run every case with every implementation and judge them by the tolerance rule.
     Check(check::Args),
+    /// Time implementations over a grid of shapes (table, optional CSV).
+    Bench(bench::Args),
+    /// Render REPORT.md and SVG charts from bench CSVs.
+    Report(report::Args),
+    /// The whole job: check on the shipped fixtures, time the quick grid, write the report.
+    All(all::Args),
+    /// Convert `cargo bench` (criterion) results into a bench CSV.
+    ImportCriterion(import_criterion::Args),
 }
 
 /// Run a parsed command line; the exit code says whether checks passed.
@@ -33,5 +45,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::List(a) => list::run(a),
         Command::RunCase(a) => run_case::run(a),
         Command::Check(a) => check::run(a),
+        Command::Bench(a) => bench::run(a),
+        Command::Report(a) => report::run(a),
+        Command::All(a) => all::run(a),
+        Command::ImportCriterion(a) => import_criterion::run(a),
     }
 }

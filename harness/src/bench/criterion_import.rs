@@ -1,0 +1,159 @@
+//! Turning `cargo bench`'s criterion results into bench records (same CSV).
+//!
+//! The criterion benches (`benches/benches/batchnorm.rs`) name each group
+//! [`group_id`] = `OP/DTYPE/LAYOUT/SHAPE/tTHREADS` and each function the
+//! implementation name, with a `memcpy` function in every group as the
+//! roofline. Criterion stores, per benchmark, `new/benchmark.json` (the ids),
+//! `new/estimates.json` (the median's point estimate) and `new/sample.json`
+//! (iterations and total time per sample, from which p10/p90 come).
+
+use super::grid::Shape;
+use super::runner::percentile;
+use super::{round, Op, Record};
+use crate::error::{Error, Result};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The function id of the memcpy roofline in each criterion group.
+pub const MEMCPY_ID: &str = "memcpy";
+
+/// The criterion group id of one case: `OP/DTYPE/LAYOUT/SHAPE/tTHREADS`.
+pub fn group_id(op: Op, dtype: &str, layout: &str, shape: &Shape, threads: usize) -> String {
+    format!("{op}/{dtype}/{layout}/{shape}/t{threads}")
+}
+
+#[derive(Deserialize)]
+struct BenchmarkJson {
+    group_id: String,
+    function_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Estimate {
+    point_estimate: f64,
+}
+
+#[derive(Deserialize)]
+struct EstimatesJson {
+    median: Estimate,
+}
+
+#[derive(Deserialize)]
+struct SampleJson {
+    iters: Vec<f64>,
+    times: Vec<f64>,
+}
+
+struct Measured {
+    median_ns: f64,
+    p10_ns: f64,
+    p90_ns: f64,
+    samples: usize,
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::Usage(format!("{}: not a criterion result: {e}", path.display())))
+}
+
+fn find_benchmarks(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        if path.is_dir() {
+            if path.file_name().is_some_and(|n| n == "new") {
+                if path.join("benchmark.json").is_file() {
+                    out.push(path);
+                }
+            } else {
+                find_benchmarks(&path, out)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Records for every group under `criterion_dir` (default `target/criterion`)
+/// that has our id format and a memcpy function; other benchmarks are skipped.
+pub fn import(criterion_dir: &Path) -> Result<Vec<Record>> {
+    if !criterion_dir.is_dir() {
+        return Err(Error::Usage(format!(
+            "{}: no criterion results; run `cargo bench -p bn-benches` first",
+            criterion_dir.display()
+        )));
+    }
+    let mut dirs = Vec::new();
+    find_benchmarks(criterion_dir, &mut dirs)?;
+    let mut groups: BTreeMap<String, BTreeMap<String, Measured>> = BTreeMap::new();
+    for dir in dirs {
+        let b: BenchmarkJson = read_json(&dir.join("benchmark.json"))?;
+        let Some(func) = b.function_id else { continue };
+        let est: EstimatesJson = read_json(&dir.join("estimates.json"))?;
+        let sample: SampleJson = read_json(&dir.join("sample.json"))?;
+        let mut per_iter: Vec<f64> = sample
+            .times
+            .iter()
+            .zip(&sample.iters)
+            .map(|(t, i)| t / i)
+            .collect();
+        per_iter.sort_by(f64::total_cmp);
+        if per_iter.is_empty() {
+            continue;
+        }
+        groups.entry(b.group_id).or_default().insert(
+            func,
+            Measured {
+                median_ns: est.median.point_estimate,
+                p10_ns: percentile(&per_iter, 0.1),
+                p90_ns: percentile(&per_iter, 0.9),
+                samples: per_iter.len(),
+            },
+        );
+    }
+    let mut out = Vec::new();
+    for (gid, funcs) in &groups {
+        let parts: Vec<&str> = gid.split('/').collect();
+        let [op, dtype, layout, shape, threads] = parts[..] else {
+            continue;
+        };
+        let (Ok(op), Ok(shape), Some(Ok(threads)), Some(copy)) = (
+            op.parse::<Op>(),
+            shape.parse::<Shape>(),
+            threads.strip_prefix('t').map(str::parse::<usize>),
+            funcs.get(MEMCPY_ID),
+        ) else {
+            continue;
+        };
+        let size = match dtype {
+            "f32" => 4,
+            "f64" => 8,
+            _ => continue,
+        };
+        for (imp, m) in funcs.iter().filter(|(f, _)| f.as_str() != MEMCPY_ID) {
+            let mut rec = Record {
+                imp: imp.clone(),
+                op: op.name().into(),
+                dtype: dtype.into(),
+                layout: layout.into(),
+                shape: shape.to_string(),
+                n: shape.n(),
+                c: shape.c(),
+                spatial: shape.spatial(),
+                threads,
+                bytes: (shape.elements() * size) as u64,
+                median_ns: round(m.median_ns, 1),
+                p10_ns: round(m.p10_ns, 1),
+                p90_ns: round(m.p90_ns, 1),
+                memcpy_ns: round(copy.median_ns, 1),
+                ratio_to_memcpy: 0.0,
+                gb_per_s: 0.0,
+                samples: m.samples,
+            };
+            rec.derive();
+            out.push(rec);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,166 @@
+//! Measurement: what `bnh bench` and the criterion benches time.
+//!
+//! Split as in criterion: this module measures and produces [`Record`]s;
+//! [`crate::export`] writes them (CSV, terminal table) and [`crate::report`]
+//! renders REPORT.md and charts from CSV alone.
+//!
+//! - [`grid`]: shapes, layouts and the named grids; shape parsing;
+//! - [`options`]: validated `bnh bench` options;
+//! - [`workload`]: preallocated buffers and one call of an operation;
+//! - [`runner`]: warm-up, sampling, statistics and the interleaved memcpy roofline;
+//! - [`sweep`]: every measurement of validated options, one rayon pool per thread count;
+//! - [`machine`]: the machine description written beside each CSV;
+//! - [`criterion_import`]: criterion's results turned into the same records.
+
+pub mod criterion_import;
+pub mod grid;
+pub mod machine;
+pub mod options;
+pub mod rng;
+pub mod runner;
+pub mod sweep;
+pub mod workload;
+
+use serde::{Deserialize, Serialize};
+
+/// The three timed operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Op {
+    /// Training-mode forward: batch statistics + normalized output.
+    Train,
+    /// Forward with given (running) statistics.
+    Eval,
+    /// Gradients of input, weight and bias (batch statistics).
+    Backward,
+}
+
+impl Op {
+    /// All operations, in report order.
+    pub const ALL: [Op; 3] = [Op::Train, Op::Eval, Op::Backward];
+
+    /// The name used in flags, CSV and benchmark ids.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Train => "train",
+            Op::Eval => "eval",
+            Op::Backward => "backward",
+        }
+    }
+
+    /// How many tensors of the size of `x` the operation must read or write
+    /// at minimum: train reads `x` twice (statistics, then normalization) and
+    /// writes `y`; eval reads `x` and writes `y`; backward reads `x` and
+    /// `grad_output` and writes `grad_input`. `gb_per_s` counts these bytes.
+    pub fn tensor_passes(self) -> usize {
+        match self {
+            Op::Train => 3,
+            Op::Eval => 2,
+            Op::Backward => 3,
+        }
+    }
+}
+
+impl std::str::FromStr for Op {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Op, String> {
+        Op::ALL
+            .into_iter()
+            .find(|o| o.name() == s)
+            .ok_or_else(|| format!("unknown op '{s}'; use train, eval or backward"))
+    }
+}
+
+impl std::fmt::Display for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The CSV columns, in order: the stable schema documented in docs/BENCHMARKS.md.
+pub const CSV_COLUMNS: [&str; 17] = [
+    "impl",
+    "op",
+    "dtype",
+    "layout",
+    "shape",
+    "n",
+    "c",
+    "spatial",
+    "threads",
+    "bytes",
+    "median_ns",
+    "p10_ns",
+    "p90_ns",
+    "memcpy_ns",
+    "ratio_to_memcpy",
+    "gb_per_s",
+    "samples",
+];
+
+/// One measurement: one implementation, operation, dtype, layout, shape and
+/// thread count. Field order is the CSV column order ([`CSV_COLUMNS`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Implementation name (`torch`, `torch-noalloc` for the PyTorch script).
+    #[serde(rename = "impl")]
+    pub imp: String,
+    /// `train`, `eval` or `backward`.
+    pub op: String,
+    /// `f32` or `f64`.
+    pub dtype: String,
+    /// `contiguous` or `channels_last`.
+    pub layout: String,
+    /// `NxCxHxW`-style logical shape.
+    pub shape: String,
+    pub n: usize,
+    pub c: usize,
+    /// Product of the spatial sizes (1 for `(N, C)`).
+    pub spatial: usize,
+    /// Size of the rayon pool (or `torch.set_num_threads`) the call ran in.
+    pub threads: usize,
+    /// Size of `x` in bytes.
+    pub bytes: u64,
+    /// Median time of one call.
+    pub median_ns: f64,
+    /// 10th percentile of the per-sample times.
+    pub p10_ns: f64,
+    /// 90th percentile of the per-sample times.
+    pub p90_ns: f64,
+    /// Median time of copying `x` into a preallocated buffer, timed interleaved.
+    pub memcpy_ns: f64,
+    /// `median_ns / memcpy_ns`.
+    pub ratio_to_memcpy: f64,
+    /// `tensor_passes(op) * bytes / median_ns`: the bandwidth the op reaches.
+    pub gb_per_s: f64,
+    /// Number of timed samples the statistics are over.
+    pub samples: usize,
+}
+
+impl Record {
+    /// Fill the derived columns (`ratio_to_memcpy`, `gb_per_s`) from the timings.
+    pub fn derive(&mut self) {
+        let passes = self
+            .op
+            .parse::<Op>()
+            .map(|o| o.tensor_passes())
+            .unwrap_or(2) as f64;
+        self.ratio_to_memcpy = round(self.median_ns / self.memcpy_ns, 4);
+        self.gb_per_s = round(passes * self.bytes as f64 / self.median_ns, 3);
+    }
+
+    /// Elements of `x`.
+    pub fn elements(&self) -> usize {
+        self.n * self.c * self.spatial
+    }
+
+    /// Bandwidth of the memcpy roofline (one read and one write of `x`), GB/s.
+    pub fn memcpy_gb_per_s(&self) -> f64 {
+        2.0 * self.bytes as f64 / self.memcpy_ns
+    }
+}
+
+/// Round to `digits` decimals, so the CSV stays readable.
+pub fn round(v: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (v * f).round() / f
+}

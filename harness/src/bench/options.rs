@@ -1,0 +1,190 @@
+//! `bnh bench` options: parsed by clap, validated here in one place before
+//! any measurement starts (like hyperfine's `Options`), so a typo in the
+//! last shape never wastes a ten-minute sweep.
+
+use super::grid::{cases, Case, GridName, Shape};
+use super::Op;
+use crate::error::{Error, Result};
+use bn_impls::{DType, Implementation, Layout};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The command-line form of the options (comma-separated lists).
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Implementations to time (default: every registered one), e.g. naive,welford.
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    pub impls: Vec<String>,
+    /// Operations to time (default: all three).
+    #[arg(long, value_delimiter = ',', value_name = "OPS")]
+    pub ops: Vec<String>,
+    /// Element types (default: the grid's; f32,f64 for standard, f32 otherwise).
+    #[arg(long, value_delimiter = ',', value_name = "f32,f64")]
+    pub dtypes: Vec<String>,
+    /// Memory layouts of shapes with spatial dims (default: the grid's).
+    #[arg(long, value_delimiter = ',', value_name = "contiguous,channels_last")]
+    pub layouts: Vec<String>,
+    /// Shapes NxC[xD][xH][xW] to time instead of the grid's, e.g. 64x64x56x56,256x1024.
+    #[arg(long, value_delimiter = ',', value_name = "SHAPES")]
+    pub shapes: Vec<String>,
+    /// Named grid of shapes.
+    #[arg(long, value_enum, default_value = "standard")]
+    pub grid: GridName,
+    /// Rayon pool sizes to run each measurement in (default: 1).
+    #[arg(long, value_delimiter = ',', value_name = "1,2")]
+    pub threads: Vec<usize>,
+    /// Seconds of timed calls per measurement (default: 0.05 for quick, 0.25 otherwise).
+    #[arg(long, value_name = "SECONDS")]
+    pub min_time: Option<f64>,
+    /// Write one CSV row per measurement here (plus a NAME.machine.json sidecar).
+    #[arg(long, value_name = "PATH")]
+    pub csv: Option<PathBuf>,
+}
+
+/// Validated options: everything a sweep needs, nothing left to check.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub impls: Vec<&'static dyn Implementation>,
+    pub ops: Vec<Op>,
+    pub dtypes: Vec<DType>,
+    pub cases: Vec<Case>,
+    pub threads: Vec<usize>,
+    pub min_time: Duration,
+    pub csv: Option<PathBuf>,
+    pub grid: GridName,
+}
+
+/// Most threads a pool may have: far above any sensible request, low enough
+/// to catch a mistyped number before spawning thousands of threads.
+pub const MAX_THREADS: usize = 1024;
+
+fn parse_list<T>(values: &[String], what: &str) -> Result<Vec<T>>
+where
+    T: std::str::FromStr<Err = String> + PartialEq,
+{
+    let mut out = Vec::new();
+    for v in values.iter().map(|v| v.trim()) {
+        if v.is_empty() {
+            return Err(Error::Usage(format!(
+                "empty {what} in a comma-separated list"
+            )));
+        }
+        let t = v.parse::<T>().map_err(Error::Usage)?;
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    Ok(out)
+}
+
+/// Check that `path` can be written (its folder exists and accepts a file)
+/// without touching an existing file at `path`.
+pub fn check_writable(path: &Path) -> Result<()> {
+    if path.is_dir() {
+        return Err(Error::Usage(format!(
+            "--csv {}: is a directory; give a file path such as {}/bench.csv",
+            path.display(),
+            path.display()
+        )));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(Error::Usage(format!(
+            "--csv {}: folder {} does not exist; create it first",
+            path.display(),
+            dir.display()
+        )));
+    }
+    let probe = dir.join(format!(".bnh-write-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .and_then(|_| std::fs::remove_file(&probe))
+        .map_err(|e| {
+            Error::Usage(format!(
+                "--csv {}: cannot write in {}: {e}",
+                path.display(),
+                dir.display()
+            ))
+        })
+}
+
+impl BenchArgs {
+    /// Validate every option; errors name the bad value and the fix.
+    pub fn validate(&self) -> Result<BenchOptions> {
+        let impls = crate::select_impls(&self.impls)?;
+        let ops: Vec<Op> = if self.ops.is_empty() {
+            Op::ALL.to_vec()
+        } else {
+            parse_list(&self.ops, "op")?
+        };
+        let dtypes: Vec<DType> = if self.dtypes.is_empty() {
+            self.grid.default_dtypes()
+        } else {
+            parse_list(&self.dtypes, "dtype")?
+        };
+        let layouts: Vec<Layout> = if self.layouts.is_empty() {
+            self.grid.default_layouts()
+        } else {
+            parse_list(&self.layouts, "layout")?
+        };
+        let shapes: Vec<Shape> = if self.shapes.is_empty() {
+            self.grid.shapes()
+        } else {
+            let mut v = Vec::new();
+            for s in &self.shapes {
+                let shape: Shape = s.parse()?;
+                if !v.contains(&shape) {
+                    v.push(shape);
+                }
+            }
+            v
+        };
+        let mut threads = Vec::new();
+        for &t in if self.threads.is_empty() {
+            &[1][..]
+        } else {
+            &self.threads[..]
+        } {
+            if t == 0 || t > MAX_THREADS {
+                return Err(Error::Usage(format!(
+                    "--threads {t}: a pool needs 1 to {MAX_THREADS} threads"
+                )));
+            }
+            if !threads.contains(&t) {
+                threads.push(t);
+            }
+        }
+        let secs = self.min_time.unwrap_or(self.grid.default_min_time());
+        if !(secs.is_finite() && secs > 0.0 && secs <= 3600.0) {
+            return Err(Error::Usage(format!(
+                "--min-time {secs}: give a number of seconds in (0, 3600], e.g. 0.25"
+            )));
+        }
+        if let Some(p) = &self.csv {
+            check_writable(p)?;
+        }
+        Ok(BenchOptions {
+            impls,
+            ops,
+            dtypes,
+            cases: cases(&shapes, &layouts),
+            threads,
+            min_time: Duration::from_secs_f64(secs),
+            csv: self.csv.clone(),
+            grid: self.grid,
+        })
+    }
+}
+
+impl BenchOptions {
+    /// Number of measurements the sweep will take.
+    pub fn count(&self) -> usize {
+        self.impls.len()
+            * self.ops.len()
+            * self.dtypes.len()
+            * self.cases.len()
+            * self.threads.len()
+    }
+}

@@ -1,0 +1,177 @@
+//! Preallocated buffers for one benchmarked tensor and one call of an
+//! operation on them.
+//!
+//! Every buffer (inputs, outputs, statistics, the memcpy destination) is
+//! allocated and filled once, before timing, so a timed call measures the
+//! kernel writing into memory that is already mapped — the like-for-like
+//! comparison with a preallocated memcpy. The validated problem struct
+//! (`TrainForward::new` etc.) borrows the buffers mutably and is consumed by
+//! the kernel, so it is rebuilt on each call; its checks are O(1) (shape and
+//! stride classification, length comparisons) and are part of what a user
+//! of the library pays per call.
+
+use super::grid::Case;
+use super::rng::SplitMix64;
+use super::Op;
+use bn_impls::{
+    kernel, Affine, Backward, DType, Dims, Element, EvalForward, GradMode, Implementation,
+    TrainForward,
+};
+use rayon::prelude::*;
+
+/// `eps` used by every benchmark call (PyTorch's default).
+pub const EPS: f64 = 1e-5;
+
+/// Buffers for one case in one element type.
+pub struct Buffers<T> {
+    dims: Dims,
+    x: Vec<T>,
+    y: Vec<T>,
+    dy: Vec<T>,
+    dx: Vec<T>,
+    copy_dst: Vec<T>,
+    weight: Vec<f64>,
+    bias: Vec<f64>,
+    mean: Vec<f64>,
+    var: Vec<f64>,
+    grad_weight: Vec<f64>,
+    grad_bias: Vec<f64>,
+}
+
+impl<T: Element> Buffers<T> {
+    /// Allocate and fill every buffer for `case` (seeded, so runs are repeatable).
+    pub fn new(case: &Case) -> crate::Result<Self> {
+        let dims = Dims::from_shape("x", case.shape.dims(), case.layout)?;
+        let len = dims.len();
+        let c = dims.c;
+        let mut rng = SplitMix64::new(0x5EED ^ len as u64);
+        let mut fill = |lo: f64, hi: f64, n: usize| -> Vec<T> {
+            (0..n).map(|_| T::from_f64(rng.uniform(lo, hi))).collect()
+        };
+        let x = fill(-1.0, 3.0, len);
+        let dy = fill(-1.0, 1.0, len);
+        let ch = |rng: &mut SplitMix64, lo: f64, hi: f64| -> Vec<f64> {
+            (0..c).map(|_| rng.uniform(lo, hi)).collect()
+        };
+        let mut rng = SplitMix64::new(0xC0FFEE);
+        let weight = ch(&mut rng, 0.5, 1.5);
+        let bias = ch(&mut rng, -0.5, 0.5);
+        // The statistics of uniform(-1, 3): mean 1, variance 4/3.
+        let mean = vec![1.0; c];
+        let var = vec![4.0 / 3.0; c];
+        Ok(Buffers {
+            dims,
+            x,
+            // Outputs are written once now so their pages are mapped before timing.
+            y: vec![T::zero(); len],
+            dy,
+            dx: vec![T::zero(); len],
+            copy_dst: vec![T::zero(); len],
+            weight,
+            bias,
+            mean,
+            var,
+            grad_weight: vec![0.0; c],
+            grad_bias: vec![0.0; c],
+        })
+    }
+
+    /// One call of `op` with `imp`'s kernel for `T`.
+    pub fn call(&mut self, imp: &dyn Implementation, op: Op) -> crate::Result<()> {
+        let d = self.dims;
+        let affine = Affine {
+            weight: Some(&self.weight),
+            bias: Some(&self.bias),
+        };
+        match op {
+            Op::Train => {
+                let p = TrainForward::new(
+                    d.view(&self.x),
+                    d.view_mut(&mut self.y),
+                    affine,
+                    EPS,
+                    &mut self.mean,
+                    &mut self.var,
+                )?;
+                kernel::<T>(imp).forward_train(p);
+            }
+            Op::Eval => {
+                let p = EvalForward::new(
+                    d.view(&self.x),
+                    d.view_mut(&mut self.y),
+                    &self.mean,
+                    &self.var,
+                    affine,
+                    EPS,
+                )?;
+                kernel::<T>(imp).forward_eval(p);
+            }
+            Op::Backward => {
+                let p = Backward::new(
+                    d.view(&self.x),
+                    d.view(&self.dy),
+                    d.view_mut(&mut self.dx),
+                    &self.mean,
+                    &self.var,
+                    Some(&self.weight),
+                    EPS,
+                    GradMode::Batch,
+                    &mut self.grad_weight,
+                    &mut self.grad_bias,
+                )?;
+                kernel::<T>(imp).backward(p);
+            }
+        }
+        Ok(())
+    }
+
+    /// The roofline: copy `x` into a preallocated buffer of the same size.
+    ///
+    /// With more than one thread the copy is split into `threads` contiguous
+    /// chunks run by rayon, so an N-thread kernel is compared with an
+    /// N-thread copy (a 1-thread copy would understate the roofline).
+    pub fn memcpy(&mut self, threads: usize) {
+        if threads <= 1 {
+            self.copy_dst.copy_from_slice(&self.x);
+        } else {
+            let chunk = self.x.len().div_ceil(threads).max(1);
+            self.copy_dst
+                .par_chunks_mut(chunk)
+                .zip(self.x.par_chunks(chunk))
+                .for_each(|(d, s)| d.copy_from_slice(s));
+        }
+        std::hint::black_box(&mut self.copy_dst);
+    }
+}
+
+/// [`Buffers`] for either element type, so the runner is not generic.
+pub enum Workload {
+    F32(Buffers<f32>),
+    F64(Buffers<f64>),
+}
+
+impl Workload {
+    /// Allocate the buffers of `case` in `dtype`.
+    pub fn new(case: &Case, dtype: DType) -> crate::Result<Workload> {
+        Ok(match dtype {
+            DType::F32 => Workload::F32(Buffers::new(case)?),
+            DType::F64 => Workload::F64(Buffers::new(case)?),
+        })
+    }
+
+    /// One call of `op` (see [`Buffers::call`]).
+    pub fn call(&mut self, imp: &dyn Implementation, op: Op) -> crate::Result<()> {
+        match self {
+            Workload::F32(b) => b.call(imp, op),
+            Workload::F64(b) => b.call(imp, op),
+        }
+    }
+
+    /// One roofline copy (see [`Buffers::memcpy`]).
+    pub fn memcpy(&mut self, threads: usize) {
+        match self {
+            Workload::F32(b) => b.memcpy(threads),
+            Workload::F64(b) => b.memcpy(threads),
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! `bnh all`: the whole job on the embedded defaults — check every
+//! implementation on the shipped fixtures, time the `quick` grid, write the
+//! report, and print a short summary with where the files went.
+
+use crate::bench::grid::GridName;
+use crate::bench::machine::sidecar_path;
+use crate::bench::options::BenchArgs;
+use crate::conformance::{check, shipped_fixtures};
+use crate::error::{Error, Result};
+use crate::report::tables::fastest_per_op;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Options of `bnh all`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Folder for bench.csv, REPORT.md and the charts.
+    #[arg(long, default_value = "reports/quick")]
+    pub out: PathBuf,
+    /// Implementations (default: every registered one), e.g. naive,welford.
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    pub impls: Vec<String>,
+    /// Seconds of timed calls per measurement (default: the quick grid's).
+    #[arg(long, value_name = "SECONDS")]
+    pub min_time: Option<f64>,
+}
+
+/// Check, bench, report, summarize; exit 1 when a stable implementation fails a check.
+pub fn run(args: Args) -> Result<ExitCode> {
+    std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
+    let csv = args.out.join("bench.csv");
+    // Validate the bench options before spending time on the check.
+    let opts = BenchArgs {
+        impls: args.impls.clone(),
+        ops: vec![],
+        dtypes: vec![],
+        layouts: vec![],
+        shapes: vec![],
+        grid: GridName::Quick,
+        threads: vec![],
+        min_time: args.min_time,
+        csv: Some(csv.clone()),
+    }
+    .validate()?;
+
+    eprintln!("[1/3] checking every implementation on the shipped fixtures ...");
+    let conformance = check(&[shipped_fixtures()], &opts.impls)?;
+    eprintln!("[2/3] timing the quick grid ...");
+    let records = super::bench::sweep_with_progress(&opts)?;
+    super::bench::write_csv(&csv, &records)?;
+    eprintln!("[3/3] writing the report ...");
+    let written = super::report::report_from(std::slice::from_ref(&csv), &args.out)?;
+
+    println!("conformance ({} fixtures):", conformance.rows.len());
+    for (info, pass, total, worst) in conformance.summary() {
+        let verdict = if pass == total {
+            "PASS"
+        } else if info.stable {
+            "FAIL"
+        } else {
+            "fails some (unstable by design; not an error)"
+        };
+        println!(
+            "  {:12} {pass}/{total} cases, worst error/tolerance {worst:.3e}  {verdict}",
+            info.name
+        );
+    }
+    println!(
+        "fastest per op (quick grid, geometric mean of time / memcpy time; 1.0 = copy speed):"
+    );
+    for (op, imp, ratio) in fastest_per_op(&records) {
+        println!("  {op:9} {imp:12} {ratio:.2}x memcpy");
+    }
+    println!("files:");
+    println!("  {}  (+ {})", csv.display(), sidecar_path(&csv).display());
+    println!("  {}", written.report.display());
+    for c in &written.charts {
+        println!("  {}", c.display());
+    }
+    Ok(if conformance.ok() {
+        println!("all: PASS");
+        ExitCode::SUCCESS
+    } else {
+        println!("all: FAIL (a stable implementation failed a conformance case; run `bnh check`)");
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,54 @@
+//! `bnh report CSV... --out DIR`: REPORT.md and SVG charts from bench CSVs.
+
+use crate::bench::machine::{sidecar_path, Machine};
+use crate::error::{Error, Result};
+use crate::export::csv::read_csv;
+use crate::report::{render, Source, Written};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Options of `bnh report`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Bench CSVs (`bnh bench --csv`, `bnh import-criterion`, scripts/torch_bench.py).
+    #[arg(required = true, value_name = "CSV")]
+    pub csvs: Vec<PathBuf>,
+    /// Folder for REPORT.md and the charts (created if missing).
+    #[arg(long, default_value = "reports")]
+    pub out: PathBuf,
+}
+
+/// Render the report and say where it went.
+pub fn run(args: Args) -> Result<ExitCode> {
+    let w = report_from(&args.csvs, &args.out)?;
+    println!("wrote {}", w.report.display());
+    for c in &w.charts {
+        println!("wrote {}", c.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Read every CSV (and its machine sidecar) and render into `out`.
+pub fn report_from(csvs: &[PathBuf], out: &Path) -> Result<Written> {
+    let mut records = Vec::new();
+    let mut sources = Vec::new();
+    for path in csvs {
+        let rows = read_csv(path)?;
+        let side = sidecar_path(path);
+        let machine = if side.is_file() {
+            let text = std::fs::read_to_string(&side).map_err(|e| Error::io(&side, e))?;
+            Some(serde_json::from_str::<Machine>(&text).map_err(|e| {
+                Error::Usage(format!("{}: not a machine sidecar: {e}", side.display()))
+            })?)
+        } else {
+            None
+        };
+        sources.push(Source {
+            path: path.clone(),
+            machine,
+            rows: rows.len(),
+        });
+        records.extend(rows);
+    }
+    render(&records, &sources, out)
+}

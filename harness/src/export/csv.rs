@@ -1,0 +1,55 @@
+//! The CSV format: header [`CSV_COLUMNS`], one row per measurement.
+
+use super::Exporter;
+use crate::bench::{Record, CSV_COLUMNS};
+use crate::error::{Error, Result};
+use std::path::Path;
+
+/// Writes records as CSV with the stable header.
+#[derive(Debug, Default)]
+pub struct CsvExporter;
+
+impl Exporter for CsvExporter {
+    fn serialize(&self, records: &[Record]) -> Result<Vec<u8>> {
+        let mut w = ::csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(Vec::new());
+        let fail = |e: ::csv::Error| Error::Usage(format!("cannot write CSV: {e}"));
+        // The header is written explicitly so it exists even with no rows.
+        w.write_record(CSV_COLUMNS).map_err(fail)?;
+        for r in records {
+            w.serialize(r).map_err(fail)?;
+        }
+        w.into_inner()
+            .map_err(|e| Error::Usage(format!("cannot write CSV: {e}")))
+    }
+}
+
+/// Read records from a CSV with (at least) the columns of [`CSV_COLUMNS`];
+/// extra columns are ignored, so the schema can grow.
+pub fn read_csv(path: &Path) -> Result<Vec<Record>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut r = ::csv::ReaderBuilder::new()
+        .comment(Some(b'#'))
+        .from_reader(file);
+    let headers = r
+        .headers()
+        .map_err(|e| Error::Usage(format!("{}: not a bench CSV: {e}", path.display())))?
+        .clone();
+    if let Some(missing) = CSV_COLUMNS
+        .iter()
+        .find(|c| !headers.iter().any(|h| h == **c))
+    {
+        return Err(Error::Usage(format!(
+            "{}: not a bench CSV: column '{missing}' is missing (expected {})",
+            path.display(),
+            CSV_COLUMNS.join(",")
+        )));
+    }
+    r.deserialize()
+        .enumerate()
+        .map(|(i, rec)| {
+            rec.map_err(|e| Error::Usage(format!("{}: row {}: {e}", path.display(), i + 2)))
+        })
+        .collect()
+}

@@ -1,0 +1,516 @@
+//! SVG charts (plotters): per operation, time per element vs tensor size and
+//! GB/s vs size with the memcpy roofline (log-log); thread scaling when the
+//! data has more than one thread count.
+//!
+//! Each chart shows one slice of the data so its lines are comparable:
+//! dtype f32 when present, contiguous layout, the smallest thread count
+//! (thread-scaling charts: every thread count). Points of different shapes
+//! with the same size are joined in size order.
+
+use super::tables::{geomean, impl_order, op_order};
+use crate::bench::Record;
+use crate::error::{Error, Result};
+use crate::output::write_atomic;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+const SIZE: (u32, u32) = (960, 600);
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
+];
+
+/// One line on a chart.
+struct Series {
+    name: String,
+    color: RGBColor,
+    width: u32,
+    points: Vec<(f64, f64)>,
+}
+
+/// `1536` → `1.5 KiB`: tick labels of byte axes.
+pub fn human_bytes(b: f64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if v >= 10.0 || v.fract() == 0.0 {
+        format!("{v:.0} {}", units[u])
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}
+
+/// Byte-axis ticks: powers of 4 (1 KiB, 4 KiB, ...), or of 2 on a narrow range.
+fn byte_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let step = if hi / lo > 64.0 { 4.0 } else { 2.0 };
+    let mut v = Vec::new();
+    let mut t = 1.0;
+    while t <= hi {
+        if t >= lo {
+            v.push(t);
+        }
+        t *= step;
+    }
+    v
+}
+
+/// Ticks 1, 2, 5 × 10^k inside `[lo, hi]` (only powers of ten on a wide range).
+fn decade_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let mults: &[f64] = if hi / lo > 1e4 {
+        &[1.0]
+    } else {
+        &[1.0, 2.0, 5.0]
+    };
+    let mut v = Vec::new();
+    let mut k = lo.log10().floor() as i32;
+    while 10f64.powi(k) <= hi {
+        for m in mults {
+            let t = m * 10f64.powi(k);
+            if t >= lo && t <= hi {
+                v.push(t);
+            }
+        }
+        k += 1;
+    }
+    v
+}
+
+/// A short label for a positive number: `0.05`, `2`, `150`, `2e+05`.
+fn compact(v: f64) -> String {
+    if !(1e-3..1e5).contains(&v.abs()) {
+        format!("{v:.0e}")
+    } else if v >= 10.0 || v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+fn plot_err<E: std::fmt::Debug>(e: E) -> Error {
+    Error::Usage(format!("cannot draw chart: {e:?}"))
+}
+
+fn color_of(impls: &[String], name: &str) -> RGBColor {
+    let i = impls.iter().position(|n| n == name).unwrap_or(0);
+    PALETTE[i % PALETTE.len()]
+}
+
+fn bounds(series: &[Series]) -> Option<((f64, f64), (f64, f64))> {
+    let pts = series.iter().flat_map(|s| s.points.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y) in pts {
+        if x > 0.0 && y > 0.0 && x.is_finite() && y.is_finite() {
+            x0 = x0.min(x);
+            x1 = x1.max(x);
+            y0 = y0.min(y);
+            y1 = y1.max(y);
+        }
+    }
+    (x0 <= x1).then_some(((x0, x1), (y0, y1)))
+}
+
+/// Draw a chart into an SVG string; `log_x` also picks byte labels on x.
+fn draw(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Series],
+    log_x: bool,
+    legend: SeriesLabelPosition,
+) -> Result<String> {
+    let ((x0, x1), (y0, y1)) = bounds(series)
+        .ok_or_else(|| Error::Usage(format!("no positive data for chart '{title}'")))?;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        // Headroom above the data keeps the legend (upper right) off the lines.
+        let (y_lo, y_hi) = (y0 / 1.5, y1 * 5.0);
+        if log_x {
+            let mut chart = builder(&root, title)
+                .build_cartesian_2d(
+                    (x0 / 1.3..x1 * 1.3)
+                        .log_scale()
+                        .with_key_points(byte_ticks(x0 / 1.3, x1 * 1.3)),
+                    (y_lo..y_hi)
+                        .log_scale()
+                        .with_key_points(decade_ticks(y_lo, y_hi)),
+                )
+                .map_err(plot_err)?;
+            chart
+                .configure_mesh()
+                .x_desc(x_desc)
+                .y_desc(y_desc)
+                .x_label_formatter(&|v| human_bytes(*v))
+                .y_label_formatter(&|v| compact(*v))
+                .axis_desc_style(("sans-serif", 18))
+                .label_style(("sans-serif", 14))
+                .draw()
+                .map_err(plot_err)?;
+            for s in series {
+                let style = s.color.stroke_width(s.width);
+                chart
+                    .draw_series(LineSeries::new(s.points.clone(), style))
+                    .map_err(plot_err)?
+                    .label(s.name.clone())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
+                chart
+                    .draw_series(
+                        s.points
+                            .iter()
+                            .map(|&p| Circle::new(p, 3, s.color.filled())),
+                    )
+                    .map_err(plot_err)?;
+            }
+            legend_box(&mut chart, legend)?;
+        } else {
+            let mut chart = builder(&root, title)
+                .build_cartesian_2d(x0 - 0.2..x1 + 0.2, 0.0..(y1.max(x1) * 1.25))
+                .map_err(plot_err)?;
+            chart
+                .configure_mesh()
+                .x_desc(x_desc)
+                .y_desc(y_desc)
+                .x_labels(((x1 - x0) as usize + 1).min(16))
+                .x_label_formatter(&|v| format!("{v:.0}"))
+                .light_line_style(WHITE)
+                .y_label_formatter(&|v| format!("{v:.2}"))
+                .axis_desc_style(("sans-serif", 18))
+                .label_style(("sans-serif", 14))
+                .draw()
+                .map_err(plot_err)?;
+            for s in series {
+                let style = s.color.stroke_width(s.width);
+                chart
+                    .draw_series(LineSeries::new(s.points.clone(), style))
+                    .map_err(plot_err)?
+                    .label(s.name.clone())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
+                chart
+                    .draw_series(
+                        s.points
+                            .iter()
+                            .map(|&p| Circle::new(p, 4, s.color.filled())),
+                    )
+                    .map_err(plot_err)?;
+            }
+            legend_box(&mut chart, legend)?;
+        }
+        root.present().map_err(plot_err)?;
+    }
+    Ok(svg)
+}
+
+fn builder<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    title: &str,
+) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut b = ChartBuilder::on(root);
+    b.caption(title, ("sans-serif", 22))
+        .margin(20)
+        .x_label_area_size(55)
+        .y_label_area_size(85);
+    b
+}
+
+fn legend_box<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    pos: SeriesLabelPosition,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(pos)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 15))
+        .draw()
+        .map_err(plot_err)
+}
+
+/// The slice a size chart shows: f32 if present, contiguous, fewest threads.
+fn size_slice<'a>(records: &'a [Record], op: &str) -> (Vec<&'a Record>, String, usize) {
+    let of_op: Vec<&Record> = records.iter().filter(|r| r.op == op).collect();
+    let dtype = if of_op.iter().any(|r| r.dtype == "f32") {
+        "f32".to_string()
+    } else {
+        of_op.first().map_or("f32".into(), |r| r.dtype.clone())
+    };
+    let threads = of_op.iter().map(|r| r.threads).min().unwrap_or(1);
+    let slice = of_op
+        .into_iter()
+        .filter(|r| r.dtype == dtype && r.threads == threads && r.layout == "contiguous")
+        .collect();
+    (slice, dtype, threads)
+}
+
+/// Rows measured by another tool (the PyTorch script: `torch`, `torch-noalloc`).
+/// Their memcpy is timed through Python (`dst.copy_(x)`, microseconds of
+/// dispatch per call), so the roofline line uses bnh's own copies when present.
+fn is_external(imp: &str) -> bool {
+    imp.starts_with("torch")
+}
+
+/// The records whose memcpy draws the roofline line (see [`is_external`]).
+fn roofline_records<'a>(slice: &[&'a Record]) -> Vec<&'a Record> {
+    let own: Vec<&Record> = slice
+        .iter()
+        .copied()
+        .filter(|r| !is_external(&r.imp))
+        .collect();
+    if own.is_empty() {
+        slice.to_vec()
+    } else {
+        own
+    }
+}
+
+/// Points per implementation, x = bytes of `x`, sorted; several records at
+/// one size (different shapes) are averaged geometrically.
+fn by_impl(
+    slice: &[&Record],
+    impls: &[String],
+    y: &dyn Fn(&Record) -> f64,
+) -> Vec<(String, Vec<(f64, f64)>)> {
+    impls
+        .iter()
+        .filter_map(|imp| {
+            let mut at: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+            for r in slice.iter().filter(|r| &r.imp == imp) {
+                at.entry(r.bytes).or_default().push(y(r));
+            }
+            let pts: Vec<(f64, f64)> = at
+                .into_iter()
+                .map(|(b, v)| (b as f64, geomean(&v)))
+                .collect();
+            (!pts.is_empty()).then(|| (imp.clone(), pts))
+        })
+        .collect()
+}
+
+fn save(out: &Path, name: &str, svg: &str, written: &mut Vec<PathBuf>) -> Result<()> {
+    let path = out.join(name);
+    write_atomic(&path, svg.as_bytes())?;
+    written.push(path);
+    Ok(())
+}
+
+/// Render every chart into `out`; returns the files written.
+pub fn render_all(records: &[Record], out: &Path) -> Result<Vec<PathBuf>> {
+    let impls = impl_order(records);
+    let mut written = Vec::new();
+    for op in op_order(records) {
+        let (slice, dtype, threads) = size_slice(records, &op);
+        if slice.is_empty() {
+            continue;
+        }
+        let where_ = format!("{dtype}, contiguous, {threads} thread(s)");
+        let all = format!("all shapes, {where_}");
+        size_charts(&slice, &impls, &op, &all, "", out, &mut written)?;
+        let families = [
+            (
+                "batch_sweep",
+                "batch sweep",
+                sweep_family(&slice, |r| (r.c, r.spatial), |r| r.n),
+            ),
+            (
+                "feature_sweep",
+                "feature sweep",
+                sweep_family(&slice, |r| (r.n, r.spatial), |r| r.c),
+            ),
+        ];
+        for (suffix, what, family) in families {
+            if let Some((fixed, rows)) = family {
+                let desc = match suffix {
+                    "batch_sweep" => format!("{what}, C={} S={}, {where_}", fixed.0, fixed.1),
+                    _ => format!("{what}, N={} S={}, {where_}", fixed.0, fixed.1),
+                };
+                size_charts(
+                    &rows,
+                    &impls,
+                    &op,
+                    &desc,
+                    &format!("_{suffix}"),
+                    out,
+                    &mut written,
+                )?;
+            }
+        }
+        if let Some(svg) = thread_chart(records, &op, &dtype, &impls)? {
+            save(out, &format!("thread_scaling_{op}.svg"), &svg, &mut written)?;
+        }
+    }
+    Ok(written)
+}
+
+/// The largest family of records that share `fixed` and vary `var` over at
+/// least four values: a batch sweep (fixed C and S) or a feature sweep
+/// (fixed N and S), charted on its own so its line is one clean sweep.
+fn sweep_family<'a>(
+    slice: &[&'a Record],
+    fixed: impl Fn(&Record) -> (usize, usize),
+    var: impl Fn(&Record) -> usize,
+) -> Option<((usize, usize), Vec<&'a Record>)> {
+    let mut groups: BTreeMap<(usize, usize), Vec<&'a Record>> = BTreeMap::new();
+    for r in slice {
+        groups.entry(fixed(r)).or_default().push(r);
+    }
+    groups
+        .into_iter()
+        .map(|(k, rows)| {
+            let mut vals: Vec<usize> = rows.iter().map(|r| var(r)).collect();
+            vals.sort_unstable();
+            vals.dedup();
+            (vals.len(), k, rows)
+        })
+        .filter(|(distinct, _, _)| *distinct >= 4)
+        .max_by_key(|(distinct, _, _)| *distinct)
+        .map(|(_, k, rows)| (k, rows))
+}
+
+/// Time per element and GB/s (with the memcpy line) vs size for one slice.
+fn size_charts(
+    slice: &[&Record],
+    impls: &[String],
+    op: &str,
+    desc: &str,
+    suffix: &str,
+    out: &Path,
+    written: &mut Vec<PathBuf>,
+) -> Result<()> {
+    let lines = |y: &dyn Fn(&Record) -> f64| -> Vec<Series> {
+        by_impl(slice, impls, y)
+            .into_iter()
+            .map(|(name, points)| Series {
+                color: color_of(impls, &name),
+                name,
+                width: 2,
+                points,
+            })
+            .collect()
+    };
+    let series = lines(&|r| r.median_ns / r.elements() as f64);
+    let svg = draw(
+        &format!("{op}: time per element vs size ({desc})"),
+        "tensor size (bytes of x, log scale)",
+        "time per element (ns, log scale)",
+        &series,
+        true,
+        SeriesLabelPosition::UpperRight,
+    )?;
+    save(
+        out,
+        &format!("time_per_element_{op}{suffix}.svg"),
+        &svg,
+        written,
+    )?;
+
+    let mut series = lines(&|r| r.gb_per_s);
+    let mut copy: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+    for r in roofline_records(slice) {
+        copy.entry(r.bytes).or_default().push(r.memcpy_gb_per_s());
+    }
+    series.push(Series {
+        name: "memcpy (read + write of x)".into(),
+        color: BLACK,
+        width: 3,
+        points: copy
+            .into_iter()
+            .map(|(b, v)| (b as f64, geomean(&v)))
+            .collect(),
+    });
+    let svg = draw(
+        &format!("{op}: bandwidth vs size ({desc})"),
+        "tensor size (bytes of x, log scale)",
+        "GB/s (minimum bytes moved / median time, log scale)",
+        &series,
+        true,
+        SeriesLabelPosition::UpperRight,
+    )?;
+    save(out, &format!("gbps_{op}{suffix}.svg"), &svg, written)
+}
+
+/// Speed-up over the fewest threads, geometric mean over the contiguous
+/// shapes measured at every thread count; None with a single thread count.
+fn thread_chart(
+    records: &[Record],
+    op: &str,
+    dtype: &str,
+    impls: &[String],
+) -> Result<Option<String>> {
+    let slice: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.op == op && r.dtype == dtype && r.layout == "contiguous")
+        .collect();
+    let mut counts: Vec<usize> = slice.iter().map(|r| r.threads).collect();
+    counts.sort_unstable();
+    counts.dedup();
+    if counts.len() < 2 {
+        return Ok(None);
+    }
+    let base = counts[0];
+    let mut series = Vec::new();
+    let mut copy_speedups: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+    for imp in impls {
+        let mine: Vec<&&Record> = slice.iter().filter(|r| &r.imp == imp).collect();
+        let mut pts = Vec::new();
+        for &t in &counts {
+            let mut sp = Vec::new();
+            for r in mine.iter().filter(|r| r.threads == t) {
+                if let Some(b) = mine
+                    .iter()
+                    .find(|b| b.threads == base && b.shape == r.shape)
+                {
+                    sp.push(b.median_ns / r.median_ns);
+                    if !is_external(&r.imp) || impls.iter().all(|i| is_external(i)) {
+                        copy_speedups
+                            .entry(t)
+                            .or_default()
+                            .push(b.memcpy_ns / r.memcpy_ns);
+                    }
+                }
+            }
+            if !sp.is_empty() {
+                pts.push((t as f64, geomean(&sp)));
+            }
+        }
+        if !pts.is_empty() {
+            series.push(Series {
+                name: imp.clone(),
+                color: color_of(impls, imp),
+                width: 2,
+                points: pts,
+            });
+        }
+    }
+    series.push(Series {
+        name: "memcpy".into(),
+        color: BLACK,
+        width: 3,
+        points: copy_speedups
+            .into_iter()
+            .map(|(t, v)| (t as f64, geomean(&v)))
+            .collect(),
+    });
+    draw(
+        &format!("{op}: thread scaling ({dtype}, contiguous; geomean over shapes)"),
+        "threads (rayon pool size; torch: set_num_threads)",
+        &format!("speed-up over {base} thread(s)"),
+        &series,
+        false,
+        SeriesLabelPosition::UpperLeft,
+    )
+    .map(Some)
+}

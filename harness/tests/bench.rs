@@ -1,0 +1,513 @@
+//! Benchmark plumbing: CSV schema, shape parsing, grids, option validation,
+//! criterion import and report rendering (no timing assertions here).
+
+use bn_harness::bench::criterion_import::import;
+use bn_harness::bench::grid::{cases, GridName, Shape};
+use bn_harness::bench::options::BenchArgs;
+use bn_harness::bench::{Op, Record, CSV_COLUMNS};
+use bn_harness::export::csv::{read_csv, CsvExporter};
+use bn_harness::export::Exporter;
+use bn_impls::Layout;
+use clap::Parser;
+use std::path::{Path, PathBuf};
+
+fn tmp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("bnh-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[derive(Parser)]
+struct Cmd {
+    #[command(flatten)]
+    args: BenchArgs,
+}
+
+fn args(extra: &[&str]) -> BenchArgs {
+    let mut argv = vec!["bench"];
+    argv.extend_from_slice(extra);
+    Cmd::try_parse_from(argv).unwrap().args
+}
+
+// ---- CSV schema ----
+
+/// The header the issue fixes, column for column.
+const ISSUE_HEADER: &str = "impl,op,dtype,layout,shape,n,c,spatial,threads,bytes,median_ns,p10_ns,p90_ns,memcpy_ns,ratio_to_memcpy,gb_per_s,samples";
+
+fn record(imp: &str, op: &str, shape: &str, threads: usize, median: f64, memcpy: f64) -> Record {
+    let s: Shape = shape.parse().unwrap();
+    let mut r = Record {
+        imp: imp.into(),
+        op: op.into(),
+        dtype: "f32".into(),
+        layout: "contiguous".into(),
+        shape: s.to_string(),
+        n: s.n(),
+        c: s.c(),
+        spatial: s.spatial(),
+        threads,
+        bytes: (s.elements() * 4) as u64,
+        median_ns: median,
+        p10_ns: median * 0.9,
+        p90_ns: median * 1.2,
+        memcpy_ns: memcpy,
+        ratio_to_memcpy: 0.0,
+        gb_per_s: 0.0,
+        samples: 20,
+    };
+    r.derive();
+    r
+}
+
+#[test]
+fn csv_header_is_the_documented_schema() {
+    assert_eq!(CSV_COLUMNS.join(","), ISSUE_HEADER);
+    let bytes = CsvExporter.serialize(&[]).unwrap();
+    assert_eq!(String::from_utf8(bytes).unwrap().trim_end(), ISSUE_HEADER);
+    let r = record("welford", "train", "2x3x4x5", 1, 1000.0, 500.0);
+    let text = String::from_utf8(CsvExporter.serialize(&[r]).unwrap()).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some(ISSUE_HEADER));
+    let row: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(row.len(), CSV_COLUMNS.len());
+    assert_eq!(
+        &row[..10],
+        &[
+            "welford",
+            "train",
+            "f32",
+            "contiguous",
+            "2x3x4x5",
+            "2",
+            "3",
+            "20",
+            "1",
+            "480"
+        ]
+    );
+}
+
+#[test]
+fn derived_columns_follow_the_definitions() {
+    // train moves 3 × bytes; 480 B × 3 / 1000 ns = 1.44 GB/s; ratio 1000/500.
+    let r = record("welford", "train", "2x3x4x5", 1, 1000.0, 500.0);
+    assert_eq!(r.ratio_to_memcpy, 2.0);
+    assert!((r.gb_per_s - 1.44).abs() < 1e-9);
+    let e = record("welford", "eval", "2x3x4x5", 1, 1000.0, 500.0);
+    assert!((e.gb_per_s - 0.96).abs() < 1e-9);
+    assert_eq!(Op::Backward.tensor_passes(), 3);
+}
+
+#[test]
+fn csv_round_trips_and_tolerates_extra_columns() {
+    let dir = tmp_dir("csv");
+    let recs = vec![
+        record("naive", "train", "8x4", 1, 2000.0, 100.0),
+        record("welford", "backward", "8x4x2x2", 2, 1500.5, 120.0),
+    ];
+    let p = dir.join("a.csv");
+    std::fs::write(&p, CsvExporter.serialize(&recs).unwrap()).unwrap();
+    assert_eq!(read_csv(&p).unwrap(), recs);
+    // A later schema with one more column still reads.
+    let text = std::fs::read_to_string(&p).unwrap();
+    let extended: String = text.lines().map(|l| format!("{l},x\n")).collect();
+    std::fs::write(&p, extended).unwrap();
+    assert_eq!(read_csv(&p).unwrap(), recs);
+    // A CSV without the schema is rejected, naming the missing column.
+    std::fs::write(&p, "a,b\n1,2\n").unwrap();
+    let err = read_csv(&p).unwrap_err().to_string();
+    assert!(err.contains("'impl'"), "{err}");
+}
+
+// ---- shapes ----
+
+#[test]
+fn shapes_parse() {
+    let s: Shape = "64x64x56x56".parse().unwrap();
+    assert_eq!(
+        (s.n(), s.c(), s.spatial(), s.elements()),
+        (64, 64, 3136, 64 * 64 * 3136)
+    );
+    assert_eq!(s.to_string(), "64x64x56x56");
+    let s: Shape = "256x1024".parse().unwrap();
+    assert_eq!((s.n(), s.c(), s.spatial()), (256, 1024, 1));
+    assert!(!s.has_spatial());
+    let s: Shape = " 8x32x16x32x32 ".parse().unwrap();
+    assert_eq!(s.dims().len(), 5);
+}
+
+#[test]
+fn malformed_shapes_are_rejected_with_a_reason() {
+    for (bad, why) in [
+        ("64x0x3", "zero"),
+        ("abc", "not a size"),
+        ("1x", "not a size"),
+        ("x4", "not a size"),
+        ("64", "1 dims"),
+        ("1x2x3x4x5x6", "6 dims"),
+        ("-1x4", "not a size"),
+        ("", "not a size"),
+        ("99999999999x99999999999", "too large"),
+    ] {
+        let err = bad.parse::<Shape>().unwrap_err().to_string();
+        assert!(err.contains(why), "{bad}: {err}");
+    }
+}
+
+// ---- grids ----
+
+#[test]
+fn standard_grid_covers_the_required_shapes_and_layouts() {
+    let shapes: Vec<String> = GridName::Standard
+        .shapes()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for need in [
+        "32x64",
+        "256x1024",
+        "4096x4096",
+        "32x64x28x28",
+        "64x64x56x56",
+        "64x512x7x7",
+        "256x3x64x64",
+    ] {
+        assert!(shapes.contains(&need.to_string()), "missing {need}");
+    }
+    assert!(
+        GridName::Standard
+            .shapes()
+            .iter()
+            .any(|s| s.dims().len() == 5),
+        "no 3-D shape"
+    );
+    let cs = cases(
+        &GridName::Standard.shapes(),
+        &GridName::Standard.default_layouts(),
+    );
+    for s in GridName::Standard
+        .shapes()
+        .iter()
+        .filter(|s| s.has_spatial())
+    {
+        for l in Layout::ALL {
+            assert!(cs.iter().any(|c| &c.shape == s && c.layout == l), "{s} {l}");
+        }
+    }
+    // (N, C) shapes are one memory layout: measured once.
+    assert_eq!(
+        cs.iter().filter(|c| c.shape.to_string() == "32x64").count(),
+        1
+    );
+    // Sizes span L1 (≤ 32 KiB) to well beyond a 32 MiB last-level cache, in f32.
+    let bytes: Vec<usize> = GridName::Standard
+        .shapes()
+        .iter()
+        .map(|s| s.elements() * 4)
+        .collect();
+    assert!(*bytes.iter().min().unwrap() <= 32 << 10);
+    assert!(*bytes.iter().max().unwrap() >= 64 << 20);
+}
+
+#[test]
+fn sweeps_are_monotone_and_span_their_range() {
+    let b = GridName::BatchSweep.shapes();
+    let ns: Vec<usize> = b.iter().map(|s| s.n()).collect();
+    assert_eq!((ns[0], *ns.last().unwrap()), (1, 4096));
+    assert!(ns.windows(2).all(|w| w[0] < w[1]));
+    assert!(b
+        .iter()
+        .all(|s| s.c() == b[0].c() && s.spatial() == b[0].spatial()));
+    let f = GridName::FeatureSweep.shapes();
+    let cs: Vec<usize> = f.iter().map(|s| s.c()).collect();
+    assert_eq!((cs[0], *cs.last().unwrap()), (1, 4096));
+    assert!(cs.windows(2).all(|w| w[0] < w[1]));
+    assert!(f
+        .iter()
+        .all(|s| s.n() == f[0].n() && s.spatial() == f[0].spatial()));
+    for g in [b, f] {
+        assert!(g[0].elements() * 4 <= 32 << 10);
+        assert!(g.last().unwrap().elements() * 4 >= 64 << 20);
+    }
+    assert!(!GridName::Quick.shapes().is_empty());
+}
+
+// ---- options ----
+
+#[test]
+fn good_options_validate() {
+    let o = args(&[
+        "--grid",
+        "quick",
+        "--impls",
+        "naive",
+        "--ops",
+        "eval,train",
+        "--threads",
+        "1,2",
+        "--shapes",
+        "4x3x2x2,8x5",
+        "--layouts",
+        "channels_last",
+    ])
+    .validate()
+    .unwrap();
+    assert_eq!(o.impls.len(), 1);
+    assert_eq!(o.ops, vec![Op::Eval, Op::Train]);
+    assert_eq!(o.threads, vec![1, 2]);
+    assert_eq!(o.cases.len(), 2);
+    // 1 impl × 2 ops × 1 dtype (quick: f32) × 2 cases × 2 thread counts.
+    assert_eq!(o.count(), 8);
+    // Defaults pick up every registered implementation.
+    let all = args(&["--grid", "quick"]).validate().unwrap();
+    assert_eq!(all.impls.len(), bn_impls::registry::all().len());
+}
+
+#[test]
+fn bad_options_are_rejected_before_measuring() {
+    let dir = tmp_dir("opts");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["--impls".into(), "nope".into()], "nope"),
+        (vec!["--threads".into(), "0".into()], "--threads 0"),
+        (vec!["--shapes".into(), "64x0x3".into()], "zero"),
+        (vec!["--ops".into(), "forward".into()], "unknown op"),
+        (vec!["--dtypes".into(), "f16".into()], "f16"),
+        (vec!["--layouts".into(), "nhwc".into()], "nhwc"),
+        (vec!["--min-time".into(), "0".into()], "--min-time"),
+        (
+            vec![
+                "--csv".into(),
+                dir.join("missing/out.csv").display().to_string(),
+            ],
+            "does not exist",
+        ),
+        (
+            vec!["--csv".into(), dir.display().to_string()],
+            "is a directory",
+        ),
+    ];
+    for (extra, why) in cases {
+        let refs: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let err = args(&refs).validate().unwrap_err().to_string();
+        assert!(err.contains(why), "{extra:?}: {err}");
+    }
+}
+
+#[test]
+fn cli_rejects_bad_options_without_writing_anything() {
+    let dir = tmp_dir("cli");
+    let csv = dir.join("out.csv");
+    for extra in [
+        vec!["--impls", "nope"],
+        vec!["--threads", "0"],
+        vec!["--shapes", "abc"],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_bnh"))
+            .args(["bench", "--grid", "quick", "--csv", csv.to_str().unwrap()])
+            .args(&extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("error"), "{err}");
+        assert!(!err.contains("measurements"), "sweep started: {err}");
+        assert!(!csv.exists());
+    }
+}
+
+// ---- criterion import ----
+
+fn fake_criterion(dir: &Path, group: &str, func: &str, median: f64, per_iter: &[f64]) {
+    let d = dir.join(group.replace('/', "_")).join(func).join("new");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(
+        d.join("benchmark.json"),
+        format!(r#"{{"group_id":"{group}","function_id":"{func}","value_str":null,"throughput":null,"full_id":"x","directory_name":"x","title":"x"}}"#),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("estimates.json"),
+        format!(r#"{{"median":{{"point_estimate":{median},"standard_error":1.0,"confidence_interval":{{"confidence_level":0.95,"lower_bound":1.0,"upper_bound":2.0}}}}}}"#),
+    )
+    .unwrap();
+    let iters: Vec<String> = per_iter.iter().map(|_| "2.0".to_string()).collect();
+    let times: Vec<String> = per_iter.iter().map(|t| (2.0 * t).to_string()).collect();
+    std::fs::write(
+        d.join("sample.json"),
+        format!(
+            r#"{{"sampling_mode":"Flat","iters":[{}],"times":[{}]}}"#,
+            iters.join(","),
+            times.join(",")
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn criterion_results_import_to_records() {
+    let dir = tmp_dir("crit");
+    let g = "eval/f64/channels_last/8x4x2x2/t1";
+    fake_criterion(&dir, g, "welford", 800.0, &[700.0, 800.0, 900.0]);
+    fake_criterion(&dir, g, "memcpy", 200.0, &[200.0, 200.0, 200.0]);
+    // A group without a memcpy baseline is skipped.
+    fake_criterion(&dir, "train/f32/contiguous/8x4/t1", "welford", 5.0, &[5.0]);
+    let recs = import(&dir).unwrap();
+    assert_eq!(recs.len(), 1);
+    let r = &recs[0];
+    assert_eq!(
+        (
+            r.imp.as_str(),
+            r.op.as_str(),
+            r.dtype.as_str(),
+            r.layout.as_str()
+        ),
+        ("welford", "eval", "f64", "channels_last")
+    );
+    assert_eq!(
+        (r.shape.as_str(), r.n, r.c, r.spatial, r.threads, r.bytes),
+        ("8x4x2x2", 8, 4, 4, 1, 8 * 4 * 4 * 8)
+    );
+    assert_eq!(
+        (r.median_ns, r.memcpy_ns, r.ratio_to_memcpy, r.samples),
+        (800.0, 200.0, 4.0, 3)
+    );
+    assert!((r.p10_ns - 720.0).abs() < 1e-9 && (r.p90_ns - 880.0).abs() < 1e-9);
+    assert!(import(&dir.join("absent")).is_err());
+}
+
+// ---- report ----
+
+#[test]
+fn report_renders_tables_and_charts_from_a_tiny_csv() {
+    let dir = tmp_dir("report");
+    let mut recs = Vec::new();
+    for (shape, scale) in [("16x8", 1.0), ("64x32x4x4", 40.0), ("256x64x8x8", 800.0)] {
+        for threads in [1, 2] {
+            let t = threads as f64;
+            for op in ["train", "eval", "backward"] {
+                recs.push(record(
+                    "naive",
+                    op,
+                    shape,
+                    threads,
+                    4000.0 * scale / t,
+                    500.0 * scale / t,
+                ));
+                recs.push(record(
+                    "welford",
+                    op,
+                    shape,
+                    threads,
+                    1000.0 * scale / t,
+                    500.0 * scale / t,
+                ));
+                recs.push(record(
+                    "torch-noalloc",
+                    op,
+                    shape,
+                    threads,
+                    2000.0 * scale / t,
+                    500.0 * scale / t,
+                ));
+            }
+        }
+    }
+    let csv = dir.join("tiny.csv");
+    std::fs::write(&csv, CsvExporter.serialize(&recs).unwrap()).unwrap();
+    let out = dir.join("out");
+    let w = bn_harness::cli::report::report_from(&[csv], &out).unwrap();
+    let md = std::fs::read_to_string(&w.report).unwrap();
+    for needle in [
+        "# Batch-norm benchmark report",
+        "## Summary",
+        "## train — f32, 1 thread(s)",
+        "## backward — f32, 2 thread(s)",
+        "| 64x32x4x4 | contiguous | welford |",
+        "torch-noalloc",
+        "like-for-like",
+    ] {
+        assert!(md.contains(needle), "REPORT.md lacks {needle:?}");
+    }
+    // welford is 4× naive everywhere, and 2× memcpy.
+    assert!(
+        md.contains("| train | f32 | 1 | welford | 3 | 2.00 | 4.00 | 3 |"),
+        "{md}"
+    );
+    let names: Vec<String> = w
+        .charts
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for op in ["train", "eval", "backward"] {
+        for kind in ["time_per_element", "gbps", "thread_scaling"] {
+            assert!(
+                names.contains(&format!("{kind}_{op}.svg")),
+                "{kind}_{op} missing: {names:?}"
+            );
+        }
+    }
+    for p in &w.charts {
+        let svg = std::fs::read_to_string(p).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+            "{}",
+            p.display()
+        );
+        assert!(
+            svg.contains("welford") && svg.contains("naive"),
+            "legend missing in {}",
+            p.display()
+        );
+        assert!(md.contains(&format!("]({})", p.file_name().unwrap().to_string_lossy())));
+    }
+    let gbps = std::fs::read_to_string(out.join("gbps_eval.svg")).unwrap();
+    assert!(gbps.contains("memcpy") && gbps.contains("GB/s") && gbps.contains("bandwidth"));
+    // Nothing to report is an error, not an empty file.
+    let empty = dir.join("empty.csv");
+    std::fs::write(&empty, CsvExporter.serialize(&[]).unwrap()).unwrap();
+    assert!(bn_harness::cli::report::report_from(&[empty], &dir.join("o2")).is_err());
+}
+
+// ---- measurement plumbing (no speed assertions) ----
+
+#[test]
+fn a_tiny_sweep_measures_every_implementation_and_op() {
+    let o = args(&[
+        "--grid",
+        "quick",
+        "--shapes",
+        "4x3x2x2,6x5",
+        "--dtypes",
+        "f32,f64",
+        "--threads",
+        "1,2",
+        "--min-time",
+        "0.001",
+    ])
+    .validate()
+    .unwrap();
+    let mut steps = 0;
+    let recs = bn_harness::bench::sweep::run(&o, |_| steps += 1, |_| {}).unwrap();
+    assert_eq!(recs.len(), o.count());
+    assert_eq!(steps, o.count());
+    for imp in bn_impls::registry::all() {
+        for op in ["train", "eval", "backward"] {
+            assert!(recs.iter().any(|r| r.imp == imp.info().name && r.op == op));
+        }
+    }
+    for r in &recs {
+        assert!(r.median_ns > 0.0 && r.memcpy_ns > 0.0, "{r:?}");
+        assert!(r.p10_ns <= r.median_ns && r.median_ns <= r.p90_ns, "{r:?}");
+        assert!(r.samples >= bn_harness::bench::runner::MIN_SAMPLES);
+        assert_eq!(
+            r.bytes as usize,
+            r.elements() * if r.dtype == "f32" { 4 } else { 8 }
+        );
+    }
+    // (N, C) shapes appear once, as contiguous, even with both layouts asked for.
+    assert!(recs
+        .iter()
+        .filter(|r| r.shape == "6x5")
+        .all(|r| r.layout == "contiguous"));
+}
