@@ -5,7 +5,7 @@
 //! with two additions that cut time and traffic:
 //!
 //! - SIMD: the statistics' lane reductions use AVX-512 intrinsics when the
-//!   CPU has them ([`avx512`]); every inner loop is also dispatched at run
+//!   CPU has them ([`crate::parallel::avx512`]); every inner loop is also dispatched at run
 //!   time to AVX-512 / AVX2+FMA clones ([`simd`], `multiversion`), with the
 //!   portable code as fallback. All paths compute the same bits.
 //! - cache blocking (contiguous layout): when a channel's slice fits in
@@ -23,7 +23,6 @@
 //! commit log), so outputs use plain stores, like the memcpy they are
 //! compared with.
 
-pub mod avx512;
 pub mod simd;
 
 use crate::element::Element;

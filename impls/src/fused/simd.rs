@@ -1,12 +1,13 @@
 //! Runtime CPU-feature dispatch of the inner loops (the `multiversion` crate).
 //!
+//! The statistics' lane reductions (shared with `parallel`) are explicit
+//! AVX-512 ([`crate::parallel::avx512`]); the other inner loops are here.
 //! Each function here is cloned for AVX-512 (F/VL/DQ) and AVX2+FMA, plus the
 //! portable baseline; the first call detects the CPU and later calls are an
 //! atomic load and a direct call. The bodies are the `#[inline(always)]`
 //! loops of [`crate::parallel::lanes`], so every clone computes the same
 //! bits (no FMA contraction, same lane order) — only faster.
 
-use super::avx512::X86Sums;
 use crate::element::Element;
 use crate::moments::Moments;
 use crate::parallel::engine::Backend;
@@ -16,11 +17,6 @@ use multiversion::multiversion;
 
 /// The dispatched inner loops (what `fused` uses).
 pub struct Simd;
-
-#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx2+fma", "x86_64+avx2+fma"))]
-fn run_moments<T: Element>(x: &[T], k: f64) -> Moments {
-    lanes::run_moments::<T, X86Sums>(x, k)
-}
 
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx2+fma", "x86_64+avx2+fma"))]
 fn rows_moments<T: Element>(
@@ -42,11 +38,6 @@ fn run_affine<T: Element>(x: &[T], y: &mut [T], k: f64, a: f64, b: f64) {
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx2+fma", "x86_64+avx2+fma"))]
 fn rows_affine<T: Element>(x: &[T], y: &mut [T], c: usize, k: &[f64], a: &[f64], b: &[f64]) {
     lanes::rows_affine(x, y, c, k, a, b)
-}
-
-#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx2+fma", "x86_64+avx2+fma"))]
-fn run_grad_sums<T: Element>(x: &[T], dy: &[T], mean: f64) -> (f64, f64) {
-    lanes::run_grad_sums::<T, X86Sums>(x, dy, mean)
 }
 
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx2+fma", "x86_64+avx2+fma"))]
@@ -72,9 +63,6 @@ fn rows_dx<T: Element>(x: &[T], dy: &[T], dx: &mut [T], c: usize, k: [&[f64]; 4]
 }
 
 impl Backend for Simd {
-    fn run_moments<T: Element>(x: &[T], k: f64) -> Moments {
-        run_moments(x, k)
-    }
     fn rows_moments<T: Element>(
         x: &[T],
         plan: &RowPlan,
@@ -89,9 +77,6 @@ impl Backend for Simd {
     }
     fn rows_affine<T: Element>(x: &[T], y: &mut [T], c: usize, k: [&[f64]; 3]) {
         rows_affine(x, y, c, k[0], k[1], k[2])
-    }
-    fn run_grad_sums<T: Element>(x: &[T], dy: &[T], mean: f64) -> (f64, f64) {
-        run_grad_sums(x, dy, mean)
     }
     fn rows_grad_sums<T: Element>(x: &[T], dy: &[T], c: usize, mean: &[f64], st: [&mut [f64]; 2]) {
         let [s, t] = st;

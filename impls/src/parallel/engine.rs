@@ -2,7 +2,8 @@
 //! generic over the inner loops ([`Backend`]) and one option that only
 //! `fused` turns on (cache blocking by channel).
 
-use super::lanes::{self, RowScratch};
+use super::avx512::X86Sums as Sums;
+use super::lanes::{self, LaneSums, RowScratch, LANES};
 use super::plan::{self, RowPlan, SERIAL_THRESHOLD};
 use crate::element::Element;
 use crate::formulas::{GradCoeffs, NormCoeffs};
@@ -14,7 +15,6 @@ use rayon::prelude::*;
 /// The inner loops over a run (contiguous) or whole rows (channels-last);
 /// see [`lanes`] for what each computes.
 pub trait Backend {
-    fn run_moments<T: Element>(x: &[T], k: f64) -> Moments;
     fn rows_moments<T: Element>(
         x: &[T],
         plan: &RowPlan,
@@ -24,7 +24,6 @@ pub trait Backend {
     );
     fn run_affine<T: Element>(x: &[T], y: &mut [T], k: f64, a: f64, b: f64);
     fn rows_affine<T: Element>(x: &[T], y: &mut [T], c: usize, k: [&[f64]; 3]);
-    fn run_grad_sums<T: Element>(x: &[T], dy: &[T], mean: f64) -> (f64, f64);
     fn rows_grad_sums<T: Element>(x: &[T], dy: &[T], c: usize, mean: &[f64], st: [&mut [f64]; 2]);
     fn run_dx<T: Element>(x: &[T], dy: &[T], dx: &mut [T], mean: f64, k: [f64; 3]);
     fn rows_dx<T: Element>(x: &[T], dy: &[T], dx: &mut [T], c: usize, k: [&[f64]; 4]);
@@ -34,9 +33,6 @@ pub trait Backend {
 pub struct Portable;
 
 impl Backend for Portable {
-    fn run_moments<T: Element>(x: &[T], k: f64) -> Moments {
-        lanes::run_moments::<T, lanes::PortableSums>(x, k)
-    }
     fn rows_moments<T: Element>(
         x: &[T],
         plan: &RowPlan,
@@ -51,9 +47,6 @@ impl Backend for Portable {
     }
     fn rows_affine<T: Element>(x: &[T], y: &mut [T], c: usize, k: [&[f64]; 3]) {
         lanes::rows_affine(x, y, c, k[0], k[1], k[2])
-    }
-    fn run_grad_sums<T: Element>(x: &[T], dy: &[T], mean: f64) -> (f64, f64) {
-        lanes::run_grad_sums::<T, lanes::PortableSums>(x, dy, mean)
     }
     fn rows_grad_sums<T: Element>(x: &[T], dy: &[T], c: usize, mean: &[f64], st: [&mut [f64]; 2]) {
         let [s, t] = st;
@@ -90,21 +83,41 @@ fn map_range<R: Send>(par: bool, n: usize, f: impl Fn(usize) -> R + Sync + Send)
     }
 }
 
-/// Moments of group `g` of channel `c` (contiguous), relative to `k`.
-fn group_moments<T: Element, B: Backend>(
-    x: &[T],
-    dims: Dims,
-    c: usize,
-    g: usize,
-    k: f64,
-) -> Moments {
-    plan::group_pieces(dims, c, g).fold(Moments::default(), |acc, r| {
-        acc.merge(B::run_moments(&x[r], k))
-    })
+/// Moments of group `g` of channel `c` (contiguous), relative to `k`: the
+/// corrected two-pass algorithm over the group's run pieces (the group,
+/// ≤ 256 KiB of `f32`, is re-read from L2 by the second pass).
+fn group_moments<T: Element>(x: &[T], dims: Dims, c: usize, g: usize, k: f64) -> Moments {
+    let mut n = 0usize;
+    let mut acc = [0.0f64; LANES];
+    for r in plan::group_pieces(dims, c, g) {
+        n += r.len();
+        add_lanes(&mut acc, &Sums::shifted(&x[r], k));
+    }
+    let nf = n as f64;
+    let mb = lanes::hsum(&acc) / nf;
+    let (mut s1, mut s2) = ([0.0f64; LANES], [0.0f64; LANES]);
+    for r in plan::group_pieces(dims, c, g) {
+        let [a, b] = Sums::deviations(&x[r], k, mb);
+        add_lanes(&mut s1, &a);
+        add_lanes(&mut s2, &b);
+    }
+    let (a, b) = (lanes::hsum(&s1), lanes::hsum(&s2));
+    Moments {
+        count: n as u64,
+        mean: mb + a / nf,
+        m2: b - a * (a / nf),
+    }
+}
+
+#[inline]
+fn add_lanes(acc: &mut [f64; LANES], v: &[f64; LANES]) {
+    for (a, &b) in acc.iter_mut().zip(v) {
+        *a += b;
+    }
 }
 
 /// `(Σ dy, Σ dy·(x − mean))` of group `g` of channel `c` (contiguous).
-fn group_grad_sums<T: Element, B: Backend>(
+fn group_grad_sums<T: Element>(
     x: &[T],
     dy: &[T],
     dims: Dims,
@@ -112,10 +125,13 @@ fn group_grad_sums<T: Element, B: Backend>(
     g: usize,
     mean: f64,
 ) -> (f64, f64) {
-    plan::group_pieces(dims, c, g).fold((0.0, 0.0), |acc, r| {
-        let (s, t) = B::run_grad_sums(&x[r.clone()], &dy[r], mean);
-        (acc.0 + s, acc.1 + t)
-    })
+    let (mut s, mut t) = ([0.0f64; LANES], [0.0f64; LANES]);
+    for r in plan::group_pieces(dims, c, g) {
+        let [a, b] = Sums::grad(&x[r.clone()], &dy[r], mean);
+        add_lanes(&mut s, &a);
+        add_lanes(&mut t, &b);
+    }
+    (lanes::hsum(&s), lanes::hsum(&t))
 }
 
 /// Per-channel shifts `K_c`: the channel's first value.
@@ -226,7 +242,7 @@ pub fn forward_train<T: Element, B: Backend>(p: TrainForward<'_, T>, opts: Optio
                         let m: Vec<Moments> = (c0..c0 + cs)
                             .map(|c| {
                                 (0..plan::groups(dims)).fold(Moments::default(), |acc, g| {
-                                    acc.merge(group_moments::<T, B>(x, dims, c, g, shift[c]))
+                                    acc.merge(group_moments::<T>(x, dims, c, g, shift[c]))
                                 })
                             })
                             .collect();
@@ -257,7 +273,7 @@ pub fn forward_train<T: Element, B: Backend>(p: TrainForward<'_, T>, opts: Optio
             }
             let g = plan::groups(dims);
             let items = map_range(par, dims.c * g, |i| {
-                group_moments::<T, B>(x, dims, i / g, i % g, shift[i / g])
+                group_moments::<T>(x, dims, i / g, i % g, shift[i / g])
             });
             let moments: Vec<Moments> = items
                 .chunks(g)
@@ -351,7 +367,7 @@ pub fn backward<T: Element, B: Backend>(mut p: Backward<'_, T>, opts: Options) {
             let g = plan::groups(dims);
             let channel_sums = |c: usize, mean: f64| {
                 (0..g).fold((0.0, 0.0), |acc, gi| {
-                    let (s, t) = group_grad_sums::<T, B>(x, dy, dims, c, gi, mean);
+                    let (s, t) = group_grad_sums::<T>(x, dy, dims, c, gi, mean);
                     (acc.0 + s, acc.1 + t)
                 })
             };
@@ -399,7 +415,7 @@ pub fn backward<T: Element, B: Backend>(mut p: Backward<'_, T>, opts: Options) {
                 return;
             }
             let items = map_range(par, dims.c * g, |i| {
-                group_grad_sums::<T, B>(x, dy, dims, i / g, i % g, p.mean[i / g])
+                group_grad_sums::<T>(x, dy, dims, i / g, i % g, p.mean[i / g])
             });
             let sums: Vec<(f64, f64)> = items
                 .chunks(g)

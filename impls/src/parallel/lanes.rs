@@ -10,11 +10,12 @@
 //!
 //! # Accumulator strategy (statistics)
 //! Values are widened to `f64` (exact for `f32`) and shifted by the
-//! channel's first value `K_c` (as in `welford`). A run is cut into blocks of
-//! [`BLOCK`] elements (channels-last: tiles of about [`TILE`] elements); each
-//! block is small enough to stay in L1/L2, so its statistics are computed with
-//! the *corrected two-pass* algorithm (Björck; Chan, Golub & LeVeque 1983,
-//! eq. 1.7) at no extra memory traffic:
+//! channel's first value `K_c` (as in `welford`). Each statistics chunk — a
+//! contiguous group of at most 64 Ki values of one channel (256 KiB of
+//! `f32`, L2-resident), or a channels-last tile of at least [`TILE`]
+//! elements and [`MIN_TILE_ROWS`] rows — is small enough to stay in cache,
+//! so its statistics are computed with the *corrected two-pass* algorithm
+//! (Björck; Chan, Golub & LeVeque 1983, eq. 1.7) at no extra DRAM traffic:
 //!
 //! 1. `m_b = Σ(x − K)/n` (pass 1);
 //! 2. `e = (x − K) − m_b`, `mean = m_b + Σe/n`, `M2 = Σe² − (Σe)²/n` (pass 2).
@@ -22,7 +23,7 @@
 //! Its error is `M2·O(n·ε)` independent of how far `K` is from the data
 //! (the correction term `(Σe)²/n` is of the order of the rounding error of
 //! `m_b`), so an outlier first element does not cause the cancellation that a
-//! one-pass `Σd² − (Σd)²/n` would. Blocks are then merged with Chan, Golub &
+//! one-pass `Σd² − (Σd)²/n` would. Chunks are then merged with Chan, Golub &
 //! LeVeque's pairwise formula ([`Moments::merge`]) in a fixed order.
 
 use crate::element::Element;
@@ -31,18 +32,30 @@ use crate::moments::Moments;
 /// Independent accumulators per loop: 2 zmm / 4 ymm of `f64`, enough to hide
 /// the add latency and to vectorize.
 pub const LANES: usize = 16;
-/// Elements of a contiguous block whose two-pass statistics are computed
-/// while it is in L1 (8 KiB of `f32`, 16 KiB of `f64`).
-pub const BLOCK: usize = 2048;
 /// Target elements of a channels-last tile (about 32 KiB of `f32`).
 pub const TILE: usize = 8192;
+/// Fewest rows of a channels-last tile, so the per-channel work of a tile
+/// (fold, mean, merge) is spread over at least this many values per channel.
+pub const MIN_TILE_ROWS: usize = 16;
 /// Minimum width of a channels-last "super-row": `m = ⌈64/C⌉` rows are
 /// processed as one row of `L = m·C` lanes so few-channel shapes vectorize.
 pub const MIN_SUPER_ROW: usize = 64;
 
+/// Widest column block of the row kernels: with many channels (`L = C`
+/// up to 10⁴) the per-channel arrays would not fit in L1, so rows are
+/// processed in blocks of this many channels (4 KiB per `f64` array).
+pub const COLS: usize = 512;
+
+/// Column blocks `[lo, hi)` of a row of `l` lanes. Each lane still sees the
+/// rows in order, so blocking changes no result.
+#[inline(always)]
+fn col_blocks(l: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    (0..l.div_ceil(COLS)).map(move |b| b * COLS..((b + 1) * COLS).min(l))
+}
+
 /// Fixed-order pairwise sum of the lanes.
 #[inline(always)]
-fn hsum(a: &[f64; LANES]) -> f64 {
+pub fn hsum(a: &[f64; LANES]) -> f64 {
     let mut h = [0.0f64; 8];
     for i in 0..8 {
         h[i] = a[i] + a[i + 8];
@@ -127,46 +140,12 @@ fn lane_sum2<T: Element>(x: &[T], y: &[T], f: impl Fn(f64, f64) -> f64) -> [f64;
     a
 }
 
-/// Corrected two-pass moments of one block, relative to the shift `k`.
-#[inline(always)]
-pub fn block_moments<T: Element, L: LaneSums>(x: &[T], k: f64) -> Moments {
-    let n = x.len() as f64;
-    let mb = hsum(&L::shifted(x, k)) / n;
-    let [s1, s2] = L::deviations(x, k, mb);
-    let (a, b) = (hsum(&s1), hsum(&s2));
-    Moments {
-        count: x.len() as u64,
-        mean: mb + a / n,
-        m2: b - a * (a / n),
-    }
-}
-
-/// Moments of a contiguous run piece relative to `k`: blocks of [`BLOCK`]
-/// merged left to right.
-#[inline(always)]
-pub fn run_moments<T: Element, L: LaneSums>(x: &[T], k: f64) -> Moments {
-    // A plain loop, not `fold`: the closure of a fold is not always inlined
-    // into the SIMD clones, and then runs with baseline features.
-    let mut acc = Moments::default();
-    for b in x.chunks(BLOCK) {
-        acc = acc.merge(block_moments::<T, L>(b, k));
-    }
-    acc
-}
-
 /// `y = (x − k)·a + b` over a run.
 #[inline(always)]
 pub fn run_affine<T: Element>(x: &[T], y: &mut [T], k: f64, a: f64, b: f64) {
     for (o, &v) in y.iter_mut().zip(x) {
         *o = T::from_f64((v.as_f64() - k) * a + b);
     }
-}
-
-/// `(Σ dy, Σ dy·(x − mean))` over a run piece.
-#[inline(always)]
-pub fn run_grad_sums<T: Element, L: LaneSums>(x: &[T], dy: &[T], mean: f64) -> (f64, f64) {
-    let [s, t] = L::grad(x, dy, mean);
-    (hsum(&s), hsum(&t))
 }
 
 /// `dx = k_dy·dy + k_xmu·(x − mean) + k_const` over a run.
@@ -181,13 +160,16 @@ pub fn run_dx<T: Element>(x: &[T], dy: &[T], dx: &mut [T], mean: f64, k: [f64; 3
 /// `L = k.len()` lanes, then leftover rows of `c` lanes).
 #[inline(always)]
 fn rows_shifted_sum<T: Element>(x: &[T], c: usize, k: &[f64], acc: &mut [f64]) {
-    let mut it = x.chunks_exact(k.len());
-    for row in &mut it {
-        for ((a, &v), &kk) in acc.iter_mut().zip(row).zip(k) {
-            *a += v.as_f64() - kk;
+    let l = k.len();
+    for cols in col_blocks(l) {
+        let (k, acc) = (&k[cols.clone()], &mut acc[cols.clone()]);
+        for row in x.chunks_exact(l) {
+            for ((a, &v), &kk) in acc.iter_mut().zip(&row[cols.clone()]).zip(k) {
+                *a += v.as_f64() - kk;
+            }
         }
     }
-    for row in it.remainder().chunks_exact(c) {
+    for row in x[x.len() / l * l..].chunks_exact(c) {
         for ((a, &v), &kk) in acc[..c].iter_mut().zip(row).zip(&k[..c]) {
             *a += v.as_f64() - kk;
         }
@@ -205,11 +187,14 @@ fn rows_deviations<T: Element>(
     s2: &mut [f64],
 ) {
     let l = k.len();
-    let mut it = x.chunks_exact(l);
-    for row in &mut it {
-        deviations_row(row, k, m, s1, s2);
+    for cols in col_blocks(l) {
+        let (k, m) = (&k[cols.clone()], &m[cols.clone()]);
+        let (s1, s2) = (&mut s1[cols.clone()], &mut s2[cols.clone()]);
+        for row in x.chunks_exact(l) {
+            deviations_row(&row[cols.clone()], k, m, s1, s2);
+        }
     }
-    for row in it.remainder().chunks_exact(c) {
+    for row in x[x.len() / l * l..].chunks_exact(c) {
         deviations_row(row, &k[..c], &m[..c], &mut s1[..c], &mut s2[..c]);
     }
 }
@@ -235,7 +220,7 @@ pub fn fold_lanes(acc: &[f64], c: usize, out: &mut [f64]) {
     }
 }
 
-/// Scratch arrays of one channels-last group, all of length `L` (or `c`).
+/// Scratch arrays of one channels-last group, of length `L` or `c`.
 #[derive(Debug, Clone)]
 pub struct RowScratch {
     s: Vec<f64>,
@@ -243,24 +228,31 @@ pub struct RowScratch {
     mrep: Vec<f64>,
     a: Vec<f64>,
     b: Vec<f64>,
+    mean: Vec<f64>,
+    m2: Vec<f64>,
 }
 
 impl RowScratch {
     pub fn new(l: usize, c: usize) -> RowScratch {
+        let v = |n| vec![0.0; n];
         RowScratch {
-            s: vec![0.0; l],
-            s2: vec![0.0; l],
-            mrep: vec![0.0; l],
-            a: vec![0.0; c],
-            b: vec![0.0; c],
+            s: v(l),
+            s2: v(l),
+            mrep: v(l),
+            a: v(c),
+            b: v(c),
+            mean: v(c),
+            m2: v(c),
         }
     }
 }
 
 /// Moments of every channel over a set of whole channels-last rows, relative
 /// to the replicated shifts `k` (length `L`): tiles of `tile_rows` rows, each
-/// with the corrected two-pass algorithm per lane, merged into `out` (length
-/// `c`) left to right with Chan's formula.
+/// with the corrected two-pass algorithm per lane, merged left to right with
+/// Chan's formula. All channels share the counts, so the merge weights are
+/// scalars and the per-channel updates vectorize (kept as arrays, not
+/// [`Moments`] structs). Writes `out` (length `c`).
 #[inline(always)]
 pub fn rows_moments<T: Element>(
     x: &[T],
@@ -270,6 +262,7 @@ pub fn rows_moments<T: Element>(
     w: &mut RowScratch,
     out: &mut [Moments],
 ) {
+    let mut count = 0u64;
     for tile in x.chunks(tile_rows * c) {
         let rows = (tile.len() / c) as f64;
         w.s.fill(0.0);
@@ -284,18 +277,36 @@ pub fn rows_moments<T: Element>(
         w.s.fill(0.0);
         w.s2.fill(0.0);
         rows_deviations(tile, c, k, &w.mrep, &mut w.s, &mut w.s2);
-        let mb = &w.mrep[..c];
+        // Tile moments: mean = m_b + Σe/n, M2 = Σe² − (Σe)²/n, in place
+        // (a <- Σe then tile mean, b <- Σe² then tile M2).
         fold_lanes(&w.s, c, &mut w.a);
         fold_lanes(&w.s2, c, &mut w.b);
-        for ch in 0..c {
-            let (a, b) = (w.a[ch], w.b[ch]);
-            let tile_m = Moments {
-                count: tile.len() as u64 / c as u64,
-                mean: mb[ch] + a / rows,
-                m2: b - a * (a / rows),
-            };
-            out[ch] = out[ch].merge(tile_m);
+        for ((a, b), &mb) in w.a.iter_mut().zip(w.b.iter_mut()).zip(&w.mrep) {
+            let e = *a;
+            *a = mb + e / rows;
+            *b -= e * (e / rows);
         }
+        // Chan's merge of the tile (a, b) into the running (mean, m2),
+        // exactly as `Moments::merge` computes it.
+        let tn = tile.len() as u64 / c as u64;
+        if count == 0 {
+            w.mean.copy_from_slice(&w.a);
+            w.m2.copy_from_slice(&w.b);
+        } else {
+            let nf = (count + tn) as f64;
+            let r = tn as f64 / nf;
+            let q = count as f64 * r;
+            let lanes = w.mean.iter_mut().zip(w.m2.iter_mut()).zip(&w.a).zip(&w.b);
+            for (((m, m2), &tm), &tm2) in lanes {
+                let d = tm - *m;
+                *m += d * r;
+                *m2 = *m2 + tm2 + d * d * q;
+            }
+        }
+        count += tn;
+    }
+    for ((o, &m), &m2) in out.iter_mut().zip(&w.mean).zip(&w.m2) {
+        *o = Moments { count, mean: m, m2 };
     }
 }
 
@@ -303,16 +314,14 @@ pub fn rows_moments<T: Element>(
 #[inline(always)]
 pub fn rows_affine<T: Element>(x: &[T], y: &mut [T], c: usize, k: &[f64], a: &[f64], b: &[f64]) {
     let l = k.len();
-    let mut xi = x.chunks_exact(l);
-    let mut yi = y.chunks_exact_mut(l);
-    for (xr, yr) in (&mut xi).zip(&mut yi) {
-        affine_row(xr, yr, k, a, b);
+    for cols in col_blocks(l) {
+        let (k, a, b) = (&k[cols.clone()], &a[cols.clone()], &b[cols.clone()]);
+        for (xr, yr) in x.chunks_exact(l).zip(y.chunks_exact_mut(l)) {
+            affine_row(&xr[cols.clone()], &mut yr[cols.clone()], k, a, b);
+        }
     }
-    for (xr, yr) in xi
-        .remainder()
-        .chunks_exact(c)
-        .zip(yi.into_remainder().chunks_exact_mut(c))
-    {
+    let done = x.len() / l * l;
+    for (xr, yr) in x[done..].chunks_exact(c).zip(y[done..].chunks_exact_mut(c)) {
         affine_row(xr, yr, &k[..c], &a[..c], &b[..c]);
     }
 }
@@ -335,16 +344,15 @@ pub fn rows_grad_sums<T: Element>(
     t: &mut [f64],
 ) {
     let l = mean.len();
-    let mut xi = x.chunks_exact(l);
-    let mut gi = dy.chunks_exact(l);
-    for (xr, gr) in (&mut xi).zip(&mut gi) {
-        grad_sums_row(xr, gr, mean, s, t);
+    for cols in col_blocks(l) {
+        let mean = &mean[cols.clone()];
+        let (s, t) = (&mut s[cols.clone()], &mut t[cols.clone()]);
+        for (xr, gr) in x.chunks_exact(l).zip(dy.chunks_exact(l)) {
+            grad_sums_row(&xr[cols.clone()], &gr[cols.clone()], mean, s, t);
+        }
     }
-    for (xr, gr) in xi
-        .remainder()
-        .chunks_exact(c)
-        .zip(gi.remainder().chunks_exact(c))
-    {
+    let done = x.len() / l * l;
+    for (xr, gr) in x[done..].chunks_exact(c).zip(dy[done..].chunks_exact(c)) {
         grad_sums_row(xr, gr, &mean[..c], &mut s[..c], &mut t[..c]);
     }
 }
@@ -364,20 +372,28 @@ fn grad_sums_row<T: Element>(x: &[T], dy: &[T], mean: &[f64], s: &mut [f64], t: 
 #[inline(always)]
 pub fn rows_dx<T: Element>(x: &[T], dy: &[T], dx: &mut [T], c: usize, k: [&[f64]; 4]) {
     let l = k[0].len();
-    let [m, kd, kx, kc] = k;
-    let mut xi = x.chunks_exact(l);
-    let mut gi = dy.chunks_exact(l);
-    let mut oi = dx.chunks_exact_mut(l);
-    for ((xr, gr), or) in (&mut xi).zip(&mut gi).zip(&mut oi) {
-        dx_row(xr, gr, or, k);
+    for cols in col_blocks(l) {
+        let kb = k.map(|v| &v[cols.clone()]);
+        let rows = x
+            .chunks_exact(l)
+            .zip(dy.chunks_exact(l))
+            .zip(dx.chunks_exact_mut(l));
+        for ((xr, gr), or) in rows {
+            dx_row(
+                &xr[cols.clone()],
+                &gr[cols.clone()],
+                &mut or[cols.clone()],
+                kb,
+            );
+        }
     }
-    let rem = xi
-        .remainder()
+    let done = x.len() / l * l;
+    let rest = x[done..]
         .chunks_exact(c)
-        .zip(gi.remainder().chunks_exact(c))
-        .zip(oi.into_remainder().chunks_exact_mut(c));
-    for ((xr, gr), or) in rem {
-        dx_row(xr, gr, or, [&m[..c], &kd[..c], &kx[..c], &kc[..c]]);
+        .zip(dy[done..].chunks_exact(c))
+        .zip(dx[done..].chunks_exact_mut(c));
+    for ((xr, gr), or) in rest {
+        dx_row(xr, gr, or, k.map(|v| &v[..c]));
     }
 }
 

@@ -10,10 +10,13 @@
 //! Normalize and backward are parallel over fixed runs/rows too. Inputs
 //! below [`plan::SERIAL_THRESHOLD`] elements run on the calling thread.
 //!
-//! The inner loops are the portable lane-blocked loops of [`lanes`] compiled
-//! for the baseline target; `fused` runs the same plan with SIMD dispatch
-//! and cache blocking.
+//! The statistics' lane reductions use AVX-512 when the CPU has it
+//! ([`avx512`], bitwise equal to the portable fallback); the element-wise
+//! loops are the portable loops of [`lanes`] compiled for the baseline
+//! target. `fused` runs the same plan with every loop dispatched to
+//! AVX-512/AVX2 clones and with per-channel cache blocking.
 
+pub mod avx512;
 pub mod engine;
 pub mod lanes;
 pub mod plan;

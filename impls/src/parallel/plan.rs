@@ -6,13 +6,13 @@
 //! result is bitwise identical for any rayon pool size.
 //!
 //! - contiguous: channel `c`'s `N·S` values, in `(n, s)` order, are cut into
-//!   groups of [`GROUP`] values; a group is a few run pieces (cut at run
-//!   ends), each cut into two-pass blocks of [`lanes::BLOCK`].
+//!   groups of [`GROUP`] values (a few run pieces, cut at run ends), whose
+//!   two-pass statistics are computed while the group is in L2.
 //! - channels-last: rows (positions `(n, s)`, each holding all C channels) are
 //!   cut into groups of [`RowPlan::group_rows`] rows, each into tiles of
 //!   [`RowPlan::tile_rows`] rows.
 
-use super::lanes::{MIN_SUPER_ROW, TILE};
+use super::lanes::{MIN_SUPER_ROW, MIN_TILE_ROWS, TILE};
 use crate::layout::{Dims, Layout};
 use std::ops::Range;
 
@@ -86,7 +86,7 @@ impl RowPlan {
     pub fn new(c: usize) -> RowPlan {
         let m = MIN_SUPER_ROW.div_ceil(c);
         let l = m * c;
-        let tile_rows = (TILE / l).max(1) * m;
+        let tile_rows = (TILE / l).max(MIN_TILE_ROWS.div_ceil(m)) * m;
         RowPlan {
             c,
             l,

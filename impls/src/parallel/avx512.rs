@@ -9,8 +9,8 @@
 //! Used when the CPU reports AVX-512F (checked once per call, cached by std),
 //! otherwise [`PortableSums`] runs.
 
+use super::lanes::{LaneSums, PortableSums, LANES};
 use crate::element::Element;
-use crate::parallel::lanes::{LaneSums, PortableSums, LANES};
 use std::any::TypeId;
 
 /// AVX-512 lane reductions with a portable fallback.
