@@ -71,6 +71,11 @@ pub struct Options {
 /// A channel-task's bytes per pass above which a channel's slice is not
 /// expected to stay in L2 (1 MiB per core here) plus its share of L3.
 const CHANNEL_CACHE: usize = 2 << 20;
+/// Shortest runs (S) for which per-channel tasks pay: with short runs a
+/// task's second pass jumps between many short stretches and measured slower
+/// than the address-ordered pass (64×512×7×7, 256×1024×64 on the 2-core
+/// EPYC VM), while 64×64×56×56 (S = 3136) gained.
+const CHANNEL_TASK_MIN_RUN: usize = 1024;
 /// Bytes of input a channel task aims for.
 const CHANNEL_TASK: usize = 256 << 10;
 
@@ -83,30 +88,68 @@ fn map_range<R: Send>(par: bool, n: usize, f: impl Fn(usize) -> R + Sync + Send)
     }
 }
 
-/// Moments of group `g` of channel `c` (contiguous), relative to `k`: the
-/// corrected two-pass algorithm over the group's run pieces (the group,
-/// ≤ 256 KiB of `f32`, is re-read from L2 by the second pass).
-fn group_moments<T: Element>(x: &[T], dims: Dims, c: usize, g: usize, k: f64) -> Moments {
-    let mut n = 0usize;
-    let mut acc = [0.0f64; LANES];
-    for r in plan::group_pieces(dims, c, g) {
-        n += r.len();
-        add_lanes(&mut acc, &Sums::shifted(&x[r], k));
-    }
+/// Moments of group `g` of channels `c0..c0 + cs` (contiguous), relative to
+/// the shifts: the corrected two-pass algorithm over the group's run pieces
+/// (the group, ≤ 256 KiB of `f32` per channel, is re-read from L2 by the
+/// second pass). Memory is visited piece by piece and, within a piece,
+/// channel by channel — i.e. in address order when runs are short — while
+/// each channel's lanes still see its pieces in order, so the result does
+/// not depend on how channels are batched.
+fn group_moments<T: Element>(
+    x: &[T],
+    dims: Dims,
+    c0: usize,
+    cs: usize,
+    g: usize,
+    shift: &[f64],
+) -> Vec<Moments> {
+    let pieces = || plan::group_pieces(dims, c0, g);
+    let at = |r: &std::ops::Range<usize>, i: usize| &x[r.start + i * dims.s..r.end + i * dims.s];
+    let n: usize = pieces().map(|r| r.len()).sum();
     let nf = n as f64;
-    let mb = lanes::hsum(&acc) / nf;
-    let (mut s1, mut s2) = ([0.0f64; LANES], [0.0f64; LANES]);
-    for r in plan::group_pieces(dims, c, g) {
-        let [a, b] = Sums::deviations(&x[r], k, mb);
-        add_lanes(&mut s1, &a);
-        add_lanes(&mut s2, &b);
+    let mut acc = vec![[0.0f64; LANES]; cs];
+    for r in pieces() {
+        for (i, a) in acc.iter_mut().enumerate() {
+            add_lanes(a, &Sums::shifted(at(&r, i), shift[c0 + i]));
+        }
     }
-    let (a, b) = (lanes::hsum(&s1), lanes::hsum(&s2));
-    Moments {
-        count: n as u64,
-        mean: mb + a / nf,
-        m2: b - a * (a / nf),
+    let mb: Vec<f64> = acc.iter().map(|a| lanes::hsum(a) / nf).collect();
+    let (mut s1, mut s2) = (vec![[0.0f64; LANES]; cs], vec![[0.0f64; LANES]; cs]);
+    for r in pieces() {
+        for i in 0..cs {
+            let [a, b] = Sums::deviations(at(&r, i), shift[c0 + i], mb[i]);
+            add_lanes(&mut s1[i], &a);
+            add_lanes(&mut s2[i], &b);
+        }
     }
+    (0..cs)
+        .map(|i| {
+            let (a, b) = (lanes::hsum(&s1[i]), lanes::hsum(&s2[i]));
+            Moments {
+                count: n as u64,
+                mean: mb[i] + a / nf,
+                m2: b - a * (a / nf),
+            }
+        })
+        .collect()
+}
+
+/// Moments of channels `c0..c0 + cs` over the whole batch: their groups
+/// merged in order.
+fn channels_moments<T: Element>(
+    x: &[T],
+    dims: Dims,
+    c0: usize,
+    cs: usize,
+    shift: &[f64],
+) -> Vec<Moments> {
+    let mut m = vec![Moments::default(); cs];
+    for g in 0..plan::groups(dims) {
+        for (acc, gm) in m.iter_mut().zip(group_moments(x, dims, c0, cs, g, shift)) {
+            *acc = acc.merge(gm);
+        }
+    }
+    m
 }
 
 #[inline]
@@ -116,22 +159,50 @@ fn add_lanes(acc: &mut [f64; LANES], v: &[f64; LANES]) {
     }
 }
 
-/// `(Σ dy, Σ dy·(x − mean))` of group `g` of channel `c` (contiguous).
+/// `(Σ dy, Σ dy·(x − mean))` of group `g` of channels `c0..c0 + cs`
+/// (contiguous), visited like [`group_moments`].
 fn group_grad_sums<T: Element>(
     x: &[T],
     dy: &[T],
     dims: Dims,
-    c: usize,
+    (c0, cs): (usize, usize),
     g: usize,
-    mean: f64,
-) -> (f64, f64) {
-    let (mut s, mut t) = ([0.0f64; LANES], [0.0f64; LANES]);
-    for r in plan::group_pieces(dims, c, g) {
-        let [a, b] = Sums::grad(&x[r.clone()], &dy[r], mean);
-        add_lanes(&mut s, &a);
-        add_lanes(&mut t, &b);
+    mean: &[f64],
+) -> Vec<(f64, f64)> {
+    let (mut s, mut t) = (vec![[0.0f64; LANES]; cs], vec![[0.0f64; LANES]; cs]);
+    for r in plan::group_pieces(dims, c0, g) {
+        for i in 0..cs {
+            let o = r.start + i * dims.s..r.end + i * dims.s;
+            let [a, b] = Sums::grad(&x[o.clone()], &dy[o], mean[c0 + i]);
+            add_lanes(&mut s[i], &a);
+            add_lanes(&mut t[i], &b);
+        }
     }
-    (lanes::hsum(&s), lanes::hsum(&t))
+    s.iter()
+        .zip(&t)
+        .map(|(s, t)| (lanes::hsum(s), lanes::hsum(t)))
+        .collect()
+}
+
+/// Channel sums over the whole batch: groups added in order.
+fn channels_grad_sums<T: Element>(
+    x: &[T],
+    dy: &[T],
+    dims: Dims,
+    c0: usize,
+    cs: usize,
+    mean: &[f64],
+) -> Vec<(f64, f64)> {
+    let mut acc = vec![(0.0, 0.0); cs];
+    for g in 0..plan::groups(dims) {
+        for (a, (s, t)) in acc
+            .iter_mut()
+            .zip(group_grad_sums(x, dy, dims, (c0, cs), g, mean))
+        {
+            *a = (a.0 + s, a.1 + t);
+        }
+    }
+    acc
 }
 
 /// Per-channel shifts `K_c`: the channel's first value.
@@ -204,6 +275,7 @@ fn channel_tasks(opts: Options, dims: Dims, bytes: usize) -> Option<usize> {
     let threads = rayon::current_num_threads();
     let ok = opts.channel_tasks
         && dims.layout == Layout::Contiguous
+        && dims.s >= CHANNEL_TASK_MIN_RUN
         && dims.len() >= SERIAL_THRESHOLD
         && bytes <= CHANNEL_CACHE
         && dims.c >= 4 * threads;
@@ -239,13 +311,7 @@ pub fn forward_train<T: Element, B: Backend>(p: TrainForward<'_, T>, opts: Optio
                     .map(|(t, mut runs)| {
                         let c0 = t * cpt;
                         let cs = cpt.min(dims.c - c0);
-                        let m: Vec<Moments> = (c0..c0 + cs)
-                            .map(|c| {
-                                (0..plan::groups(dims)).fold(Moments::default(), |acc, g| {
-                                    acc.merge(group_moments::<T>(x, dims, c, g, shift[c]))
-                                })
-                            })
-                            .collect();
+                        let m = channels_moments(x, dims, c0, cs, &shift);
                         let (mut mm, mut vv) = (vec![0.0; cs], vec![0.0; cs]);
                         let [a, b] = train_coeffs(
                             &shift[c0..c0 + cs],
@@ -271,13 +337,16 @@ pub fn forward_train<T: Element, B: Backend>(p: TrainForward<'_, T>, opts: Optio
                 train_coeffs(&shift, &moments, p.eps, &p.affine, p.mean, p.var);
                 return;
             }
-            let g = plan::groups(dims);
-            let items = map_range(par, dims.c * g, |i| {
-                group_moments::<T>(x, dims, i / g, i % g, shift[i / g])
+            let (g, cb) = (plan::groups(dims), plan::stat_channels(dims));
+            let items = map_range(par, dims.c.div_ceil(cb) * g, |i| {
+                let c0 = i / g * cb;
+                group_moments(x, dims, c0, cb.min(dims.c - c0), i % g, &shift)
             });
-            let moments: Vec<Moments> = items
-                .chunks(g)
-                .map(|ch| ch.iter().fold(Moments::default(), |a, &m| a.merge(m)))
+            let moments: Vec<Moments> = (0..dims.c)
+                .map(|c| {
+                    let item = |gi: usize| items[c / cb * g + gi][c % cb];
+                    (0..g).fold(Moments::default(), |a, gi| a.merge(item(gi)))
+                })
                 .collect();
             let [a, b] = train_coeffs(&shift, &moments, p.eps, &p.affine, p.mean, p.var);
             runs_pass::<T>(dims, p.y, |c, r, out| {
@@ -364,13 +433,6 @@ pub fn backward<T: Element, B: Backend>(mut p: Backward<'_, T>, opts: Options) {
     match dims.layout {
         Layout::Contiguous => {
             let slice = 2 * dims.per_channel() * std::mem::size_of::<T>();
-            let g = plan::groups(dims);
-            let channel_sums = |c: usize, mean: f64| {
-                (0..g).fold((0.0, 0.0), |acc, gi| {
-                    let (s, t) = group_grad_sums::<T>(x, dy, dims, c, gi, mean);
-                    (acc.0 + s, acc.1 + t)
-                })
-            };
             if let Some(cpt) = channel_tasks(opts, dims, slice) {
                 let tasks = runs_by_channel_task(p.dx, dims, cpt);
                 let (mode, eps, weight, mean, var) = (p.mode, p.eps, p.weight, p.mean, p.var);
@@ -380,8 +442,7 @@ pub fn backward<T: Element, B: Backend>(mut p: Backward<'_, T>, opts: Options) {
                     .map(|(t, mut runs)| {
                         let c0 = t * cpt;
                         let cs = cpt.min(dims.c - c0);
-                        let sums: Vec<(f64, f64)> =
-                            (c0..c0 + cs).map(|c| channel_sums(c, mean[c])).collect();
+                        let sums = channels_grad_sums(x, dy, dims, c0, cs, mean);
                         let k: Vec<GradCoeffs> = sums
                             .iter()
                             .enumerate()
@@ -414,12 +475,16 @@ pub fn backward<T: Element, B: Backend>(mut p: Backward<'_, T>, opts: Options) {
                 grad_coeffs(&mut p, &sums, dims);
                 return;
             }
-            let items = map_range(par, dims.c * g, |i| {
-                group_grad_sums::<T>(x, dy, dims, i / g, i % g, p.mean[i / g])
+            let (g, cb) = (plan::groups(dims), plan::stat_channels(dims));
+            let items = map_range(par, dims.c.div_ceil(cb) * g, |i| {
+                let c0 = i / g * cb;
+                group_grad_sums(x, dy, dims, (c0, cb.min(dims.c - c0)), i % g, p.mean)
             });
-            let sums: Vec<(f64, f64)> = items
-                .chunks(g)
-                .map(|ch| ch.iter().fold((0.0, 0.0), |a, &(s, t)| (a.0 + s, a.1 + t)))
+            let sums: Vec<(f64, f64)> = (0..dims.c)
+                .map(|c| {
+                    let item = |gi: usize| items[c / cb * g + gi][c % cb];
+                    (0..g).fold((0.0, 0.0), |a, gi| (a.0 + item(gi).0, a.1 + item(gi).1))
+                })
                 .collect();
             let k = grad_coeffs(&mut p, &sums, dims);
             runs_pass::<T>(dims, p.dx, |c, r, out| {

@@ -45,6 +45,14 @@ pub fn groups(dims: Dims) -> usize {
     dims.per_channel().div_ceil(GROUP)
 }
 
+/// Channels per statistics task (contiguous layout, `parallel`'s
+/// schedule): enough that a task reads about [`GROUP`] values, so short runs
+/// (S = 49, 64) are read as long address-ordered stretches. Only *who*
+/// computes a group changes with it, never the result.
+pub fn stat_channels(dims: Dims) -> usize {
+    (GROUP / dims.per_channel().min(GROUP)).clamp(1, dims.c)
+}
+
 /// Memory ranges of group `g` of channel `c` (contiguous layout), in order.
 pub fn group_pieces(dims: Dims, c: usize, g: usize) -> impl Iterator<Item = Range<usize>> {
     let (s, end) = (dims.s, (g * GROUP + GROUP).min(dims.per_channel()));
