@@ -61,7 +61,7 @@ impl Implementation for Parallel {
     fn info(&self) -> Info {
         Info {
             name: "parallel",
-            description: "rayon over fixed chunks, two-pass blocks merged with Chan's formula; thread-count independent",
+            description: "rayon over fixed chunks, corrected two-pass per chunk merged with Chan's formula; thread-count independent",
             stable: true,
             deterministic: true,
         }
