@@ -11,11 +11,13 @@
 pub mod element;
 pub mod error;
 pub mod formulas;
+pub mod fused;
 pub mod kernel;
 pub mod layout;
 pub mod module;
 pub mod moments;
 pub mod naive;
+pub mod parallel;
 pub mod problem;
 pub mod registry;
 pub mod welford;

@@ -54,6 +54,11 @@ impl Moments {
         }
     }
 
+    /// Merge any number of disjoint sets, left to right (the empty set for none).
+    pub fn merge_all(parts: impl IntoIterator<Item = Moments>) -> Moments {
+        parts.into_iter().fold(Moments::default(), Moments::merge)
+    }
+
     /// Biased variance `M2 / count` (what batch norm normalizes with); NaN when empty.
     pub fn var(&self) -> f64 {
         self.m2 / self.count as f64

@@ -7,7 +7,12 @@
 use crate::error::{Error, Result};
 use crate::kernel::Implementation;
 
-static REGISTRY: &[&dyn Implementation] = &[&crate::naive::Naive, &crate::welford::Welford];
+static REGISTRY: &[&dyn Implementation] = &[
+    &crate::naive::Naive,
+    &crate::welford::Welford,
+    &crate::parallel::Parallel,
+    &crate::fused::Fused,
+];
 
 /// Every registered implementation, in a stable order.
 pub fn all() -> &'static [&'static dyn Implementation] {

@@ -1,0 +1,540 @@
+//! Orchestration of the three operations over the fixed plan of [`super::plan`],
+//! generic over the inner loops ([`Backend`]) and one option that only
+//! `fused` turns on (cache blocking by channel).
+
+use super::avx512::X86Sums as Sums;
+use super::lanes::{self, LaneSums, RowScratch, LANES};
+use super::plan::{self, RowPlan, SERIAL_THRESHOLD};
+use crate::element::Element;
+use crate::formulas::{GradCoeffs, NormCoeffs};
+use crate::layout::{Dims, Layout};
+use crate::moments::Moments;
+use crate::problem::{Affine, Backward, EvalForward, GradMode, TrainForward};
+use rayon::prelude::*;
+
+/// The inner loops over a run (contiguous) or whole rows (channels-last);
+/// see [`lanes`] for what each computes.
+pub trait Backend {
+    fn rows_moments<T: Element>(
+        x: &[T],
+        plan: &RowPlan,
+        k: &[f64],
+        w: &mut RowScratch,
+        out: &mut [Moments],
+    );
+    fn run_affine<T: Element>(x: &[T], y: &mut [T], k: f64, a: f64, b: f64);
+    fn rows_affine<T: Element>(x: &[T], y: &mut [T], c: usize, k: [&[f64]; 3]);
+    fn rows_grad_sums<T: Element>(x: &[T], dy: &[T], c: usize, mean: &[f64], st: [&mut [f64]; 2]);
+    fn run_dx<T: Element>(x: &[T], dy: &[T], dx: &mut [T], mean: f64, k: [f64; 3]);
+    fn rows_dx<T: Element>(x: &[T], dy: &[T], dx: &mut [T], c: usize, k: [&[f64]; 4]);
+}
+
+/// The inner loops compiled for the baseline target (what `parallel` uses).
+pub struct Portable;
+
+impl Backend for Portable {
+    fn rows_moments<T: Element>(
+        x: &[T],
+        plan: &RowPlan,
+        k: &[f64],
+        w: &mut RowScratch,
+        out: &mut [Moments],
+    ) {
+        lanes::rows_moments(x, plan.c, k, plan.tile_rows, w, out)
+    }
+    fn run_affine<T: Element>(x: &[T], y: &mut [T], k: f64, a: f64, b: f64) {
+        lanes::run_affine(x, y, k, a, b)
+    }
+    fn rows_affine<T: Element>(x: &[T], y: &mut [T], c: usize, k: [&[f64]; 3]) {
+        lanes::rows_affine(x, y, c, k[0], k[1], k[2])
+    }
+    fn rows_grad_sums<T: Element>(x: &[T], dy: &[T], c: usize, mean: &[f64], st: [&mut [f64]; 2]) {
+        let [s, t] = st;
+        lanes::rows_grad_sums(x, dy, c, mean, s, t)
+    }
+    fn run_dx<T: Element>(x: &[T], dy: &[T], dx: &mut [T], mean: f64, k: [f64; 3]) {
+        lanes::run_dx(x, dy, dx, mean, k)
+    }
+    fn rows_dx<T: Element>(x: &[T], dy: &[T], dx: &mut [T], c: usize, k: [&[f64]; 4]) {
+        lanes::rows_dx(x, dy, dx, c, k)
+    }
+}
+
+/// How the work is scheduled (never what is computed).
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Contiguous layout: give each task whole channels, so a channel's slice
+    /// is re-read from L2 by the second pass instead of DRAM.
+    pub channel_tasks: bool,
+}
+
+/// A channel-task's bytes per pass above which a channel's slice is not
+/// expected to stay in L2 (1 MiB per core here) plus its share of L3.
+const CHANNEL_CACHE: usize = 2 << 20;
+/// Shortest runs (S) for which per-channel tasks pay: with short runs a
+/// task's second pass jumps between many short stretches and measured slower
+/// than the address-ordered pass (64×512×7×7, 256×1024×64 on the 2-core
+/// EPYC VM), while 64×64×56×56 (S = 3136) gained.
+const CHANNEL_TASK_MIN_RUN: usize = 1024;
+/// Bytes of input a channel task aims for.
+const CHANNEL_TASK: usize = 256 << 10;
+
+/// Map over `0..n` in parallel (or not, for small inputs), results in order.
+fn map_range<R: Send>(par: bool, n: usize, f: impl Fn(usize) -> R + Sync + Send) -> Vec<R> {
+    if par {
+        (0..n).into_par_iter().map(f).collect()
+    } else {
+        (0..n).map(f).collect()
+    }
+}
+
+/// Moments of group `g` of channels `c0..c0 + cs` (contiguous), relative to
+/// the shifts: the corrected two-pass algorithm over the group's run pieces
+/// (the group, ≤ 256 KiB of `f32` per channel, is re-read from L2 by the
+/// second pass). Memory is visited piece by piece and, within a piece,
+/// channel by channel — i.e. in address order when runs are short — while
+/// each channel's lanes still see its pieces in order, so the result does
+/// not depend on how channels are batched.
+fn group_moments<T: Element>(
+    x: &[T],
+    dims: Dims,
+    c0: usize,
+    cs: usize,
+    g: usize,
+    shift: &[f64],
+) -> Vec<Moments> {
+    let pieces = || plan::group_pieces(dims, c0, g);
+    let at = |r: &std::ops::Range<usize>, i: usize| &x[r.start + i * dims.s..r.end + i * dims.s];
+    let n: usize = pieces().map(|r| r.len()).sum();
+    let nf = n as f64;
+    let mut acc = vec![[0.0f64; LANES]; cs];
+    for r in pieces() {
+        for (i, a) in acc.iter_mut().enumerate() {
+            add_lanes(a, &Sums::shifted(at(&r, i), shift[c0 + i]));
+        }
+    }
+    let mb: Vec<f64> = acc.iter().map(|a| lanes::hsum(a) / nf).collect();
+    let (mut s1, mut s2) = (vec![[0.0f64; LANES]; cs], vec![[0.0f64; LANES]; cs]);
+    for r in pieces() {
+        for i in 0..cs {
+            let [a, b] = Sums::deviations(at(&r, i), shift[c0 + i], mb[i]);
+            add_lanes(&mut s1[i], &a);
+            add_lanes(&mut s2[i], &b);
+        }
+    }
+    (0..cs)
+        .map(|i| {
+            let (a, b) = (lanes::hsum(&s1[i]), lanes::hsum(&s2[i]));
+            Moments {
+                count: n as u64,
+                mean: mb[i] + a / nf,
+                m2: b - a * (a / nf),
+            }
+        })
+        .collect()
+}
+
+/// Moments of channels `c0..c0 + cs` over the whole batch: their groups
+/// merged in order.
+fn channels_moments<T: Element>(
+    x: &[T],
+    dims: Dims,
+    c0: usize,
+    cs: usize,
+    shift: &[f64],
+) -> Vec<Moments> {
+    let mut m = vec![Moments::default(); cs];
+    for g in 0..plan::groups(dims) {
+        for (acc, gm) in m.iter_mut().zip(group_moments(x, dims, c0, cs, g, shift)) {
+            *acc = acc.merge(gm);
+        }
+    }
+    m
+}
+
+#[inline]
+fn add_lanes(acc: &mut [f64; LANES], v: &[f64; LANES]) {
+    for (a, &b) in acc.iter_mut().zip(v) {
+        *a += b;
+    }
+}
+
+/// `(Σ dy, Σ dy·(x − mean))` of group `g` of channels `c0..c0 + cs`
+/// (contiguous), visited like [`group_moments`].
+fn group_grad_sums<T: Element>(
+    x: &[T],
+    dy: &[T],
+    dims: Dims,
+    (c0, cs): (usize, usize),
+    g: usize,
+    mean: &[f64],
+) -> Vec<(f64, f64)> {
+    let (mut s, mut t) = (vec![[0.0f64; LANES]; cs], vec![[0.0f64; LANES]; cs]);
+    for r in plan::group_pieces(dims, c0, g) {
+        for i in 0..cs {
+            let o = r.start + i * dims.s..r.end + i * dims.s;
+            let [a, b] = Sums::grad(&x[o.clone()], &dy[o], mean[c0 + i]);
+            add_lanes(&mut s[i], &a);
+            add_lanes(&mut t[i], &b);
+        }
+    }
+    s.iter()
+        .zip(&t)
+        .map(|(s, t)| (lanes::hsum(s), lanes::hsum(t)))
+        .collect()
+}
+
+/// Channel sums over the whole batch: groups added in order.
+fn channels_grad_sums<T: Element>(
+    x: &[T],
+    dy: &[T],
+    dims: Dims,
+    c0: usize,
+    cs: usize,
+    mean: &[f64],
+) -> Vec<(f64, f64)> {
+    let mut acc = vec![(0.0, 0.0); cs];
+    for g in 0..plan::groups(dims) {
+        for (a, (s, t)) in acc
+            .iter_mut()
+            .zip(group_grad_sums(x, dy, dims, (c0, cs), g, mean))
+        {
+            *a = (a.0 + s, a.1 + t);
+        }
+    }
+    acc
+}
+
+/// Per-channel shifts `K_c`: the channel's first value.
+fn shifts<T: Element>(x: &[T], dims: Dims) -> Vec<f64> {
+    (0..dims.c)
+        .map(|c| x[dims.offset(0, c, 0)].as_f64())
+        .collect()
+}
+
+/// Coefficients of `y = (x − K)·a + b` from shifted moments, and the outputs `mean`, `var`.
+fn train_coeffs(
+    shift: &[f64],
+    moments: &[Moments],
+    eps: f64,
+    affine: &Affine<'_>,
+    mean: &mut [f64],
+    var: &mut [f64],
+) -> [Vec<f64>; 2] {
+    let mut a = vec![0.0; shift.len()];
+    let mut b = vec![0.0; shift.len()];
+    for (c, m) in moments.iter().enumerate() {
+        mean[c] = shift[c] + m.mean;
+        var[c] = m.var();
+        let k = NormCoeffs::new(m.mean, m.var(), eps, affine, c);
+        a[c] = k.scale;
+        b[c] = k.bias - k.mean * k.scale;
+    }
+    [a, b]
+}
+
+/// Contiguous element-wise pass: `f(c, run_x_offset, out_run_piece)` for every run.
+fn runs_pass<T: Element>(
+    dims: Dims,
+    out: &mut [T],
+    f: impl Fn(usize, std::ops::Range<usize>, &mut [T]) + Sync + Send,
+) {
+    let rpt = plan::runs_per_task(dims);
+    let task = |(t, chunk): (usize, &mut [T])| {
+        for (i, run) in chunk.chunks_mut(dims.s).enumerate() {
+            let r = t * rpt + i;
+            f(r % dims.c, r * dims.s..(r + 1) * dims.s, run);
+        }
+    };
+    if dims.len() >= SERIAL_THRESHOLD {
+        out.par_chunks_mut(rpt * dims.s).enumerate().for_each(task);
+    } else {
+        out.chunks_mut(rpt * dims.s).enumerate().for_each(task);
+    }
+}
+
+/// Channels-last element-wise pass: `f(row_offset_range, out_rows)` on whole rows.
+fn rows_pass<T: Element>(
+    plan: &RowPlan,
+    total: usize,
+    out: &mut [T],
+    f: impl Fn(std::ops::Range<usize>, &mut [T]) + Sync + Send,
+) {
+    let chunk = plan.task_rows * plan.c;
+    let task = |(t, rows): (usize, &mut [T])| f(t * chunk..t * chunk + rows.len(), rows);
+    if total >= SERIAL_THRESHOLD {
+        out.par_chunks_mut(chunk).enumerate().for_each(task);
+    } else {
+        out.chunks_mut(chunk).enumerate().for_each(task);
+    }
+}
+
+/// Whether `fused`'s per-channel tasks apply to a contiguous batch whose
+/// per-channel slices (over `arrays` input arrays) take `bytes` bytes.
+fn channel_tasks(opts: Options, dims: Dims, bytes: usize) -> Option<usize> {
+    let threads = rayon::current_num_threads();
+    let ok = opts.channel_tasks
+        && dims.layout == Layout::Contiguous
+        && dims.s >= CHANNEL_TASK_MIN_RUN
+        && dims.len() >= SERIAL_THRESHOLD
+        && bytes <= CHANNEL_CACHE
+        && dims.c >= 4 * threads;
+    ok.then(|| (CHANNEL_TASK / bytes).clamp(1, (dims.c / (4 * threads)).max(1)))
+}
+
+/// Split `out` into its runs and deal them to tasks of `cpt` channels:
+/// `tasks[t][n·cpt' + i]` is run `(n, t·cpt + i)`.
+fn runs_by_channel_task<T>(out: &mut [T], dims: Dims, cpt: usize) -> Vec<Vec<&mut [T]>> {
+    let tasks = dims.c.div_ceil(cpt);
+    let mut v: Vec<Vec<&mut [T]>> = (0..tasks).map(|_| Vec::new()).collect();
+    for (r, run) in out.chunks_mut(dims.s).enumerate() {
+        v[(r % dims.c) / cpt].push(run);
+    }
+    v
+}
+
+/// Training forward.
+pub fn forward_train<T: Element, B: Backend>(p: TrainForward<'_, T>, opts: Options) {
+    let dims = plan::canonical(p.dims);
+    let x = p.x;
+    let shift = shifts(x, dims);
+    let par = dims.len() >= SERIAL_THRESHOLD;
+    match dims.layout {
+        Layout::Contiguous => {
+            let slice = dims.per_channel() * std::mem::size_of::<T>();
+            if let Some(cpt) = channel_tasks(opts, dims, slice) {
+                let tasks = runs_by_channel_task(p.y, dims, cpt);
+                let (eps, affine) = (p.eps, p.affine);
+                let stats: Vec<Vec<Moments>> = tasks
+                    .into_par_iter()
+                    .enumerate()
+                    .map(|(t, mut runs)| {
+                        let c0 = t * cpt;
+                        let cs = cpt.min(dims.c - c0);
+                        let m = channels_moments(x, dims, c0, cs, &shift);
+                        let (mut mm, mut vv) = (vec![0.0; cs], vec![0.0; cs]);
+                        let [a, b] = train_coeffs(
+                            &shift[c0..c0 + cs],
+                            &m,
+                            eps,
+                            &Affine {
+                                weight: affine.weight.map(|w| &w[c0..c0 + cs]),
+                                bias: affine.bias.map(|b| &b[c0..c0 + cs]),
+                            },
+                            &mut mm,
+                            &mut vv,
+                        );
+                        for (i, run) in runs.iter_mut().enumerate() {
+                            let (n, ci) = (i / cs, i % cs);
+                            let base = dims.offset(n, c0 + ci, 0);
+                            let xr = &x[base..base + dims.s];
+                            B::run_affine(xr, run, shift[c0 + ci], a[ci], b[ci]);
+                        }
+                        m
+                    })
+                    .collect();
+                let moments: Vec<Moments> = stats.into_iter().flatten().collect();
+                train_coeffs(&shift, &moments, p.eps, &p.affine, p.mean, p.var);
+                return;
+            }
+            let (g, cb) = (plan::groups(dims), plan::stat_channels(dims));
+            let items = map_range(par, dims.c.div_ceil(cb) * g, |i| {
+                let c0 = i / g * cb;
+                group_moments(x, dims, c0, cb.min(dims.c - c0), i % g, &shift)
+            });
+            let moments: Vec<Moments> = (0..dims.c)
+                .map(|c| {
+                    let item = |gi: usize| items[c / cb * g + gi][c % cb];
+                    (0..g).fold(Moments::default(), |a, gi| a.merge(item(gi)))
+                })
+                .collect();
+            let [a, b] = train_coeffs(&shift, &moments, p.eps, &p.affine, p.mean, p.var);
+            runs_pass::<T>(dims, p.y, |c, r, out| {
+                B::run_affine(&x[r], out, shift[c], a[c], b[c])
+            });
+        }
+        Layout::ChannelsLast => {
+            let plan = RowPlan::new(dims.c);
+            let rows = dims.n * dims.s;
+            let krep = plan.rep(&shift);
+            let groups = rows.div_ceil(plan.group_rows);
+            let per_group = map_range(par, groups, |g| {
+                let r0 = g * plan.group_rows;
+                let r1 = (r0 + plan.group_rows).min(rows);
+                let mut w = RowScratch::new(plan.l, plan.c);
+                let mut out = vec![Moments::default(); plan.c];
+                B::rows_moments(&x[r0 * plan.c..r1 * plan.c], &plan, &krep, &mut w, &mut out);
+                out
+            });
+            let moments: Vec<Moments> = (0..dims.c)
+                .map(|c| {
+                    per_group
+                        .iter()
+                        .fold(Moments::default(), |a, m| a.merge(m[c]))
+                })
+                .collect();
+            let [a, b] = train_coeffs(&shift, &moments, p.eps, &p.affine, p.mean, p.var);
+            let (a, b) = (plan.rep(&a), plan.rep(&b));
+            rows_pass::<T>(&plan, dims.len(), p.y, |r, out| {
+                B::rows_affine(&x[r], out, dims.c, [&krep, &a, &b])
+            });
+        }
+    }
+}
+
+/// Eval forward: `y = (x − mean)·scale + bias`, one read and one write.
+pub fn forward_eval<T: Element, B: Backend>(p: EvalForward<'_, T>) {
+    let dims = plan::canonical(p.dims);
+    let k: Vec<NormCoeffs> = (0..dims.c)
+        .map(|c| NormCoeffs::new(p.mean[c], p.var[c], p.eps, &p.affine, c))
+        .collect();
+    let x = p.x;
+    match dims.layout {
+        Layout::Contiguous => runs_pass::<T>(dims, p.y, |c, r, out| {
+            B::run_affine(&x[r], out, k[c].mean, k[c].scale, k[c].bias)
+        }),
+        Layout::ChannelsLast => {
+            let plan = RowPlan::new(dims.c);
+            let m = plan.rep(&k.iter().map(|k| k.mean).collect::<Vec<_>>());
+            let a = plan.rep(&k.iter().map(|k| k.scale).collect::<Vec<_>>());
+            let b = plan.rep(&k.iter().map(|k| k.bias).collect::<Vec<_>>());
+            rows_pass::<T>(&plan, dims.len(), p.y, |r, out| {
+                B::rows_affine(&x[r], out, dims.c, [&m, &a, &b])
+            });
+        }
+    }
+}
+
+/// Per-channel gradient coefficients from the two sums; fills grad_weight/grad_bias.
+fn grad_coeffs(
+    p: &mut Backward<'_, impl Element>,
+    sums: &[(f64, f64)],
+    dims: Dims,
+) -> Vec<GradCoeffs> {
+    let m = dims.per_channel();
+    sums.iter()
+        .enumerate()
+        .map(|(c, &(s, t))| {
+            let w = p.weight.map_or(1.0, |w| w[c]);
+            let k = GradCoeffs::new(p.mode, m, p.mean[c], p.var[c], p.eps, w, s, t);
+            p.grad_weight[c] = k.grad_weight;
+            p.grad_bias[c] = k.grad_bias;
+            k
+        })
+        .collect()
+}
+
+/// Backward: one pass for `Σ dy`, `Σ dy·(x − mean)`, one pass writing `dx`.
+pub fn backward<T: Element, B: Backend>(mut p: Backward<'_, T>, opts: Options) {
+    let dims = plan::canonical(p.dims);
+    let (x, dy) = (p.x, p.dy);
+    let par = dims.len() >= SERIAL_THRESHOLD;
+    let batch = p.mode == GradMode::Batch;
+    match dims.layout {
+        Layout::Contiguous => {
+            let slice = 2 * dims.per_channel() * std::mem::size_of::<T>();
+            if let Some(cpt) = channel_tasks(opts, dims, slice) {
+                let tasks = runs_by_channel_task(p.dx, dims, cpt);
+                let (mode, eps, weight, mean, var) = (p.mode, p.eps, p.weight, p.mean, p.var);
+                let sums: Vec<Vec<(f64, f64)>> = tasks
+                    .into_par_iter()
+                    .enumerate()
+                    .map(|(t, mut runs)| {
+                        let c0 = t * cpt;
+                        let cs = cpt.min(dims.c - c0);
+                        let sums = channels_grad_sums(x, dy, dims, c0, cs, mean);
+                        let k: Vec<GradCoeffs> = sums
+                            .iter()
+                            .enumerate()
+                            .map(|(i, &(s, t))| {
+                                let c = c0 + i;
+                                let w = weight.map_or(1.0, |w| w[c]);
+                                GradCoeffs::new(
+                                    mode,
+                                    dims.per_channel(),
+                                    mean[c],
+                                    var[c],
+                                    eps,
+                                    w,
+                                    s,
+                                    t,
+                                )
+                            })
+                            .collect();
+                        for (i, run) in runs.iter_mut().enumerate() {
+                            let (n, ci) = (i / cs, i % cs);
+                            let base = dims.offset(n, c0 + ci, 0);
+                            let kc = k[ci];
+                            let r = base..base + dims.s;
+                            run_dx_or_scale::<T, B>(&x[r.clone()], &dy[r], run, &kc);
+                        }
+                        sums
+                    })
+                    .collect();
+                let sums: Vec<(f64, f64)> = sums.into_iter().flatten().collect();
+                grad_coeffs(&mut p, &sums, dims);
+                return;
+            }
+            let (g, cb) = (plan::groups(dims), plan::stat_channels(dims));
+            let items = map_range(par, dims.c.div_ceil(cb) * g, |i| {
+                let c0 = i / g * cb;
+                group_grad_sums(x, dy, dims, (c0, cb.min(dims.c - c0)), i % g, p.mean)
+            });
+            let sums: Vec<(f64, f64)> = (0..dims.c)
+                .map(|c| {
+                    let item = |gi: usize| items[c / cb * g + gi][c % cb];
+                    (0..g).fold((0.0, 0.0), |a, gi| (a.0 + item(gi).0, a.1 + item(gi).1))
+                })
+                .collect();
+            let k = grad_coeffs(&mut p, &sums, dims);
+            runs_pass::<T>(dims, p.dx, |c, r, out| {
+                run_dx_or_scale::<T, B>(&x[r.clone()], &dy[r], out, &k[c])
+            });
+        }
+        Layout::ChannelsLast => {
+            let plan = RowPlan::new(dims.c);
+            let rows = dims.n * dims.s;
+            let mrep = plan.rep(p.mean);
+            let groups = rows.div_ceil(plan.group_rows);
+            let per_group = map_range(par, groups, |g| {
+                let r =
+                    g * plan.group_rows * plan.c..((g + 1) * plan.group_rows).min(rows) * plan.c;
+                let (mut s, mut t) = (vec![0.0; plan.l], vec![0.0; plan.l]);
+                B::rows_grad_sums(&x[r.clone()], &dy[r], plan.c, &mrep, [&mut s, &mut t]);
+                let (mut fs, mut ft) = (vec![0.0; plan.c], vec![0.0; plan.c]);
+                lanes::fold_lanes(&s, plan.c, &mut fs);
+                lanes::fold_lanes(&t, plan.c, &mut ft);
+                (fs, ft)
+            });
+            let sums: Vec<(f64, f64)> = (0..dims.c)
+                .map(|c| {
+                    per_group
+                        .iter()
+                        .fold((0.0, 0.0), |a, (s, t)| (a.0 + s[c], a.1 + t[c]))
+                })
+                .collect();
+            let k = grad_coeffs(&mut p, &sums, dims);
+            let rep = |f: fn(&GradCoeffs) -> f64| plan.rep(&k.iter().map(f).collect::<Vec<_>>());
+            let (kd, kx, kc) = (rep(|k| k.k_dy), rep(|k| k.k_xmu), rep(|k| k.k_const));
+            let zeros = vec![0.0; plan.l];
+            rows_pass::<T>(&plan, dims.len(), p.dx, |r, out| {
+                if batch {
+                    B::rows_dx(&x[r.clone()], &dy[r], out, dims.c, [&mrep, &kd, &kx, &kc]);
+                } else {
+                    B::rows_affine(&dy[r], out, dims.c, [&zeros, &kd, &zeros]);
+                }
+            });
+        }
+    }
+}
+
+/// `dx` of one run piece: the full formula, or `k_dy·dy` with fixed
+/// statistics (where `x` must not be read: a NaN in `x` must not reach `dx`).
+#[inline]
+fn run_dx_or_scale<T: Element, B: Backend>(x: &[T], dy: &[T], out: &mut [T], k: &GradCoeffs) {
+    if k.uses_x {
+        B::run_dx(x, dy, out, k.mean, [k.k_dy, k.k_xmu, k.k_const]);
+    } else {
+        B::run_affine(dy, out, 0.0, k.k_dy, 0.0);
+    }
+}

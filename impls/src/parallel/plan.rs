@@ -1,0 +1,111 @@
+//! The fixed work decomposition shared by `parallel` and `fused`.
+//!
+//! Every reduction is cut into chunks whose boundaries depend only on the
+//! tensor's dims — never on the number of threads — and partial results are
+//! merged in chunk order. Threads only decide *who* computes a chunk, so the
+//! result is bitwise identical for any rayon pool size.
+//!
+//! - contiguous: channel `c`'s `N·S` values, in `(n, s)` order, are cut into
+//!   groups of [`GROUP`] values (a few run pieces, cut at run ends), whose
+//!   two-pass statistics are computed while the group is in L2.
+//! - channels-last: rows (positions `(n, s)`, each holding all C channels) are
+//!   cut into groups of [`RowPlan::group_rows`] rows, each into tiles of
+//!   [`RowPlan::tile_rows`] rows.
+
+use super::lanes::{MIN_SUPER_ROW, MIN_TILE_ROWS, TILE};
+use crate::layout::{Dims, Layout};
+use std::ops::Range;
+
+/// Below this many elements no rayon task is spawned: a fork/join costs a few
+/// microseconds, which is the whole run time of a 32 Ki-element tensor.
+pub const SERIAL_THRESHOLD: usize = 1 << 15;
+/// Values of one channel per statistics group (contiguous layout).
+pub const GROUP: usize = 1 << 16;
+/// Elements per statistics group (channels-last layout).
+pub const ROW_GROUP: usize = 1 << 17;
+/// Elements per task of the element-wise passes (normalize, `grad_input`).
+pub const TASK: usize = 1 << 16;
+
+/// The dims the kernels work on: with `S = 1` both layouts are the same
+/// memory (`n·C + c`), and the row kernels (vectorized across channels) are
+/// the ones that apply.
+pub fn canonical(dims: Dims) -> Dims {
+    if dims.s == 1 {
+        Dims {
+            layout: Layout::ChannelsLast,
+            ..dims
+        }
+    } else {
+        dims
+    }
+}
+
+/// Number of statistics groups of one channel (contiguous layout).
+pub fn groups(dims: Dims) -> usize {
+    dims.per_channel().div_ceil(GROUP)
+}
+
+/// Channels per statistics task (contiguous layout, `parallel`'s
+/// schedule): enough that a task reads about [`GROUP`] values, so short runs
+/// (S = 49, 64) are read as long address-ordered stretches. Only *who*
+/// computes a group changes with it, never the result.
+pub fn stat_channels(dims: Dims) -> usize {
+    (GROUP / dims.per_channel().min(GROUP)).clamp(1, dims.c)
+}
+
+/// Memory ranges of group `g` of channel `c` (contiguous layout), in order.
+pub fn group_pieces(dims: Dims, c: usize, g: usize) -> impl Iterator<Item = Range<usize>> {
+    let (s, end) = (dims.s, (g * GROUP + GROUP).min(dims.per_channel()));
+    let mut j = g * GROUP;
+    std::iter::from_fn(move || {
+        if j >= end {
+            return None;
+        }
+        let n = j / s;
+        let stop = end.min((n + 1) * s);
+        let off = dims.offset(n, c, j % s);
+        let len = stop - j;
+        j = stop;
+        Some(off..off + len)
+    })
+}
+
+/// Runs (length S) per element-wise task (contiguous layout).
+pub fn runs_per_task(dims: Dims) -> usize {
+    (TASK / dims.s).max(1)
+}
+
+/// How channels-last rows are grouped, tiled and vectorized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowPlan {
+    /// Channels per row.
+    pub c: usize,
+    /// Lanes of a super-row: `⌈64/C⌉` rows as one vector of `L` values.
+    pub l: usize,
+    /// Rows per two-pass tile (a multiple of the super-row height).
+    pub tile_rows: usize,
+    /// Rows per statistics group (a multiple of `tile_rows`).
+    pub group_rows: usize,
+    /// Rows per element-wise task (a multiple of the super-row height).
+    pub task_rows: usize,
+}
+
+impl RowPlan {
+    pub fn new(c: usize) -> RowPlan {
+        let m = MIN_SUPER_ROW.div_ceil(c);
+        let l = m * c;
+        let tile_rows = (TILE / l).max(MIN_TILE_ROWS.div_ceil(m)) * m;
+        RowPlan {
+            c,
+            l,
+            tile_rows,
+            group_rows: (ROW_GROUP / (tile_rows * c)).max(1) * tile_rows,
+            task_rows: (TASK / l).max(1) * m,
+        }
+    }
+
+    /// A per-channel array repeated to the super-row width `L`.
+    pub fn rep(&self, v: &[f64]) -> Vec<f64> {
+        v.iter().copied().cycle().take(self.l).collect()
+    }
+}

@@ -1,0 +1,97 @@
+//! `parallel` and `fused` agree with `welford` (the single-threaded, stable
+//! reference implementation) on random and ill-conditioned inputs, on tiny
+//! shapes (N·S = 2, C = 1) and on many channels (C = 10 000).
+
+mod common;
+
+use bn_impls::{registry, Element, Layout};
+use common::{data, dims, run_all, Outputs, Rng};
+
+/// `|a − b| ≤ tol·max(1, |b|)` element-wise.
+fn close<T: Element>(a: &[T], b: &[T], tol: f64, what: &str) {
+    for (i, (p, q)) in a.iter().zip(b).enumerate() {
+        let (p, q) = (p.as_f64(), q.as_f64());
+        assert!(
+            (p - q).abs() <= tol * q.abs().max(1.0),
+            "{what}[{i}]: {p} vs welford {q}"
+        );
+    }
+}
+
+fn agree<T: Element>(got: &Outputs<T>, want: &Outputs<T>, what: &str) {
+    // Element outputs are computed in f64 and rounded once (a few ulps of T),
+    // from statistics that differ from welford's by f64 rounding (~1e-15
+    // relative, different summation order): a few ulps plus 1e-13.
+    let t = 4.0 * T::DTYPE.epsilon() + 1e-13;
+    close(&got.y, &want.y, t, &format!("{what} y"));
+    close(&got.y_eval, &want.y_eval, t, &format!("{what} eval y"));
+    close(&got.dx, &want.dx, t, &format!("{what} dx"));
+    close(
+        &got.dx_fixed,
+        &want.dx_fixed,
+        t,
+        &format!("{what} fixed dx"),
+    );
+    // Statistics and parameter gradients are f64 sums in both.
+    close(&got.mean, &want.mean, 1e-12, &format!("{what} mean"));
+    close(&got.var, &want.var, 1e-10, &format!("{what} var"));
+    close(&got.gw, &want.gw, 1e-9, &format!("{what} grad_weight"));
+    close(&got.gb, &want.gb, 1e-9, &format!("{what} grad_bias"));
+}
+
+fn check<T: Element>(shape: &[usize], offset: f64, spread: f64, seed: u64) {
+    let welford = registry::by_name("welford").unwrap();
+    for layout in Layout::ALL {
+        let d = dims(shape, layout);
+        let mut rng = Rng::new(seed);
+        let x: Vec<T> = data(&mut rng, d.len(), offset, spread);
+        let dy: Vec<T> = data(&mut rng, d.len(), 0.0, 1.0);
+        let want = run_all::<T>(welford, d, &x, &dy);
+        for name in ["parallel", "fused"] {
+            let got = run_all::<T>(registry::by_name(name).unwrap(), d, &x, &dy);
+            agree(
+                &got,
+                &want,
+                &format!("{name} {shape:?} {layout} {}", T::DTYPE),
+            );
+        }
+    }
+}
+
+#[test]
+fn random_inputs_f32_and_f64() {
+    for (i, shape) in [
+        &[7, 5, 9, 11][..],
+        &[33, 3, 45, 47],
+        &[16, 70, 13],
+        &[1000, 17],
+    ]
+    .iter()
+    .enumerate()
+    {
+        check::<f32>(shape, 0.5, 2.0, i as u64);
+        check::<f64>(shape, 0.5, 2.0, i as u64);
+    }
+}
+
+#[test]
+fn ill_conditioned_offsets() {
+    // Unit spread on a large common offset: what the shifted accumulation is for.
+    check::<f32>(&[20, 4, 31, 29], 1e4, 1.0, 7);
+    check::<f64>(&[20, 4, 31, 29], 1e8, 1.0, 8);
+    check::<f64>(&[600, 5], 1e6, 1.0, 9);
+}
+
+#[test]
+fn tiny_shapes() {
+    for shape in [&[2, 1][..], &[1, 1, 2], &[2, 1, 1, 1], &[2, 3], &[1, 2, 2]] {
+        check::<f32>(shape, 1.0, 1.0, 3);
+        check::<f64>(shape, 1.0, 1.0, 3);
+    }
+}
+
+#[test]
+fn ten_thousand_channels() {
+    check::<f32>(&[4, 10_000], 0.0, 1.0, 5);
+    check::<f64>(&[3, 10_000, 3], 0.0, 1.0, 6);
+}
