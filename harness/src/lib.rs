@@ -6,6 +6,7 @@
 //! - [`data`]: seeded random batches for tests and benchmarks;
 //! - [`cli`]: the `bnh` command line.
 
+pub mod accuracy;
 pub mod case;
 pub mod cli;
 pub mod conformance;

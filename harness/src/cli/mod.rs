@@ -1,5 +1,6 @@
 //! The `bnh` command line: one file per subcommand.
 
+mod accuracy;
 mod check;
 mod list;
 mod run_case;
@@ -25,6 +26,8 @@ pub enum Command {
     RunCase(run_case::Args),
     /// Run every case with every implementation and judge them by the tolerance rule.
     Check(check::Args),
+    /// Sweep input conditioning and measure every implementation's error against the oracle.
+    Accuracy(accuracy::Args),
 }
 
 /// Run a parsed command line; the exit code says whether checks passed.
@@ -33,5 +36,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::List(a) => list::run(a),
         Command::RunCase(a) => run_case::run(a),
         Command::Check(a) => check::run(a),
+        Command::Accuracy(a) => accuracy::run(a),
     }
 }
