@@ -13,6 +13,7 @@ pub mod conformance;
 pub mod data;
 pub mod dd;
 pub mod error;
+pub mod fuzzing;
 pub mod num;
 pub mod oracle;
 pub mod output;
