@@ -261,3 +261,24 @@ fn channels_last_views_of_rank_0_and_1_do_not_panic() {
     assert!(err.contains("1 dimensions"), "{err}");
     assert!(nd_view(&[], Layout::ChannelsLast, &data[..1]).is_ok());
 }
+
+/// Regression (found by the `api_call` fuzz target): a training step with
+/// `num_batches_tracked = i64::MAX` overflowed the counter; it now saturates.
+#[test]
+fn a_saturated_batch_counter_does_not_overflow() {
+    use bn_impls::layout::{nd_view, nd_view_mut};
+    use bn_impls::{BatchNorm, Config, Layout};
+    let data = [1.0f32, 2.0, 3.0, 5.0];
+    let mut out = [0.0f32; 4];
+    let mut cfg = Config::new(2);
+    cfg.momentum = None;
+    let mut bn = BatchNorm::<f32>::new(cfg).unwrap();
+    bn.num_batches_tracked = Some(i64::MAX);
+    for imp in bn_impls::registry::all() {
+        let x = nd_view(&[2, 2], Layout::Contiguous, &data).unwrap();
+        let y = nd_view_mut(&[2, 2], Layout::Contiguous, &mut out).unwrap();
+        bn.forward(*imp, x, y).unwrap();
+        assert_eq!(bn.num_batches_tracked, Some(i64::MAX));
+        assert!(out.iter().all(|v| v.is_finite()));
+    }
+}
