@@ -187,7 +187,7 @@ fn dd_sum(v: impl Iterator<Item = f64>) -> f64 {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     /// Training without affine: every channel of `y` has mean ≈ 0 and biased
     /// variance ≈ 1 when the spread is well above `eps` (exactly
@@ -277,7 +277,7 @@ fn loss(imp: &dyn Implementation, case: &Case, x: &[f64], dy: &[f64], w: &[f64],
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     /// `grad_input` matches central finite differences of `L = Σ dy·y` in
     /// f64 at a few random elements. With `h = 1e-4·√(σ²+eps)` the truncation error
@@ -370,7 +370,7 @@ fn oracle_step(case: &Case, x: &[f64], dy: &[f64]) -> (Vec<f64>, Vec<f64>, f64) 
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     /// `BN(x + c) = BN(x)` (y and grad_input) for stable implementations,
     /// with `c` up to 1e4·std; both must be within the stable bound of the
@@ -424,7 +424,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 192, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 384, ..ProptestConfig::default() })]
 
     /// Over 1–5 training steps (momentum a number or None), each update of
     /// the running buffers follows the module rules (checked against the
@@ -513,7 +513,7 @@ fn bits<T: Element>(v: &Option<Vec<T>>) -> Option<Vec<u64>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     /// Implementations that claim determinism give bitwise identical results
     /// (every output) in rayon pools of 1, 2 and 3 threads. Shapes are

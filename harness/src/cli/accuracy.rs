@@ -110,7 +110,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let rows = sweep::run(&grid, &dtypes, &impls, args.seed, &progress)?;
         write_atomic(&args.csv, export::to_csv(&rows)?.as_bytes())?;
         eprintln!(
-            "bnh accuracy: {} rows in {:.1} s -> {}",
+            "bnh accuracy: {} rows in {:.2} s -> {}",
             rows.len(),
             start.elapsed().as_secs_f64(),
             args.csv.display()
