@@ -6,6 +6,7 @@
 //! - [`data`]: seeded random batches for tests and benchmarks;
 //! - [`cli`]: the `bnh` command line.
 
+pub mod accuracy;
 pub mod bench;
 pub mod case;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod data;
 pub mod dd;
 pub mod error;
 pub mod export;
+pub mod fuzzing;
 pub mod num;
 pub mod oracle;
 pub mod output;

@@ -115,7 +115,7 @@ pub fn update_running(
     stats: &Stats,
     m: usize,
 ) -> (Vec<DD>, Vec<DD>, i64) {
-    let nbt = num_batches_tracked + 1;
+    let nbt = num_batches_tracked.saturating_add(1); // as the module: saturate at i64::MAX
     let factor = momentum.unwrap_or(1.0 / nbt as f64);
     let keep = DD::ONE - factor;
     let bessel = DD::from(m as f64) / DD::from((m - 1) as f64);

@@ -42,7 +42,10 @@ impl Layout {
         let rank = shape.len();
         let mut strides = vec![0usize; rank];
         // Memory order of the logical axes, outermost first.
+        // Below rank 2 there is no channel axis to move; such shapes are
+        // rejected by the rank check, so they only need to not panic here.
         let order: Vec<usize> = match self {
+            Layout::ChannelsLast if rank < 2 => (0..rank).collect(),
             Layout::Contiguous => (0..rank).collect(),
             Layout::ChannelsLast => std::iter::once(0)
                 .chain(2..rank)

@@ -282,7 +282,8 @@ impl<T: Element> BatchNorm<T> {
     /// The running-statistics update of one training step (see module docs).
     fn update_running(&mut self, mean: &[f64], var: &[f64], m: usize) {
         let nbt = self.num_batches_tracked.get_or_insert(0);
-        *nbt += 1;
+        // Saturate instead of overflowing on a (hand-set) i64::MAX count.
+        *nbt = nbt.saturating_add(1);
         let factor = self.config.momentum.unwrap_or(1.0 / *nbt as f64);
         let bessel = m as f64 / (m - 1) as f64;
         let blend = |running: &mut Option<Vec<T>>, batch: &[f64], k: f64| {

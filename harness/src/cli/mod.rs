@@ -1,5 +1,6 @@
 //! The `bnh` command line: one file per subcommand.
 
+mod accuracy;
 mod all;
 pub mod bench;
 mod check;
@@ -37,6 +38,8 @@ pub enum Command {
     All(all::Args),
     /// Convert `cargo bench` (criterion) results into a bench CSV.
     ImportCriterion(import_criterion::Args),
+    /// Sweep input conditioning and measure every implementation's error against the oracle.
+    Accuracy(accuracy::Args),
 }
 
 /// Run a parsed command line; the exit code says whether checks passed.
@@ -49,5 +52,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Report(a) => report::run(a),
         Command::All(a) => all::run(a),
         Command::ImportCriterion(a) => import_criterion::run(a),
+        Command::Accuracy(a) => accuracy::run(a),
     }
 }

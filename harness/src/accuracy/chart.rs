@@ -1,0 +1,193 @@
+//! The accuracy chart: error vs conditioning, one line per implementation,
+//! one row of panels per dtype (SVG via plotters).
+//!
+//! Columns of panels, each varying one axis of the sweep with the others at
+//! their benign value, so each panel shows one cause of error:
+//! 1. offset/spread ratio (magnitude 1, worst over sizes): cancellation;
+//! 2. values per channel (ratio 1, magnitude 1): accumulation error;
+//! 3. magnitude (ratio 1, worst over sizes): underflow/overflow.
+//!
+//! The y value is the worst `max_rel_err` over ops, leaving out `grad_input`
+//! at N·S = 2: there the exact gradient is only ≈ eps/σ² of the terms it is
+//! computed from, so its relative error measures that output's conditioning
+//! (the same for every implementation), not the algorithm; the CSV keeps
+//! those rows. Errors are clamped to
+//! [1e-17, 1]: a point drawn at 1 is a result with no correct digits or a
+//! NaN/inf where the oracle is finite (the CSV keeps the exact values).
+//! `bnh report` can call [`write_svg`] with rows from [`super::export::read_csv`].
+
+use super::export::Row;
+use crate::error::{Error, Result};
+use crate::output::write_atomic;
+use plotters::prelude::*;
+use std::path::Path;
+
+const FLOOR: f64 = 1e-17;
+const CEIL: f64 = 1.0;
+const WIDTH: u32 = 1500;
+const HEIGHT: u32 = 900;
+
+/// One panel's x axis: which sweep axis, its label, and which rows it shows.
+struct Panel {
+    title: &'static str,
+    x_label: &'static str,
+    x: fn(&Row) -> f64,
+    keep: fn(&Row) -> bool,
+}
+
+const PANELS: [Panel; 3] = [
+    Panel {
+        title: "vs offset ratio (scale 1, worst over n)",
+        x_label: "offset ratio |mean| / std (log)",
+        x: |r| r.offset_ratio,
+        keep: |r| r.scale == 1.0,
+    },
+    Panel {
+        title: "vs values per channel (ratio 1, scale 1)",
+        x_label: "values per channel N·S (log)",
+        x: |r| r.n_per_channel as f64,
+        keep: |r| r.scale == 1.0 && r.offset_ratio == 1.0,
+    },
+    Panel {
+        title: "vs magnitude (ratio 1, worst over n)",
+        x_label: "spread of the data (log)",
+        x: |r| r.scale,
+        keep: |r| r.offset_ratio == 1.0,
+    },
+];
+
+fn clamp(e: f64) -> f64 {
+    if e.is_nan() {
+        CEIL
+    } else {
+        e.clamp(FLOOR, CEIL)
+    }
+}
+
+/// (x, worst error) points of one implementation and dtype in one panel, sorted by x.
+/// Rows the chart draws (see the module docs for the one exclusion).
+fn charted(r: &Row) -> bool {
+    !(r.op == "grad_input" && r.n_per_channel == 2)
+}
+
+fn series(rows: &[Row], imp: &str, dtype: &str, panel: &Panel) -> Vec<(f64, f64)> {
+    let mut pts: Vec<(f64, f64)> = Vec::new();
+    for r in rows
+        .iter()
+        .filter(|r| r.imp == imp && r.dtype == dtype && (panel.keep)(r) && charted(r))
+    {
+        let (x, e) = ((panel.x)(r), clamp(r.max_rel_err));
+        match pts.iter_mut().find(|p| p.0 == x) {
+            Some(p) => p.1 = p.1.max(e),
+            None => pts.push((x, e)),
+        }
+    }
+    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    pts
+}
+
+fn unique(rows: &[Row], f: impl Fn(&Row) -> &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for r in rows {
+        if !out.iter().any(|v| v == f(r)) {
+            out.push(f(r).to_string());
+        }
+    }
+    out
+}
+
+fn x_range(rows: &[Row], panel: &Panel) -> (f64, f64) {
+    let xs = rows
+        .iter()
+        .filter(|r| (panel.keep)(r))
+        .map(|r| (panel.x)(r));
+    let (lo, hi) = xs.fold((f64::INFINITY, 0.0f64), |(lo, hi), x| {
+        (lo.min(x), hi.max(x))
+    });
+    if lo.is_finite() && hi > lo {
+        (lo / 2.0, hi * 2.0)
+    } else if lo.is_finite() {
+        (lo / 10.0, lo * 10.0)
+    } else {
+        (0.1, 10.0)
+    }
+}
+
+/// Render the chart as SVG text.
+pub fn render_svg(rows: &[Row]) -> Result<String> {
+    if rows.is_empty() {
+        return Err(Error::Usage("no accuracy rows to chart".into()));
+    }
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        draw(&root, rows).map_err(|e| Error::Usage(format!("drawing the chart failed: {e}")))?;
+        root.present()
+            .map_err(|e| Error::Usage(format!("drawing the chart failed: {e}")))?;
+    }
+    Ok(svg)
+}
+
+type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    rows: &[Row],
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let root = root.titled(
+        "bnh accuracy: max relative error vs the double-double oracle (worst over y, batch mean/var, grad_input, grad_weight; grad_input at N·S = 2 left out)",
+        ("sans-serif", 20),
+    )?;
+    let impls = unique(rows, |r| &r.imp);
+    let dtypes = unique(rows, |r| &r.dtype);
+    let cells = root.split_evenly((dtypes.len(), PANELS.len()));
+    for (d, dtype) in dtypes.iter().enumerate() {
+        for (p, panel) in PANELS.iter().enumerate() {
+            let area = &cells[d * PANELS.len() + p];
+            let (lo, hi) = x_range(rows, panel);
+            let mut chart = ChartBuilder::on(area)
+                .caption(format!("{dtype}: {}", panel.title), ("sans-serif", 16))
+                .margin(10)
+                .x_label_area_size(40)
+                .y_label_area_size(70)
+                .build_cartesian_2d((lo..hi).log_scale(), (FLOOR / 10.0..CEIL * 3.0).log_scale())?;
+            chart
+                .configure_mesh()
+                .x_desc(panel.x_label)
+                .y_desc("max relative error")
+                .x_label_formatter(&|v| format!("{v:.0e}"))
+                .y_label_formatter(&|v| format!("{v:.0e}"))
+                .label_style(("sans-serif", 12))
+                .draw()?;
+            for (i, imp) in impls.iter().enumerate() {
+                let pts = series(rows, imp, dtype, panel);
+                let color = Palette99::pick(i).to_rgba();
+                chart
+                    .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
+                    .label(imp.as_str())
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                    });
+                chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::LowerRight)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 12))
+                .draw()?;
+        }
+    }
+    Ok(())
+}
+
+/// Render and write the chart atomically to `path`.
+pub fn write_svg(rows: &[Row], path: &Path) -> Result<()> {
+    let svg = render_svg(rows)?;
+    write_atomic(path, svg.as_bytes())
+}

@@ -1,0 +1,80 @@
+//! The headline numbers of a sweep: the worst relative error of each
+//! implementation and dtype at each offset ratio (over sizes, magnitudes and ops).
+
+use super::export::Row;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// Worst `max_rel_err` of the rows that pass `keep`, keyed by (impl, dtype, offset ratio).
+/// Implementations keep their order of first appearance.
+pub fn worst_by_ratio(
+    rows: &[Row],
+    keep: impl Fn(&Row) -> bool,
+) -> Vec<(String, String, f64, f64)> {
+    let mut order: Vec<(String, String)> = Vec::new();
+    let mut worst: BTreeMap<(usize, u64), f64> = BTreeMap::new();
+    for r in rows.iter().filter(|r| keep(r)) {
+        let key = (r.imp.clone(), r.dtype.clone());
+        let i = match order.iter().position(|k| *k == key) {
+            Some(i) => i,
+            None => {
+                order.push(key);
+                order.len() - 1
+            }
+        };
+        let e = worst.entry((i, r.offset_ratio.to_bits())).or_insert(0.0);
+        // NaN-safe max: a NaN error counts as the worst possible.
+        *e = if r.max_rel_err.is_nan() {
+            f64::INFINITY
+        } else {
+            e.max(r.max_rel_err)
+        };
+    }
+    worst
+        .into_iter()
+        .map(|((i, bits), e)| {
+            (
+                order[i].0.clone(),
+                order[i].1.clone(),
+                f64::from_bits(bits),
+                e,
+            )
+        })
+        .collect()
+}
+
+/// A text table: one line per implementation and dtype, one column per
+/// offset ratio; magnitudes restricted by `keep` (e.g. scale 1 only).
+pub fn table(rows: &[Row], keep: impl Fn(&Row) -> bool) -> String {
+    let cells = worst_by_ratio(rows, keep);
+    let mut ratios: Vec<f64> = cells.iter().map(|c| c.2).collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios.dedup();
+    let mut out = format!("{:<12} {:<5}", "impl", "dtype");
+    for r in &ratios {
+        let _ = write!(out, " {:>9}", format!("r={r:.0e}"));
+    }
+    out.push('\n');
+    let mut keys: Vec<(String, String)> = Vec::new();
+    for c in &cells {
+        if !keys.iter().any(|k| k.0 == c.0 && k.1 == c.1) {
+            keys.push((c.0.clone(), c.1.clone()));
+        }
+    }
+    for (imp, dt) in keys {
+        let _ = write!(out, "{imp:<12} {dt:<5}");
+        for r in &ratios {
+            let e = cells
+                .iter()
+                .find(|c| c.0 == imp && c.1 == dt && c.2 == *r)
+                .map(|c| c.3);
+            let _ = match e {
+                Some(e) if e.is_finite() => write!(out, " {e:>9.1e}"),
+                Some(_) => write!(out, " {:>9}", "NaN/inf"),
+                None => write!(out, " {:>9}", "-"),
+            };
+        }
+        out.push('\n');
+    }
+    out
+}

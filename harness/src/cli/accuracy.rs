@@ -1,0 +1,131 @@
+//! `bnh accuracy [--quick] [--impls A,B] [--dtypes f32,f64] [--max-n N] [--csv PATH] [--chart PATH]`.
+
+use crate::accuracy::{chart, export, summary, sweep};
+use crate::error::{Error, Result};
+use crate::output::write_atomic;
+use bn_impls::DType;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Options of `bnh accuracy`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A small grid (seconds) instead of the full sweep (about a minute).
+    #[arg(long)]
+    quick: bool,
+    /// Implementations to sweep, comma-separated (default: all registered).
+    #[arg(long, value_name = "A,B")]
+    impls: Vec<String>,
+    /// Data types to sweep, comma-separated: f32, f64 (default: both).
+    #[arg(long, value_name = "f32,f64", value_delimiter = ',')]
+    dtypes: Vec<String>,
+    /// Largest number of values per channel to sweep (drops larger sizes).
+    #[arg(long, value_name = "N")]
+    max_n: Option<usize>,
+    /// Seed of the random data.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Where to write the CSV.
+    #[arg(long, value_name = "PATH", default_value = "reports/accuracy.csv")]
+    csv: PathBuf,
+    /// Where to write the SVG chart (`--chart none` to skip it).
+    #[arg(long, value_name = "PATH", default_value = "reports/accuracy.svg")]
+    chart: PathBuf,
+    /// Only redraw the chart from an existing CSV (no sweep).
+    #[arg(long, value_name = "CSV")]
+    from_csv: Option<PathBuf>,
+}
+
+fn parse_dtypes(names: &[String]) -> Result<Vec<DType>> {
+    if names.is_empty() {
+        return Ok(vec![DType::F32, DType::F64]);
+    }
+    let mut out = Vec::new();
+    for n in names.iter().map(|s| s.trim()) {
+        let d: DType = n
+            .parse()
+            .map_err(|e: String| Error::Usage(format!("--dtypes: {e}")))?;
+        if !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    Ok(out)
+}
+
+/// Check that a file can be written there before spending a minute on the sweep.
+fn check_writable(flag: &str, path: &std::path::Path) -> Result<()> {
+    if path.is_dir() {
+        return Err(Error::Usage(format!(
+            "{flag} {}: is a directory; give a file path",
+            path.display()
+        )));
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    if !dir.is_dir() {
+        return Err(Error::Usage(format!(
+            "{flag} {}: folder {} does not exist; create it or give another path",
+            path.display(),
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Run the sweep (or read a CSV), write CSV and chart, print the summary.
+pub fn run(args: Args) -> Result<ExitCode> {
+    let chart_path = (args.chart.as_os_str() != "none").then_some(args.chart.clone());
+    if let Some(p) = &chart_path {
+        check_writable("--chart", p)?;
+    }
+    let rows = if let Some(src) = &args.from_csv {
+        export::read_csv(src)?
+    } else {
+        let impls = crate::select_impls(&args.impls)?;
+        let dtypes = parse_dtypes(&args.dtypes)?;
+        check_writable("--csv", &args.csv)?;
+        let mut grid = if args.quick {
+            sweep::Grid::quick()
+        } else {
+            sweep::Grid::full()
+        };
+        if let Some(n) = args.max_n {
+            grid = grid.cap_n(n)?;
+        }
+        let start = std::time::Instant::now();
+        let tty = std::io::stderr().is_terminal();
+        let progress = |done: usize, total: usize| {
+            if !tty {
+                return;
+            }
+            let mut e = std::io::stderr().lock();
+            let _ = write!(e, "\rbnh accuracy: {done}/{total} points");
+            if done == total {
+                let _ = writeln!(e);
+            }
+        };
+        let rows = sweep::run(&grid, &dtypes, &impls, args.seed, &progress)?;
+        write_atomic(&args.csv, export::to_csv(&rows)?.as_bytes())?;
+        eprintln!(
+            "bnh accuracy: {} rows in {:.2} s -> {}",
+            rows.len(),
+            start.elapsed().as_secs_f64(),
+            args.csv.display()
+        );
+        rows
+    };
+    if let Some(p) = &chart_path {
+        chart::write_svg(&rows, p)?;
+        eprintln!("bnh accuracy: chart -> {}", p.display());
+    }
+    println!("Worst relative error over all sizes, magnitudes and ops (NaN/inf: a non-finite result where the oracle is finite):");
+    print!("{}", summary::table(&rows, |_| true));
+    println!("\nThe same at magnitude 1 only (no underflow/overflow):");
+    print!("{}", summary::table(&rows, |r| r.scale == 1.0));
+    println!("\nThe same without N·S = 2 (there the exact grad_input is only ≈ eps/σ² of the terms it is computed from, so rounding those terms is a large relative error for any implementation):");
+    print!("{}", summary::table(&rows, |r| r.n_per_channel > 2));
+    Ok(ExitCode::SUCCESS)
+}
