@@ -5,7 +5,8 @@
 #    1 and 2 threads (every registered implementation);
 # 2. scripts/torch_bench.py on the same grids (torch and torch-noalloc),
 #    skipped when PyTorch is not importable;
-# 3. bnh report over all CSVs -> OUT_DIR/REPORT.md and SVG charts.
+# 3. bnh accuracy (error vs conditioning against the oracle) -> OUT_DIR/accuracy.csv;
+# 4. bnh report over all CSVs -> OUT_DIR/REPORT.md and SVG charts.
 # Knobs: BN_THREADS (default 1,2), BN_MIN_TIME seconds per measurement
 # (default 0.2). Run it on a quiet machine: timings are only as good as that.
 set -euo pipefail
@@ -43,5 +44,8 @@ if python3 -c 'import torch' 2>/dev/null; then
 else
   echo "PyTorch not importable: skipping the torch comparison" >&2
 fi
+echo "== bnh accuracy" >&2
+"$BNH" accuracy --csv "$OUT/accuracy.csv" --chart none > "$OUT/accuracy.txt"
+csvs+=("$OUT/accuracy.csv")
 "$BNH" report "${csvs[@]}" --out "$OUT"
 echo "reference run took $(( $(date +%s) - start )) s; report: $OUT/REPORT.md" >&2

@@ -511,3 +511,49 @@ fn a_tiny_sweep_measures_every_implementation_and_op() {
         .filter(|r| r.shape == "6x5")
         .all(|r| r.layout == "contiguous"));
 }
+
+#[test]
+fn report_adds_the_accuracy_section_when_given_an_accuracy_csv() {
+    use bn_harness::accuracy::export::{to_csv, Row};
+    let dir = tmp_dir("report-accuracy");
+    let row = |imp: &str, ratio: f64, err: f64| Row {
+        imp: imp.into(),
+        dtype: "f32".into(),
+        op: "y".into(),
+        n_per_channel: 100,
+        offset_ratio: ratio,
+        scale: 1.0,
+        max_rel_err: err,
+        max_ulp_err: err / 1.2e-7,
+        nan_count: 0,
+    };
+    let rows = vec![
+        row("naive", 1.0, 1e-7),
+        row("naive", 1e4, 3.0),
+        row("welford", 1.0, 5e-8),
+        row("welford", 1e4, 6e-8),
+    ];
+    let acc = dir.join("accuracy.csv");
+    std::fs::write(&acc, to_csv(&rows).unwrap()).unwrap();
+    let recs = vec![record("welford", "train", "64x32x4x4", 1, 2000.0, 1000.0)];
+    let bench = dir.join("bench.csv");
+    std::fs::write(&bench, CsvExporter.serialize(&recs).unwrap()).unwrap();
+
+    // Accuracy alone: a report of its own.
+    let w = bn_harness::cli::report::report_from(&[acc.clone()], &dir.join("a")).unwrap();
+    let md = std::fs::read_to_string(&w.report).unwrap();
+    assert!(md.contains("## Accuracy vs conditioning"), "{md}");
+    assert!(md.contains("r=1e4") && md.contains("3.0e0"), "{md}");
+    assert!(w.charts.iter().any(|p| p.ends_with("accuracy.svg")));
+
+    // With a bench CSV: both sections, the bench tables first.
+    let w = bn_harness::cli::report::report_from(&[bench, acc], &dir.join("b")).unwrap();
+    let md = std::fs::read_to_string(&w.report).unwrap();
+    let (b, a) = (
+        md.find("## Summary").unwrap(),
+        md.find("## Accuracy").unwrap(),
+    );
+    assert!(b < a);
+    let svg = std::fs::read_to_string(dir.join("b/accuracy.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("welford"));
+}

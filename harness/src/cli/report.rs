@@ -1,8 +1,10 @@
-//! `bnh report CSV... --out DIR`: REPORT.md and SVG charts from bench CSVs.
+//! `bnh report CSV... --out DIR`: REPORT.md and SVG charts from bench CSVs
+//! (and from `bnh accuracy` CSVs, recognised by their header).
 
 use crate::bench::machine::{sidecar_path, Machine};
 use crate::error::{Error, Result};
 use crate::export::csv::read_csv;
+use crate::output::write_atomic;
 use crate::report::{render, Source, Written};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,7 +12,8 @@ use std::process::ExitCode;
 /// Options of `bnh report`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Bench CSVs (`bnh bench --csv`, `bnh import-criterion`, scripts/torch_bench.py).
+    /// Bench CSVs (`bnh bench --csv`, `bnh import-criterion`, scripts/torch_bench.py)
+    /// and accuracy CSVs (`bnh accuracy --csv`).
     #[arg(required = true, value_name = "CSV")]
     pub csvs: Vec<PathBuf>,
     /// Folder for REPORT.md and the charts (created if missing).
@@ -32,7 +35,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
 pub fn report_from(csvs: &[PathBuf], out: &Path) -> Result<Written> {
     let mut records = Vec::new();
     let mut sources = Vec::new();
+    let mut accuracy_rows = Vec::new();
     for path in csvs {
+        if crate::report::accuracy::is_accuracy_csv(path) {
+            accuracy_rows.extend(crate::accuracy::export::read_csv(path)?);
+            continue;
+        }
         let rows = read_csv(path)?;
         let side = sidecar_path(path);
         let machine = if side.is_file() {
@@ -50,5 +58,25 @@ pub fn report_from(csvs: &[PathBuf], out: &Path) -> Result<Written> {
         });
         records.extend(rows);
     }
-    render(&records, &sources, out)
+    if accuracy_rows.is_empty() {
+        return render(&records, &sources, out);
+    }
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let (svg, section) = crate::report::accuracy::render(&accuracy_rows, out)?;
+    let mut written = if records.is_empty() {
+        let report = out.join("REPORT.md");
+        let md = format!("# Batch-norm accuracy report\n\n{section}");
+        write_atomic(&report, md.as_bytes())?;
+        Written {
+            report,
+            charts: Vec::new(),
+        }
+    } else {
+        let w = render(&records, &sources, out)?;
+        let md = std::fs::read_to_string(&w.report).map_err(|e| Error::io(&w.report, e))?;
+        write_atomic(&w.report, format!("{md}\n{section}").as_bytes())?;
+        w
+    };
+    written.charts.push(svg);
+    Ok(written)
 }

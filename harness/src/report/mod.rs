@@ -3,6 +3,7 @@
 //! Rendering needs nothing but [`Record`]s (and optional machine sidecars),
 //! so an old run or the PyTorch script's CSV renders the same way.
 
+pub mod accuracy;
 pub mod charts;
 pub mod tables;
 
