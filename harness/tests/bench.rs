@@ -540,7 +540,8 @@ fn report_adds_the_accuracy_section_when_given_an_accuracy_csv() {
     std::fs::write(&bench, CsvExporter.serialize(&recs).unwrap()).unwrap();
 
     // Accuracy alone: a report of its own.
-    let w = bn_harness::cli::report::report_from(&[acc.clone()], &dir.join("a")).unwrap();
+    let w =
+        bn_harness::cli::report::report_from(std::slice::from_ref(&acc), &dir.join("a")).unwrap();
     let md = std::fs::read_to_string(&w.report).unwrap();
     assert!(md.contains("## Accuracy vs conditioning"), "{md}");
     assert!(md.contains("r=1e4") && md.contains("3.0e0"), "{md}");
