@@ -16,7 +16,6 @@ pub mod criterion_import;
 pub mod grid;
 pub mod machine;
 pub mod options;
-pub mod rng;
 pub mod runner;
 pub mod sweep;
 pub mod workload;

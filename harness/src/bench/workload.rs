@@ -11,7 +11,7 @@
 //! of the library pays per call.
 
 use super::grid::Case;
-use super::rng::SplitMix64;
+use crate::data::Rng;
 use super::Op;
 use bn_impls::{
     kernel, Affine, Backward, DType, Dims, Element, EvalForward, GradMode, Implementation,
@@ -44,16 +44,16 @@ impl<T: Element> Buffers<T> {
         let dims = Dims::from_shape("x", case.shape.dims(), case.layout)?;
         let len = dims.len();
         let c = dims.c;
-        let mut rng = SplitMix64::new(0x5EED ^ len as u64);
+        let mut rng = Rng::new(0x5EED ^ len as u64);
         let mut fill = |lo: f64, hi: f64, n: usize| -> Vec<T> {
-            (0..n).map(|_| T::from_f64(rng.uniform(lo, hi))).collect()
+            (0..n).map(|_| T::from_f64(rng.range(lo, hi))).collect()
         };
         let x = fill(-1.0, 3.0, len);
         let dy = fill(-1.0, 1.0, len);
-        let ch = |rng: &mut SplitMix64, lo: f64, hi: f64| -> Vec<f64> {
-            (0..c).map(|_| rng.uniform(lo, hi)).collect()
+        let ch = |rng: &mut Rng, lo: f64, hi: f64| -> Vec<f64> {
+            (0..c).map(|_| rng.range(lo, hi)).collect()
         };
-        let mut rng = SplitMix64::new(0xC0FFEE);
+        let mut rng = Rng::new(0xC0FFEE);
         let weight = ch(&mut rng, 0.5, 1.5);
         let bias = ch(&mut rng, -0.5, 0.5);
         // The statistics of uniform(-1, 3): mean 1, variance 4/3.
