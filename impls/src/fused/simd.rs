@@ -41,15 +41,8 @@ fn rows_affine<T: Element>(x: &[T], y: &mut [T], c: usize, k: &[f64], a: &[f64],
 }
 
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx2+fma", "x86_64+avx2+fma"))]
-fn rows_grad_sums<T: Element>(
-    x: &[T],
-    dy: &[T],
-    c: usize,
-    mean: &[f64],
-    s: &mut [f64],
-    t: &mut [f64],
-) {
-    lanes::rows_grad_sums(x, dy, c, mean, s, t)
+fn rows_grad_sums<T: Element>(x: &[T], dy: &[T], c: usize, mean: &[f64], st: [&mut [f64]; 3]) {
+    lanes::rows_grad_sums(x, dy, c, mean, st)
 }
 
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx2+fma", "x86_64+avx2+fma"))]
@@ -78,9 +71,8 @@ impl Backend for Simd {
     fn rows_affine<T: Element>(x: &[T], y: &mut [T], c: usize, k: [&[f64]; 3]) {
         rows_affine(x, y, c, k[0], k[1], k[2])
     }
-    fn rows_grad_sums<T: Element>(x: &[T], dy: &[T], c: usize, mean: &[f64], st: [&mut [f64]; 2]) {
-        let [s, t] = st;
-        rows_grad_sums(x, dy, c, mean, s, t)
+    fn rows_grad_sums<T: Element>(x: &[T], dy: &[T], c: usize, mean: &[f64], st: [&mut [f64]; 3]) {
+        rows_grad_sums(x, dy, c, mean, st)
     }
     fn run_dx<T: Element>(x: &[T], dy: &[T], dx: &mut [T], mean: f64, k: [f64; 3]) {
         run_dx(x, dy, dx, mean, k)

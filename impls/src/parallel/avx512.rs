@@ -74,7 +74,7 @@ impl LaneSums for X86Sums {
         PortableSums::deviations(x, k, m)
     }
 
-    fn grad<T: Element>(x: &[T], dy: &[T], mean: f64) -> [[f64; LANES]; 2] {
+    fn grad<T: Element>(x: &[T], dy: &[T], mean: f64) -> [[f64; LANES]; 3] {
         #[cfg(target_arch = "x86_64")]
         if has_avx512() {
             // SAFETY: AVX-512F is present (checked above).
@@ -185,10 +185,11 @@ mod imp {
     }
 
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn grad<E: Load8>(x: &[E], dy: &[E], mean: f64) -> [[f64; LANES]; 2] {
+    pub unsafe fn grad<E: Load8>(x: &[E], dy: &[E], mean: f64) -> [[f64; LANES]; 3] {
         let mv = _mm512_set1_pd(mean);
         let z = _mm512_setzero_pd();
         let (mut s_lo, mut s_hi, mut t_lo, mut t_hi) = (z, z, z, z);
+        let (mut u_lo, mut u_hi) = (z, z);
         let n = x.len().min(dy.len());
         let body = n / LANES * LANES;
         let (px, pg) = (x.as_ptr(), dy.as_ptr());
@@ -202,17 +203,22 @@ mod imp {
             s_hi = _mm512_add_pd(s_hi, g_hi);
             t_lo = _mm512_add_pd(t_lo, _mm512_mul_pd(g_lo, d_lo));
             t_hi = _mm512_add_pd(t_hi, _mm512_mul_pd(g_hi, d_hi));
+            u_lo = _mm512_add_pd(u_lo, d_lo);
+            u_hi = _mm512_add_pd(u_hi, d_hi);
             i += LANES;
         }
-        let (mut s, mut t) = (store(s_lo, s_hi), store(t_lo, t_hi));
-        let (mut ts, mut tt) = (0.0, 0.0);
+        let (mut s, mut t, mut u) = (store(s_lo, s_hi), store(t_lo, t_hi), store(u_lo, u_hi));
+        let (mut ts, mut tt, mut tu) = (0.0, 0.0, 0.0);
         for (v, g) in x[body..n].iter().zip(&dy[body..n]) {
             let g = g.widen();
+            let d = v.widen() - mean;
             ts += g;
-            tt += g * (v.widen() - mean);
+            tt += g * d;
+            tu += d;
         }
         s[0] += ts;
         t[0] += tt;
-        [s, t]
+        u[0] += tu;
+        [s, t, u]
     }
 }

@@ -24,7 +24,7 @@ pub trait Backend {
     );
     fn run_affine<T: Element>(x: &[T], y: &mut [T], k: f64, a: f64, b: f64);
     fn rows_affine<T: Element>(x: &[T], y: &mut [T], c: usize, k: [&[f64]; 3]);
-    fn rows_grad_sums<T: Element>(x: &[T], dy: &[T], c: usize, mean: &[f64], st: [&mut [f64]; 2]);
+    fn rows_grad_sums<T: Element>(x: &[T], dy: &[T], c: usize, mean: &[f64], st: [&mut [f64]; 3]);
     fn run_dx<T: Element>(x: &[T], dy: &[T], dx: &mut [T], mean: f64, k: [f64; 3]);
     fn rows_dx<T: Element>(x: &[T], dy: &[T], dx: &mut [T], c: usize, k: [&[f64]; 4]);
 }
@@ -48,9 +48,8 @@ impl Backend for Portable {
     fn rows_affine<T: Element>(x: &[T], y: &mut [T], c: usize, k: [&[f64]; 3]) {
         lanes::rows_affine(x, y, c, k[0], k[1], k[2])
     }
-    fn rows_grad_sums<T: Element>(x: &[T], dy: &[T], c: usize, mean: &[f64], st: [&mut [f64]; 2]) {
-        let [s, t] = st;
-        lanes::rows_grad_sums(x, dy, c, mean, s, t)
+    fn rows_grad_sums<T: Element>(x: &[T], dy: &[T], c: usize, mean: &[f64], st: [&mut [f64]; 3]) {
+        lanes::rows_grad_sums(x, dy, c, mean, st)
     }
     fn run_dx<T: Element>(x: &[T], dy: &[T], dx: &mut [T], mean: f64, k: [f64; 3]) {
         lanes::run_dx(x, dy, dx, mean, k)
@@ -159,8 +158,17 @@ fn add_lanes(acc: &mut [f64; LANES], v: &[f64; LANES]) {
     }
 }
 
-/// `(Σ dy, Σ dy·(x − mean))` of group `g` of channels `c0..c0 + cs`
-/// (contiguous), visited like [`group_moments`].
+/// The backward sums of one channel: `[Σ dy, Σ dy·(x − mean), Σ (x − mean)]`
+/// with the given (rounded) `mean`.
+type GradSums = [f64; 3];
+
+#[inline]
+fn add_sums(a: GradSums, b: GradSums) -> GradSums {
+    [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
+}
+
+/// [`GradSums`] of group `g` of channels `c0..c0 + cs` (contiguous), visited
+/// like [`group_moments`].
 fn group_grad_sums<T: Element>(
     x: &[T],
     dy: &[T],
@@ -168,20 +176,18 @@ fn group_grad_sums<T: Element>(
     (c0, cs): (usize, usize),
     g: usize,
     mean: &[f64],
-) -> Vec<(f64, f64)> {
-    let (mut s, mut t) = (vec![[0.0f64; LANES]; cs], vec![[0.0f64; LANES]; cs]);
+) -> Vec<GradSums> {
+    let mut acc = vec![[[0.0f64; LANES]; 3]; cs];
     for r in plan::group_pieces(dims, c0, g) {
-        for i in 0..cs {
+        for (i, a) in acc.iter_mut().enumerate() {
             let o = r.start + i * dims.s..r.end + i * dims.s;
-            let [a, b] = Sums::grad(&x[o.clone()], &dy[o], mean[c0 + i]);
-            add_lanes(&mut s[i], &a);
-            add_lanes(&mut t[i], &b);
+            let sums = Sums::grad(&x[o.clone()], &dy[o], mean[c0 + i]);
+            for (a, v) in a.iter_mut().zip(&sums) {
+                add_lanes(a, v);
+            }
         }
     }
-    s.iter()
-        .zip(&t)
-        .map(|(s, t)| (lanes::hsum(s), lanes::hsum(t)))
-        .collect()
+    acc.iter().map(|a| a.each_ref().map(lanes::hsum)).collect()
 }
 
 /// Channel sums over the whole batch: groups added in order.
@@ -192,14 +198,14 @@ fn channels_grad_sums<T: Element>(
     c0: usize,
     cs: usize,
     mean: &[f64],
-) -> Vec<(f64, f64)> {
-    let mut acc = vec![(0.0, 0.0); cs];
+) -> Vec<GradSums> {
+    let mut acc = vec![[0.0; 3]; cs];
     for g in 0..plan::groups(dims) {
-        for (a, (s, t)) in acc
+        for (a, s) in acc
             .iter_mut()
             .zip(group_grad_sums(x, dy, dims, (c0, cs), g, mean))
         {
-            *a = (a.0 + s, a.1 + t);
+            *a = add_sums(*a, s);
         }
     }
     acc
@@ -405,18 +411,64 @@ pub fn forward_eval<T: Element, B: Backend>(p: EvalForward<'_, T>) {
     }
 }
 
-/// Per-channel gradient coefficients from the two sums; fills grad_weight/grad_bias.
+/// The per-channel inputs of the backward coefficients (copied out of
+/// [`Backward`] so tasks can share them while `dx` is borrowed mutably).
+#[derive(Clone, Copy)]
+struct GradParams<'a> {
+    mode: GradMode,
+    eps: f64,
+    weight: Option<&'a [f64]>,
+    mean: &'a [f64],
+    var: &'a [f64],
+}
+
+impl<'a> GradParams<'a> {
+    fn of<T>(p: &Backward<'a, T>) -> GradParams<'a> {
+        GradParams {
+            mode: p.mode,
+            eps: p.eps,
+            weight: p.weight,
+            mean: p.mean,
+            var: p.var,
+        }
+    }
+}
+
+/// Gradient coefficients of channel `c` from its [`GradSums`].
+///
+/// With batch statistics the `f64` mean is the true batch mean rounded at
+/// the scale of the data (with an offset of 1e6, by ~6e-11), and that error
+/// times `Σ dy` would dominate the gradients of `f64` data. So the sums also
+/// hold `Σ (x − mean)` (each `x − mean` exact by Sterbenz for clustered
+/// data), whose average `d` is the correction `mean_true − mean`; then
+/// `Σ dy·(x − mean_true) = Σ dy·(x − mean) − d·Σ dy`, and `−k_xmu·d` is
+/// folded into `k_const` so that `dx = k_dy·dy + k_xmu·(x − mean) + k_const`
+/// is taken about the true mean (as `welford`'s backward does with its
+/// shift). With fixed statistics the mean is an exact input: no correction.
+fn channel_grad_coeffs(p: &GradParams<'_>, m: usize, c: usize, sums: GradSums) -> GradCoeffs {
+    let [s, t, u] = sums;
+    let w = p.weight.map_or(1.0, |w| w[c]);
+    let d = match p.mode {
+        GradMode::Batch => u / m as f64,
+        GradMode::Fixed => 0.0,
+    };
+    let mut k = GradCoeffs::new(p.mode, m, p.mean[c], p.var[c], p.eps, w, s, t - d * s);
+    k.k_const -= k.k_xmu * d;
+    k
+}
+
+/// Per-channel gradient coefficients from the sums; fills grad_weight/grad_bias.
 fn grad_coeffs(
     p: &mut Backward<'_, impl Element>,
-    sums: &[(f64, f64)],
+    sums: &[GradSums],
     dims: Dims,
 ) -> Vec<GradCoeffs> {
     let m = dims.per_channel();
+    let gp = GradParams::of(p);
     sums.iter()
         .enumerate()
-        .map(|(c, &(s, t))| {
-            let w = p.weight.map_or(1.0, |w| w[c]);
-            let k = GradCoeffs::new(p.mode, m, p.mean[c], p.var[c], p.eps, w, s, t);
+        .map(|(c, &s)| {
+            let k = channel_grad_coeffs(&gp, m, c, s);
             p.grad_weight[c] = k.grad_weight;
             p.grad_bias[c] = k.grad_bias;
             k
@@ -424,7 +476,7 @@ fn grad_coeffs(
         .collect()
 }
 
-/// Backward: one pass for `Σ dy`, `Σ dy·(x − mean)`, one pass writing `dx`.
+/// Backward: one pass for the [`GradSums`], one pass writing `dx`.
 pub fn backward<T: Element, B: Backend>(mut p: Backward<'_, T>, opts: Options) {
     let dims = plan::canonical(p.dims);
     let (x, dy) = (p.x, p.dy);
@@ -434,32 +486,19 @@ pub fn backward<T: Element, B: Backend>(mut p: Backward<'_, T>, opts: Options) {
         Layout::Contiguous => {
             let slice = 2 * dims.per_channel() * std::mem::size_of::<T>();
             if let Some(cpt) = channel_tasks(opts, dims, slice) {
+                let pr = GradParams::of(&p);
                 let tasks = runs_by_channel_task(p.dx, dims, cpt);
-                let (mode, eps, weight, mean, var) = (p.mode, p.eps, p.weight, p.mean, p.var);
-                let sums: Vec<Vec<(f64, f64)>> = tasks
+                let sums: Vec<Vec<GradSums>> = tasks
                     .into_par_iter()
                     .enumerate()
                     .map(|(t, mut runs)| {
                         let c0 = t * cpt;
                         let cs = cpt.min(dims.c - c0);
-                        let sums = channels_grad_sums(x, dy, dims, c0, cs, mean);
+                        let sums = channels_grad_sums(x, dy, dims, c0, cs, pr.mean);
                         let k: Vec<GradCoeffs> = sums
                             .iter()
                             .enumerate()
-                            .map(|(i, &(s, t))| {
-                                let c = c0 + i;
-                                let w = weight.map_or(1.0, |w| w[c]);
-                                GradCoeffs::new(
-                                    mode,
-                                    dims.per_channel(),
-                                    mean[c],
-                                    var[c],
-                                    eps,
-                                    w,
-                                    s,
-                                    t,
-                                )
-                            })
+                            .map(|(i, &s)| channel_grad_coeffs(&pr, dims.per_channel(), c0 + i, s))
                             .collect();
                         for (i, run) in runs.iter_mut().enumerate() {
                             let (n, ci) = (i / cs, i % cs);
@@ -471,7 +510,7 @@ pub fn backward<T: Element, B: Backend>(mut p: Backward<'_, T>, opts: Options) {
                         sums
                     })
                     .collect();
-                let sums: Vec<(f64, f64)> = sums.into_iter().flatten().collect();
+                let sums: Vec<GradSums> = sums.into_iter().flatten().collect();
                 grad_coeffs(&mut p, &sums, dims);
                 return;
             }
@@ -480,10 +519,10 @@ pub fn backward<T: Element, B: Backend>(mut p: Backward<'_, T>, opts: Options) {
                 let c0 = i / g * cb;
                 group_grad_sums(x, dy, dims, (c0, cb.min(dims.c - c0)), i % g, p.mean)
             });
-            let sums: Vec<(f64, f64)> = (0..dims.c)
+            let sums: Vec<GradSums> = (0..dims.c)
                 .map(|c| {
                     let item = |gi: usize| items[c / cb * g + gi][c % cb];
-                    (0..g).fold((0.0, 0.0), |a, gi| (a.0 + item(gi).0, a.1 + item(gi).1))
+                    (0..g).fold([0.0; 3], |a, gi| add_sums(a, item(gi)))
                 })
                 .collect();
             let k = grad_coeffs(&mut p, &sums, dims);
@@ -499,18 +538,20 @@ pub fn backward<T: Element, B: Backend>(mut p: Backward<'_, T>, opts: Options) {
             let per_group = map_range(par, groups, |g| {
                 let r =
                     g * plan.group_rows * plan.c..((g + 1) * plan.group_rows).min(rows) * plan.c;
-                let (mut s, mut t) = (vec![0.0; plan.l], vec![0.0; plan.l]);
-                B::rows_grad_sums(&x[r.clone()], &dy[r], plan.c, &mrep, [&mut s, &mut t]);
-                let (mut fs, mut ft) = (vec![0.0; plan.c], vec![0.0; plan.c]);
-                lanes::fold_lanes(&s, plan.c, &mut fs);
-                lanes::fold_lanes(&t, plan.c, &mut ft);
-                (fs, ft)
+                let [mut s, mut t, mut u] = [0; 3].map(|_| vec![0.0; plan.l]);
+                let st = [&mut s, &mut t, &mut u].map(|v| v.as_mut_slice());
+                B::rows_grad_sums(&x[r.clone()], &dy[r], plan.c, &mrep, st);
+                [&s, &t, &u].map(|v| {
+                    let mut f = vec![0.0; plan.c];
+                    lanes::fold_lanes(v, plan.c, &mut f);
+                    f
+                })
             });
-            let sums: Vec<(f64, f64)> = (0..dims.c)
+            let sums: Vec<GradSums> = (0..dims.c)
                 .map(|c| {
                     per_group
                         .iter()
-                        .fold((0.0, 0.0), |a, (s, t)| (a.0 + s[c], a.1 + t[c]))
+                        .fold([0.0; 3], |a, [s, t, u]| add_sums(a, [s[c], t[c], u[c]]))
                 })
                 .collect();
             let k = grad_coeffs(&mut p, &sums, dims);

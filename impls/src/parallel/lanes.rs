@@ -72,8 +72,9 @@ pub trait LaneSums {
     fn shifted<T: Element>(x: &[T], k: f64) -> [f64; LANES];
     /// `Σ e` and `Σ e²` per lane, `e = (x − k) − m`.
     fn deviations<T: Element>(x: &[T], k: f64, m: f64) -> [[f64; LANES]; 2];
-    /// `Σ dy` and `Σ dy·(x − mean)` per lane.
-    fn grad<T: Element>(x: &[T], dy: &[T], mean: f64) -> [[f64; LANES]; 2];
+    /// `Σ dy`, `Σ dy·(x − mean)` and `Σ (x − mean)` per lane (the last one
+    /// recovers the rounding error of `mean`, see `engine::batch_grad_coeffs`).
+    fn grad<T: Element>(x: &[T], dy: &[T], mean: f64) -> [[f64; LANES]; 3];
 }
 
 /// The lane reductions in portable Rust.
@@ -95,8 +96,12 @@ impl LaneSums for PortableSums {
         ]
     }
     #[inline(always)]
-    fn grad<T: Element>(x: &[T], dy: &[T], mean: f64) -> [[f64; LANES]; 2] {
-        [lane_sum(dy, |g| g), lane_sum2(x, dy, |v, g| g * (v - mean))]
+    fn grad<T: Element>(x: &[T], dy: &[T], mean: f64) -> [[f64; LANES]; 3] {
+        [
+            lane_sum(dy, |g| g),
+            lane_sum2(x, dy, |v, g| g * (v - mean)),
+            lane_sum(x, |v| v - mean),
+        ]
     }
 }
 
@@ -333,37 +338,40 @@ fn affine_row<T: Element>(x: &[T], y: &mut [T], k: &[f64], a: &[f64], b: &[f64])
     }
 }
 
-/// Per-lane `Σ dy` and `Σ dy·(x − mean)` over whole rows, accumulated into `s`, `t`.
+/// Per-lane `Σ dy`, `Σ dy·(x − mean)` and `Σ (x − mean)` over whole rows,
+/// accumulated into `st = [s, t, u]`.
 #[inline(always)]
-pub fn rows_grad_sums<T: Element>(
-    x: &[T],
-    dy: &[T],
-    c: usize,
-    mean: &[f64],
-    s: &mut [f64],
-    t: &mut [f64],
-) {
+pub fn rows_grad_sums<T: Element>(x: &[T], dy: &[T], c: usize, mean: &[f64], st: [&mut [f64]; 3]) {
+    let [s, t, u] = st;
     let l = mean.len();
     for cols in col_blocks(l) {
         let mean = &mean[cols.clone()];
-        let (s, t) = (&mut s[cols.clone()], &mut t[cols.clone()]);
+        let (s, t, u) = (
+            &mut s[cols.clone()],
+            &mut t[cols.clone()],
+            &mut u[cols.clone()],
+        );
         for (xr, gr) in x.chunks_exact(l).zip(dy.chunks_exact(l)) {
-            grad_sums_row(&xr[cols.clone()], &gr[cols.clone()], mean, s, t);
+            grad_sums_row(&xr[cols.clone()], &gr[cols.clone()], mean, [s, t, u]);
         }
     }
     let done = x.len() / l * l;
     for (xr, gr) in x[done..].chunks_exact(c).zip(dy[done..].chunks_exact(c)) {
-        grad_sums_row(xr, gr, &mean[..c], &mut s[..c], &mut t[..c]);
+        let stu = [&mut s[..c], &mut t[..c], &mut u[..c]];
+        grad_sums_row(xr, gr, &mean[..c], stu);
     }
 }
 
 #[inline(always)]
-fn grad_sums_row<T: Element>(x: &[T], dy: &[T], mean: &[f64], s: &mut [f64], t: &mut [f64]) {
-    let lanes = s.iter_mut().zip(t.iter_mut()).zip(x).zip(dy).zip(mean);
-    for ((((a, b), &v), &g), &m) in lanes {
+fn grad_sums_row<T: Element>(x: &[T], dy: &[T], mean: &[f64], st: [&mut [f64]; 3]) {
+    let [s, t, u] = st;
+    let lanes = s.iter_mut().zip(t.iter_mut()).zip(u.iter_mut());
+    for (((((a, b), e), &v), &g), &m) in lanes.zip(x).zip(dy).zip(mean) {
         let g = g.as_f64();
+        let d = v.as_f64() - m;
         *a += g;
-        *b += g * (v.as_f64() - m);
+        *b += g * d;
+        *e += d;
     }
 }
 
