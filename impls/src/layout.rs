@@ -141,6 +141,21 @@ impl Dims {
         self.n * self.s
     }
 
+    /// The same memory described with the layout kernels handle best: with
+    /// no spatial extent (S = 1) both layouts are row-major `(N, C)`, which
+    /// is channels-last in effect (one row holds every channel), so walking
+    /// it as rows avoids N·C runs of length 1.
+    pub fn canonical(&self) -> Dims {
+        if self.s == 1 {
+            Dims {
+                layout: Layout::ChannelsLast,
+                ..*self
+            }
+        } else {
+            *self
+        }
+    }
+
     /// Element strides of the logical `(N, C, S)` view in this layout.
     pub fn strides3(&self) -> [usize; 3] {
         match self.layout {
@@ -163,7 +178,7 @@ impl Dims {
     /// channel; channels-last memory is N·S rows of all C channels.
     #[inline(always)]
     pub fn for_each_offset(&self, mut f: impl FnMut(usize, usize)) {
-        match self.layout {
+        match self.canonical().layout {
             Layout::Contiguous => {
                 for run in 0..self.n * self.c {
                     let c = run % self.c;
