@@ -376,13 +376,14 @@ pub fn forward_train<T: Element, B: Backend>(p: TrainForward<'_, T>, opts: Optio
                 B::rows_moments(&x[r0 * plan.c..r1 * plan.c], &plan, &krep, &mut w, &mut out);
                 out
             });
-            let moments: Vec<Moments> = (0..dims.c)
-                .map(|c| {
-                    per_group
-                        .iter()
-                        .fold(Moments::default(), |a, m| a.merge(m[c]))
-                })
-                .collect();
+            // Group-major (streams each group's array once); every channel
+            // still merges its groups in order.
+            let mut moments = vec![Moments::default(); dims.c];
+            for m in &per_group {
+                for (a, &b) in moments.iter_mut().zip(m) {
+                    *a = a.merge(b);
+                }
+            }
             let [a, b] = train_coeffs(&shift, &moments, p.eps, &p.affine, p.mean, p.var);
             let (a, b) = (plan.rep(&a), plan.rep(&b));
             rows_normalize::<T, B>(&plan, x, p.y, [&krep, &a, &b]);
@@ -577,13 +578,13 @@ pub fn backward<T: Element, B: Backend>(mut p: Backward<'_, T>, opts: Options) {
                     f
                 })
             });
-            let sums: Vec<GradSums> = (0..dims.c)
-                .map(|c| {
-                    per_group
-                        .iter()
-                        .fold([0.0; 3], |a, [s, t, u]| add_sums(a, [s[c], t[c], u[c]]))
-                })
-                .collect();
+            // Group-major, each channel's groups in order (as for the moments).
+            let mut sums: Vec<GradSums> = vec![[0.0; 3]; dims.c];
+            for [s, t, u] in &per_group {
+                for (c, a) in sums.iter_mut().enumerate() {
+                    *a = add_sums(*a, [s[c], t[c], u[c]]);
+                }
+            }
             let k = grad_coeffs(&mut p, &sums, dims);
             let rep = |f: fn(&GradCoeffs) -> f64| plan.rep(&k.iter().map(f).collect::<Vec<_>>());
             let (kd, kx, kc) = (rep(|k| k.k_dy), rep(|k| k.k_xmu), rep(|k| k.k_const));
