@@ -110,16 +110,40 @@ fn group_moments<T: Element>(
     let at = |r: &std::ops::Range<usize>, i: usize| &x[r.start + i * dims.s..r.end + i * dims.s];
     let n: usize = pieces().map(|r| r.len()).sum();
     let nf = n as f64;
-    let mut acc = vec![[0.0f64; LANES]; cs];
-    for r in pieces() {
-        for (i, a) in acc.iter_mut().enumerate() {
-            add_lanes(a, &Sums::shifted(at(&r, i), shift[c0 + i]));
-        }
-    }
-    let mb: Vec<f64> = acc.iter().map(|a| lanes::hsum(a) / nf).collect();
-    let (mut s1, mut s2) = (vec![[0.0f64; LANES]; cs], vec![[0.0f64; LANES]; cs]);
+    // Pass 1: Σd and Σd² (d = x − K), in f64. The one-pass
+    // M2 = Σd² − (Σd)²/n loses log2(Σd²/M2) bits to cancellation. For f64
+    // data it is used when that is at most 1 bit (as accurate as the
+    // corrected two-pass result); for f32 data when it is at most 16 bits
+    // (f64 then still carries 2⁻³⁷ relative, far below f32's 2⁻²⁴). Then
+    // the group is done with one read; otherwise (K far from the group's
+    // mean, e.g. an outlier first value) pass 2 runs for that channel.
+    let (mut d1, mut d2) = (vec![[0.0f64; LANES]; cs], vec![[0.0f64; LANES]; cs]);
     for r in pieces() {
         for i in 0..cs {
+            let [a, b] = Sums::shifted_sq(at(&r, i), shift[c0 + i]);
+            add_lanes(&mut d1[i], &a);
+            add_lanes(&mut d2[i], &b);
+        }
+    }
+    let max_loss = if T::DTYPE == DType::F32 { 65536.0 } else { 2.0 };
+    let one_pass: Vec<Option<Moments>> = (0..cs)
+        .map(|i| {
+            let (a, b) = (lanes::hsum(&d1[i]), lanes::hsum(&d2[i]));
+            let c = a * (a / nf);
+            ((b - c) * max_loss >= b).then(|| Moments {
+                count: n as u64,
+                mean: a / nf,
+                m2: b - c,
+            })
+        })
+        .collect();
+    if one_pass.iter().all(Option::is_some) {
+        return one_pass.into_iter().flatten().collect();
+    }
+    let mb: Vec<f64> = d1.iter().map(|a| lanes::hsum(a) / nf).collect();
+    let (mut s1, mut s2) = (vec![[0.0f64; LANES]; cs], vec![[0.0f64; LANES]; cs]);
+    for r in pieces() {
+        for i in (0..cs).filter(|&i| one_pass[i].is_none()) {
             let [a, b] = Sums::deviations(at(&r, i), shift[c0 + i], mb[i]);
             add_lanes(&mut s1[i], &a);
             add_lanes(&mut s2[i], &b);
@@ -127,12 +151,14 @@ fn group_moments<T: Element>(
     }
     (0..cs)
         .map(|i| {
-            let (a, b) = (lanes::hsum(&s1[i]), lanes::hsum(&s2[i]));
-            Moments {
-                count: n as u64,
-                mean: mb[i] + a / nf,
-                m2: b - a * (a / nf),
-            }
+            one_pass[i].unwrap_or_else(|| {
+                let (a, b) = (lanes::hsum(&s1[i]), lanes::hsum(&s2[i]));
+                Moments {
+                    count: n as u64,
+                    mean: mb[i] + a / nf,
+                    m2: b - a * (a / nf),
+                }
+            })
         })
         .collect()
 }

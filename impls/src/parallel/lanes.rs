@@ -77,6 +77,9 @@ pub fn hsum(a: &[f64; LANES]) -> f64 {
 pub trait LaneSums {
     /// `Σ (x − k)` per lane.
     fn shifted<T: Element>(x: &[T], k: f64) -> [f64; LANES];
+    /// `Σ d` and `Σ d²` per lane, `d = x − k` (the one-pass sums, see
+    /// `engine::group_moments` for when they are used).
+    fn shifted_sq<T: Element>(x: &[T], k: f64) -> [[f64; LANES]; 2];
     /// `Σ e` and `Σ e²` per lane, `e = (x − k) − m`.
     fn deviations<T: Element>(x: &[T], k: f64, m: f64) -> [[f64; LANES]; 2];
     /// `Σ dy`, `Σ dy·(x − mean)` and `Σ (x − mean)` per lane (the last one
@@ -91,6 +94,10 @@ impl LaneSums for PortableSums {
     #[inline(always)]
     fn shifted<T: Element>(x: &[T], k: f64) -> [f64; LANES] {
         lane_sum(x, |v| v - k)
+    }
+    #[inline(always)]
+    fn shifted_sq<T: Element>(x: &[T], k: f64) -> [[f64; LANES]; 2] {
+        Self::deviations(x, k, 0.0)
     }
     #[inline(always)]
     fn deviations<T: Element>(x: &[T], k: f64, m: f64) -> [[f64; LANES]; 2] {
