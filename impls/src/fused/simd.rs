@@ -41,6 +41,11 @@ fn rows_affine<T: Element>(x: &[T], y: &mut [T], c: usize, k: &[f64], a: &[f64],
 }
 
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx2+fma", "x86_64+avx2+fma"))]
+fn rows_scale<T: Element>(x: &[T], y: &mut [T], c: usize, a: &[f64], b: &[f64]) {
+    lanes::rows_scale(x, y, c, a, b)
+}
+
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx2+fma", "x86_64+avx2+fma"))]
 fn rows_grad_sums<T: Element>(x: &[T], dy: &[T], c: usize, mean: &[f64], st: [&mut [f64]; 3]) {
     lanes::rows_grad_sums(x, dy, c, mean, st)
 }
@@ -70,6 +75,9 @@ impl Backend for Simd {
     }
     fn rows_affine<T: Element>(x: &[T], y: &mut [T], c: usize, k: [&[f64]; 3]) {
         rows_affine(x, y, c, k[0], k[1], k[2])
+    }
+    fn rows_scale<T: Element>(x: &[T], y: &mut [T], c: usize, k: [&[f64]; 2]) {
+        rows_scale(x, y, c, k[0], k[1])
     }
     fn rows_grad_sums<T: Element>(x: &[T], dy: &[T], c: usize, mean: &[f64], st: [&mut [f64]; 3]) {
         rows_grad_sums(x, dy, c, mean, st)

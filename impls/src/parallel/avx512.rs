@@ -58,6 +58,11 @@ impl LaneSums for X86Sums {
         PortableSums::shifted(x, k)
     }
 
+    fn shifted_sq<T: Element>(x: &[T], k: f64) -> [[f64; LANES]; 2] {
+        // `(x − k) − 0` is `x − k` exactly, so the deviations loop computes it.
+        Self::deviations(x, k, 0.0)
+    }
+
     fn deviations<T: Element>(x: &[T], k: f64, m: f64) -> [[f64; LANES]; 2] {
         #[cfg(target_arch = "x86_64")]
         if has_avx512() {

@@ -23,6 +23,11 @@ pub const SERIAL_THRESHOLD: usize = 1 << 15;
 pub const GROUP: usize = 1 << 16;
 /// Elements per statistics group (channels-last layout).
 pub const ROW_GROUP: usize = 1 << 17;
+/// Fewest rows per channels-last statistics group: each group writes (and
+/// the merge reads) one [`crate::moments::Moments`] per channel, so with
+/// many channels (C = 4096: 32 rows of 512 KiB would make 96 KiB of partials
+/// per group) small groups cost allocation, page faults and merge traffic.
+pub const MIN_GROUP_ROWS: usize = 128;
 /// Elements per task of the element-wise passes (normalize, `grad_input`).
 pub const TASK: usize = 1 << 16;
 
@@ -99,7 +104,8 @@ impl RowPlan {
             c,
             l,
             tile_rows,
-            group_rows: (ROW_GROUP / (tile_rows * c)).max(1) * tile_rows,
+            group_rows: (ROW_GROUP / (tile_rows * c)).max(MIN_GROUP_ROWS.div_ceil(tile_rows))
+                * tile_rows,
             task_rows: (TASK / l).max(1) * m,
         }
     }
