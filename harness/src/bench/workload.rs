@@ -11,8 +11,8 @@
 //! of the library pays per call.
 
 use super::grid::Case;
-use crate::data::Rng;
 use super::Op;
+use crate::data::Rng;
 use bn_impls::{
     kernel, Affine, Backward, DType, Dims, Element, EvalForward, GradMode, Implementation,
     TrainForward,
