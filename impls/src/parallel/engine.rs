@@ -331,7 +331,7 @@ fn runs_by_channel_task<T>(out: &mut [T], dims: Dims, cpt: usize) -> Vec<Vec<&mu
 
 /// Training forward.
 pub fn forward_train<T: Element, B: Backend>(p: TrainForward<'_, T>, opts: Options) {
-    let dims = plan::canonical(p.dims);
+    let dims = p.dims.canonical();
     let x = p.x;
     let shift = shifts(x, dims);
     let par = dims.len() >= SERIAL_THRESHOLD;
@@ -449,7 +449,7 @@ fn rows_normalize<T: Element, B: Backend>(plan: &RowPlan, x: &[T], y: &mut [T], 
 
 /// Eval forward: `y = (x − mean)·scale + bias`, one read and one write.
 pub fn forward_eval<T: Element, B: Backend>(p: EvalForward<'_, T>) {
-    let dims = plan::canonical(p.dims);
+    let dims = p.dims.canonical();
     let k: Vec<NormCoeffs> = (0..dims.c)
         .map(|c| NormCoeffs::new(p.mean[c], p.var[c], p.eps, &p.affine, c))
         .collect();
@@ -535,7 +535,7 @@ fn grad_coeffs(
 
 /// Backward: one pass for the [`GradSums`], one pass writing `dx`.
 pub fn backward<T: Element, B: Backend>(mut p: Backward<'_, T>, opts: Options) {
-    let dims = plan::canonical(p.dims);
+    let dims = p.dims.canonical();
     let (x, dy) = (p.x, p.dy);
     let par = dims.len() >= SERIAL_THRESHOLD;
     let batch = p.mode == GradMode::Batch;

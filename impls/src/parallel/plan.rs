@@ -13,7 +13,7 @@
 //!   [`RowPlan::tile_rows`] rows.
 
 use super::lanes::{MIN_SUPER_ROW, MIN_TILE_ROWS, TILE};
-use crate::layout::{Dims, Layout};
+use crate::layout::Dims;
 use std::ops::Range;
 
 /// Below this many elements no rayon task is spawned: a fork/join costs a few
@@ -31,19 +31,6 @@ pub const MIN_GROUP_ROWS: usize = 128;
 /// Elements per task of the element-wise passes (normalize, `grad_input`).
 pub const TASK: usize = 1 << 16;
 
-/// The dims the kernels work on: with `S = 1` both layouts are the same
-/// memory (`n·C + c`), and the row kernels (vectorized across channels) are
-/// the ones that apply.
-pub fn canonical(dims: Dims) -> Dims {
-    if dims.s == 1 {
-        Dims {
-            layout: Layout::ChannelsLast,
-            ..dims
-        }
-    } else {
-        dims
-    }
-}
 
 /// Number of statistics groups of one channel (contiguous layout).
 pub fn groups(dims: Dims) -> usize {
