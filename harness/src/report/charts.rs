@@ -160,22 +160,7 @@ fn draw(
                 .label_style(("sans-serif", 14))
                 .draw()
                 .map_err(plot_err)?;
-            for s in series {
-                let style = s.color.stroke_width(s.width);
-                chart
-                    .draw_series(LineSeries::new(s.points.clone(), style))
-                    .map_err(plot_err)?
-                    .label(s.name.clone())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
-                chart
-                    .draw_series(
-                        s.points
-                            .iter()
-                            .map(|&p| Circle::new(p, 3, s.color.filled())),
-                    )
-                    .map_err(plot_err)?;
-            }
-            legend_box(&mut chart, legend)?;
+            draw_lines(&mut chart, series, 3, legend)?;
         } else {
             let mut chart = builder(&root, title)
                 .build_cartesian_2d(x0 - 0.2..x1 + 0.2, 0.0..(y1.max(x1) * 1.25))
@@ -192,22 +177,7 @@ fn draw(
                 .label_style(("sans-serif", 14))
                 .draw()
                 .map_err(plot_err)?;
-            for s in series {
-                let style = s.color.stroke_width(s.width);
-                chart
-                    .draw_series(LineSeries::new(s.points.clone(), style))
-                    .map_err(plot_err)?
-                    .label(s.name.clone())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
-                chart
-                    .draw_series(
-                        s.points
-                            .iter()
-                            .map(|&p| Circle::new(p, 4, s.color.filled())),
-                    )
-                    .map_err(plot_err)?;
-            }
-            legend_box(&mut chart, legend)?;
+            draw_lines(&mut chart, series, 4, legend)?;
         }
         root.present().map_err(plot_err)?;
     }
@@ -224,6 +194,35 @@ fn builder<'a, 'b>(
         .x_label_area_size(55)
         .y_label_area_size(85);
     b
+}
+
+/// Each series as a line with point markers, labelled for the legend, then the legend.
+fn draw_lines<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    series: &[Series],
+    marker: i32,
+    legend: SeriesLabelPosition,
+) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    CT: plotters::coord::CoordTranslate<From = (f64, f64)>,
+{
+    for s in series {
+        let style = s.color.stroke_width(s.width);
+        chart
+            .draw_series(LineSeries::new(s.points.clone(), style))
+            .map_err(plot_err)?
+            .label(s.name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
+        chart
+            .draw_series(
+                s.points
+                    .iter()
+                    .map(|&p| Circle::new(p, marker, s.color.filled())),
+            )
+            .map_err(plot_err)?;
+    }
+    legend_box(chart, legend)
 }
 
 fn legend_box<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
