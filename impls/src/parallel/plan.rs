@@ -31,7 +31,6 @@ pub const MIN_GROUP_ROWS: usize = 128;
 /// Elements per task of the element-wise passes (normalize, `grad_input`).
 pub const TASK: usize = 1 << 16;
 
-
 /// Number of statistics groups of one channel (contiguous layout).
 pub fn groups(dims: Dims) -> usize {
     dims.per_channel().div_ceil(GROUP)
