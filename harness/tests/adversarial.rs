@@ -12,19 +12,7 @@ mod common;
 use bn_harness::data::{round_to, Rng};
 use bn_harness::oracle::{self, metrics::compare, StepResult};
 use bn_impls::{DType, Implementation, Layout};
-use common::{channel_of, errors, grad_output, AnyBn, Params, Scenario, OUTPUTS};
-
-const STABLE_UNITS_F32: f64 = 4.0;
-const STABLE_UNITS_F64: f64 = 32.0;
-const UNSTABLE_UNITS: f64 = 64.0;
-
-fn bound(imp: &dyn Implementation, dtype: DType) -> f64 {
-    match (imp.info().stable, dtype) {
-        (true, DType::F32) => STABLE_UNITS_F32,
-        (true, DType::F64) => STABLE_UNITS_F64,
-        (false, _) => UNSTABLE_UNITS,
-    }
-}
+use common::{bound, channel_of, errors, grad_output, AnyBn, Params, Scenario, OUTPUTS};
 
 fn scenario(shape: &[usize], layout: Layout, dtype: DType) -> Scenario {
     Scenario {

@@ -10,34 +10,10 @@ mod common;
 use bn_harness::data::Rng;
 use bn_harness::oracle::metrics::ErrorStats;
 use bn_impls::{DType, Implementation, Layout};
-use common::{batch, errors, grad_output, AnyBn, Params, Scenario, OUTPUTS};
-
-/// Bound for stable implementations on any data (well- or ill-conditioned),
-/// in units of `eps_dtype · max(1, max|oracle|)`, per dtype.
-///
-/// f32: measured worst 0.5 (welford, every output, grid and offset 1e4): the
-/// final rounding to f32 of results computed in f64. 4 leaves room for
-/// kernels that round a few times in f32 (e.g. SIMD normalization) while
-/// staying 4× inside the tolerance rule's 16.
-const STABLE_UNITS_F32: f64 = 4.0;
-/// f64: measured worst 14.5 (welford, grad_weight = Σ dy·x̂ over m ≤ 256
-/// values; y ≤ 2.6, running stats ≤ 1.4, grad_input ≤ 3.0). Plain `f64`
-/// reductions err by about √m·eps relative to their terms, so 32 is the
-/// honest bar for an uncompensated f64 implementation at these sizes.
-const STABLE_UNITS_F64: f64 = 32.0;
-
-/// Bound for unstable implementations (naive: everything in the data's
-/// dtype) on well-conditioned data only (offsets ≤ 3, spreads 0.5–4, at
-/// most 48 values per channel). Measured worst (naive): 14.4 in f32
-/// (grad_weight), 11.6 in f64; 64 keeps a 4× margin.
-const UNSTABLE_UNITS: f64 = 64.0;
-
-fn stable_bound(dtype: DType) -> f64 {
-    match dtype {
-        DType::F32 => STABLE_UNITS_F32,
-        DType::F64 => STABLE_UNITS_F64,
-    }
-}
+use common::{
+    batch, errors, grad_output, stable_bound, AnyBn, Params, Scenario, OUTPUTS, STABLE_UNITS_F32,
+    UNSTABLE_UNITS,
+};
 
 /// The grid's shapes: 2-D to 5-D, moderate sizes (this suite must stay fast).
 fn shapes() -> Vec<Vec<usize>> {

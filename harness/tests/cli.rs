@@ -1,5 +1,9 @@
 //! `bnh` end to end: the built binary, as a user (or a grader) runs it.
 
+mod common;
+use common::{bnh, scratch};
+use std::process::Output;
+
 use bn_harness::case::Case;
 use bn_harness::conformance::shipped_fixtures;
 use bn_harness::run::{run_case, Outcome};
@@ -7,22 +11,6 @@ use bn_harness::tolerance::judge;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn bnh(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bnh"))
-        .args(args)
-        .output()
-        .expect("run bnh")
-}
-
-/// A fresh scratch directory for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bnh-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn fixture(name: &str) -> PathBuf {
     shipped_fixtures().join("torch").join(name)
@@ -63,7 +51,7 @@ fn list_json_has_exactly_name_stable_description() {
 
 #[test]
 fn run_case_writes_outputs_with_the_keys_of_expected() {
-    let dir = scratch("outputs");
+    let dir = scratch("cli", "outputs");
     for name in [
         "bn2d-small.json",
         "bn3d-cl-f64-train-momentum0.3.json",
@@ -107,7 +95,7 @@ fn run_case_writes_outputs_with_the_keys_of_expected() {
 
 #[test]
 fn run_case_writes_error_and_exits_zero_for_a_rejected_input() {
-    let dir = scratch("rejected");
+    let dir = scratch("cli", "rejected");
     let out_path = dir.join("out.json");
     let out = run_case_cli(
         &fixture("error-train-1xCx1x1-f32.json"),
@@ -128,7 +116,7 @@ fn run_case_writes_error_and_exits_zero_for_a_rejected_input() {
 /// Non-zero exit, a message on stderr, and the output path untouched
 /// (absent stays absent; an existing file keeps its bytes).
 fn fails_without_writing(what: &str, case: &Path, imp: &str, stderr_hint: &str) {
-    let dir = scratch(what);
+    let dir = scratch("cli", what);
     let absent = dir.join("absent.json");
     let out = run_case_cli(case, imp, &absent);
     assert!(!out.status.success(), "{what}: exit 0");
@@ -150,7 +138,7 @@ fn fails_without_writing(what: &str, case: &Path, imp: &str, stderr_hint: &str) 
 
 #[test]
 fn invalid_case_file_fails_without_writing() {
-    let dir = scratch("inputs");
+    let dir = scratch("cli", "inputs");
     let truncated = dir.join("truncated.json");
     let text = std::fs::read_to_string(fixture("bn2d-small.json")).unwrap();
     std::fs::write(&truncated, &text[..text.len() / 3]).unwrap();

@@ -5,12 +5,14 @@
 //! Every rejection must be a typed error whose message names the problem;
 //! a panic fails the test (proptest reports it with the shrunk input).
 
+mod common;
+use common::{bnh, scratch};
+
 use bn_harness::conformance::shipped_fixtures;
 use bn_harness::fuzzing::{api_call, case_file};
 use proptest::prelude::*;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
 fn fixture_texts() -> Vec<String> {
     [
@@ -108,20 +110,6 @@ proptest! {
     }
 }
 
-fn bnh(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bnh"))
-        .args(args)
-        .output()
-        .expect("run bnh")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bnh-nopanic-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// `bnh run-case` on a bad file: non-zero exit, a message naming the
 /// problem, no output written, an existing output untouched, no temp files.
 fn run_case_rejects(dir: &Path, name: &str, bytes: &[u8], hint: &str) {
@@ -164,7 +152,7 @@ fn run_case_rejects(dir: &Path, name: &str, bytes: &[u8], hint: &str) {
 
 #[test]
 fn run_case_rejects_truncated_wrong_format_and_wrong_length_files() {
-    let dir = scratch("run-case");
+    let dir = scratch("nopanic", "run-case");
     let text = &fixture_texts()[0];
     run_case_rejects(&dir, "empty.json", b"", "EOF");
     run_case_rejects(
@@ -209,7 +197,7 @@ fn run_case_rejects_truncated_wrong_format_and_wrong_length_files() {
 /// `bnh accuracy` validates its flags before doing any work and writes nothing on error.
 #[test]
 fn accuracy_rejects_bad_options_without_writing() {
-    let dir = scratch("accuracy");
+    let dir = scratch("nopanic", "accuracy");
     let csv = dir.join("a.csv");
     let c = csv.to_str().unwrap();
     let bad_csv = dir.join("bad.csv");

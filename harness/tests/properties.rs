@@ -14,23 +14,8 @@ use bn_harness::dd::DD;
 use bn_harness::oracle::{self, metrics::compare};
 use bn_impls::layout::{nd_view, nd_view_mut};
 use bn_impls::{BatchNorm, Config, DType, Element, GradMode, Implementation, Layout};
-use common::{batch, errors, grad_output, AnyBn, Params, Scenario, OUTPUTS};
+use common::{batch, bound, errors, grad_output, AnyBn, Params, Scenario, OUTPUTS};
 use proptest::prelude::*;
-
-/// Stable implementations, f32 (`agreement.rs`: measured worst 0.5).
-const STABLE_UNITS_F32: f64 = 4.0;
-/// Stable implementations, f64 (`agreement.rs`: measured worst 14.5).
-const STABLE_UNITS_F64: f64 = 32.0;
-/// Unstable implementations on well-conditioned data (`agreement.rs`: measured worst 14.4).
-const UNSTABLE_UNITS: f64 = 64.0;
-
-fn bound(imp: &dyn Implementation, dtype: DType) -> f64 {
-    match (imp.info().stable, dtype) {
-        (true, DType::F32) => STABLE_UNITS_F32,
-        (true, DType::F64) => STABLE_UNITS_F64,
-        (false, _) => UNSTABLE_UNITS,
-    }
-}
 
 /// One generated test case: shape, layout, dtype, module config, data
 /// distribution and the seed of the data (all printed on failure).

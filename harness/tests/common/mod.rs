@@ -7,6 +7,45 @@ use bn_harness::data::{round_to, Rng};
 use bn_harness::oracle::{self, metrics::compare, metrics::ErrorStats, Step, StepResult};
 use bn_impls::layout::{nd_view, nd_view_mut};
 use bn_impls::{BatchNorm, Config, DType, Dims, Element, Implementation, Layout};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// Bound for stable implementations on any data (well- or ill-conditioned),
+/// in units of `eps_dtype · max(1, max|oracle|)`, per dtype.
+///
+/// f32: measured worst 0.5 (welford, every output, grid and offset 1e4): the
+/// final rounding to f32 of results computed in f64. 4 leaves room for
+/// kernels that round a few times in f32 (e.g. SIMD normalization) while
+/// staying 4× inside the tolerance rule's 16.
+pub const STABLE_UNITS_F32: f64 = 4.0;
+/// f64: measured worst 14.5 (welford, grad_weight = Σ dy·x̂ over m ≤ 256
+/// values; y ≤ 2.6, running stats ≤ 1.4, grad_input ≤ 3.0). Plain `f64`
+/// reductions err by about √m·eps relative to their terms, so 32 is the
+/// honest bar for an uncompensated f64 implementation at these sizes.
+pub const STABLE_UNITS_F64: f64 = 32.0;
+
+/// Bound for unstable implementations (naive: everything in the data's
+/// dtype) on well-conditioned data only (offsets ≤ 3, spreads 0.5–4, at
+/// most 48 values per channel). Measured worst (naive): 14.4 in f32
+/// (grad_weight), 11.6 in f64; 64 keeps a 4× margin.
+pub const UNSTABLE_UNITS: f64 = 64.0;
+
+pub fn stable_bound(dtype: DType) -> f64 {
+    match dtype {
+        DType::F32 => STABLE_UNITS_F32,
+        DType::F64 => STABLE_UNITS_F64,
+    }
+}
+
+/// The bound of `imp` on `dtype`: the stable bound, or the unstable one
+/// (which holds on well-conditioned data only).
+pub fn bound(imp: &dyn Implementation, dtype: DType) -> f64 {
+    if imp.info().stable {
+        stable_bound(dtype)
+    } else {
+        UNSTABLE_UNITS
+    }
+}
 
 /// A module configuration and data shape to test.
 #[derive(Debug, Clone)]
@@ -249,4 +288,20 @@ pub fn batch(rng: &mut Rng, sc: &Scenario, offset: f64, shift: f64, spread: f64)
 /// Upstream gradients: standard normal, rounded to the dtype.
 pub fn grad_output(rng: &mut Rng, sc: &Scenario) -> Vec<f64> {
     rng.normal_vec(sc.len(), 0.0, 1.0, sc.dtype)
+}
+
+/// Run the built `bnh` binary with `args`.
+pub fn bnh(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bnh"))
+        .args(args)
+        .output()
+        .expect("run bnh")
+}
+
+/// A fresh scratch directory for one test (`suite` keeps test files apart).
+pub fn scratch(suite: &str, name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bnh-{suite}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
