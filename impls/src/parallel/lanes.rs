@@ -26,7 +26,7 @@
 //! one-pass `Σd² − (Σd)²/n` would. Chunks are then merged with Chan, Golub &
 //! LeVeque's pairwise formula ([`Moments::merge`]) in a fixed order.
 
-use crate::element::Element;
+use crate::element::{DType, Element};
 use crate::moments::Moments;
 
 /// Independent accumulators per loop: 2 zmm / 4 ymm of `f64`, enough to hide
@@ -175,23 +175,29 @@ pub fn run_dx<T: Element>(x: &[T], dy: &[T], dx: &mut [T], mean: f64, k: [f64; 3
     }
 }
 
-/// Per-lane sums over whole rows: `acc[l] += x − k[l]` (super-rows of
-/// `L = k.len()` lanes, then leftover rows of `c` lanes).
+/// Per-lane `Σd` and `Σd²` with `d = x − k[l]` over whole rows, the one-read
+/// statistics of a tile.
 #[inline(always)]
-fn rows_shifted_sum<T: Element>(x: &[T], c: usize, k: &[f64], acc: &mut [f64]) {
+fn rows_shifted_sq<T: Element>(x: &[T], c: usize, k: &[f64], s1: &mut [f64], s2: &mut [f64]) {
     let l = k.len();
     for cols in col_blocks(l) {
-        let (k, acc) = (&k[cols.clone()], &mut acc[cols.clone()]);
+        let k = &k[cols.clone()];
+        let (s1, s2) = (&mut s1[cols.clone()], &mut s2[cols.clone()]);
         for row in x.chunks_exact(l) {
-            for ((a, &v), &kk) in acc.iter_mut().zip(&row[cols.clone()]).zip(k) {
-                *a += v.as_f64() - kk;
-            }
+            shifted_sq_row(&row[cols.clone()], k, s1, s2);
         }
     }
     for row in x[x.len() / l * l..].chunks_exact(c) {
-        for ((a, &v), &kk) in acc[..c].iter_mut().zip(row).zip(&k[..c]) {
-            *a += v.as_f64() - kk;
-        }
+        shifted_sq_row(row, &k[..c], &mut s1[..c], &mut s2[..c]);
+    }
+}
+
+#[inline(always)]
+fn shifted_sq_row<T: Element>(row: &[T], k: &[f64], s1: &mut [f64], s2: &mut [f64]) {
+    for (((a, b), &v), &kk) in s1.iter_mut().zip(s2.iter_mut()).zip(row).zip(k) {
+        let d = v.as_f64() - kk;
+        *a += d;
+        *b += d * d;
     }
 }
 
@@ -284,26 +290,30 @@ pub fn rows_moments<T: Element>(
     let mut count = 0u64;
     for tile in x.chunks(tile_rows * c) {
         let rows = (tile.len() / c) as f64;
-        w.s.fill(0.0);
-        rows_shifted_sum(tile, c, k, &mut w.s);
-        fold_lanes(&w.s, c, &mut w.a);
-        for v in w.a.iter_mut() {
-            *v /= rows;
-        }
-        for copy in w.mrep.chunks_exact_mut(c) {
-            copy.copy_from_slice(&w.a);
-        }
+        // One read: Σd and Σd² (d = x − k). M2 = Σd² − (Σd)²/n loses
+        // log2(Σd²/M2) bits to cancellation; the tile keeps it when every
+        // channel loses at most 1 bit (f64 data) or 16 bits (f32 data), the
+        // rule of the contiguous path (engine::group_moments). Otherwise
+        // the whole tile takes the corrected two-pass below. The decision
+        // depends only on the tile's data, never on the thread count.
         w.s.fill(0.0);
         w.s2.fill(0.0);
-        rows_deviations(tile, c, k, &w.mrep, &mut w.s, &mut w.s2);
-        // Tile moments: mean = m_b + Σe/n, M2 = Σe² − (Σe)²/n, in place
-        // (a <- Σe then tile mean, b <- Σe² then tile M2).
+        rows_shifted_sq(tile, c, k, &mut w.s, &mut w.s2);
         fold_lanes(&w.s, c, &mut w.a);
         fold_lanes(&w.s2, c, &mut w.b);
-        for ((a, b), &mb) in w.a.iter_mut().zip(w.b.iter_mut()).zip(&w.mrep) {
-            let e = *a;
-            *a = mb + e / rows;
-            *b -= e * (e / rows);
+        let max_loss = if T::DTYPE == DType::F32 { 65536.0 } else { 2.0 };
+        let one_read =
+            w.a.iter()
+                .zip(&w.b)
+                .all(|(&a, &b)| (b - a * (a / rows)) * max_loss >= b);
+        if one_read {
+            for (a, b) in w.a.iter_mut().zip(w.b.iter_mut()) {
+                let d = *a;
+                *a = d / rows;
+                *b -= d * (d / rows);
+            }
+        } else {
+            two_pass_tile(tile, c, k, rows, w);
         }
         // Chan's merge of the tile (a, b) into the running (mean, m2),
         // exactly as `Moments::merge` computes it.
@@ -326,6 +336,31 @@ pub fn rows_moments<T: Element>(
     }
     for ((o, &m), &m2) in out.iter_mut().zip(&w.mean).zip(&w.m2) {
         *o = Moments { count, mean: m, m2 };
+    }
+}
+
+/// The corrected two-pass moments of one tile (Chan, Golub & LeVeque 1983),
+/// given `w.a` = per-channel `Σd` of the tile: leaves the tile mean
+/// (relative to `k`) in `w.a` and its M2 in `w.b`.
+#[inline(always)]
+fn two_pass_tile<T: Element>(tile: &[T], c: usize, k: &[f64], rows: f64, w: &mut RowScratch) {
+    for v in w.a.iter_mut() {
+        *v /= rows;
+    }
+    for copy in w.mrep.chunks_exact_mut(c) {
+        copy.copy_from_slice(&w.a);
+    }
+    w.s.fill(0.0);
+    w.s2.fill(0.0);
+    rows_deviations(tile, c, k, &w.mrep, &mut w.s, &mut w.s2);
+    // Tile moments: mean = m_b + Σe/n, M2 = Σe² − (Σe)²/n, in place
+    // (a <- Σe then tile mean, b <- Σe² then tile M2).
+    fold_lanes(&w.s, c, &mut w.a);
+    fold_lanes(&w.s2, c, &mut w.b);
+    for ((a, b), &mb) in w.a.iter_mut().zip(w.b.iter_mut()).zip(&w.mrep) {
+        let e = *a;
+        *a = mb + e / rows;
+        *b -= e * (e / rows);
     }
 }
 
