@@ -15,15 +15,7 @@ use bn_impls::{DType, Implementation, Layout};
 use common::{bound, channel_of, errors, grad_output, AnyBn, Params, Scenario, OUTPUTS};
 
 fn scenario(shape: &[usize], layout: Layout, dtype: DType) -> Scenario {
-    Scenario {
-        shape: shape.to_vec(),
-        layout,
-        dtype,
-        affine: true,
-        track: true,
-        momentum: Some(0.1),
-        eps: 1e-5,
-    }
+    Scenario::default_module(shape, layout, dtype)
 }
 
 /// Every dtype × layout scenario of a shape.

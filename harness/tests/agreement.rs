@@ -129,18 +129,7 @@ fn ill_conditioned() -> Vec<(Scenario, f64)> {
     for (dtype, offset) in [(DType::F32, 1e4), (DType::F64, 1e6)] {
         for layout in Layout::ALL {
             for shape in [vec![256, 3], vec![16, 3, 4, 4]] {
-                out.push((
-                    Scenario {
-                        shape,
-                        layout,
-                        dtype,
-                        affine: true,
-                        track: true,
-                        momentum: Some(0.1),
-                        eps: 1e-5,
-                    },
-                    offset,
-                ));
+                out.push((Scenario::default_module(&shape, layout, dtype), offset));
             }
         }
     }

@@ -60,6 +60,19 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// PyTorch's default module (affine, tracking, momentum 0.1, eps 1e-5) on this shape.
+    pub fn default_module(shape: &[usize], layout: Layout, dtype: DType) -> Scenario {
+        Scenario {
+            shape: shape.to_vec(),
+            layout,
+            dtype,
+            affine: true,
+            track: true,
+            momentum: Some(0.1),
+            eps: 1e-5,
+        }
+    }
+
     pub fn dims(&self) -> Dims {
         Dims::from_shape("x", &self.shape, self.layout).unwrap()
     }
