@@ -11,9 +11,10 @@ use crate::case::Case;
 use crate::{oracle, run};
 use bn_impls::layout::{nd_view, nd_view_mut};
 use bn_impls::{
-    Affine, Backward, BatchNorm, Config, Dims, Element, EvalForward, GradMode, Layout, TrainForward,
+    Affine, Backward, BatchNorm, Config, Dims, Element, EvalForward, GradMode, Layout, Tensor,
+    TensorMut, TrainForward,
 };
-use ndarray::{Array3, ArrayD, ArrayView3, IxDyn};
+use ndarray::{Array3, ArrayD, ArrayView3, ArrayViewMut3, IxDyn};
 use std::path::Path;
 
 /// Parse `data` as a bn-case/1 file; if it parses, run it through every
@@ -237,7 +238,8 @@ fn kernel_calls(b: &mut Bytes<'_>, out: &mut Vec<String>) {
             weight: Some(&w),
             bias: None,
         };
-        let r = TrainForward::new(xa.view(), y.view_mut(), affine, eps, &mut mean, &mut var);
+        let r = tensors(xa.view(), y.view_mut())
+            .and_then(|(x, y)| TrainForward::new(x, y, affine, eps, &mut mean, &mut var));
         out.extend(rejection(r));
     }
     let (mean, var) = (vec![0.0; lens[0]], vec![1.0; lens[1]]);
@@ -247,26 +249,41 @@ fn kernel_calls(b: &mut Bytes<'_>, out: &mut Vec<String>) {
             weight: Some(&w),
             bias: None,
         };
-        let r = EvalForward::new(xa.view(), y.view_mut(), &mean, &var, affine, eps);
+        let r = tensors(xa.view(), y.view_mut())
+            .and_then(|(x, y)| EvalForward::new(x, y, &mean, &var, affine, eps));
         out.extend(rejection(r));
     }
     {
         let mut dx = Array3::<f32>::zeros((yn, yc, dims.s));
         let (mut gw, mut gb) = (vec![0.0; lens[3]], vec![0.0; lens[4]]);
-        let r = Backward::new(
-            xa.view(),
-            dya.view(),
-            dx.view_mut(),
-            &mean,
-            &var,
-            Some(&w),
-            eps,
-            GradMode::Batch,
-            &mut gw,
-            &mut gb,
-        );
+        let dy = Tensor::from_ndarray("grad_output", dya.view().into_dyn());
+        let r = tensors(xa.view(), dx.view_mut()).and_then(|(x, dx)| {
+            Backward::new(
+                x,
+                dy?,
+                dx,
+                &mean,
+                &var,
+                Some(&w),
+                eps,
+                GradMode::Batch,
+                &mut gw,
+                &mut gb,
+            )
+        });
         out.extend(rejection(r));
     }
+}
+
+/// The validated tensors of an `(x, output)` pair of 3-D arrays.
+fn tensors<'a>(
+    x: ArrayView3<'a, f32>,
+    y: ArrayViewMut3<'a, f32>,
+) -> bn_impls::Result<(Tensor<'a, f32>, TensorMut<'a, f32>)> {
+    Ok((
+        Tensor::from_ndarray("x", x.into_dyn())?,
+        TensorMut::from_ndarray("y", y.into_dyn())?,
+    ))
 }
 
 fn rejection<T>(r: bn_impls::Result<T>) -> Option<String> {

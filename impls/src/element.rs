@@ -3,7 +3,6 @@
 //! Implementations are written once, generically over [`Element`], and
 //! specialise (accumulator type, SIMD) only where it pays.
 
-use crate::kernel::{Implementation, Kernel};
 use num_traits::Float;
 use serde::{Deserialize, Serialize};
 use std::fmt::{Debug, Display};
@@ -30,6 +29,16 @@ impl DType {
         match self {
             DType::F32 => f32::EPSILON as f64,
             DType::F64 => f64::EPSILON,
+        }
+    }
+
+    /// Significand precision in bits, implicit bit included (24 or 53).
+    /// Kernels derive dtype-dependent thresholds from it instead of
+    /// comparing dtypes, so a new dtype gets thresholds of its own precision.
+    pub fn mantissa_bits(self) -> u32 {
+        match self {
+            DType::F32 => f32::MANTISSA_DIGITS,
+            DType::F64 => f64::MANTISSA_DIGITS,
         }
     }
 
@@ -72,9 +81,6 @@ pub trait Element:
     fn as_f64(self) -> f64;
     /// Round to nearest (f32) or identity (f64).
     fn from_f64(v: f64) -> Self;
-    /// This type's kernel of an implementation (lets generic code pick
-    /// `Kernel<f32>` or `Kernel<f64>` from a `dyn Implementation`).
-    fn kernel_of(imp: &dyn Implementation) -> &dyn Kernel<Self>;
 }
 
 impl Element for f32 {
@@ -87,9 +93,6 @@ impl Element for f32 {
     fn from_f64(v: f64) -> Self {
         v as f32
     }
-    fn kernel_of(imp: &dyn Implementation) -> &dyn Kernel<Self> {
-        imp
-    }
 }
 
 impl Element for f64 {
@@ -101,8 +104,5 @@ impl Element for f64 {
     #[inline(always)]
     fn from_f64(v: f64) -> Self {
         v
-    }
-    fn kernel_of(imp: &dyn Implementation) -> &dyn Kernel<Self> {
-        imp
     }
 }

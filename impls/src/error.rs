@@ -73,6 +73,13 @@ pub enum Error {
     #[error("backward called before forward; run forward on this batch first")]
     NoForward,
 
+    /// An implementation has no kernel for the element type of the data.
+    #[error("implementation '{implementation}' does not support dtype {dtype}; pick another implementation (`bnh list`) or convert the data")]
+    UnsupportedDtype {
+        implementation: String,
+        dtype: String,
+    },
+
     /// An implementation name that is not in the registry.
     #[error("unknown implementation '{name}'; available: {}", available.join(", "))]
     UnknownImplementation {

@@ -32,20 +32,25 @@ pub struct Info {
     pub deterministic: bool,
 }
 
-/// A registered implementation: a kernel for both element types plus its [`Info`].
-pub trait Implementation: Kernel<f32> + Kernel<f64> {
+/// The kernels of one implementation, one slot per element type; `None`
+/// marks a dtype the implementation does not support (picked by
+/// [`crate::engine::dispatch::kernel`], which turns it into a typed error).
+#[derive(Clone, Copy, Default)]
+pub struct Kernels<'a> {
+    pub f32: Option<&'a dyn Kernel<f32>>,
+    pub f64: Option<&'a dyn Kernel<f64>>,
+}
+
+/// A registered implementation: its [`Info`] and its kernels.
+pub trait Implementation: Send + Sync {
     /// Name, description and guarantees.
     fn info(&self) -> Info;
+    /// The kernel of every element type it supports.
+    fn kernels(&self) -> Kernels<'_>;
 }
 
 impl std::fmt::Debug for dyn Implementation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Implementation({})", self.info().name)
     }
-}
-
-/// The kernel for element type `T` of an implementation (trait upcasting,
-/// so generic code can call `kernel::<T>(imp).forward_train(..)`).
-pub fn kernel<T: Element>(imp: &dyn Implementation) -> &dyn Kernel<T> {
-    T::kernel_of(imp)
 }

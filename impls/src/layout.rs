@@ -8,11 +8,12 @@
 //! - channels-last: row-major over `(N, S, C)`.
 //!
 //! Public entry points take `ndarray` views whose strides say which format
-//! the data is in; [`ncs_view`] classifies them and [`Dims`] carries the
-//! result to the kernels, which then work on the flat memory.
+//! the data is in; [`classify`] names the format, and
+//! [`crate::engine::tensor::Tensor`] carries the flat memory with its
+//! [`Dims`] to the kernels.
 
 use crate::error::{Error, Result};
-use ndarray::{ArrayView3, ArrayViewD, ArrayViewMut3, ArrayViewMutD, Dimension, ShapeBuilder};
+use ndarray::{ArrayViewD, ArrayViewMutD, Dimension, ShapeBuilder};
 use serde::{Deserialize, Serialize};
 
 /// Memory format of a batch, named as in bn-case/1 files.
@@ -171,6 +172,11 @@ impl Dims {
         n * sn + c * sc + s * ss
     }
 
+    /// Offsets of channel `c`'s N·S values, in `(n, s)` order.
+    pub fn channel_offsets(&self, c: usize) -> impl Iterator<Item = usize> + '_ {
+        (0..self.n).flat_map(move |n| (0..self.s).map(move |s| self.offset(n, c, s)))
+    }
+
     /// Visit every offset of the flat memory in order, with its channel.
     ///
     /// Streaming in memory order is what makes a single pass cache-friendly
@@ -196,22 +202,6 @@ impl Dims {
             }
         }
     }
-
-    /// A logical `(N, C, S)` view of flat memory in this layout.
-    ///
-    /// Panics if `data.len() != self.len()`; validated callers guarantee it.
-    pub fn view<'a, T>(&self, data: &'a [T]) -> ArrayView3<'a, T> {
-        let [a, b, c] = self.strides3();
-        ArrayView3::from_shape((self.n, self.c, self.s).strides((a, b, c)), data)
-            .expect("Dims::view: buffer length checked by the caller")
-    }
-
-    /// A mutable logical `(N, C, S)` view of flat memory in this layout.
-    pub fn view_mut<'a, T>(&self, data: &'a mut [T]) -> ArrayViewMut3<'a, T> {
-        let [a, b, c] = self.strides3();
-        ArrayViewMut3::from_shape((self.n, self.c, self.s).strides((a, b, c)), data)
-            .expect("Dims::view_mut: buffer length checked by the caller")
-    }
 }
 
 /// Which supported layout (if any) a shape/stride pair is. Dimensions of
@@ -227,54 +217,6 @@ pub fn classify(shape: &[usize], strides: &[isize]) -> Option<Layout> {
             .zip(&want)
             .all(|((&len, &got), &want)| len <= 1 || got == want as isize)
     })
-}
-
-fn layout_of(what: &str, shape: &[usize], strides: &[isize]) -> Result<Dims> {
-    let dims = Dims::from_shape(what, shape, Layout::Contiguous)?;
-    let layout = classify(shape, strides).ok_or_else(|| Error::UnsupportedLayout {
-        what: what.to_string(),
-        shape: shape.to_vec(),
-        strides: strides.to_vec(),
-    })?;
-    Ok(Dims { layout, ..dims })
-}
-
-/// Classify an `(N, C, *spatial)` view and return its flat memory and dims.
-pub fn ncs_view<'a, T>(what: &str, x: ArrayViewD<'a, T>) -> Result<(&'a [T], Dims)> {
-    let dims = layout_of(what, x.shape(), x.strides())?;
-    let data = x
-        .to_slice_memory_order()
-        .ok_or_else(|| Error::UnsupportedLayout {
-            what: what.to_string(),
-            shape: x.shape().to_vec(),
-            strides: x.strides().to_vec(),
-        })?;
-    Ok((data, dims))
-}
-
-/// Mutable counterpart of [`ncs_view`], for output buffers.
-pub fn ncs_view_mut<'a, T>(what: &str, x: ArrayViewMutD<'a, T>) -> Result<(&'a mut [T], Dims)> {
-    let shape = x.shape().to_vec();
-    let strides = x.strides().to_vec();
-    let dims = layout_of(what, &shape, &strides)?;
-    let data = x
-        .into_slice_memory_order()
-        .ok_or(Error::UnsupportedLayout {
-            what: what.to_string(),
-            shape,
-            strides,
-        })?;
-    Ok((data, dims))
-}
-
-/// Classify a 3-D `(N, C, S)` view: the form the kernel API takes.
-pub fn view3<'a, T>(what: &str, x: ArrayView3<'a, T>) -> Result<(&'a [T], Dims)> {
-    ncs_view(what, x.into_dyn())
-}
-
-/// Mutable counterpart of [`view3`].
-pub fn view3_mut<'a, T>(what: &str, x: ArrayViewMut3<'a, T>) -> Result<(&'a mut [T], Dims)> {
-    ncs_view_mut(what, x.into_dyn())
 }
 
 /// A logical `(N, C, *spatial)` view of flat memory stored in `layout`,
@@ -342,49 +284,10 @@ mod tests {
     }
 
     #[test]
-    fn classify_round_trips_and_offsets_agree() {
-        for layout in Layout::ALL {
-            let shape = [2, 3, 4, 5];
-            let data: Vec<u32> = (0..120).collect();
-            let v = nd_view(&shape, layout, &data).unwrap();
-            let (flat, dims) = ncs_view("x", v.view()).unwrap();
-            assert_eq!(dims.layout, layout);
-            assert_eq!((dims.n, dims.c, dims.s), (2, 3, 20));
-            // Every logical element is found at the offset Dims computes.
-            for n in 0..2 {
-                for c in 0..3 {
-                    for h in 0..4 {
-                        for w in 0..5 {
-                            assert_eq!(flat[dims.offset(n, c, h * 5 + w)], v[[n, c, h, w]]);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn rejects_other_strides_rank_and_empty() {
-        let a = ndarray::Array3::<f32>::zeros((2, 3, 4));
-        let t = a.view().reversed_axes();
-        assert!(matches!(
-            ncs_view("x", t.into_dyn()),
-            Err(Error::UnsupportedLayout { .. })
-        ));
-        let a1 = ndarray::Array1::<f32>::zeros(3);
-        assert!(matches!(
-            ncs_view("x", a1.view().into_dyn()),
-            Err(Error::BadRank { actual: 1, .. })
-        ));
-        let e = ndarray::Array2::<f32>::zeros((0, 3));
-        assert!(matches!(
-            ncs_view("x", e.view().into_dyn()),
-            Err(Error::Empty { .. })
-        ));
+    fn nd_view_checks_length_and_accepts_empty_shapes() {
         for layout in Layout::ALL {
             for shape in [vec![0, 3], vec![2, 3, 0], vec![2, 0, 4, 1]] {
-                let v = nd_view::<f32>(&shape, layout, &[]).unwrap();
-                assert!(matches!(ncs_view("x", v), Err(Error::Empty { .. })));
+                assert!(nd_view::<f32>(&shape, layout, &[]).is_ok());
                 assert!(nd_view_mut::<f32>(&shape, layout, &mut []).is_ok());
             }
         }
@@ -396,5 +299,20 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn channel_offsets_visit_each_channel_in_n_s_order() {
+        for layout in Layout::ALL {
+            let dims = Dims::from_shape("x", &[2, 3, 4], layout).unwrap();
+            for c in 0..3 {
+                let got: Vec<usize> = dims.channel_offsets(c).collect();
+                let want: Vec<usize> = (0..2)
+                    .flat_map(|n| (0..4).map(move |s| (n, s)))
+                    .map(|(n, s)| dims.offset(n, c, s))
+                    .collect();
+                assert_eq!(got, want);
+            }
+        }
     }
 }

@@ -9,6 +9,7 @@
 //! Deep Network Training by Reducing Internal Covariate Shift", ICML 2015.
 
 pub mod element;
+pub mod engine;
 pub mod error;
 pub mod formulas;
 pub mod fused;
@@ -23,8 +24,10 @@ pub mod registry;
 pub mod welford;
 
 pub use element::{DType, Element};
+pub use engine::dispatch::kernel;
+pub use engine::tensor::{Tensor, TensorMut};
 pub use error::{Error, Result};
-pub use kernel::{kernel, Implementation, Info, Kernel};
+pub use kernel::{Implementation, Info, Kernel, Kernels};
 pub use layout::{Dims, Layout};
 pub use module::{BatchNorm, Config, ParamGrads};
 pub use moments::Moments;

@@ -13,9 +13,11 @@
 //! - eval with tracking normalizes with the running buffers and leaves them unchanged.
 
 use crate::element::Element;
+use crate::engine::dispatch::kernel;
+use crate::engine::tensor::{Tensor, TensorMut};
 use crate::error::{Error, Result};
-use crate::kernel::{kernel, Implementation};
-use crate::layout::{ncs_view, ncs_view_mut, Dims};
+use crate::kernel::Implementation;
+use crate::layout::Dims;
 use crate::problem::{check_eps, Affine, Backward, EvalForward, GradMode, TrainForward};
 use ndarray::{ArrayViewD, ArrayViewMutD};
 use serde::{Deserialize, Serialize};
@@ -215,8 +217,8 @@ impl<T: Element> BatchNorm<T> {
     ) -> Result<()> {
         self.validate()?;
         let shape = x.shape().to_vec();
-        let (xs, dims) = ncs_view("x", x)?;
-        let dims = self.input_dims("x", &shape, dims)?;
+        let x = Tensor::from_ndarray("x", x)?;
+        let dims = self.input_dims("x", &shape, x.dims())?;
         if y.shape() != shape.as_slice() {
             return Err(Error::ShapeMismatch {
                 what: "y".into(),
@@ -224,14 +226,13 @@ impl<T: Element> BatchNorm<T> {
                 actual: y.shape().to_vec(),
             });
         }
-        let (ys, ydims) = ncs_view_mut("y", y)?;
+        let y = TensorMut::from_ndarray("y", y)?;
         let (weight, bias) = (to_f64(&self.weight), to_f64(&self.bias));
         let affine = Affine {
             weight: weight.as_deref(),
             bias: bias.as_deref(),
         };
-        let (x3, y3) = (dims.view(xs), ydims.view_mut(ys));
-        let k = kernel::<T>(imp);
+        let k = kernel::<T>(imp)?;
         let c = dims.c;
         self.saved = None;
         let saved = if self.uses_batch_stats() {
@@ -241,8 +242,8 @@ impl<T: Element> BatchNorm<T> {
             }
             let (mut mean, mut var) = (vec![0.0; c], vec![0.0; c]);
             k.forward_train(TrainForward::new(
-                x3,
-                y3,
+                x,
+                y,
                 affine,
                 self.config.eps,
                 &mut mean,
@@ -261,8 +262,8 @@ impl<T: Element> BatchNorm<T> {
             let mean = to_f64(&self.running_mean).expect("validated: tracking");
             let var = to_f64(&self.running_var).expect("validated: tracking");
             k.forward_eval(EvalForward::new(
-                x3,
-                y3,
+                x,
+                y,
                 &mean,
                 &var,
                 affine,
@@ -319,16 +320,16 @@ impl<T: Element> BatchNorm<T> {
                 });
             }
         }
-        let (xs, dims) = ncs_view("x", x)?;
-        let (dys, dydims) = ncs_view("grad_output", dy)?;
-        let (dxs, dxdims) = ncs_view_mut("grad_input", dx)?;
+        let x = Tensor::from_ndarray("x", x)?;
+        let dy = Tensor::from_ndarray("grad_output", dy)?;
+        let dx = TensorMut::from_ndarray("grad_input", dx)?;
         let weight = to_f64(&self.weight);
-        let c = dims.c;
+        let c = x.dims().c;
         let (mut gw, mut gb) = (vec![0.0; c], vec![0.0; c]);
-        kernel::<T>(imp).backward(Backward::new(
-            dims.view(xs),
-            dydims.view(dys),
-            dxdims.view_mut(dxs),
+        kernel::<T>(imp)?.backward(Backward::new(
+            x,
+            dy,
+            dx,
             &saved.mean,
             &saved.var,
             weight.as_deref(),

@@ -8,9 +8,8 @@
 //! spread to rounding, and the harness shows it.
 
 use crate::element::Element;
-use crate::kernel::{Implementation, Info, Kernel};
+use crate::kernel::{Implementation, Info, Kernel, Kernels};
 use crate::problem::{Backward, EvalForward, GradMode, TrainForward};
-use ndarray::{Axis, Zip};
 
 /// Textbook batch norm in the data's own precision.
 #[derive(Debug, Clone, Copy, Default)]
@@ -22,67 +21,56 @@ fn t<T: Element>(v: f64) -> T {
 
 impl<T: Element> Kernel<T> for Naive {
     fn forward_train(&self, p: TrainForward<'_, T>) {
-        let x = p.dims.view(p.x);
-        let mut y = p.dims.view_mut(p.y);
-        let m: T = t(p.dims.per_channel() as f64);
-        for c in 0..p.dims.c {
-            let xc = x.index_axis(Axis(1), c);
-            let mean = xc.iter().fold(T::zero(), |acc, &v| acc + v) / m;
-            let var = xc
-                .iter()
-                .fold(T::zero(), |acc, &v| acc + (v - mean) * (v - mean))
-                / m;
+        let (x, y, dims) = (p.x, p.y, p.dims);
+        let m: T = t(dims.per_channel() as f64);
+        for c in 0..dims.c {
+            let xc = || dims.channel_offsets(c).map(|i| x[i]);
+            let mean = xc().fold(T::zero(), |acc, v| acc + v) / m;
+            let var = xc().fold(T::zero(), |acc, v| acc + (v - mean) * (v - mean)) / m;
             let inv_std = T::one() / (var + t(p.eps)).sqrt();
             let (w, b) = (t::<T>(p.affine.weight(c)), t::<T>(p.affine.bias(c)));
-            Zip::from(y.index_axis_mut(Axis(1), c))
-                .and(xc)
-                .for_each(|y, &x| *y = (x - mean) * inv_std * w + b);
+            for i in dims.channel_offsets(c) {
+                y[i] = (x[i] - mean) * inv_std * w + b;
+            }
             p.mean[c] = mean.as_f64();
             p.var[c] = var.as_f64();
         }
     }
 
     fn forward_eval(&self, p: EvalForward<'_, T>) {
-        let x = p.dims.view(p.x);
-        let mut y = p.dims.view_mut(p.y);
-        for c in 0..p.dims.c {
+        let (x, y, dims) = (p.x, p.y, p.dims);
+        for c in 0..dims.c {
             let (mean, var) = (t::<T>(p.mean[c]), t::<T>(p.var[c]));
             let inv_std = T::one() / (var + t(p.eps)).sqrt();
             let (w, b) = (t::<T>(p.affine.weight(c)), t::<T>(p.affine.bias(c)));
-            Zip::from(y.index_axis_mut(Axis(1), c))
-                .and(x.index_axis(Axis(1), c))
-                .for_each(|y, &x| *y = (x - mean) * inv_std * w + b);
+            for i in dims.channel_offsets(c) {
+                y[i] = (x[i] - mean) * inv_std * w + b;
+            }
         }
     }
 
     fn backward(&self, p: Backward<'_, T>) {
-        let x = p.dims.view(p.x);
-        let dy = p.dims.view(p.dy);
-        let mut dx = p.dims.view_mut(p.dx);
-        let m: T = t(p.dims.per_channel() as f64);
-        for c in 0..p.dims.c {
-            let (xc, dyc) = (x.index_axis(Axis(1), c), dy.index_axis(Axis(1), c));
+        let (x, dy, dx, dims) = (p.x, p.dy, p.dx, p.dims);
+        let m: T = t(dims.per_channel() as f64);
+        for c in 0..dims.c {
             let mean = t::<T>(p.mean[c]);
             let inv_std = T::one() / (t::<T>(p.var[c]) + t(p.eps)).sqrt();
             let w = t::<T>(p.weight.map_or(1.0, |w| w[c]));
             let mut sum_dy = T::zero();
             let mut sum_dy_xhat = T::zero();
-            Zip::from(xc).and(dyc).for_each(|&x, &dy| {
-                sum_dy = sum_dy + dy;
-                sum_dy_xhat = sum_dy_xhat + dy * (x - mean) * inv_std;
-            });
-            Zip::from(dx.index_axis_mut(Axis(1), c))
-                .and(xc)
-                .and(dyc)
-                .for_each(|dx, &x, &dy| {
-                    *dx = match p.mode {
-                        GradMode::Batch => {
-                            let x_hat = (x - mean) * inv_std;
-                            w * inv_std / m * (m * dy - sum_dy - x_hat * sum_dy_xhat)
-                        }
-                        GradMode::Fixed => dy * w * inv_std,
+            for i in dims.channel_offsets(c) {
+                sum_dy = sum_dy + dy[i];
+                sum_dy_xhat = sum_dy_xhat + dy[i] * (x[i] - mean) * inv_std;
+            }
+            for i in dims.channel_offsets(c) {
+                dx[i] = match p.mode {
+                    GradMode::Batch => {
+                        let x_hat = (x[i] - mean) * inv_std;
+                        w * inv_std / m * (m * dy[i] - sum_dy - x_hat * sum_dy_xhat)
                     }
-                });
+                    GradMode::Fixed => dy[i] * w * inv_std,
+                };
+            }
             p.grad_weight[c] = sum_dy_xhat.as_f64();
             p.grad_bias[c] = sum_dy.as_f64();
         }
@@ -97,6 +85,13 @@ impl Implementation for Naive {
                 "textbook two-pass formulas in the data's own precision (readable baseline)",
             stable: false,
             deterministic: true,
+        }
+    }
+
+    fn kernels(&self) -> Kernels<'_> {
+        Kernels {
+            f32: Some(self),
+            f64: Some(self),
         }
     }
 }

@@ -1,19 +1,20 @@
 //! Validated arguments of the three kernel operations.
 //!
-//! The public constructors take `ndarray` views (the API boundary: strides
-//! say the memory format), check every shape, length and number once, and
-//! hand the kernel flat memory plus [`Dims`]. A kernel therefore never sees
-//! invalid input and never re-validates: adding an implementation means
-//! writing arithmetic only.
+//! The constructors take validated [`Tensor`]s (made once from an `ndarray`
+//! view or from flat memory with known dims, see [`crate::engine::tensor`]),
+//! check that all tensors of a call agree and every per-channel length and
+//! number, and hand the kernel flat memory plus [`Dims`]. A kernel therefore
+//! never sees invalid input and never re-validates: adding an implementation
+//! means writing arithmetic only.
 //!
 //! Per-channel quantities (weight, bias, mean, variance, gradients of weight
 //! and bias) cross the boundary as `f64` whatever the data type: they are C
 //! values, cost nothing to widen, and keep statistics accumulated in `f64`
 //! (as PyTorch does for `f32` data) from being rounded before they are used.
 
+use crate::engine::tensor::{Tensor, TensorMut};
 use crate::error::{Error, Result};
-use crate::layout::{view3, view3_mut, Dims};
-use ndarray::{ArrayView3, ArrayViewMut3};
+use crate::layout::Dims;
 
 /// Per-channel scale and shift; `None` means weight 1 / bias 0 (`affine=False`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -108,16 +109,16 @@ pub struct TrainForward<'a, T> {
 impl<'a, T> TrainForward<'a, T> {
     /// Validate shapes, lengths and `eps`.
     pub fn new(
-        x: ArrayView3<'a, T>,
-        y: ArrayViewMut3<'a, T>,
+        x: Tensor<'a, T>,
+        y: TensorMut<'a, T>,
         affine: Affine<'a>,
         eps: f64,
         mean: &'a mut [f64],
         var: &'a mut [f64],
     ) -> Result<Self> {
-        let (x, dims) = view3("x", x)?;
-        let (y, ydims) = view3_mut("y", y)?;
-        same_dims("y", dims, ydims)?;
+        let dims = x.dims();
+        same_dims("y", dims, y.dims())?;
+        let (x, y) = (x.data(), y.into_data());
         affine.check(dims.c)?;
         check_eps(eps)?;
         check_len("mean", Some(&*mean), dims.c)?;
@@ -151,16 +152,16 @@ pub struct EvalForward<'a, T> {
 impl<'a, T> EvalForward<'a, T> {
     /// Validate shapes, lengths and `eps`.
     pub fn new(
-        x: ArrayView3<'a, T>,
-        y: ArrayViewMut3<'a, T>,
+        x: Tensor<'a, T>,
+        y: TensorMut<'a, T>,
         mean: &'a [f64],
         var: &'a [f64],
         affine: Affine<'a>,
         eps: f64,
     ) -> Result<Self> {
-        let (x, dims) = view3("x", x)?;
-        let (y, ydims) = view3_mut("y", y)?;
-        same_dims("y", dims, ydims)?;
+        let dims = x.dims();
+        same_dims("y", dims, y.dims())?;
+        let (x, y) = (x.data(), y.into_data());
         check_len("mean", Some(mean), dims.c)?;
         check_len("var", Some(var), dims.c)?;
         affine.check(dims.c)?;
@@ -213,9 +214,9 @@ impl<'a, T> Backward<'a, T> {
     /// Validate shapes, lengths and `eps`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        x: ArrayView3<'a, T>,
-        dy: ArrayView3<'a, T>,
-        dx: ArrayViewMut3<'a, T>,
+        x: Tensor<'a, T>,
+        dy: Tensor<'a, T>,
+        dx: TensorMut<'a, T>,
         mean: &'a [f64],
         var: &'a [f64],
         weight: Option<&'a [f64]>,
@@ -224,11 +225,10 @@ impl<'a, T> Backward<'a, T> {
         grad_weight: &'a mut [f64],
         grad_bias: &'a mut [f64],
     ) -> Result<Self> {
-        let (x, dims) = view3("x", x)?;
-        let (dy, dydims) = view3("grad_output", dy)?;
-        same_dims("grad_output", dims, dydims)?;
-        let (dx, dxdims) = view3_mut("grad_input", dx)?;
-        same_dims("grad_input", dims, dxdims)?;
+        let dims = x.dims();
+        same_dims("grad_output", dims, dy.dims())?;
+        same_dims("grad_input", dims, dx.dims())?;
+        let (x, dy, dx) = (x.data(), dy.data(), dx.into_data());
         check_len("mean", Some(mean), dims.c)?;
         check_len("var", Some(var), dims.c)?;
         check_len("weight", weight, dims.c)?;

@@ -17,7 +17,7 @@
 
 use crate::element::Element;
 use crate::formulas::{GradCoeffs, NormCoeffs};
-use crate::kernel::{Implementation, Info, Kernel};
+use crate::kernel::{Implementation, Info, Kernel, Kernels};
 use crate::layout::Dims;
 use crate::moments::Moments;
 use crate::problem::{Backward, EvalForward, GradMode, TrainForward};
@@ -126,6 +126,13 @@ impl Implementation for Welford {
             description: "single streaming pass, Welford's update on shifted values in f64",
             stable: true,
             deterministic: true,
+        }
+    }
+
+    fn kernels(&self) -> Kernels<'_> {
+        Kernels {
+            f32: Some(self),
+            f64: Some(self),
         }
     }
 }

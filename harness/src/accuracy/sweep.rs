@@ -174,7 +174,7 @@ fn prepare(p: &Point, dtype: DType, seed: u64) -> Result<Prepared> {
 
 /// The implementation's outputs for a point, widened to `f64`, in [`OPS`] order.
 fn run_impl<T: Element>(imp: &dyn Implementation, p: &Prepared) -> Result<[Vec<f64>; 5]> {
-    let k = kernel::<T>(imp);
+    let k = kernel::<T>(imp)?;
     let dims = p.dims;
     let x: Vec<T> = p.x.iter().map(|&v| T::from_f64(v)).collect();
     let dy: Vec<T> = p.dy.iter().map(|&v| T::from_f64(v)).collect();
@@ -182,8 +182,8 @@ fn run_impl<T: Element>(imp: &dyn Implementation, p: &Prepared) -> Result<[Vec<f
     let mut dx = vec![T::zero(); x.len()];
     let (mut mean, mut var) = (vec![0.0; dims.c], vec![0.0; dims.c]);
     k.forward_train(TrainForward::new(
-        dims.view(&x),
-        dims.view_mut(&mut y),
+        dims.tensor(&x)?,
+        dims.tensor_mut(&mut y)?,
         Affine::default(),
         p.eps,
         &mut mean,
@@ -191,9 +191,9 @@ fn run_impl<T: Element>(imp: &dyn Implementation, p: &Prepared) -> Result<[Vec<f
     )?);
     let (mut gw, mut gb) = (vec![0.0; dims.c], vec![0.0; dims.c]);
     k.backward(Backward::new(
-        dims.view(&x),
-        dims.view(&dy),
-        dims.view_mut(&mut dx),
+        dims.tensor(&x)?,
+        dims.tensor(&dy)?,
+        dims.tensor_mut(&mut dx)?,
         &mean,
         &var,
         None,

@@ -86,31 +86,31 @@ impl<T: Element> Buffers<T> {
         match op {
             Op::Train => {
                 let p = TrainForward::new(
-                    d.view(&self.x),
-                    d.view_mut(&mut self.y),
+                    d.tensor(&self.x)?,
+                    d.tensor_mut(&mut self.y)?,
                     affine,
                     EPS,
                     &mut self.mean,
                     &mut self.var,
                 )?;
-                kernel::<T>(imp).forward_train(p);
+                kernel::<T>(imp)?.forward_train(p);
             }
             Op::Eval => {
                 let p = EvalForward::new(
-                    d.view(&self.x),
-                    d.view_mut(&mut self.y),
+                    d.tensor(&self.x)?,
+                    d.tensor_mut(&mut self.y)?,
                     &self.mean,
                     &self.var,
                     affine,
                     EPS,
                 )?;
-                kernel::<T>(imp).forward_eval(p);
+                kernel::<T>(imp)?.forward_eval(p);
             }
             Op::Backward => {
                 let p = Backward::new(
-                    d.view(&self.x),
-                    d.view(&self.dy),
-                    d.view_mut(&mut self.dx),
+                    d.tensor(&self.x)?,
+                    d.tensor(&self.dy)?,
+                    d.tensor_mut(&mut self.dx)?,
                     &self.mean,
                     &self.var,
                     Some(&self.weight),
@@ -119,7 +119,7 @@ impl<T: Element> Buffers<T> {
                     &mut self.grad_weight,
                     &mut self.grad_bias,
                 )?;
-                kernel::<T>(imp).backward(p);
+                kernel::<T>(imp)?.backward(p);
             }
         }
         Ok(())

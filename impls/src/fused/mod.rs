@@ -26,7 +26,7 @@
 pub mod simd;
 
 use crate::element::Element;
-use crate::kernel::{Implementation, Info, Kernel};
+use crate::kernel::{Implementation, Info, Kernel, Kernels};
 use crate::parallel::engine::{self, Options};
 use crate::problem::{Backward, EvalForward, TrainForward};
 use simd::Simd;
@@ -61,6 +61,13 @@ impl Implementation for Fused {
                 "AVX-512/AVX2 dispatched, cache-blocked per channel; same fixed chunks as parallel",
             stable: true,
             deterministic: true,
+        }
+    }
+
+    fn kernels(&self) -> Kernels<'_> {
+        Kernels {
+            f32: Some(self),
+            f64: Some(self),
         }
     }
 }

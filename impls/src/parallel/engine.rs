@@ -4,8 +4,9 @@
 
 use super::avx512::X86Sums as Sums;
 use super::lanes::{self, LaneSums, RowScratch, LANES};
-use super::plan::{self, RowPlan, SERIAL_THRESHOLD};
-use crate::element::{DType, Element};
+use super::plan::{self, RowPlan};
+use crate::element::Element;
+use crate::engine::plan::{is_parallel, map_ordered, rows_pass, runs_by_channel_task, runs_pass};
 use crate::formulas::{GradCoeffs, NormCoeffs};
 use crate::layout::{Dims, Layout};
 use crate::moments::Moments;
@@ -82,15 +83,6 @@ const CHANNEL_TASK_MIN_RUN: usize = 1024;
 /// Bytes of input a channel task aims for.
 const CHANNEL_TASK: usize = 256 << 10;
 
-/// Map over `0..n` in parallel (or not, for small inputs), results in order.
-fn map_range<R: Send>(par: bool, n: usize, f: impl Fn(usize) -> R + Sync + Send) -> Vec<R> {
-    if par {
-        (0..n).into_par_iter().map(f).collect()
-    } else {
-        (0..n).map(f).collect()
-    }
-}
-
 /// Moments of group `g` of channels `c0..c0 + cs` (contiguous), relative to
 /// the shifts: the corrected two-pass algorithm over the group's run pieces
 /// (the group, ≤ 256 KiB of `f32` per channel, is re-read from L2 by the
@@ -125,7 +117,7 @@ fn group_moments<T: Element>(
             add_lanes(&mut d2[i], &b);
         }
     }
-    let max_loss = if T::DTYPE == DType::F32 { 65536.0 } else { 2.0 };
+    let max_loss = lanes::one_pass_max_loss::<T>();
     let one_pass: Vec<Option<Moments>> = (0..cs)
         .map(|i| {
             let (a, b) = (lanes::hsum(&d1[i]), lanes::hsum(&d2[i]));
@@ -269,42 +261,6 @@ fn train_coeffs(
     [a, b]
 }
 
-/// Contiguous element-wise pass: `f(c, run_x_offset, out_run_piece)` for every run.
-fn runs_pass<T: Element>(
-    dims: Dims,
-    out: &mut [T],
-    f: impl Fn(usize, std::ops::Range<usize>, &mut [T]) + Sync + Send,
-) {
-    let rpt = plan::runs_per_task(dims);
-    let task = |(t, chunk): (usize, &mut [T])| {
-        for (i, run) in chunk.chunks_mut(dims.s).enumerate() {
-            let r = t * rpt + i;
-            f(r % dims.c, r * dims.s..(r + 1) * dims.s, run);
-        }
-    };
-    if dims.len() >= SERIAL_THRESHOLD {
-        out.par_chunks_mut(rpt * dims.s).enumerate().for_each(task);
-    } else {
-        out.chunks_mut(rpt * dims.s).enumerate().for_each(task);
-    }
-}
-
-/// Channels-last element-wise pass: `f(row_offset_range, out_rows)` on whole rows.
-fn rows_pass<T: Element>(
-    plan: &RowPlan,
-    total: usize,
-    out: &mut [T],
-    f: impl Fn(std::ops::Range<usize>, &mut [T]) + Sync + Send,
-) {
-    let chunk = plan.task_rows * plan.c;
-    let task = |(t, rows): (usize, &mut [T])| f(t * chunk..t * chunk + rows.len(), rows);
-    if total >= SERIAL_THRESHOLD {
-        out.par_chunks_mut(chunk).enumerate().for_each(task);
-    } else {
-        out.chunks_mut(chunk).enumerate().for_each(task);
-    }
-}
-
 /// Whether `fused`'s per-channel tasks apply to a contiguous batch whose
 /// per-channel slices (over `arrays` input arrays) take `bytes` bytes.
 fn channel_tasks(opts: Options, dims: Dims, bytes: usize) -> Option<usize> {
@@ -312,21 +268,10 @@ fn channel_tasks(opts: Options, dims: Dims, bytes: usize) -> Option<usize> {
     let ok = opts.channel_tasks
         && dims.layout == Layout::Contiguous
         && dims.s >= CHANNEL_TASK_MIN_RUN
-        && dims.len() >= SERIAL_THRESHOLD
+        && is_parallel(dims)
         && bytes <= CHANNEL_CACHE
         && dims.c >= 4 * threads;
     ok.then(|| (CHANNEL_TASK / bytes).clamp(1, (dims.c / (4 * threads)).max(1)))
-}
-
-/// Split `out` into its runs and deal them to tasks of `cpt` channels:
-/// `tasks[t][n·cpt' + i]` is run `(n, t·cpt + i)`.
-fn runs_by_channel_task<T>(out: &mut [T], dims: Dims, cpt: usize) -> Vec<Vec<&mut [T]>> {
-    let tasks = dims.c.div_ceil(cpt);
-    let mut v: Vec<Vec<&mut [T]>> = (0..tasks).map(|_| Vec::new()).collect();
-    for (r, run) in out.chunks_mut(dims.s).enumerate() {
-        v[(r % dims.c) / cpt].push(run);
-    }
-    v
 }
 
 /// Training forward.
@@ -334,7 +279,7 @@ pub fn forward_train<T: Element, B: Backend>(p: TrainForward<'_, T>, opts: Optio
     let dims = p.dims.canonical();
     let x = p.x;
     let shift = shifts(x, dims);
-    let par = dims.len() >= SERIAL_THRESHOLD;
+    let par = is_parallel(dims);
     match dims.layout {
         Layout::Contiguous => {
             let slice = dims.per_channel() * std::mem::size_of::<T>();
@@ -374,7 +319,7 @@ pub fn forward_train<T: Element, B: Backend>(p: TrainForward<'_, T>, opts: Optio
                 return;
             }
             let (g, cb) = (plan::groups(dims), plan::stat_channels(dims));
-            let items = map_range(par, dims.c.div_ceil(cb) * g, |i| {
+            let items = map_ordered(par, dims.c.div_ceil(cb) * g, |i| {
                 let c0 = i / g * cb;
                 group_moments(x, dims, c0, cb.min(dims.c - c0), i % g, &shift)
             });
@@ -385,7 +330,7 @@ pub fn forward_train<T: Element, B: Backend>(p: TrainForward<'_, T>, opts: Optio
                 })
                 .collect();
             let [a, b] = train_coeffs(&shift, &moments, p.eps, &p.affine, p.mean, p.var);
-            runs_pass::<T>(dims, p.y, |c, r, out| {
+            runs_pass(dims, plan::runs_per_task(dims), p.y, |c, r, out| {
                 B::run_affine(&x[r], out, shift[c], a[c], b[c])
             });
         }
@@ -394,7 +339,7 @@ pub fn forward_train<T: Element, B: Backend>(p: TrainForward<'_, T>, opts: Optio
             let rows = dims.n * dims.s;
             let krep = plan.rep(&shift);
             let groups = rows.div_ceil(plan.group_rows);
-            let per_group = map_range(par, groups, |g| {
+            let per_group = map_ordered(par, groups, |g| {
                 let r0 = g * plan.group_rows;
                 let r1 = (r0 + plan.group_rows).min(rows);
                 let mut w = RowScratch::new(plan.l, plan.c);
@@ -430,18 +375,18 @@ pub fn forward_train<T: Element, B: Backend>(p: TrainForward<'_, T>, opts: Optio
 /// error of `y` is unchanged (0.43 units). `f64` data keeps the unfolded form.
 fn rows_normalize<T: Element, B: Backend>(plan: &RowPlan, x: &[T], y: &mut [T], k: [&[f64]; 3]) {
     let [kk, a, b] = k;
-    if T::DTYPE == DType::F32 {
+    if T::DTYPE.mantissa_bits() <= f32::MANTISSA_DIGITS {
         let b: Vec<f64> = kk
             .iter()
             .zip(a)
             .zip(b)
             .map(|((&k, &a), &b)| b - k * a)
             .collect();
-        rows_pass::<T>(plan, x.len(), y, |r, out| {
+        rows_pass(plan.task_rows * plan.c, y, |r, out| {
             B::rows_scale(&x[r], out, plan.c, [a, &b])
         });
     } else {
-        rows_pass::<T>(plan, x.len(), y, |r, out| {
+        rows_pass(plan.task_rows * plan.c, y, |r, out| {
             B::rows_affine(&x[r], out, plan.c, [kk, a, b])
         });
     }
@@ -455,7 +400,7 @@ pub fn forward_eval<T: Element, B: Backend>(p: EvalForward<'_, T>) {
         .collect();
     let x = p.x;
     match dims.layout {
-        Layout::Contiguous => runs_pass::<T>(dims, p.y, |c, r, out| {
+        Layout::Contiguous => runs_pass(dims, plan::runs_per_task(dims), p.y, |c, r, out| {
             B::run_affine(&x[r], out, k[c].mean, k[c].scale, k[c].bias)
         }),
         Layout::ChannelsLast => {
@@ -537,7 +482,7 @@ fn grad_coeffs(
 pub fn backward<T: Element, B: Backend>(mut p: Backward<'_, T>, opts: Options) {
     let dims = p.dims.canonical();
     let (x, dy) = (p.x, p.dy);
-    let par = dims.len() >= SERIAL_THRESHOLD;
+    let par = is_parallel(dims);
     let batch = p.mode == GradMode::Batch;
     match dims.layout {
         Layout::Contiguous => {
@@ -572,7 +517,7 @@ pub fn backward<T: Element, B: Backend>(mut p: Backward<'_, T>, opts: Options) {
                 return;
             }
             let (g, cb) = (plan::groups(dims), plan::stat_channels(dims));
-            let items = map_range(par, dims.c.div_ceil(cb) * g, |i| {
+            let items = map_ordered(par, dims.c.div_ceil(cb) * g, |i| {
                 let c0 = i / g * cb;
                 group_grad_sums(x, dy, dims, (c0, cb.min(dims.c - c0)), i % g, p.mean)
             });
@@ -583,7 +528,7 @@ pub fn backward<T: Element, B: Backend>(mut p: Backward<'_, T>, opts: Options) {
                 })
                 .collect();
             let k = grad_coeffs(&mut p, &sums, dims);
-            runs_pass::<T>(dims, p.dx, |c, r, out| {
+            runs_pass(dims, plan::runs_per_task(dims), p.dx, |c, r, out| {
                 run_dx_or_scale::<T, B>(&x[r.clone()], &dy[r], out, &k[c])
             });
         }
@@ -592,7 +537,7 @@ pub fn backward<T: Element, B: Backend>(mut p: Backward<'_, T>, opts: Options) {
             let rows = dims.n * dims.s;
             let mrep = plan.rep(p.mean);
             let groups = rows.div_ceil(plan.group_rows);
-            let per_group = map_range(par, groups, |g| {
+            let per_group = map_ordered(par, groups, |g| {
                 let r =
                     g * plan.group_rows * plan.c..((g + 1) * plan.group_rows).min(rows) * plan.c;
                 let [mut s, mut t, mut u] = [0; 3].map(|_| vec![0.0; plan.l]);
@@ -615,7 +560,7 @@ pub fn backward<T: Element, B: Backend>(mut p: Backward<'_, T>, opts: Options) {
             let rep = |f: fn(&GradCoeffs) -> f64| plan.rep(&k.iter().map(f).collect::<Vec<_>>());
             let (kd, kx, kc) = (rep(|k| k.k_dy), rep(|k| k.k_xmu), rep(|k| k.k_const));
             let zeros = vec![0.0; plan.l];
-            rows_pass::<T>(&plan, dims.len(), p.dx, |r, out| {
+            rows_pass(plan.task_rows * plan.c, p.dx, |r, out| {
                 if batch {
                     B::rows_dx(&x[r.clone()], &dy[r], out, dims.c, [&mrep, &kd, &kx, &kc]);
                 } else {

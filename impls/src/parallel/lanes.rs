@@ -26,7 +26,7 @@
 //! one-pass `Σd² − (Σd)²/n` would. Chunks are then merged with Chan, Golub &
 //! LeVeque's pairwise formula ([`Moments::merge`]) in a fixed order.
 
-use crate::element::{DType, Element};
+use crate::element::Element;
 use crate::moments::Moments;
 
 /// Independent accumulators per loop: 2 zmm / 4 ymm of `f64`, enough to hide
@@ -58,6 +58,17 @@ pub const COLS: usize = 512;
 #[inline(always)]
 fn col_blocks(l: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
     (0..l.div_ceil(COLS)).map(move |b| b * COLS..((b + 1) * COLS).min(l))
+}
+
+/// Largest factor `Σd²/M2` for which the one-pass `M2 = Σd² − (Σd)²/n`
+/// (in `f64`) is kept: it loses `log2(Σd²/M2)` bits to cancellation, and
+/// the result must still carry 13 bits more than the data's precision
+/// `p` — `2^(53 − p − 13)`, at least 2 (1 bit): 2¹⁶ for `f32` (as accurate
+/// as the corrected two-pass for `f32` outputs), 2 for `f64`.
+#[inline(always)]
+pub fn one_pass_max_loss<T: Element>() -> f64 {
+    let bits = 53i32 - T::DTYPE.mantissa_bits() as i32 - 13;
+    (bits.max(1) as f64).exp2()
 }
 
 /// Fixed-order pairwise sum of the lanes.
@@ -301,7 +312,7 @@ pub fn rows_moments<T: Element>(
         rows_shifted_sq(tile, c, k, &mut w.s, &mut w.s2);
         fold_lanes(&w.s, c, &mut w.a);
         fold_lanes(&w.s2, c, &mut w.b);
-        let max_loss = if T::DTYPE == DType::F32 { 65536.0 } else { 2.0 };
+        let max_loss = one_pass_max_loss::<T>();
         let one_read =
             w.a.iter()
                 .zip(&w.b)

@@ -8,7 +8,7 @@
 //! tasks as many-channel ones, and because chunk boundaries never depend on
 //! the thread count the results are bitwise identical for any pool size.
 //! Normalize and backward are parallel over fixed runs/rows too. Inputs
-//! below [`plan::SERIAL_THRESHOLD`] elements run on the calling thread.
+//! below [`crate::engine::plan::SERIAL_THRESHOLD`] elements run on the calling thread.
 //!
 //! The statistics' lane reductions use AVX-512 when the CPU has it
 //! ([`avx512`], bitwise equal to the portable fallback); the element-wise
@@ -22,7 +22,7 @@ pub mod lanes;
 pub mod plan;
 
 use crate::element::Element;
-use crate::kernel::{Implementation, Info, Kernel};
+use crate::kernel::{Implementation, Info, Kernel, Kernels};
 use crate::moments::Moments;
 use crate::problem::{Backward, EvalForward, TrainForward};
 use engine::{Options, Portable};
@@ -64,6 +64,13 @@ impl Implementation for Parallel {
             description: "rayon over fixed chunks, corrected two-pass per chunk merged with Chan's formula; thread-count independent",
             stable: true,
             deterministic: true,
+        }
+    }
+
+    fn kernels(&self) -> Kernels<'_> {
+        Kernels {
+            f32: Some(self),
+            f64: Some(self),
         }
     }
 }

@@ -16,9 +16,6 @@ use super::lanes::{MIN_SUPER_ROW, MIN_TILE_ROWS, TILE};
 use crate::layout::Dims;
 use std::ops::Range;
 
-/// Below this many elements no rayon task is spawned: a fork/join costs a few
-/// microseconds, which is the whole run time of a 32 Ki-element tensor.
-pub const SERIAL_THRESHOLD: usize = 1 << 15;
 /// Values of one channel per statistics group (contiguous layout).
 pub const GROUP: usize = 1 << 16;
 /// Elements per statistics group (channels-last layout).

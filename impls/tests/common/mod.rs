@@ -48,7 +48,7 @@ pub struct Outputs<T> {
 /// Run train forward, eval forward (with the batch statistics), backward in
 /// batch mode and in fixed mode on one input.
 pub fn run_all<T: Element>(imp: &dyn Implementation, dims: Dims, x: &[T], dy: &[T]) -> Outputs<T> {
-    let k = kernel::<T>(imp);
+    let k = kernel::<T>(imp).unwrap();
     let c = dims.c;
     let w: Vec<f64> = (0..c).map(|i| 0.5 + (i % 7) as f64 * 0.25).collect();
     let b: Vec<f64> = (0..c).map(|i| (i % 5) as f64 * 0.5 - 1.0).collect();
@@ -69,8 +69,8 @@ pub fn run_all<T: Element>(imp: &dyn Implementation, dims: Dims, x: &[T], dy: &[
     };
     k.forward_train(
         TrainForward::new(
-            dims.view(x),
-            dims.view_mut(&mut o.y),
+            dims.tensor(x).unwrap(),
+            dims.tensor_mut(&mut o.y).unwrap(),
             affine,
             eps,
             &mut o.mean,
@@ -80,8 +80,8 @@ pub fn run_all<T: Element>(imp: &dyn Implementation, dims: Dims, x: &[T], dy: &[
     );
     k.forward_eval(
         EvalForward::new(
-            dims.view(x),
-            dims.view_mut(&mut o.y_eval),
+            dims.tensor(x).unwrap(),
+            dims.tensor_mut(&mut o.y_eval).unwrap(),
             &o.mean,
             &o.var,
             affine,
@@ -96,9 +96,9 @@ pub fn run_all<T: Element>(imp: &dyn Implementation, dims: Dims, x: &[T], dy: &[
         let (mut gw, mut gb) = (vec![0.0; c], vec![0.0; c]);
         k.backward(
             Backward::new(
-                dims.view(x),
-                dims.view(dy),
-                dims.view_mut(out),
+                dims.tensor(x).unwrap(),
+                dims.tensor(dy).unwrap(),
+                dims.tensor_mut(out).unwrap(),
                 &o.mean,
                 &o.var,
                 Some(&w),

@@ -1,0 +1,17 @@
+//! The shared layer under the implementations: everything every kernel
+//! needs that is *not* arithmetic, written once.
+//!
+//! - [`tensor`]: the validated `(N, C, S)` tensor the problem types carry
+//!   (shape, memory format and length checked once at the API boundary);
+//! - [`plan`]: work planning — fixed chunks whose boundaries never depend on
+//!   the thread count, results collected in chunk order, the element-wise
+//!   passes over runs or rows, the channels-last "super-row" geometry;
+//! - [`dispatch`]: the one match over the element type that picks an
+//!   implementation's kernel (an unsupported dtype is a typed error).
+//!
+//! Implementations (`naive`, `welford`, `parallel`, `fused`) sit on top of
+//! this layer as peers: each owns its arithmetic and none imports another.
+
+pub mod dispatch;
+pub mod plan;
+pub mod tensor;

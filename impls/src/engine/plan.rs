@@ -1,0 +1,170 @@
+//! Work planning shared by the multi-threaded implementations.
+//!
+//! Determinism rule: every reduction is cut into chunks whose boundaries
+//! depend only on the tensor's dims — never on the number of threads — and
+//! partial results are combined in chunk order. Threads only decide *who*
+//! computes a chunk, so results are bitwise identical for any rayon pool
+//! size. The helpers here provide exactly that: ordered maps over chunk
+//! indices, element-wise passes over fixed output chunks, and the geometry
+//! of channels-last rows. *What* a chunk computes is the implementation's.
+
+use crate::layout::Dims;
+use rayon::prelude::*;
+use std::ops::Range;
+
+/// Below this many elements no rayon task is spawned: a fork/join costs a few
+/// microseconds, which is the whole run time of a 32 Ki-element tensor.
+pub const SERIAL_THRESHOLD: usize = 1 << 15;
+
+/// Whether a batch of these dims is worth splitting over threads.
+pub fn is_parallel(dims: Dims) -> bool {
+    dims.len() >= SERIAL_THRESHOLD
+}
+
+/// `f(0), …, f(n − 1)`, in parallel when `par`, results in index order.
+pub fn map_ordered<R: Send>(par: bool, n: usize, f: impl Fn(usize) -> R + Sync + Send) -> Vec<R> {
+    if par {
+        (0..n).into_par_iter().map(f).collect()
+    } else {
+        (0..n).map(f).collect()
+    }
+}
+
+/// Fixed chunks `[i·chunk, min((i+1)·chunk, len))` of `0..len`.
+pub fn chunk_ranges(len: usize, chunk: usize) -> impl Iterator<Item = Range<usize>> + Clone {
+    let chunk = chunk.max(1);
+    (0..len.div_ceil(chunk)).map(move |i| i * chunk..((i + 1) * chunk).min(len))
+}
+
+/// Contiguous element-wise pass: `f(c, run_range, out_run)` for every run
+/// (the S values of one `(n, c)`), tasks of `runs_per_task` whole runs.
+pub fn runs_pass<T: Send>(
+    dims: Dims,
+    runs_per_task: usize,
+    out: &mut [T],
+    f: impl Fn(usize, Range<usize>, &mut [T]) + Sync + Send,
+) {
+    let rpt = runs_per_task.max(1);
+    let task = |(t, chunk): (usize, &mut [T])| {
+        for (i, run) in chunk.chunks_mut(dims.s).enumerate() {
+            let r = t * rpt + i;
+            f(r % dims.c, r * dims.s..(r + 1) * dims.s, run);
+        }
+    };
+    if is_parallel(dims) {
+        out.par_chunks_mut(rpt * dims.s).enumerate().for_each(task);
+    } else {
+        out.chunks_mut(rpt * dims.s).enumerate().for_each(task);
+    }
+}
+
+/// Channels-last element-wise pass: `f(range, out_rows)` over tasks of
+/// `task_len` elements (whole rows), in parallel for large outputs.
+pub fn rows_pass<T: Send>(
+    task_len: usize,
+    out: &mut [T],
+    f: impl Fn(Range<usize>, &mut [T]) + Sync + Send,
+) {
+    let chunk = task_len.max(1);
+    let task = |(t, rows): (usize, &mut [T])| f(t * chunk..t * chunk + rows.len(), rows);
+    if out.len() >= SERIAL_THRESHOLD {
+        out.par_chunks_mut(chunk).enumerate().for_each(task);
+    } else {
+        out.chunks_mut(chunk).enumerate().for_each(task);
+    }
+}
+
+/// Split a contiguous output into its runs and deal them to tasks of
+/// `channels_per_task` channels: `tasks[t][n·cs + i]` is run `(n, t·cpt + i)`.
+/// Lets one task own whole channels (statistics, then normalize while the
+/// channel is still in cache).
+pub fn runs_by_channel_task<T>(
+    out: &mut [T],
+    dims: Dims,
+    channels_per_task: usize,
+) -> Vec<Vec<&mut [T]>> {
+    let cpt = channels_per_task.max(1);
+    let tasks = dims.c.div_ceil(cpt);
+    let mut v: Vec<Vec<&mut [T]>> = (0..tasks).map(|_| Vec::new()).collect();
+    for (r, run) in out.chunks_mut(dims.s).enumerate() {
+        v[(r % dims.c) / cpt].push(run);
+    }
+    v
+}
+
+/// Channels-last rows seen as "super-rows" of `m` consecutive rows, so that
+/// few-channel shapes (C = 3) still give loops of at least `min_width`
+/// lanes: lane `l` of a super-row holds channel `l mod C`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SuperRow {
+    /// Channels per row.
+    pub c: usize,
+    /// Rows per super-row, `⌈min_width / C⌉`.
+    pub m: usize,
+    /// Lanes per super-row, `m·C`.
+    pub l: usize,
+}
+
+impl SuperRow {
+    /// The super-row geometry of rows of `c` channels.
+    pub fn new(c: usize, min_width: usize) -> SuperRow {
+        let m = min_width.div_ceil(c).max(1);
+        SuperRow { c, m, l: m * c }
+    }
+
+    /// A per-channel array repeated to the super-row width `L`.
+    pub fn rep(&self, v: &[f64]) -> Vec<f64> {
+        v.iter().copied().cycle().take(self.l).collect()
+    }
+
+    /// Fold the `L/C` lane copies of each channel into `out` (length C), in
+    /// lane order (a fixed order, so the result is deterministic).
+    pub fn fold(&self, acc: &[f64], out: &mut [f64]) {
+        out.copy_from_slice(&acc[..self.c]);
+        for copy in acc[self.c..].chunks_exact(self.c) {
+            for (o, &v) in out.iter_mut().zip(copy) {
+                *o += v;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::Layout;
+
+    #[test]
+    fn chunks_cover_the_range_in_order() {
+        for (len, chunk) in [(0, 4), (1, 4), (10, 4), (12, 4), (7, 100)] {
+            let r: Vec<_> = chunk_ranges(len, chunk).collect();
+            assert_eq!(r.iter().map(|r| r.len()).sum::<usize>(), len);
+            assert!(r.windows(2).all(|w| w[0].end == w[1].start));
+        }
+    }
+
+    #[test]
+    fn runs_by_channel_task_deals_runs_to_their_channels() {
+        let dims = Dims::from_shape("x", &[2, 5, 3], Layout::Contiguous).unwrap();
+        let mut out: Vec<usize> = (0..dims.len()).collect();
+        let tasks = runs_by_channel_task(&mut out, dims, 2);
+        assert_eq!(tasks.len(), 3);
+        for (t, runs) in tasks.iter().enumerate() {
+            for run in runs {
+                let c = run[0] / dims.s % dims.c;
+                assert_eq!(c / 2, t);
+            }
+        }
+    }
+
+    #[test]
+    fn super_row_folds_lane_copies() {
+        let sr = SuperRow::new(3, 8);
+        assert_eq!((sr.m, sr.l), (3, 9));
+        let acc: Vec<f64> = (0..9).map(|i| i as f64).collect();
+        let mut out = [0.0; 3];
+        sr.fold(&acc, &mut out);
+        assert_eq!(out, [9.0, 12.0, 15.0]);
+        assert_eq!(sr.rep(&[1.0, 2.0, 3.0]).len(), 9);
+    }
+}
