@@ -23,33 +23,25 @@
 //! commit log), so outputs use plain stores, like the memcpy they are
 //! compared with.
 
-pub mod simd;
-
 use crate::element::Element;
 use crate::kernel::{Implementation, Info, Kernel, Kernels};
-use crate::parallel::engine::{self, Options};
 use crate::problem::{Backward, EvalForward, TrainForward};
-use simd::Simd;
 
 /// SIMD-dispatched, cache-blocked batch norm.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Fused;
 
-const OPTIONS: Options = Options {
-    channel_tasks: true,
-};
-
 impl<T: Element> Kernel<T> for Fused {
     fn forward_train(&self, p: TrainForward<'_, T>) {
-        engine::forward_train::<T, Simd>(p, OPTIONS)
+        crate::parallel::Parallel.forward_train(p)
     }
 
     fn forward_eval(&self, p: EvalForward<'_, T>) {
-        engine::forward_eval::<T, Simd>(p)
+        crate::parallel::Parallel.forward_eval(p)
     }
 
     fn backward(&self, p: Backward<'_, T>) {
-        engine::backward::<T, Simd>(p, OPTIONS)
+        crate::parallel::Parallel.backward(p)
     }
 }
 

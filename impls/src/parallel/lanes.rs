@@ -2,11 +2,10 @@
 //! written once in portable Rust with explicit lane-blocked accumulators.
 //!
 //! Every function is `#[inline(always)]` so that it is compiled into its
-//! caller: `parallel` calls them directly (baseline target features), and
-//! `fused` calls them from `multiversion` clones (AVX2+FMA, AVX-512), where
-//! LLVM vectorizes the `[f64; LANES]` accumulators into ymm/zmm registers.
-//! No `mul_add` and no reassociation: Rust does not contract `a*b + c` into
-//! an FMA, so every clone produces the same bits as the portable code.
+//! caller, for the baseline target, where LLVM vectorizes the
+//! `[f64; LANES]` accumulators. No `mul_add` and no reassociation: Rust does
+//! not contract `a*b + c` into an FMA, so the explicit AVX-512 lane sums of
+//! [`super::avx512`] produce the same bits as these loops.
 //!
 //! # Accumulator strategy (statistics)
 //! Values are widened to `f64` (exact for `f32`) and shifted by the
@@ -89,12 +88,12 @@ pub trait LaneSums {
     /// `Σ (x − k)` per lane.
     fn shifted<T: Element>(x: &[T], k: f64) -> [f64; LANES];
     /// `Σ d` and `Σ d²` per lane, `d = x − k` (the one-pass sums, see
-    /// `engine::group_moments` for when they are used).
+    /// `stats::group_moments` for when they are used).
     fn shifted_sq<T: Element>(x: &[T], k: f64) -> [[f64; LANES]; 2];
     /// `Σ e` and `Σ e²` per lane, `e = (x − k) − m`.
     fn deviations<T: Element>(x: &[T], k: f64, m: f64) -> [[f64; LANES]; 2];
     /// `Σ dy`, `Σ dy·(x − mean)` and `Σ (x − mean)` per lane (the last one
-    /// recovers the rounding error of `mean`, see `engine::batch_grad_coeffs`).
+    /// recovers the rounding error of `mean`, see `backward::channel_grad_coeffs`).
     fn grad<T: Element>(x: &[T], dy: &[T], mean: f64) -> [[f64; LANES]; 3];
 }
 
@@ -304,7 +303,7 @@ pub fn rows_moments<T: Element>(
         // One read: Σd and Σd² (d = x − k). M2 = Σd² − (Σd)²/n loses
         // log2(Σd²/M2) bits to cancellation; the tile keeps it when every
         // channel loses at most 1 bit (f64 data) or 16 bits (f32 data), the
-        // rule of the contiguous path (engine::group_moments). Otherwise
+        // rule of the contiguous path (stats::group_moments). Otherwise
         // the whole tile takes the corrected two-pass below. The decision
         // depends only on the tile's data, never on the thread count.
         w.s.fill(0.0);
@@ -390,7 +389,7 @@ pub fn rows_affine<T: Element>(x: &[T], y: &mut [T], c: usize, k: &[f64], a: &[f
 
 /// `y = x·a[l] + b[l]` over whole rows (arrays replicated to `L`): the
 /// normalize pass of `f32` data with the shift folded into `b` in `f64`
-/// (see `engine::rows_normalize`), one coefficient stream fewer than [`rows_affine`].
+/// (see `forward::rows_normalize`), one coefficient stream fewer than [`rows_affine`].
 #[inline(always)]
 pub fn rows_scale<T: Element>(x: &[T], y: &mut [T], c: usize, a: &[f64], b: &[f64]) {
     let l = a.len();

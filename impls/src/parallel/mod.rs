@@ -13,27 +13,27 @@
 //! The statistics' lane reductions use AVX-512 when the CPU has it
 //! ([`avx512`], bitwise equal to the portable fallback); the element-wise
 //! loops are the portable loops of [`lanes`] compiled for the baseline
-//! target. `fused` runs the same plan with every loop dispatched to
-//! AVX-512/AVX2 clones and with per-channel cache blocking.
+//! target and left to LLVM's auto-vectorizer.
+//!
+//! Files: [`plan`] (parallel's chunk sizes), `stats` (group statistics and
+//! their merge), `forward` (train and eval), `backward`, [`lanes`] (the
+//! inner loops), [`avx512`] (the statistics' lane sums with intrinsics).
 
 pub mod avx512;
-pub mod engine;
+mod backward;
+mod forward;
 pub mod lanes;
 pub mod plan;
+mod stats;
 
 use crate::element::Element;
 use crate::kernel::{Implementation, Info, Kernel, Kernels};
 use crate::moments::Moments;
 use crate::problem::{Backward, EvalForward, TrainForward};
-use engine::{Options, Portable};
 
 /// Rayon-parallel batch norm with fixed chunks and Chan merges.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Parallel;
-
-const OPTIONS: Options = Options {
-    channel_tasks: false,
-};
 
 /// Statistics of a whole batch from the statistics of arbitrary disjoint
 /// shards (Chan, Golub & LeVeque 1979, applied left to right): what a
@@ -45,15 +45,15 @@ pub fn merge_shards(shards: &[Moments]) -> Moments {
 
 impl<T: Element> Kernel<T> for Parallel {
     fn forward_train(&self, p: TrainForward<'_, T>) {
-        engine::forward_train::<T, Portable>(p, OPTIONS)
+        forward::forward_train(p)
     }
 
     fn forward_eval(&self, p: EvalForward<'_, T>) {
-        engine::forward_eval::<T, Portable>(p)
+        forward::forward_eval(p)
     }
 
     fn backward(&self, p: Backward<'_, T>) {
-        engine::backward::<T, Portable>(p, OPTIONS)
+        backward::backward(p)
     }
 }
 

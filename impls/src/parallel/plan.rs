@@ -1,4 +1,4 @@
-//! The fixed work decomposition shared by `parallel` and `fused`.
+//! `parallel`'s fixed work decomposition (sizes of its groups and tiles).
 //!
 //! Every reduction is cut into chunks whose boundaries depend only on the
 //! tensor's dims — never on the number of threads — and partial results are
