@@ -13,7 +13,7 @@
 
 use bn_harness::bench::criterion_import::{group_id, MEMCPY_ID};
 use bn_harness::bench::grid::{cases, GridName};
-use bn_harness::bench::workload::Workload;
+use bn_harness::bench::workload::workload;
 use bn_harness::bench::Op;
 use clap::ValueEnum;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
@@ -51,7 +51,7 @@ fn batchnorm(c: &mut Criterion) {
         .expect("rayon pool");
     for case in cases(&grid.shapes(), &grid.default_layouts()) {
         for dtype in grid.default_dtypes() {
-            let mut work = Workload::new(&case, dtype).expect("grid shapes are valid");
+            let mut work = workload(&case, dtype).expect("grid shapes are valid");
             let bytes = case.shape.elements() * dtype.size();
             for op in Op::ALL {
                 let id = group_id(op, dtype.name(), case.layout.name(), &case.shape, threads);

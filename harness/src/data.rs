@@ -58,10 +58,7 @@ impl Rng {
 
 /// Round an `f64` to the nearest value of `dtype` (identity for `f64`).
 pub fn round_to(dtype: DType, v: f64) -> f64 {
-    match dtype {
-        DType::F32 => v as f32 as f64,
-        DType::F64 => v,
-    }
+    dtype.round(v)
 }
 
 #[cfg(test)]

@@ -376,10 +376,7 @@ pub mod metrics {
     /// The spacing of `dtype` values at `|v|` (the ulp), with the subnormal
     /// spacing as the floor, so an error can be counted in ulps of the data's type.
     pub fn ulp(dtype: DType, v: f64) -> f64 {
-        let (mant_bits, min_exp) = match dtype {
-            DType::F32 => (23, -126),
-            DType::F64 => (52, -1022),
-        };
+        let (mant_bits, min_exp) = (dtype.mantissa_bits() as i32 - 1, dtype.min_exponent());
         let a = v.abs();
         if !a.is_finite() {
             return f64::NAN;

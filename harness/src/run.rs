@@ -3,7 +3,7 @@
 use crate::case::{Case, Outputs};
 use crate::num::{to_nums, Num};
 use bn_impls::layout::{nd_view, nd_view_mut};
-use bn_impls::{BatchNorm, Config, DType, Element, Implementation};
+use bn_impls::{BatchNorm, Config, Element, ForDtype, Implementation};
 
 /// What an implementation made of a case: outputs, or the library's rejection.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,10 +14,14 @@ pub enum Outcome {
 
 /// Run `case` with `imp`: forward, then backward when the case has `grad_output`.
 pub fn run_case(case: &Case, imp: &dyn Implementation) -> Outcome {
-    let result = match case.dtype {
-        DType::F32 => run_typed::<f32>(case, imp),
-        DType::F64 => run_typed::<f64>(case, imp),
-    };
+    struct Typed<'a>(&'a Case, &'a dyn Implementation);
+    impl ForDtype for Typed<'_> {
+        type Output = bn_impls::Result<Outputs>;
+        fn call<T: Element>(self) -> Self::Output {
+            run_typed::<T>(self.0, self.1)
+        }
+    }
+    let result = case.dtype.dispatch(Typed(case, imp));
     match result {
         Ok(outputs) => Outcome::Outputs(outputs),
         Err(e) => Outcome::Rejected(e.to_string()),

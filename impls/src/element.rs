@@ -42,6 +42,35 @@ impl DType {
         }
     }
 
+    /// Exponent of the smallest normal value, `2^min_exponent` (−126 or −1022).
+    pub fn min_exponent(self) -> i32 {
+        match self {
+            DType::F32 => f32::MIN_EXP - 1,
+            DType::F64 => f64::MIN_EXP - 1,
+        }
+    }
+
+    /// Run code generic over the element type for this runtime dtype: the
+    /// one place where a dtype name becomes a Rust type.
+    pub fn dispatch<F: ForDtype>(self, f: F) -> F::Output {
+        match self {
+            DType::F32 => f.call::<f32>(),
+            DType::F64 => f.call::<f64>(),
+        }
+    }
+
+    /// `v` rounded to the nearest value of this dtype (identity for `f64`).
+    pub fn round(self, v: f64) -> f64 {
+        struct Round(f64);
+        impl ForDtype for Round {
+            type Output = f64;
+            fn call<T: Element>(self) -> f64 {
+                T::from_f64(self.0).as_f64()
+            }
+        }
+        self.dispatch(Round(v))
+    }
+
     /// Size of one element in bytes.
     pub fn size(self) -> usize {
         match self {
@@ -66,6 +95,15 @@ impl std::str::FromStr for DType {
             other => Err(format!("unknown dtype '{other}'; use f32 or f64")),
         }
     }
+}
+
+/// Code generic over the element type, run by [`DType::dispatch`] for a
+/// dtype known only at run time (a case file's, a CLI flag's).
+pub trait ForDtype {
+    /// What the code returns.
+    type Output;
+    /// The code, instantiated for element type `T`.
+    fn call<T: Element>(self) -> Self::Output;
 }
 
 /// A floating-point element of a batch: `f32` or `f64`.

@@ -41,6 +41,17 @@ pub struct Kernels<'a> {
     pub f64: Option<&'a dyn Kernel<f64>>,
 }
 
+impl<'a> Kernels<'a> {
+    /// The kernels of an implementation written generically over
+    /// [`Element`]: one for every dtype (a new dtype is picked up here).
+    pub fn every<K: Kernel<f32> + Kernel<f64>>(k: &'a K) -> Kernels<'a> {
+        Kernels {
+            f32: Some(k),
+            f64: Some(k),
+        }
+    }
+}
+
 /// A registered implementation: its [`Info`] and its kernels.
 pub trait Implementation: Send + Sync {
     /// Name, description and guarantees.

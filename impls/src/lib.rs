@@ -23,7 +23,7 @@ pub mod problem;
 pub mod registry;
 pub mod welford;
 
-pub use element::{DType, Element};
+pub use element::{DType, Element, ForDtype};
 pub use engine::dispatch::kernel;
 pub use engine::tensor::{Tensor, TensorMut};
 pub use error::{Error, Result};

@@ -89,9 +89,6 @@ impl Implementation for Naive {
     }
 
     fn kernels(&self) -> Kernels<'_> {
-        Kernels {
-            f32: Some(self),
-            f64: Some(self),
-        }
+        Kernels::every(self)
     }
 }

@@ -130,9 +130,6 @@ impl Implementation for Welford {
     }
 
     fn kernels(&self) -> Kernels<'_> {
-        Kernels {
-            f32: Some(self),
-            f64: Some(self),
-        }
+        Kernels::every(self)
     }
 }

@@ -24,7 +24,9 @@ use crate::data::{round_to, Rng};
 use crate::dd::DD;
 use crate::error::{Error, Result};
 use crate::oracle::{self, metrics::compare};
-use bn_impls::{kernel, Affine, Backward, DType, Dims, Element, GradMode, Implementation};
+use bn_impls::{
+    kernel, Affine, Backward, DType, Dims, Element, ForDtype, GradMode, Implementation,
+};
 use bn_impls::{Layout, TrainForward};
 use rayon::prelude::*;
 
@@ -214,6 +216,16 @@ fn nan_count(got: &[f64], reference: &[f64]) -> usize {
         .count()
 }
 
+/// [`run_impl`] for a runtime dtype.
+struct RunImpl<'a>(&'a dyn Implementation, &'a Prepared);
+
+impl ForDtype for RunImpl<'_> {
+    type Output = Result<[Vec<f64>; 5]>;
+    fn call<T: Element>(self) -> Self::Output {
+        run_impl::<T>(self.0, self.1)
+    }
+}
+
 /// Measure one point for every implementation in one dtype.
 fn measure(
     p: &Point,
@@ -224,10 +236,7 @@ fn measure(
     let prep = prepare(p, dtype, seed)?;
     let mut rows = Vec::new();
     for &imp in impls {
-        let got = match dtype {
-            DType::F32 => run_impl::<f32>(imp, &prep)?,
-            DType::F64 => run_impl::<f64>(imp, &prep)?,
-        };
+        let got = dtype.dispatch(RunImpl(imp, &prep))?;
         for (k, op) in OPS.iter().enumerate() {
             let e = compare(&got[k], &prep.reference[k], dtype);
             rows.push(Row {

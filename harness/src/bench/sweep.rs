@@ -2,7 +2,7 @@
 
 use super::options::BenchOptions;
 use super::runner::measure;
-use super::workload::Workload;
+use super::workload::workload;
 use super::{round, Op, Record};
 use crate::error::{Error, Result};
 use bn_impls::Implementation;
@@ -39,7 +39,7 @@ pub fn run(
     let mut out = Vec::with_capacity(opts.count());
     for case in &opts.cases {
         for &dtype in &opts.dtypes {
-            let mut work = Workload::new(case, dtype)?;
+            let mut work = workload(case, dtype)?;
             for (threads, pool) in &pools {
                 for &op in &opts.ops {
                     for &imp in &opts.impls {

@@ -14,8 +14,8 @@ use super::grid::Case;
 use super::Op;
 use crate::data::Rng;
 use bn_impls::{
-    kernel, Affine, Backward, DType, Dims, Element, EvalForward, GradMode, Implementation,
-    TrainForward,
+    kernel, Affine, Backward, DType, Dims, Element, EvalForward, ForDtype, GradMode,
+    Implementation, TrainForward,
 };
 use rayon::prelude::*;
 
@@ -144,34 +144,34 @@ impl<T: Element> Buffers<T> {
     }
 }
 
-/// [`Buffers`] for either element type, so the runner is not generic.
-pub enum Workload {
-    F32(Buffers<f32>),
-    F64(Buffers<f64>),
+/// [`Buffers`] of any element type, so the runner is not generic.
+pub trait Measured: Send {
+    /// One call of `op` (see [`Buffers::call`]).
+    fn call(&mut self, imp: &dyn Implementation, op: Op) -> crate::Result<()>;
+    /// One roofline copy (see [`Buffers::memcpy`]).
+    fn memcpy(&mut self, threads: usize);
 }
 
-impl Workload {
-    /// Allocate the buffers of `case` in `dtype`.
-    pub fn new(case: &Case, dtype: DType) -> crate::Result<Workload> {
-        Ok(match dtype {
-            DType::F32 => Workload::F32(Buffers::new(case)?),
-            DType::F64 => Workload::F64(Buffers::new(case)?),
-        })
+impl<T: Element> Measured for Buffers<T> {
+    fn call(&mut self, imp: &dyn Implementation, op: Op) -> crate::Result<()> {
+        Buffers::call(self, imp, op)
     }
+    fn memcpy(&mut self, threads: usize) {
+        Buffers::memcpy(self, threads)
+    }
+}
 
-    /// One call of `op` (see [`Buffers::call`]).
-    pub fn call(&mut self, imp: &dyn Implementation, op: Op) -> crate::Result<()> {
-        match self {
-            Workload::F32(b) => b.call(imp, op),
-            Workload::F64(b) => b.call(imp, op),
+/// The buffers of one benchmark case in its runtime dtype.
+pub type Workload = Box<dyn Measured>;
+
+/// Allocate the buffers of `case` in `dtype`.
+pub fn workload(case: &Case, dtype: DType) -> crate::Result<Workload> {
+    struct Alloc<'a>(&'a Case);
+    impl ForDtype for Alloc<'_> {
+        type Output = crate::Result<Workload>;
+        fn call<T: Element>(self) -> Self::Output {
+            Ok(Box::new(Buffers::<T>::new(self.0)?))
         }
     }
-
-    /// One roofline copy (see [`Buffers::memcpy`]).
-    pub fn memcpy(&mut self, threads: usize) {
-        match self {
-            Workload::F32(b) => b.memcpy(threads),
-            Workload::F64(b) => b.memcpy(threads),
-        }
-    }
+    dtype.dispatch(Alloc(case))
 }

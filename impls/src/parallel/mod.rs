@@ -68,9 +68,6 @@ impl Implementation for Parallel {
     }
 
     fn kernels(&self) -> Kernels<'_> {
-        Kernels {
-            f32: Some(self),
-            f64: Some(self),
-        }
+        Kernels::every(self)
     }
 }
