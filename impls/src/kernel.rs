@@ -34,7 +34,7 @@ pub struct Info {
 
 /// The kernels of one implementation, one slot per element type; `None`
 /// marks a dtype the implementation does not support (picked by
-/// [`crate::engine::dispatch::kernel`], which turns it into a typed error).
+/// [`crate::dispatch::kernel`], which turns it into a typed error).
 #[derive(Clone, Copy, Default)]
 pub struct Kernels<'a> {
     pub f32: Option<&'a dyn Kernel<f32>>,

@@ -1,13 +1,24 @@
 //! Batch-normalization implementations behind one trait.
 //!
-//! - [`Kernel`] / [`Implementation`]: the trait every implementation implements;
-//! - [`BatchNorm`]: PyTorch's module rules (parameters, buffers, modes), written once;
-//! - [`registry`]: the implementations the harness knows by name;
-//! - one module per implementation: [`naive`], [`welford`].
+//! Layers, bottom up (no module imports one above it):
+//! - [`element`] ([`DType`], [`Element`]), [`error`], [`layout`] ([`Dims`],
+//!   [`Layout`]): element types, the one error type, memory formats;
+//! - [`engine`]: the shared non-arithmetic layer — the validated [`Tensor`]
+//!   and the work planning (fixed chunks, thread-count independent order);
+//! - [`problem`]: the validated arguments of the three operations;
+//! - [`mod@kernel`] ([`Kernel`], [`Implementation`], [`Kernels`]) and
+//!   [`dispatch`] (the one match over the dtype, [`fn@kernel`]);
+//! - the implementations, peers that each own their arithmetic:
+//!   [`naive`], [`welford`], [`parallel`], [`fused`]; [`formulas`] and
+//!   [`moments`] hold the per-channel formulas and Welford/Chan updates that
+//!   `welford` and `parallel` use;
+//! - [`registry`]: the implementations by name; [`module`] ([`BatchNorm`]):
+//!   PyTorch's module rules (parameters, buffers, modes), written once.
 //!
 //! Batch normalization: Ioffe & Szegedy, "Batch Normalization: Accelerating
 //! Deep Network Training by Reducing Internal Covariate Shift", ICML 2015.
 
+pub mod dispatch;
 pub mod element;
 pub mod engine;
 pub mod error;
@@ -23,8 +34,8 @@ pub mod problem;
 pub mod registry;
 pub mod welford;
 
+pub use dispatch::kernel;
 pub use element::{DType, Element, ForDtype};
-pub use engine::dispatch::kernel;
 pub use engine::tensor::{Tensor, TensorMut};
 pub use error::{Error, Result};
 pub use kernel::{Implementation, Info, Kernel, Kernels};

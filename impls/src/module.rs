@@ -12,8 +12,8 @@
 //!   **unbiased** variance `var · m / (m − 1)` for `running_var`;
 //! - eval with tracking normalizes with the running buffers and leaves them unchanged.
 
+use crate::dispatch::kernel;
 use crate::element::Element;
-use crate::engine::dispatch::kernel;
 use crate::engine::tensor::{Tensor, TensorMut};
 use crate::error::{Error, Result};
 use crate::kernel::Implementation;

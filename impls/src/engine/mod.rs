@@ -5,13 +5,17 @@
 //!   (shape, memory format and length checked once at the API boundary);
 //! - [`plan`]: work planning — fixed chunks whose boundaries never depend on
 //!   the thread count, results collected in chunk order, the element-wise
-//!   passes over runs or rows, the channels-last "super-row" geometry;
-//! - [`dispatch`]: the one match over the element type that picks an
-//!   implementation's kernel (an unsupported dtype is a typed error).
+//!   passes over runs or rows, the channels-last "super-row" geometry.
+//!
+//! Above it sit the validated problem types ([`crate::problem`]), the
+//! kernel trait ([`mod@crate::kernel`]) and the dtype dispatch
+//! ([`crate::dispatch`]: one match over the element type picks an
+//! implementation's kernel; an unsupported dtype is a typed error). The
+//! layering has no cycle: `element`/`layout` → `engine` → `problem` →
+//! `kernel` → `dispatch` → `module`.
 //!
 //! Implementations (`naive`, `welford`, `parallel`, `fused`) sit on top of
 //! this layer as peers: each owns its arithmetic and none imports another.
 
-pub mod dispatch;
 pub mod plan;
 pub mod tensor;
