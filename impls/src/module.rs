@@ -16,7 +16,7 @@ use crate::dispatch::kernel;
 use crate::element::Element;
 use crate::engine::tensor::{Tensor, TensorMut};
 use crate::error::{Error, Result};
-use crate::kernel::Implementation;
+use crate::kernel::{Implementation, Kernel};
 use crate::layout::Dims;
 use crate::problem::{check_eps, Affine, Backward, EvalForward, GradMode, TrainForward};
 use ndarray::{ArrayViewD, ArrayViewMutD};
@@ -218,7 +218,7 @@ impl<T: Element> BatchNorm<T> {
         self.validate()?;
         let shape = x.shape().to_vec();
         let x = Tensor::from_ndarray("x", x)?;
-        let dims = self.input_dims("x", &shape, x.dims())?;
+        self.input_dims("x", &shape, x.dims())?;
         if y.shape() != shape.as_slice() {
             return Err(Error::ShapeMismatch {
                 what: "y".into(),
@@ -233,51 +233,64 @@ impl<T: Element> BatchNorm<T> {
             bias: bias.as_deref(),
         };
         let k = kernel::<T>(imp)?;
-        let c = dims.c;
         self.saved = None;
         let saved = if self.uses_batch_stats() {
-            let m = dims.per_channel();
-            if m < 2 {
-                return Err(Error::TooFewValues { shape, count: m });
-            }
-            let (mut mean, mut var) = (vec![0.0; c], vec![0.0; c]);
-            k.forward_train(TrainForward::new(
-                x,
-                y,
-                affine,
-                self.config.eps,
-                &mut mean,
-                &mut var,
-            )?);
-            if self.training && self.config.track_running_stats {
-                self.update_running(&mean, &var, m);
-            }
-            Saved {
-                shape,
-                mean,
-                var,
-                mode: GradMode::Batch,
-            }
+            self.forward_batch(k, x, y, affine, shape)?
         } else {
-            let mean = to_f64(&self.running_mean).expect("validated: tracking");
-            let var = to_f64(&self.running_var).expect("validated: tracking");
-            k.forward_eval(EvalForward::new(
-                x,
-                y,
-                &mean,
-                &var,
-                affine,
-                self.config.eps,
-            )?);
-            Saved {
-                shape,
-                mean,
-                var,
-                mode: GradMode::Fixed,
-            }
+            self.forward_fixed(k, x, y, affine, shape)?
         };
         self.saved = Some(saved);
         Ok(())
+    }
+
+    /// Normalize with batch statistics; in training with tracking, update the
+    /// running buffers. Returns what backward needs.
+    fn forward_batch(
+        &mut self,
+        k: &dyn Kernel<T>,
+        x: Tensor<'_, T>,
+        y: TensorMut<'_, T>,
+        affine: Affine<'_>,
+        shape: Vec<usize>,
+    ) -> Result<Saved> {
+        let dims = x.dims();
+        let m = dims.per_channel();
+        if m < 2 {
+            return Err(Error::TooFewValues { shape, count: m });
+        }
+        let (mut mean, mut var) = (vec![0.0; dims.c], vec![0.0; dims.c]);
+        let eps = self.config.eps;
+        k.forward_train(TrainForward::new(x, y, affine, eps, &mut mean, &mut var)?);
+        if self.training && self.config.track_running_stats {
+            self.update_running(&mean, &var, m);
+        }
+        Ok(Saved {
+            shape,
+            mean,
+            var,
+            mode: GradMode::Batch,
+        })
+    }
+
+    /// Normalize with the running statistics (eval mode with tracking).
+    fn forward_fixed(
+        &self,
+        k: &dyn Kernel<T>,
+        x: Tensor<'_, T>,
+        y: TensorMut<'_, T>,
+        affine: Affine<'_>,
+        shape: Vec<usize>,
+    ) -> Result<Saved> {
+        let mean = to_f64(&self.running_mean).expect("validated: tracking");
+        let var = to_f64(&self.running_var).expect("validated: tracking");
+        let eps = self.config.eps;
+        k.forward_eval(EvalForward::new(x, y, &mean, &var, affine, eps)?);
+        Ok(Saved {
+            shape,
+            mean,
+            var,
+            mode: GradMode::Fixed,
+        })
     }
 
     /// The running-statistics update of one training step (see module docs).

@@ -131,14 +131,19 @@ mod imp {
         }
     }
 
+    /// # Safety
+    /// AVX-512F must be present.
     #[inline(always)]
     unsafe fn store(lo: __m512d, hi: __m512d) -> [f64; LANES] {
+        // SAFETY: `a` holds LANES = 16 values; the two stores write 0..8 and 8..16.
         let mut a = [0.0f64; LANES];
         _mm512_storeu_pd(a.as_mut_ptr(), lo);
         _mm512_storeu_pd(a.as_mut_ptr().add(8), hi);
         a
     }
 
+    /// # Safety
+    /// AVX-512F must be present (the caller checks it at run time).
     #[target_feature(enable = "avx512f")]
     pub unsafe fn shifted<E: Load8>(x: &[E], k: f64) -> [f64; LANES] {
         let kv = _mm512_set1_pd(k);
@@ -146,6 +151,7 @@ mod imp {
         let body = x.len() / LANES * LANES;
         let p = x.as_ptr();
         let mut i = 0;
+        // SAFETY (loads): i + 16 ≤ body ≤ x.len(), so p + i .. p + i + 16 is in bounds.
         while i < body {
             lo = _mm512_add_pd(lo, _mm512_sub_pd(E::load8(p.add(i)), kv));
             hi = _mm512_add_pd(hi, _mm512_sub_pd(E::load8(p.add(i + 8)), kv));
@@ -160,6 +166,8 @@ mod imp {
         a
     }
 
+    /// # Safety
+    /// AVX-512F must be present (the caller checks it at run time).
     #[target_feature(enable = "avx512f")]
     pub unsafe fn deviations<E: Load8>(x: &[E], k: f64, m: f64) -> [[f64; LANES]; 2] {
         let (kv, mv) = (_mm512_set1_pd(k), _mm512_set1_pd(m));
@@ -168,6 +176,7 @@ mod imp {
         let body = x.len() / LANES * LANES;
         let p = x.as_ptr();
         let mut i = 0;
+        // SAFETY (loads): i + 16 ≤ body ≤ x.len(), so p + i .. p + i + 16 is in bounds.
         while i < body {
             let e_lo = _mm512_sub_pd(_mm512_sub_pd(E::load8(p.add(i)), kv), mv);
             let e_hi = _mm512_sub_pd(_mm512_sub_pd(E::load8(p.add(i + 8)), kv), mv);
@@ -189,6 +198,8 @@ mod imp {
         [s, q]
     }
 
+    /// # Safety
+    /// AVX-512F must be present (the caller checks it at run time).
     #[target_feature(enable = "avx512f")]
     pub unsafe fn grad<E: Load8>(x: &[E], dy: &[E], mean: f64) -> [[f64; LANES]; 3] {
         let mv = _mm512_set1_pd(mean);
@@ -199,6 +210,8 @@ mod imp {
         let body = n / LANES * LANES;
         let (px, pg) = (x.as_ptr(), dy.as_ptr());
         let mut i = 0;
+        // SAFETY (loads): i + 16 ≤ body ≤ n = min(x.len(), dy.len()), so both
+        // px + i .. px + i + 16 and pg + i .. pg + i + 16 are in bounds.
         while i < body {
             let g_lo = E::load8(pg.add(i));
             let g_hi = E::load8(pg.add(i + 8));

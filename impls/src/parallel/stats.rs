@@ -53,18 +53,7 @@ fn group_moments<T: Element>(
             add_lanes(&mut d2[i], &b);
         }
     }
-    let max_loss = lanes::one_pass_max_loss::<T>();
-    let one_pass: Vec<Option<Moments>> = (0..cs)
-        .map(|i| {
-            let (a, b) = (lanes::hsum(&d1[i]), lanes::hsum(&d2[i]));
-            let c = a * (a / nf);
-            ((b - c) * max_loss >= b).then(|| Moments {
-                count: n as u64,
-                mean: a / nf,
-                m2: b - c,
-            })
-        })
-        .collect();
+    let one_pass = one_pass_moments::<T>(&d1, &d2, n);
     if one_pass.iter().all(Option::is_some) {
         return one_pass.into_iter().flatten().collect();
     }
@@ -86,6 +75,29 @@ fn group_moments<T: Element>(
                     mean: mb[i] + a / nf,
                     m2: b - a * (a / nf),
                 }
+            })
+        })
+        .collect()
+}
+
+/// The one-pass moments `mean = Σd/n`, `M2 = Σd² − (Σd)²/n` of each
+/// channel from its lane sums, or `None` where the subtraction cancels more
+/// than [`lanes::one_pass_max_loss`] allows (that channel takes pass 2).
+fn one_pass_moments<T: Element>(
+    d1: &[[f64; LANES]],
+    d2: &[[f64; LANES]],
+    n: usize,
+) -> Vec<Option<Moments>> {
+    let (max_loss, nf) = (lanes::one_pass_max_loss::<T>(), n as f64);
+    d1.iter()
+        .zip(d2)
+        .map(|(d1, d2)| {
+            let (a, b) = (lanes::hsum(d1), lanes::hsum(d2));
+            let c = a * (a / nf);
+            ((b - c) * max_loss >= b).then(|| Moments {
+                count: n as u64,
+                mean: a / nf,
+                m2: b - c,
             })
         })
         .collect()
