@@ -1,7 +1,7 @@
 //! bn-case/1 conformance cases: parsing and structural validation.
 //!
 //! A case is one call of PyTorch's `F.batch_norm` under the module rules of
-//! `nn.BatchNorm{1,2,3}d` (see `BN-CASE-FORMAT.md`). Parsing checks the
+//! `nn.BatchNorm{1,2,3}d` (see `docs/BN-CASE-FORMAT.md`). Parsing checks the
 //! structure — format tag, shape, every length against the shape, presence
 //! of parameters and buffers against the config — so that a case that loads
 //! can always be run. Value-level rules (eps, momentum, values per channel)

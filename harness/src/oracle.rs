@@ -5,7 +5,7 @@
 //! `bn_impls::formulas`, `moments` or `Dims::offset`, and it is not
 //! registered as an implementation. It transcribes the definitions
 //! (Ioffe & Szegedy 2015, Algorithm 1 and §3; the module rules of
-//! `BN-CASE-FORMAT.md`) in [`DD`] arithmetic (≈106-bit significands):
+//! `docs/BN-CASE-FORMAT.md`) in [`DD`] arithmetic (≈106-bit significands):
 //! - batch mean `μ = Σx / m` with a double-double sum (exact for any
 //!   realistic batch: every `f32` and `f64` input is exact in `DD`);
 //! - biased variance by two passes, `σ² = Σ(x − μ)² / m`, with the
