@@ -189,7 +189,7 @@ pub fn backward(
 /// as `f64` values of the data's dtype. Tracking is on when the running
 /// buffers are given; the module is affine when `weight` and `bias` are.
 #[derive(Debug, Clone, Copy)]
-pub struct Step<'a> {
+pub struct OracleStep<'a> {
     /// Shape as `(N, C, S)` plus memory format.
     pub dims: Dims,
     pub x: &'a [f64],
@@ -204,7 +204,7 @@ pub struct Step<'a> {
     pub training: bool,
 }
 
-/// The oracle's results of a [`Step`], rounded once to `f64`.
+/// The oracle's results of a [`OracleStep`], rounded once to `f64`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepResult {
     pub y: Vec<f64>,
@@ -235,7 +235,7 @@ fn check_len(what: &str, v: Option<&[f64]>, want: usize) -> Result<()> {
 /// Run one module call in double-double. Rejects what the module rules
 /// reject (bad eps or momentum, fewer than 2 values per channel with batch
 /// statistics) and inconsistent lengths.
-pub fn step(s: &Step<'_>) -> Result<StepResult> {
+pub fn step(s: &OracleStep<'_>) -> Result<StepResult> {
     let d = &s.dims;
     let (len, c) = (d.n * d.c * d.s, d.c);
     check_len("x", Some(s.x), len)?;
@@ -343,7 +343,7 @@ fn case_outputs(case: &Case) -> Result<Outputs> {
         opt(&i.running_mean),
         opt(&i.running_var),
     );
-    let r = step(&Step {
+    let r = step(&OracleStep {
         dims,
         x: &x,
         grad_output: go.as_deref(),
@@ -519,7 +519,7 @@ mod tests {
     fn step_follows_the_module_rules() {
         let d = dims(2, 1, 1, Layout::Contiguous);
         let x = [1.0, 3.0];
-        let base = Step {
+        let base = OracleStep {
             dims: d,
             x: &x,
             grad_output: Some(&[1.0, 0.0]),
@@ -548,7 +548,7 @@ mod tests {
         assert!((r.grad_input.unwrap()[0] - dx0).abs() < 1e-15);
 
         // Eval with running stats: fixed statistics, buffers unchanged.
-        let r = step(&Step {
+        let r = step(&OracleStep {
             training: false,
             ..base
         })
@@ -560,20 +560,20 @@ mod tests {
 
         // Rejections.
         let one = dims(1, 1, 1, Layout::Contiguous);
-        assert!(step(&Step {
+        assert!(step(&OracleStep {
             dims: one,
             x: &x[..1],
             grad_output: None,
             ..base
         })
         .is_err());
-        assert!(step(&Step { eps: 0.0, ..base }).is_err());
-        assert!(step(&Step {
+        assert!(step(&OracleStep { eps: 0.0, ..base }).is_err());
+        assert!(step(&OracleStep {
             momentum: Some(1.5),
             ..base
         })
         .is_err());
-        assert!(step(&Step {
+        assert!(step(&OracleStep {
             weight: Some(&[1.0, 2.0]),
             ..base
         })
@@ -583,7 +583,7 @@ mod tests {
     #[test]
     fn nan_stays_in_its_channel() {
         let x = [1.0, f64::NAN, 2.0, 5.0];
-        let r = step(&Step {
+        let r = step(&OracleStep {
             dims: dims(2, 2, 1, Layout::Contiguous),
             x: &x,
             grad_output: None,

@@ -3,7 +3,7 @@
 
 use bn_harness::bench::criterion_import::import;
 use bn_harness::bench::grid::{cases, GridName, Shape};
-use bn_harness::bench::options::BenchArgs;
+use bn_harness::bench::options::BenchFlags;
 use bn_harness::bench::{Op, Record, CSV_COLUMNS};
 use bn_harness::export::csv::{read_csv, CsvExporter};
 use bn_harness::export::Exporter;
@@ -21,10 +21,10 @@ fn tmp_dir(name: &str) -> PathBuf {
 #[derive(Parser)]
 struct Cmd {
     #[command(flatten)]
-    args: BenchArgs,
+    args: BenchFlags,
 }
 
-fn args(extra: &[&str]) -> BenchArgs {
+fn args(extra: &[&str]) -> BenchFlags {
     let mut argv = vec!["bench"];
     argv.extend_from_slice(extra);
     Cmd::try_parse_from(argv).unwrap().args
@@ -256,7 +256,7 @@ fn good_options_validate() {
     assert_eq!(o.impls.len(), 1);
     assert_eq!(o.ops, vec![Op::Eval, Op::Train]);
     assert_eq!(o.threads, vec![1, 2]);
-    assert_eq!(o.cases.len(), 2);
+    assert_eq!(o.points.len(), 2);
     // 1 impl × 2 ops × 1 dtype (quick: f32) × 2 cases × 2 thread counts.
     assert_eq!(o.count(), 8);
     // Defaults pick up every registered implementation.
@@ -514,9 +514,9 @@ fn a_tiny_sweep_measures_every_implementation_and_op() {
 
 #[test]
 fn report_adds_the_accuracy_section_when_given_an_accuracy_csv() {
-    use bn_harness::accuracy::export::{to_csv, Row};
+    use bn_harness::accuracy::export::{to_csv, AccuracyRow};
     let dir = tmp_dir("report-accuracy");
-    let row = |imp: &str, ratio: f64, err: f64| Row {
+    let row = |imp: &str, ratio: f64, err: f64| AccuracyRow {
         imp: imp.into(),
         dtype: "f32".into(),
         op: "y".into(),

@@ -2,16 +2,17 @@
 //! any measurement starts (like hyperfine's `Options`), so a typo in the
 //! last shape never wastes a ten-minute sweep.
 
-use super::grid::{cases, Case, GridName, Shape};
+use super::grid::{cases, BenchPoint, GridName, Shape};
 use super::Op;
 use crate::error::{Error, Result};
 use bn_impls::{DType, Implementation, Layout};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The command-line form of the options (comma-separated lists).
+/// The raw `bnh bench` flags as clap parses them (comma-separated lists),
+/// before [`BenchFlags::validate`] turns them into [`BenchOptions`].
 #[derive(Debug, Clone, clap::Args)]
-pub struct BenchArgs {
+pub struct BenchFlags {
     /// Implementations to time (default: every registered one), e.g. naive,welford.
     #[arg(long, value_delimiter = ',', value_name = "A,B")]
     pub impls: Vec<String>,
@@ -47,7 +48,8 @@ pub struct BenchOptions {
     pub impls: Vec<&'static dyn Implementation>,
     pub ops: Vec<Op>,
     pub dtypes: Vec<DType>,
-    pub cases: Vec<Case>,
+    /// Shape × layout pairs to time, in order.
+    pub points: Vec<BenchPoint>,
     pub threads: Vec<usize>,
     pub min_time: Duration,
     pub csv: Option<PathBuf>,
@@ -110,7 +112,7 @@ pub fn check_writable(path: &Path) -> Result<()> {
         })
 }
 
-impl BenchArgs {
+impl BenchFlags {
     /// Validate every option; errors name the bad value and the fix.
     pub fn validate(&self) -> Result<BenchOptions> {
         let impls = crate::select_impls(&self.impls)?;
@@ -169,7 +171,7 @@ impl BenchArgs {
             impls,
             ops,
             dtypes,
-            cases: cases(&shapes, &layouts),
+            points: cases(&shapes, &layouts),
             threads,
             min_time: Duration::from_secs_f64(secs),
             csv: self.csv.clone(),
@@ -184,7 +186,7 @@ impl BenchOptions {
         self.impls.len()
             * self.ops.len()
             * self.dtypes.len()
-            * self.cases.len()
+            * self.points.len()
             * self.threads.len()
     }
 }

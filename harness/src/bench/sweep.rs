@@ -9,7 +9,7 @@ use bn_impls::Implementation;
 
 /// What is about to be measured, for progress displays.
 #[derive(Debug, Clone)]
-pub struct Step<'a> {
+pub struct SweepStep<'a> {
     pub imp: &'a str,
     pub op: Op,
     pub label: String,
@@ -22,7 +22,7 @@ pub struct Step<'a> {
 /// rayon pool, in which both the kernel and the memcpy roofline run.
 pub fn run(
     opts: &BenchOptions,
-    mut on_step: impl FnMut(&Step),
+    mut on_step: impl FnMut(&SweepStep),
     mut on_done: impl FnMut(&Record),
 ) -> Result<Vec<Record>> {
     let pools = opts
@@ -37,7 +37,7 @@ pub fn run(
         })
         .collect::<Result<Vec<_>>>()?;
     let mut out = Vec::with_capacity(opts.count());
-    for case in &opts.cases {
+    for case in &opts.points {
         for &dtype in &opts.dtypes {
             let mut work = Workload::new(case, dtype)?;
             for (threads, pool) in &pools {
@@ -48,7 +48,7 @@ pub fn run(
                             "{name} {op} {dtype} {} {} t{threads}",
                             case.shape, case.layout
                         );
-                        on_step(&Step {
+                        on_step(&SweepStep {
                             imp: name,
                             op,
                             label,

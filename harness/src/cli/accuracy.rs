@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 /// Options of `bnh accuracy`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub struct AccuracyArgs {
     /// A small grid (seconds) instead of the full sweep (about a minute).
     #[arg(long)]
     quick: bool,
@@ -76,7 +76,7 @@ fn check_writable(flag: &str, path: &std::path::Path) -> Result<()> {
 }
 
 /// Run the sweep (or read a CSV), write CSV and chart, print the summary.
-pub fn run(args: Args) -> Result<ExitCode> {
+pub fn run(args: AccuracyArgs) -> Result<ExitCode> {
     let chart_path = (args.chart.as_os_str() != "none").then_some(args.chart.clone());
     if let Some(p) = &chart_path {
         check_writable("--chart", p)?;

@@ -4,7 +4,7 @@
 
 use crate::bench::grid::GridName;
 use crate::bench::machine::sidecar_path;
-use crate::bench::options::BenchArgs;
+use crate::bench::options::BenchFlags;
 use crate::conformance::{check, shipped_fixtures};
 use crate::error::{Error, Result};
 use crate::report::tables::fastest_per_op;
@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 /// Options of `bnh all`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub struct AllArgs {
     /// Folder for bench.csv, REPORT.md and the charts.
     #[arg(long, default_value = "reports/quick")]
     pub out: PathBuf,
@@ -26,11 +26,11 @@ pub struct Args {
 }
 
 /// Check, bench, report, summarize; exit 1 when a stable implementation fails a check.
-pub fn run(args: Args) -> Result<ExitCode> {
+pub fn run(args: AllArgs) -> Result<ExitCode> {
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
     let csv = args.out.join("bench.csv");
     // Validate the bench options before spending time on the check.
-    let opts = BenchArgs {
+    let opts = BenchFlags {
         impls: args.impls.clone(),
         ops: vec![],
         dtypes: vec![],

@@ -1,6 +1,6 @@
 //! `bnh check [PATH...] [--impl NAME...]`.
 
-use crate::conformance::{check, shipped_fixtures, Report};
+use crate::conformance::{check, shipped_fixtures, CheckReport};
 use crate::error::{Error, Result};
 use crate::tolerance::Verdict;
 use std::path::PathBuf;
@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 /// Options of `bnh check`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub struct CheckArgs {
     /// Case files or folders of *.json cases (default: the fixtures shipped in the repo).
     paths: Vec<PathBuf>,
     /// Implementations to check (default: all registered); repeat the flag for several.
@@ -20,7 +20,7 @@ pub struct Args {
 }
 
 /// Run the check, print the table, exit 1 if a stable implementation fails.
-pub fn run(args: Args) -> Result<ExitCode> {
+pub fn run(args: CheckArgs) -> Result<ExitCode> {
     let impls = crate::select_impls(&args.imps)?;
     let paths = if args.paths.is_empty() {
         vec![shipped_fixtures()]
@@ -59,7 +59,7 @@ fn cell(v: &Verdict) -> String {
 }
 
 /// The table (case × implementation: worst error/tolerance ratio), failures, summary.
-pub fn render(report: &Report, verbose: bool) -> String {
+pub fn render(report: &CheckReport, verbose: bool) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let name_w = report

@@ -5,13 +5,13 @@ use crate::bench::machine::{sidecar_path, Machine};
 use crate::error::{Error, Result};
 use crate::export::csv::read_csv;
 use crate::output::write_atomic;
-use crate::report::{render, Source, Written};
+use crate::report::{render, ReportFiles, Source};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Options of `bnh report`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub struct ReportArgs {
     /// Bench CSVs (`bnh bench --csv`, `bnh import-criterion`, scripts/torch_bench.py)
     /// and accuracy CSVs (`bnh accuracy --csv`).
     #[arg(required = true, value_name = "CSV")]
@@ -22,7 +22,7 @@ pub struct Args {
 }
 
 /// Render the report and say where it went.
-pub fn run(args: Args) -> Result<ExitCode> {
+pub fn run(args: ReportArgs) -> Result<ExitCode> {
     let w = report_from(&args.csvs, &args.out)?;
     println!("wrote {}", w.report.display());
     for c in &w.charts {
@@ -32,7 +32,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 }
 
 /// Read every CSV (and its machine sidecar) and render into `out`.
-pub fn report_from(csvs: &[PathBuf], out: &Path) -> Result<Written> {
+pub fn report_from(csvs: &[PathBuf], out: &Path) -> Result<ReportFiles> {
     let mut records = Vec::new();
     let mut sources = Vec::new();
     let mut accuracy_rows = Vec::new();
@@ -67,7 +67,7 @@ pub fn report_from(csvs: &[PathBuf], out: &Path) -> Result<Written> {
         let report = out.join("REPORT.md");
         let md = format!("# Batch-norm accuracy report\n\n{section}");
         write_atomic(&report, md.as_bytes())?;
-        Written {
+        ReportFiles {
             report,
             charts: Vec::new(),
         }

@@ -2,7 +2,7 @@
 //! and a table of worst relative errors, so `bnh report` shows speed and
 //! accuracy side by side from CSVs alone.
 
-use crate::accuracy::{chart, export::Row, summary};
+use crate::accuracy::{chart, export::AccuracyRow, summary};
 use crate::error::Result;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -18,7 +18,7 @@ pub fn is_accuracy_csv(path: &Path) -> bool {
 }
 
 /// Write `accuracy.svg` into `out` and return its path with the markdown section.
-pub fn render(rows: &[Row], out: &Path) -> Result<(PathBuf, String)> {
+pub fn render(rows: &[AccuracyRow], out: &Path) -> Result<(PathBuf, String)> {
     let svg = out.join("accuracy.svg");
     chart::write_svg(rows, &svg)?;
     let mut md = String::new();
@@ -32,7 +32,7 @@ pub fn render(rows: &[Row], out: &Path) -> Result<(PathBuf, String)> {
          N·S = 2 is left out: that output is ill-conditioned for any algorithm. Method: \
          docs/ACCURACY.md.\n"
     );
-    let keep = |r: &Row| !(r.op == "grad_input" && r.n_per_channel == 2);
+    let keep = |r: &AccuracyRow| !(r.op == "grad_input" && r.n_per_channel == 2);
     let _ = writeln!(md, "All magnitudes (1e-30 to 1e30):\n\n```");
     md.push_str(&summary::table(rows, keep));
     let _ = writeln!(md, "```\n\nMagnitude 1 only:\n\n```");

@@ -23,13 +23,13 @@ pub struct Source {
 
 /// The files a report wrote.
 #[derive(Debug, Clone)]
-pub struct Written {
+pub struct ReportFiles {
     pub report: PathBuf,
     pub charts: Vec<PathBuf>,
 }
 
 /// Write `REPORT.md` and the charts into `out` (created if missing).
-pub fn render(records: &[Record], sources: &[Source], out: &Path) -> Result<Written> {
+pub fn render(records: &[Record], sources: &[Source], out: &Path) -> Result<ReportFiles> {
     if records.is_empty() {
         return Err(Error::Usage(
             "no measurements to report; give a CSV written by `bnh bench --csv`".into(),
@@ -44,5 +44,5 @@ pub fn render(records: &[Record], sources: &[Source], out: &Path) -> Result<Writ
     let md = tables::report_markdown(records, sources, &names);
     let report = out.join("REPORT.md");
     write_atomic(&report, md.as_bytes())?;
-    Ok(Written { report, charts })
+    Ok(ReportFiles { report, charts })
 }
