@@ -7,7 +7,7 @@ use bn_harness::bench::options::BenchFlags;
 use bn_harness::bench::{Op, Record, CSV_COLUMNS};
 use bn_harness::export::csv::{read_csv, CsvExporter};
 use bn_harness::export::Exporter;
-use bn_impls::Layout;
+use bn_impls::{DType, Layout};
 use clap::Parser;
 use std::path::{Path, PathBuf};
 
@@ -39,9 +39,9 @@ fn record(imp: &str, op: &str, shape: &str, threads: usize, median: f64, memcpy:
     let s: Shape = shape.parse().unwrap();
     let mut r = Record {
         imp: imp.into(),
-        op: op.into(),
-        dtype: "f32".into(),
-        layout: "contiguous".into(),
+        op: op.parse().unwrap(),
+        dtype: DType::F32,
+        layout: Layout::Contiguous,
         shape: s.to_string(),
         n: s.n(),
         c: s.c(),
@@ -118,6 +118,64 @@ fn csv_round_trips_and_tolerates_extra_columns() {
     std::fs::write(&p, "a,b\n1,2\n").unwrap();
     let err = read_csv(&p).unwrap_err().to_string();
     assert!(err.contains("'impl'"), "{err}");
+}
+
+/// The committed reference CSVs (ours and the PyTorch script's `torch` /
+/// `torch-noalloc` rows) read, and write back byte for byte (up to line ends).
+#[test]
+fn committed_csvs_read_and_write_back_unchanged() {
+    let reports = Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&reports).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !(name.starts_with("bench-") || name.starts_with("torch-")) || !name.ends_with(".csv") {
+            continue;
+        }
+        let recs = read_csv(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!recs.is_empty(), "{name}");
+        // The PyTorch script's csv module ends lines with CRLF; bnh writes LF.
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("\r\n", "\n");
+        let written = String::from_utf8(CsvExporter.serialize(&recs).unwrap()).unwrap();
+        assert!(written == text, "{name} does not write back unchanged");
+        seen += 1;
+    }
+    assert!(seen >= 2, "no committed CSVs under {}", reports.display());
+}
+
+#[test]
+fn bad_values_in_a_csv_name_file_row_and_what_is_accepted() {
+    let dir = tmp_dir("csv-bad");
+    let good = String::from_utf8(
+        CsvExporter
+            .serialize(&[record("naive", "train", "8x4x2x2", 1, 2000.0, 100.0)])
+            .unwrap(),
+    )
+    .unwrap();
+    for (from, to, want) in [
+        (
+            ",train,",
+            ",forward,",
+            "unknown op 'forward'; use train, eval or backward",
+        ),
+        (",f32,", ",f16,", "unknown dtype 'f16'; use f32 or f64"),
+        (
+            ",contiguous,",
+            ",nhwc,",
+            "unknown layout 'nhwc'; use contiguous or channels_last",
+        ),
+        (",2000.0,", ",slow,", "column 'median_ns'"),
+    ] {
+        let p = dir.join("bad.csv");
+        // Row 2 is good, row 3 has the bad value.
+        let bad_row = good.lines().nth(1).unwrap().replacen(from, to, 1);
+        std::fs::write(&p, format!("{good}{bad_row}\n")).unwrap();
+        let err = read_csv(&p).unwrap_err().to_string();
+        assert!(err.contains("bad.csv: row 3: "), "{err}");
+        assert!(err.contains(want), "{err}");
+    }
 }
 
 // ---- shapes ----
@@ -356,13 +414,8 @@ fn criterion_results_import_to_records() {
     assert_eq!(recs.len(), 1);
     let r = &recs[0];
     assert_eq!(
-        (
-            r.imp.as_str(),
-            r.op.as_str(),
-            r.dtype.as_str(),
-            r.layout.as_str()
-        ),
-        ("welford", "eval", "f64", "channels_last")
+        (r.imp.as_str(), r.op, r.dtype, r.layout),
+        ("welford", Op::Eval, DType::F64, Layout::ChannelsLast)
     );
     assert_eq!(
         (r.shape.as_str(), r.n, r.c, r.spatial, r.threads, r.bytes),
@@ -492,7 +545,7 @@ fn a_tiny_sweep_measures_every_implementation_and_op() {
     assert_eq!(recs.len(), o.count());
     assert_eq!(steps, o.count());
     for imp in bn_impls::registry::all() {
-        for op in ["train", "eval", "backward"] {
+        for op in Op::ALL {
             assert!(recs.iter().any(|r| r.imp == imp.info().name && r.op == op));
         }
     }
@@ -502,14 +555,14 @@ fn a_tiny_sweep_measures_every_implementation_and_op() {
         assert!(r.samples >= bn_harness::bench::runner::MIN_SAMPLES);
         assert_eq!(
             r.bytes as usize,
-            r.elements() * if r.dtype == "f32" { 4 } else { 8 }
+            r.elements() * if r.dtype == DType::F32 { 4 } else { 8 }
         );
     }
     // (N, C) shapes appear once, as contiguous, even with both layouts asked for.
     assert!(recs
         .iter()
         .filter(|r| r.shape == "6x5")
-        .all(|r| r.layout == "contiguous"));
+        .all(|r| r.layout == Layout::Contiguous));
 }
 
 #[test]

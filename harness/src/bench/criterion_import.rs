@@ -11,6 +11,7 @@ use super::grid::Shape;
 use super::runner::percentile;
 use super::{round, Op, Record};
 use crate::error::{Error, Result};
+use bn_impls::{DType, Layout};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -118,31 +119,28 @@ pub fn import(criterion_dir: &Path) -> Result<Vec<Record>> {
         let [op, dtype, layout, shape, threads] = parts[..] else {
             continue;
         };
-        let (Ok(op), Ok(shape), Some(Ok(threads)), Some(copy)) = (
+        let (Ok(op), Ok(dtype), Ok(layout), Ok(shape), Some(Ok(threads)), Some(copy)) = (
             op.parse::<Op>(),
+            dtype.parse::<DType>(),
+            layout.parse::<Layout>(),
             shape.parse::<Shape>(),
             threads.strip_prefix('t').map(str::parse::<usize>),
             funcs.get(MEMCPY_ID),
         ) else {
             continue;
         };
-        let size = match dtype {
-            "f32" => 4,
-            "f64" => 8,
-            _ => continue,
-        };
         for (imp, m) in funcs.iter().filter(|(f, _)| f.as_str() != MEMCPY_ID) {
             let mut rec = Record {
                 imp: imp.clone(),
-                op: op.name().into(),
-                dtype: dtype.into(),
-                layout: layout.into(),
+                op,
+                dtype,
+                layout,
                 shape: shape.to_string(),
                 n: shape.n(),
                 c: shape.c(),
                 spatial: shape.spatial(),
                 threads,
-                bytes: (shape.elements() * size) as u64,
+                bytes: (shape.elements() * dtype.size()) as u64,
                 median_ns: round(m.median_ns, 1),
                 p10_ns: round(m.p10_ns, 1),
                 p90_ns: round(m.p90_ns, 1),

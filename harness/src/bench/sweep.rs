@@ -65,9 +65,9 @@ pub fn run(
                         let bytes = (case.shape.elements() * dtype.size()) as u64;
                         let mut rec = Record {
                             imp: name.to_string(),
-                            op: op.name().to_string(),
-                            dtype: dtype.name().to_string(),
-                            layout: case.layout.name().to_string(),
+                            op,
+                            dtype,
+                            layout: case.layout,
                             shape: case.shape.to_string(),
                             n: case.shape.n(),
                             c: case.shape.c(),

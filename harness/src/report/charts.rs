@@ -8,9 +8,10 @@
 //! with the same size are joined in size order.
 
 use super::tables::{geomean, impl_order, op_order};
-use crate::bench::Record;
+use crate::bench::{Op, Record};
 use crate::error::{Error, Result};
 use crate::output::write_atomic;
+use bn_impls::{DType, Layout};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::collections::BTreeMap;
@@ -240,17 +241,17 @@ fn legend_box<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
 }
 
 /// The slice a size chart shows: f32 if present, contiguous, fewest threads.
-fn size_slice<'a>(records: &'a [Record], op: &str) -> (Vec<&'a Record>, String, usize) {
+fn size_slice(records: &[Record], op: Op) -> (Vec<&Record>, DType, usize) {
     let of_op: Vec<&Record> = records.iter().filter(|r| r.op == op).collect();
-    let dtype = if of_op.iter().any(|r| r.dtype == "f32") {
-        "f32".to_string()
+    let dtype = if of_op.iter().any(|r| r.dtype == DType::F32) {
+        DType::F32
     } else {
-        of_op.first().map_or("f32".into(), |r| r.dtype.clone())
+        of_op.first().map_or(DType::F32, |r| r.dtype)
     };
     let threads = of_op.iter().map(|r| r.threads).min().unwrap_or(1);
     let slice = of_op
         .into_iter()
-        .filter(|r| r.dtype == dtype && r.threads == threads && r.layout == "contiguous")
+        .filter(|r| r.dtype == dtype && r.threads == threads && r.layout == Layout::Contiguous)
         .collect();
     (slice, dtype, threads)
 }
@@ -311,13 +312,13 @@ pub fn render_all(records: &[Record], out: &Path) -> Result<Vec<PathBuf>> {
     let impls = impl_order(records);
     let mut written = Vec::new();
     for op in op_order(records) {
-        let (slice, dtype, threads) = size_slice(records, &op);
+        let (slice, dtype, threads) = size_slice(records, op);
         if slice.is_empty() {
             continue;
         }
         let where_ = format!("{dtype}, contiguous, {threads} thread(s)");
         let all = format!("all shapes, {where_}");
-        size_charts(&slice, &impls, &op, &all, "", out, &mut written)?;
+        size_charts(&slice, &impls, op, &all, "", out, &mut written)?;
         let families = [
             (
                 "batch_sweep",
@@ -339,7 +340,7 @@ pub fn render_all(records: &[Record], out: &Path) -> Result<Vec<PathBuf>> {
                 size_charts(
                     &rows,
                     &impls,
-                    &op,
+                    op,
                     &desc,
                     &format!("_{suffix}"),
                     out,
@@ -347,7 +348,7 @@ pub fn render_all(records: &[Record], out: &Path) -> Result<Vec<PathBuf>> {
                 )?;
             }
         }
-        if let Some(svg) = thread_chart(records, &op, &dtype, &impls)? {
+        if let Some(svg) = thread_chart(records, op, dtype, &impls)? {
             save(out, &format!("thread_scaling_{op}.svg"), &svg, &mut written)?;
         }
     }
@@ -383,7 +384,7 @@ fn sweep_family<'a>(
 fn size_charts(
     slice: &[&Record],
     impls: &[String],
-    op: &str,
+    op: Op,
     desc: &str,
     suffix: &str,
     out: &Path,
@@ -445,13 +446,13 @@ fn size_charts(
 /// shapes measured at every thread count; None with a single thread count.
 fn thread_chart(
     records: &[Record],
-    op: &str,
-    dtype: &str,
+    op: Op,
+    dtype: DType,
     impls: &[String],
 ) -> Result<Option<String>> {
     let slice: Vec<&Record> = records
         .iter()
-        .filter(|r| r.op == op && r.dtype == dtype && r.layout == "contiguous")
+        .filter(|r| r.op == op && r.dtype == dtype && r.layout == Layout::Contiguous)
         .collect();
     let mut counts: Vec<usize> = slice.iter().map(|r| r.threads).collect();
     counts.sort_unstable();

@@ -4,6 +4,7 @@
 use super::Source;
 use crate::bench::{Op, Record};
 use crate::export::table::human_ns;
+use bn_impls::Layout;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -26,26 +27,17 @@ pub fn impl_order(records: &[Record]) -> Vec<String> {
     names
 }
 
-/// Operations present, in the order train, eval, backward, then unknown ones.
-pub fn op_order(records: &[Record]) -> Vec<String> {
-    let mut ops: Vec<String> = Vec::new();
-    for r in records {
-        if !ops.contains(&r.op) {
-            ops.push(r.op.clone());
-        }
-    }
-    ops.sort_by_key(|o| {
-        (
-            o.parse::<Op>().map_or(usize::MAX, |op| op as usize),
-            o.clone(),
-        )
-    });
-    ops
+/// Operations present, in the order train, eval, backward.
+pub fn op_order(records: &[Record]) -> Vec<Op> {
+    Op::ALL
+        .into_iter()
+        .filter(|op| records.iter().any(|r| r.op == *op))
+        .collect()
 }
 
 /// Key of one benchmarked configuration apart from the implementation:
 /// op, dtype, threads, elements, shape, layout.
-pub type CaseKey = (String, String, usize, usize, String, String);
+pub type CaseKey = (Op, &'static str, usize, usize, String, &'static str);
 
 /// Records grouped by configuration.
 type ByCase<'a> = BTreeMap<CaseKey, Vec<&'a Record>>;
@@ -53,12 +45,12 @@ type ByCase<'a> = BTreeMap<CaseKey, Vec<&'a Record>>;
 /// The [`CaseKey`] of a record.
 pub fn case_key(r: &Record) -> CaseKey {
     (
-        r.op.clone(),
-        r.dtype.clone(),
+        r.op,
+        r.dtype.name(),
         r.threads,
         r.elements(),
         r.shape.clone(),
-        r.layout.clone(),
+        r.layout.name(),
     )
 }
 
@@ -88,7 +80,7 @@ fn fmt_opt(v: Option<f64>, digits: usize) -> String {
 
 /// The fastest implementation per operation: `(op, impl, geomean ratio to memcpy)`,
 /// by geometric mean of the ratio over every configuration it was measured on.
-pub fn fastest_per_op(records: &[Record]) -> Vec<(String, String, f64)> {
+pub fn fastest_per_op(records: &[Record]) -> Vec<(Op, String, f64)> {
     let mut out = Vec::new();
     for op in op_order(records) {
         let best = impl_order(records)
@@ -160,16 +152,14 @@ pub fn report_markdown(records: &[Record], sources: &[Source], charts: &[String]
         "| op | dtype | threads | impl | configs | geomean × memcpy | geomean speed-up vs naive | fastest |"
     );
     let _ = writeln!(md, "|---|---|---:|---|---:|---:|---:|---:|");
-    let mut groups: BTreeMap<(usize, String, usize), Vec<&Record>> = BTreeMap::new();
-    let ops = op_order(records);
+    let mut groups: BTreeMap<(Op, &str, usize), Vec<&Record>> = BTreeMap::new();
     for r in records {
-        let oi = ops.iter().position(|o| *o == r.op).unwrap_or(0);
         groups
-            .entry((oi, r.dtype.clone(), r.threads))
+            .entry((r.op, r.dtype.name(), r.threads))
             .or_default()
             .push(r);
     }
-    for ((oi, dtype, threads), rs) in &groups {
+    for ((op, dtype, threads), rs) in &groups {
         for imp in &impls {
             let mine: Vec<&&Record> = rs.iter().filter(|r| &r.imp == imp).collect();
             if mine.is_empty() {
@@ -190,8 +180,7 @@ pub fn report_markdown(records: &[Record], sources: &[Source], charts: &[String]
                 .count();
             let _ = writeln!(
                 md,
-                "| {} | {dtype} | {threads} | {imp} | {} | {:.2} | {} | {fastest} |",
-                ops[*oi],
+                "| {op} | {dtype} | {threads} | {imp} | {} | {:.2} | {} | {fastest} |",
                 mine.len(),
                 geomean(&ratios),
                 fmt_opt(Some(geomean(&speedups)), 2),
@@ -207,8 +196,7 @@ pub fn report_markdown(records: &[Record], sources: &[Source], charts: &[String]
         }
     }
 
-    for ((oi, dtype, threads), rs) in &groups {
-        let op = &ops[*oi];
+    for ((op, dtype, threads), rs) in &groups {
         let _ = writeln!(md, "## {op} — {dtype}, {threads} thread(s)\n");
         let _ = writeln!(
             md,
@@ -220,7 +208,7 @@ pub fn report_markdown(records: &[Record], sources: &[Source], charts: &[String]
             (
                 r.elements(),
                 r.shape.clone(),
-                r.layout != "contiguous",
+                r.layout != Layout::Contiguous,
                 impls.iter().position(|i| *i == r.imp),
             )
         });
