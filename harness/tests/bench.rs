@@ -469,7 +469,7 @@ fn report_renders_tables_and_charts_from_a_tiny_csv() {
     let csv = dir.join("tiny.csv");
     std::fs::write(&csv, CsvExporter.serialize(&recs).unwrap()).unwrap();
     let out = dir.join("out");
-    let w = bn_harness::cli::report::report_from(&[csv], &out).unwrap();
+    let w = bn_harness::report::from_csvs(&[csv], &out).unwrap();
     let md = std::fs::read_to_string(&w.report).unwrap();
     for needle in [
         "# Batch-norm benchmark report",
@@ -519,7 +519,7 @@ fn report_renders_tables_and_charts_from_a_tiny_csv() {
     // Nothing to report is an error, not an empty file.
     let empty = dir.join("empty.csv");
     std::fs::write(&empty, CsvExporter.serialize(&[]).unwrap()).unwrap();
-    assert!(bn_harness::cli::report::report_from(&[empty], &dir.join("o2")).is_err());
+    assert!(bn_harness::report::from_csvs(&[empty], &dir.join("o2")).is_err());
 }
 
 // ---- measurement plumbing (no speed assertions) ----
@@ -593,15 +593,14 @@ fn report_adds_the_accuracy_section_when_given_an_accuracy_csv() {
     std::fs::write(&bench, CsvExporter.serialize(&recs).unwrap()).unwrap();
 
     // Accuracy alone: a report of its own.
-    let w =
-        bn_harness::cli::report::report_from(std::slice::from_ref(&acc), &dir.join("a")).unwrap();
+    let w = bn_harness::report::from_csvs(std::slice::from_ref(&acc), &dir.join("a")).unwrap();
     let md = std::fs::read_to_string(&w.report).unwrap();
     assert!(md.contains("## Accuracy vs conditioning"), "{md}");
     assert!(md.contains("r=1e4") && md.contains("3.0e0"), "{md}");
     assert!(w.charts.iter().any(|p| p.ends_with("accuracy.svg")));
 
     // With a bench CSV: both sections, the bench tables first.
-    let w = bn_harness::cli::report::report_from(&[bench, acc], &dir.join("b")).unwrap();
+    let w = bn_harness::report::from_csvs(&[bench, acc], &dir.join("b")).unwrap();
     let md = std::fs::read_to_string(&w.report).unwrap();
     let (b, a) = (
         md.find("## Summary").unwrap(),

@@ -14,13 +14,11 @@
 //! those rows. Errors are clamped to
 //! [1e-17, 1]: a point drawn at 1 is a result with no correct digits or a
 //! NaN/inf where the oracle is finite (the CSV keeps the exact values).
-//! `bnh report` can call [`write_svg`] with rows from [`super::export::read_csv`].
+//! Files are written by [`crate::report::write_accuracy_chart`].
 
 use super::export::AccuracyRow;
 use crate::error::{Error, Result};
-use crate::output::write_atomic;
 use plotters::prelude::*;
-use std::path::Path;
 
 const FLOOR: f64 = 1e-17;
 const CEIL: f64 = 1.0;
@@ -184,10 +182,4 @@ where
         }
     }
     Ok(())
-}
-
-/// Render and write the chart atomically to `path`.
-pub fn write_svg(rows: &[AccuracyRow], path: &Path) -> Result<()> {
-    let svg = render_svg(rows)?;
-    write_atomic(path, svg.as_bytes())
 }

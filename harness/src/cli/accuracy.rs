@@ -1,6 +1,6 @@
 //! `bnh accuracy [--quick] [--impls A,B] [--dtypes f32,f64] [--max-n N] [--csv PATH] [--chart PATH]`.
 
-use crate::accuracy::{chart, export, summary, sweep};
+use crate::accuracy::{export, summary, sweep};
 use crate::error::{Error, Result};
 use crate::output::write_atomic;
 use bn_impls::DType;
@@ -118,7 +118,7 @@ pub fn run(args: AccuracyArgs) -> Result<ExitCode> {
         rows
     };
     if let Some(p) = &chart_path {
-        chart::write_svg(&rows, p)?;
+        crate::report::write_accuracy_chart(&rows, p)?;
         eprintln!("bnh accuracy: chart -> {}", p.display());
     }
     println!("Worst relative error over all sizes, magnitudes and ops (NaN/inf: a non-finite result where the oracle is finite):");

@@ -49,7 +49,7 @@ pub fn run(args: AllArgs) -> Result<ExitCode> {
     let records = super::bench::sweep_with_progress(&opts)?;
     super::bench::write_csv(&csv, &records)?;
     eprintln!("[3/3] writing the report ...");
-    let written = super::report::report_from(std::slice::from_ref(&csv), &args.out)?;
+    let written = crate::report::from_csvs(std::slice::from_ref(&csv), &args.out)?;
 
     println!("conformance ({} fixtures):", conformance.rows.len());
     for (info, pass, total, worst) in conformance.summary() {

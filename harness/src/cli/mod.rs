@@ -6,7 +6,7 @@ pub mod bench;
 mod check;
 mod import_criterion;
 mod list;
-pub mod report;
+mod report;
 mod run_case;
 
 use crate::error::Result;
