@@ -15,7 +15,6 @@ pub mod data;
 pub mod dd;
 pub mod error;
 pub mod export;
-pub mod fuzzing;
 pub mod num;
 pub mod oracle;
 pub mod output;
