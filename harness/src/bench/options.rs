@@ -131,39 +131,9 @@ impl BenchFlags {
         } else {
             parse_list(&self.layouts, "layout")?
         };
-        let shapes: Vec<Shape> = if self.shapes.is_empty() {
-            self.grid.shapes()
-        } else {
-            let mut v = Vec::new();
-            for s in &self.shapes {
-                let shape: Shape = s.parse()?;
-                if !v.contains(&shape) {
-                    v.push(shape);
-                }
-            }
-            v
-        };
-        let mut threads = Vec::new();
-        for &t in if self.threads.is_empty() {
-            &[1][..]
-        } else {
-            &self.threads[..]
-        } {
-            if t == 0 || t > MAX_THREADS {
-                return Err(Error::Usage(format!(
-                    "--threads {t}: a pool needs 1 to {MAX_THREADS} threads"
-                )));
-            }
-            if !threads.contains(&t) {
-                threads.push(t);
-            }
-        }
-        let secs = self.min_time.unwrap_or(self.grid.default_min_time());
-        if !(secs.is_finite() && secs > 0.0 && secs <= 3600.0) {
-            return Err(Error::Usage(format!(
-                "--min-time {secs}: give a number of seconds in (0, 3600], e.g. 0.25"
-            )));
-        }
+        let shapes = self.shapes()?;
+        let threads = self.threads()?;
+        let secs = self.min_time_secs()?;
         if let Some(p) = &self.csv {
             check_writable(p)?;
         }
@@ -177,6 +147,53 @@ impl BenchFlags {
             csv: self.csv.clone(),
             grid: self.grid,
         })
+    }
+
+    /// `--shapes` parsed (duplicates dropped), or the grid's shapes.
+    fn shapes(&self) -> Result<Vec<Shape>> {
+        if self.shapes.is_empty() {
+            return Ok(self.grid.shapes());
+        }
+        let mut v = Vec::new();
+        for s in &self.shapes {
+            let shape: Shape = s.parse()?;
+            if !v.contains(&shape) {
+                v.push(shape);
+            }
+        }
+        Ok(v)
+    }
+
+    /// `--threads` checked against 1..=[`MAX_THREADS`] (duplicates dropped), or `[1]`.
+    fn threads(&self) -> Result<Vec<usize>> {
+        let given = if self.threads.is_empty() {
+            &[1][..]
+        } else {
+            &self.threads[..]
+        };
+        let mut threads = Vec::new();
+        for &t in given {
+            if t == 0 || t > MAX_THREADS {
+                return Err(Error::Usage(format!(
+                    "--threads {t}: a pool needs 1 to {MAX_THREADS} threads"
+                )));
+            }
+            if !threads.contains(&t) {
+                threads.push(t);
+            }
+        }
+        Ok(threads)
+    }
+
+    /// `--min-time` (or the grid's default) checked to be in (0, 3600] seconds.
+    fn min_time_secs(&self) -> Result<f64> {
+        let secs = self.min_time.unwrap_or(self.grid.default_min_time());
+        if !(secs.is_finite() && secs > 0.0 && secs <= 3600.0) {
+            return Err(Error::Usage(format!(
+                "--min-time {secs}: give a number of seconds in (0, 3600], e.g. 0.25"
+            )));
+        }
+        Ok(secs)
     }
 }
 
