@@ -236,6 +236,28 @@ fn check_len(what: &str, v: Option<&[f64]>, want: usize) -> Result<()> {
 /// reject (bad eps or momentum, fewer than 2 values per channel with batch
 /// statistics) and inconsistent lengths.
 pub fn step(s: &OracleStep<'_>) -> Result<StepResult> {
+    let running = check_step(s)?;
+    let batch = s.training || running.is_none();
+    let stats = step_stats(s, batch, running)?;
+    let y = round(normalize(s.x, &s.dims, &stats, s.weight, s.bias, s.eps));
+    let (running_mean, running_var, num_batches_tracked) = step_running(s, running, &stats);
+    let (grad_input, grad_weight, grad_bias) = step_grads(s, batch, &stats);
+    Ok(StepResult {
+        y,
+        running_mean,
+        running_var,
+        num_batches_tracked,
+        grad_input,
+        grad_weight,
+        grad_bias,
+    })
+}
+
+/// The running buffers and `num_batches_tracked` of a step, when tracked.
+type Running<'a> = Option<(&'a [f64], &'a [f64], i64)>;
+
+/// Lengths, eps, momentum and the all-or-none running buffers; returns the buffers.
+fn check_step<'a>(s: &OracleStep<'a>) -> Result<Running<'a>> {
     let d = &s.dims;
     let (len, c) = (d.n * d.c * d.s, d.c);
     check_len("x", Some(s.x), len)?;
@@ -257,64 +279,78 @@ pub fn step(s: &OracleStep<'_>) -> Result<StepResult> {
     {
         return Err(BnError::InvalidMomentum(mo).into());
     }
-    let running = match (s.running_mean, s.running_var, s.num_batches_tracked) {
-        (Some(rm), Some(rv), Some(nbt)) => Some((rm, rv, nbt)),
-        (None, None, None) => None,
-        _ => {
-            return Err(BnError::InvalidState(
-                "give all of running_mean, running_var, num_batches_tracked, or none".into(),
-            )
-            .into())
-        }
-    };
-    let batch = s.training || running.is_none();
-    let m = d.n * d.s;
-    let stats = if batch {
-        if m < 2 {
-            return Err(BnError::TooFewValues {
-                shape: vec![d.n, d.c, d.s],
-                count: m,
-            }
-            .into());
-        }
-        batch_stats(s.x, d)
-    } else {
+    match (s.running_mean, s.running_var, s.num_batches_tracked) {
+        (Some(rm), Some(rv), Some(nbt)) => Ok(Some((rm, rv, nbt))),
+        (None, None, None) => Ok(None),
+        _ => Err(BnError::InvalidState(
+            "give all of running_mean, running_var, num_batches_tracked, or none".into(),
+        )
+        .into()),
+    }
+}
+
+/// The statistics the step normalizes with: the batch's (at least 2 values
+/// per channel) or the running buffers.
+fn step_stats(s: &OracleStep<'_>, batch: bool, running: Running<'_>) -> Result<Stats> {
+    let d = &s.dims;
+    if !batch {
         let (rm, rv, _) = running.expect("eval with tracking");
-        Stats::given(rm, rv)
+        return Ok(Stats::given(rm, rv));
+    }
+    let m = d.n * d.s;
+    if m < 2 {
+        return Err(BnError::TooFewValues {
+            shape: vec![d.n, d.c, d.s],
+            count: m,
+        }
+        .into());
+    }
+    Ok(batch_stats(s.x, d))
+}
+
+/// Running mean, variance and count after the step: updated in training,
+/// returned unchanged in eval, None without tracking.
+fn step_running(
+    s: &OracleStep<'_>,
+    running: Running<'_>,
+    stats: &Stats,
+) -> (Option<Vec<f64>>, Option<Vec<f64>>, Option<i64>) {
+    let Some((rm, rv, n)) = running else {
+        return (None, None, None);
     };
-    let y = round(normalize(s.x, d, &stats, s.weight, s.bias, s.eps));
-    let (mut running_mean, mut running_var, mut nbt) = (None, None, None);
-    if let Some((rm, rv, n)) = running {
-        if s.training {
-            let (rm, rv, n) = update_running(rm, rv, n, s.momentum, &stats, m);
-            (running_mean, running_var, nbt) = (Some(round(rm)), Some(round(rv)), Some(n));
-        } else {
-            (running_mean, running_var, nbt) = (Some(rm.to_vec()), Some(rv.to_vec()), Some(n));
-        }
+    if s.training {
+        let m = s.dims.n * s.dims.s;
+        let (rm, rv, n) = update_running(rm, rv, n, s.momentum, stats, m);
+        (Some(round(rm)), Some(round(rv)), Some(n))
+    } else {
+        (Some(rm.to_vec()), Some(rv.to_vec()), Some(n))
     }
-    let (mut grad_input, mut grad_weight, mut grad_bias) = (None, None, None);
-    if let Some(dy) = s.grad_output {
-        let mode = if batch {
-            GradMode::Batch
-        } else {
-            GradMode::Fixed
-        };
-        let g = backward(s.x, dy, d, &stats, s.weight, s.eps, mode);
-        grad_input = Some(round(g.grad_input));
-        if s.weight.is_some() {
-            grad_weight = Some(round(g.grad_weight));
-            grad_bias = Some(round(g.grad_bias));
-        }
+}
+
+/// `grad_input`, `grad_weight`, `grad_bias` of a step, each None when not computed.
+type StepGrads = (Option<Vec<f64>>, Option<Vec<f64>>, Option<Vec<f64>>);
+
+/// Gradients of input, weight and bias when `grad_output` is given (weight
+/// and bias ones only for an affine module).
+fn step_grads(s: &OracleStep<'_>, batch: bool, stats: &Stats) -> StepGrads {
+    let Some(dy) = s.grad_output else {
+        return (None, None, None);
+    };
+    let mode = if batch {
+        GradMode::Batch
+    } else {
+        GradMode::Fixed
+    };
+    let g = backward(s.x, dy, &s.dims, stats, s.weight, s.eps, mode);
+    if s.weight.is_some() {
+        (
+            Some(round(g.grad_input)),
+            Some(round(g.grad_weight)),
+            Some(round(g.grad_bias)),
+        )
+    } else {
+        (Some(round(g.grad_input)), None, None)
     }
-    Ok(StepResult {
-        y,
-        running_mean,
-        running_var,
-        num_batches_tracked: nbt,
-        grad_input,
-        grad_weight,
-        grad_bias,
-    })
 }
 
 /// Run a whole bn-case/1 case through the oracle: inputs are rounded to the
