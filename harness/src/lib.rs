@@ -5,7 +5,7 @@
 //!
 //! - [`accuracy`]: `bnh accuracy`, each implementation's error against the oracle
 //!   as inputs get ill-conditioned;
-//! - [`bench`]: timing (grids of shapes, options, workloads, runner, sweep,
+//! - [`bench`](mod@bench): timing (grids of shapes, options, workloads, runner, sweep,
 //!   criterion import) into [`bench::Record`]s;
 //! - [`case`]: bn-case/1 conformance files (`docs/BN-CASE-FORMAT.md`): parsing
 //!   and structural checks;
