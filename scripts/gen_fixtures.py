@@ -14,7 +14,7 @@ differences small, torch-float64 references agree with an mpmath recomputation):
     python3 scripts/gen_fixtures.py --verify harness/tests/fixtures/torch
 
 Requirements: python3 with torch (CPU is enough), numpy and mpmath.
-Format: see BN-CASE-FORMAT.md (bn-case/1). Each case is one forward (+ backward
+Format: see docs/BN-CASE-FORMAT.md (bn-case/1). Each case is one forward (+ backward
 when grad_output is given) of nn.BatchNorm{1,2,3}d, i.e. F.batch_norm with the
 module's buffer rules:
   * bn_training = training or not track_running_stats

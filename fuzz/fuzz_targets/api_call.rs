@@ -4,8 +4,12 @@
 
 use libfuzzer_sys::fuzz_target;
 
+/// The driver, shared with `harness/tests/no_panic.rs`.
+#[path = "../drivers/api_call.rs"]
+mod driver;
+
 fuzz_target!(|data: &[u8]| {
-    for msg in bn_harness::fuzzing::api_call(data) {
+    for msg in driver::api_call(data) {
         assert!(!msg.is_empty(), "empty rejection message");
     }
 });

@@ -4,8 +4,12 @@
 
 use libfuzzer_sys::fuzz_target;
 
+/// The driver, shared with `harness/tests/no_panic.rs`.
+#[path = "../drivers/case_file.rs"]
+mod driver;
+
 fuzz_target!(|data: &[u8]| {
-    for msg in bn_harness::fuzzing::case_file(data) {
+    for msg in driver::case_file(data) {
         assert!(!msg.is_empty(), "empty rejection message");
     }
 });

@@ -1,7 +1,7 @@
 //! bn-case/1 conformance cases: parsing and structural validation.
 //!
 //! A case is one call of PyTorch's `F.batch_norm` under the module rules of
-//! `nn.BatchNorm{1,2,3}d` (see `BN-CASE-FORMAT.md`). Parsing checks the
+//! `nn.BatchNorm{1,2,3}d` (see `docs/BN-CASE-FORMAT.md`). Parsing checks the
 //! structure — format tag, shape, every length against the shape, presence
 //! of parameters and buffers against the config — so that a case that loads
 //! can always be run. Value-level rules (eps, momentum, values per channel)
@@ -116,6 +116,19 @@ impl Case {
 
     /// Structural checks: every length follows from the shape and config.
     fn validate(&self) -> std::result::Result<(), String> {
+        let numel = self.check_shape()?;
+        self.check_input_lengths(numel)?;
+        self.check_presence()?;
+        match (&self.expected, &self.expected_error) {
+            (Some(_), Some(_)) => return Err("has both expected and expected_error".into()),
+            (None, None) => return Err("has neither expected nor expected_error".into()),
+            _ => {}
+        }
+        self.check_output_lengths(numel)
+    }
+
+    /// Rank 2 to 5, no zero dimension, at most 2^32 elements; returns the count.
+    fn check_shape(&self) -> std::result::Result<usize, String> {
         let shape = &self.shape;
         if !(2..=5).contains(&shape.len()) {
             return Err(format!(
@@ -126,19 +139,49 @@ impl Case {
         if shape.contains(&0) {
             return Err(format!("shape {shape:?} has a zero dimension"));
         }
-        let numel = shape
+        shape
             .iter()
             .try_fold(1usize, |a, &d| a.checked_mul(d))
             .filter(|&n| n <= 1 << 32)
-            .ok_or_else(|| format!("shape {shape:?} is too large for a case file"))?;
-        let c = shape[1];
-        let len = |what: &str, v: Option<&Vec<Num>>, want: usize| match v {
+            .ok_or_else(|| format!("shape {shape:?} is too large for a case file"))
+    }
+
+    /// `what` has `want` values, when it is given.
+    fn check_len(
+        &self,
+        what: &str,
+        v: Option<&[Num]>,
+        want: usize,
+    ) -> std::result::Result<(), String> {
+        match v {
             Some(v) if v.len() != want => Err(format!(
-                "{what} has {} values but shape {shape:?} needs {want}",
-                v.len()
+                "{what} has {} values but shape {:?} needs {want}",
+                v.len(),
+                self.shape
             )),
             _ => Ok(()),
-        };
+        }
+    }
+
+    /// `x` and `grad_output` have N·C·S values, the per-channel inputs C.
+    fn check_input_lengths(&self, numel: usize) -> std::result::Result<(), String> {
+        let (i, c) = (&self.inputs, self.shape[1]);
+        self.check_len("inputs.x", Some(&i.x), numel)?;
+        self.check_len("inputs.grad_output", i.grad_output.as_deref(), numel)?;
+        for (what, v) in [
+            ("inputs.weight", &i.weight),
+            ("inputs.bias", &i.bias),
+            ("inputs.running_mean", &i.running_mean),
+            ("inputs.running_var", &i.running_var),
+        ] {
+            self.check_len(what, v.as_deref(), c)?;
+        }
+        Ok(())
+    }
+
+    /// Parameters are given exactly when `affine`, buffers exactly when
+    /// `track_running_stats`.
+    fn check_presence(&self) -> std::result::Result<(), String> {
         let presence = |what: &str, present: bool, needed: bool, flag: &str| {
             if present == needed {
                 Ok(())
@@ -149,16 +192,6 @@ impl Case {
             }
         };
         let i = &self.inputs;
-        len("inputs.x", Some(&i.x), numel)?;
-        len("inputs.grad_output", i.grad_output.as_ref(), numel)?;
-        for (what, v) in [
-            ("inputs.weight", &i.weight),
-            ("inputs.bias", &i.bias),
-            ("inputs.running_mean", &i.running_mean),
-            ("inputs.running_var", &i.running_var),
-        ] {
-            len(what, v.as_ref(), c)?;
-        }
         let (affine, track) = (self.config.affine, self.config.track_running_stats);
         presence("weight", i.weight.is_some(), affine, "affine")?;
         presence("bias", i.bias.is_some(), affine, "affine")?;
@@ -179,28 +212,20 @@ impl Case {
             i.num_batches_tracked.is_some(),
             track,
             "track_running_stats",
-        )?;
-        match (&self.expected, &self.expected_error) {
-            (Some(_), Some(_)) => return Err("has both expected and expected_error".into()),
-            (None, None) => return Err("has neither expected nor expected_error".into()),
-            _ => {}
-        }
+        )
+    }
+
+    /// Every output of `expected` and `reference` has the length its name implies.
+    fn check_output_lengths(&self, numel: usize) -> std::result::Result<(), String> {
         for (part, outputs) in [("expected", &self.expected), ("reference", &self.reference)] {
             let Some(o) = outputs else { continue };
             for (name, v) in o.tensors() {
                 let want = if matches!(name, "y" | "grad_input") {
                     numel
                 } else {
-                    c
+                    self.shape[1]
                 };
-                if let Some(v) = v {
-                    if v.len() != want {
-                        return Err(format!(
-                            "{part}.{name} has {} values but shape {shape:?} needs {want}",
-                            v.len()
-                        ));
-                    }
-                }
+                self.check_len(&format!("{part}.{name}"), v, want)?;
             }
         }
         Ok(())

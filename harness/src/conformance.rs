@@ -15,7 +15,7 @@ pub fn shipped_fixtures() -> PathBuf {
 
 /// One case file's results: a verdict per implementation, or why it could not load.
 #[derive(Debug)]
-pub struct Row {
+pub struct CheckRow {
     pub path: PathBuf,
     pub name: String,
     pub result: std::result::Result<Vec<Verdict>, String>,
@@ -23,12 +23,12 @@ pub struct Row {
 
 /// Results of a conformance run.
 #[derive(Debug)]
-pub struct Report {
+pub struct CheckReport {
     pub impls: Vec<Info>,
-    pub rows: Vec<Row>,
+    pub rows: Vec<CheckRow>,
 }
 
-impl Report {
+impl CheckReport {
     /// Implementations (by index) with their pass count and worst ratio.
     pub fn summary(&self) -> Vec<(Info, usize, usize, f64)> {
         self.impls
@@ -63,12 +63,12 @@ impl Report {
 }
 
 /// Run every case under `roots` with every implementation in `impls`.
-pub fn check(roots: &[PathBuf], impls: &[&dyn Implementation]) -> Result<Report> {
+pub fn check(roots: &[PathBuf], impls: &[&dyn Implementation]) -> Result<CheckReport> {
     let files = collect_case_files(roots)?;
     let rows = files
         .par_iter()
         .map(|path| match Case::load(path) {
-            Ok(case) => Row {
+            Ok(case) => CheckRow {
                 path: path.clone(),
                 name: case.name.clone(),
                 result: Ok(impls
@@ -76,7 +76,7 @@ pub fn check(roots: &[PathBuf], impls: &[&dyn Implementation]) -> Result<Report>
                     .map(|imp| judge(&case, &run_case(&case, *imp)))
                     .collect()),
             },
-            Err(e) => Row {
+            Err(e) => CheckRow {
                 path: path.clone(),
                 name: path
                     .file_stem()
@@ -87,7 +87,7 @@ pub fn check(roots: &[PathBuf], impls: &[&dyn Implementation]) -> Result<Report>
             },
         })
         .collect();
-    Ok(Report {
+    Ok(CheckReport {
         impls: impls.iter().map(|i| i.info()).collect(),
         rows,
     })

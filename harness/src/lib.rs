@@ -1,10 +1,27 @@
 //! bnh: verification and benchmarking harness for batch-norm implementations.
 //!
-//! - [`case`]: bn-case/1 conformance files; [`run`]: running one through the module rules;
-//! - [`tolerance`]: the bn-case/1 agreement rule; [`conformance`]: cases × implementations;
-//! - [`oracle`] (in [`dd`] double-double arithmetic): the precise reference tests measure errors against;
+//! The library behind the `bnh` binary; every module is public so tests,
+//! the criterion benches (`benches/`) and the fuzz targets (`fuzz/`) can use it.
+//!
+//! - [`accuracy`]: `bnh accuracy`, each implementation's error against the oracle
+//!   as inputs get ill-conditioned;
+//! - [`bench`](mod@bench): timing (grids of shapes, options, workloads, runner, sweep,
+//!   criterion import) into [`bench::Record`]s;
+//! - [`case`]: bn-case/1 conformance files (`docs/BN-CASE-FORMAT.md`): parsing
+//!   and structural checks;
+//! - [`cli`]: the `bnh` command line, one file per subcommand;
+//! - [`conformance`]: every case file × every implementation, judged by the tolerance rule;
 //! - [`data`]: seeded random batches for tests and benchmarks;
-//! - [`cli`]: the `bnh` command line.
+//! - [`dd`]: double-double arithmetic (≈106-bit significands) for the oracle;
+//! - [`error`]: the harness's error type, each message naming the problem and the fix;
+//! - [`export`]: bench records written as CSV (the stable schema) or a terminal table;
+//! - [`num`]: numbers as case files write them (`"nan"`, `"inf"`, `"-inf"` as strings);
+//! - [`oracle`]: the precise reference, in [`dd`] arithmetic, that tests measure errors against;
+//! - [`output`]: atomic file writes, so a failure never leaves a partial file;
+//! - [`report`]: REPORT.md and SVG charts from bench and accuracy CSVs (the one
+//!   place they are written);
+//! - [`run`]: running one case with one implementation under the module rules;
+//! - [`tolerance`]: the bn-case/1 agreement rule and the verdict on one run.
 
 pub mod accuracy;
 pub mod bench;
@@ -15,7 +32,6 @@ pub mod data;
 pub mod dd;
 pub mod error;
 pub mod export;
-pub mod fuzzing;
 pub mod num;
 pub mod oracle;
 pub mod output;

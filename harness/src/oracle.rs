@@ -5,7 +5,7 @@
 //! `bn_impls::formulas`, `moments` or `Dims::offset`, and it is not
 //! registered as an implementation. It transcribes the definitions
 //! (Ioffe & Szegedy 2015, Algorithm 1 and §3; the module rules of
-//! `BN-CASE-FORMAT.md`) in [`DD`] arithmetic (≈106-bit significands):
+//! `docs/BN-CASE-FORMAT.md`) in [`DD`] arithmetic (≈106-bit significands):
 //! - batch mean `μ = Σx / m` with a double-double sum (exact for any
 //!   realistic batch: every `f32` and `f64` input is exact in `DD`);
 //! - biased variance by two passes, `σ² = Σ(x − μ)² / m`, with the
@@ -189,7 +189,7 @@ pub fn backward(
 /// as `f64` values of the data's dtype. Tracking is on when the running
 /// buffers are given; the module is affine when `weight` and `bias` are.
 #[derive(Debug, Clone, Copy)]
-pub struct Step<'a> {
+pub struct OracleStep<'a> {
     /// Shape as `(N, C, S)` plus memory format.
     pub dims: Dims,
     pub x: &'a [f64],
@@ -204,7 +204,7 @@ pub struct Step<'a> {
     pub training: bool,
 }
 
-/// The oracle's results of a [`Step`], rounded once to `f64`.
+/// The oracle's results of a [`OracleStep`], rounded once to `f64`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepResult {
     pub y: Vec<f64>,
@@ -235,7 +235,29 @@ fn check_len(what: &str, v: Option<&[f64]>, want: usize) -> Result<()> {
 /// Run one module call in double-double. Rejects what the module rules
 /// reject (bad eps or momentum, fewer than 2 values per channel with batch
 /// statistics) and inconsistent lengths.
-pub fn step(s: &Step<'_>) -> Result<StepResult> {
+pub fn step(s: &OracleStep<'_>) -> Result<StepResult> {
+    let running = check_step(s)?;
+    let batch = s.training || running.is_none();
+    let stats = step_stats(s, batch, running)?;
+    let y = round(normalize(s.x, &s.dims, &stats, s.weight, s.bias, s.eps));
+    let (running_mean, running_var, num_batches_tracked) = step_running(s, running, &stats);
+    let (grad_input, grad_weight, grad_bias) = step_grads(s, batch, &stats);
+    Ok(StepResult {
+        y,
+        running_mean,
+        running_var,
+        num_batches_tracked,
+        grad_input,
+        grad_weight,
+        grad_bias,
+    })
+}
+
+/// The running buffers and `num_batches_tracked` of a step, when tracked.
+type Running<'a> = Option<(&'a [f64], &'a [f64], i64)>;
+
+/// Lengths, eps, momentum and the all-or-none running buffers; returns the buffers.
+fn check_step<'a>(s: &OracleStep<'a>) -> Result<Running<'a>> {
     let d = &s.dims;
     let (len, c) = (d.n * d.c * d.s, d.c);
     check_len("x", Some(s.x), len)?;
@@ -257,64 +279,78 @@ pub fn step(s: &Step<'_>) -> Result<StepResult> {
     {
         return Err(BnError::InvalidMomentum(mo).into());
     }
-    let running = match (s.running_mean, s.running_var, s.num_batches_tracked) {
-        (Some(rm), Some(rv), Some(nbt)) => Some((rm, rv, nbt)),
-        (None, None, None) => None,
-        _ => {
-            return Err(BnError::InvalidState(
-                "give all of running_mean, running_var, num_batches_tracked, or none".into(),
-            )
-            .into())
-        }
-    };
-    let batch = s.training || running.is_none();
-    let m = d.n * d.s;
-    let stats = if batch {
-        if m < 2 {
-            return Err(BnError::TooFewValues {
-                shape: vec![d.n, d.c, d.s],
-                count: m,
-            }
-            .into());
-        }
-        batch_stats(s.x, d)
-    } else {
+    match (s.running_mean, s.running_var, s.num_batches_tracked) {
+        (Some(rm), Some(rv), Some(nbt)) => Ok(Some((rm, rv, nbt))),
+        (None, None, None) => Ok(None),
+        _ => Err(BnError::InvalidState(
+            "give all of running_mean, running_var, num_batches_tracked, or none".into(),
+        )
+        .into()),
+    }
+}
+
+/// The statistics the step normalizes with: the batch's (at least 2 values
+/// per channel) or the running buffers.
+fn step_stats(s: &OracleStep<'_>, batch: bool, running: Running<'_>) -> Result<Stats> {
+    let d = &s.dims;
+    if !batch {
         let (rm, rv, _) = running.expect("eval with tracking");
-        Stats::given(rm, rv)
+        return Ok(Stats::given(rm, rv));
+    }
+    let m = d.n * d.s;
+    if m < 2 {
+        return Err(BnError::TooFewValues {
+            shape: vec![d.n, d.c, d.s],
+            count: m,
+        }
+        .into());
+    }
+    Ok(batch_stats(s.x, d))
+}
+
+/// Running mean, variance and count after the step: updated in training,
+/// returned unchanged in eval, None without tracking.
+fn step_running(
+    s: &OracleStep<'_>,
+    running: Running<'_>,
+    stats: &Stats,
+) -> (Option<Vec<f64>>, Option<Vec<f64>>, Option<i64>) {
+    let Some((rm, rv, n)) = running else {
+        return (None, None, None);
     };
-    let y = round(normalize(s.x, d, &stats, s.weight, s.bias, s.eps));
-    let (mut running_mean, mut running_var, mut nbt) = (None, None, None);
-    if let Some((rm, rv, n)) = running {
-        if s.training {
-            let (rm, rv, n) = update_running(rm, rv, n, s.momentum, &stats, m);
-            (running_mean, running_var, nbt) = (Some(round(rm)), Some(round(rv)), Some(n));
-        } else {
-            (running_mean, running_var, nbt) = (Some(rm.to_vec()), Some(rv.to_vec()), Some(n));
-        }
+    if s.training {
+        let m = s.dims.n * s.dims.s;
+        let (rm, rv, n) = update_running(rm, rv, n, s.momentum, stats, m);
+        (Some(round(rm)), Some(round(rv)), Some(n))
+    } else {
+        (Some(rm.to_vec()), Some(rv.to_vec()), Some(n))
     }
-    let (mut grad_input, mut grad_weight, mut grad_bias) = (None, None, None);
-    if let Some(dy) = s.grad_output {
-        let mode = if batch {
-            GradMode::Batch
-        } else {
-            GradMode::Fixed
-        };
-        let g = backward(s.x, dy, d, &stats, s.weight, s.eps, mode);
-        grad_input = Some(round(g.grad_input));
-        if s.weight.is_some() {
-            grad_weight = Some(round(g.grad_weight));
-            grad_bias = Some(round(g.grad_bias));
-        }
+}
+
+/// `grad_input`, `grad_weight`, `grad_bias` of a step, each None when not computed.
+type StepGrads = (Option<Vec<f64>>, Option<Vec<f64>>, Option<Vec<f64>>);
+
+/// Gradients of input, weight and bias when `grad_output` is given (weight
+/// and bias ones only for an affine module).
+fn step_grads(s: &OracleStep<'_>, batch: bool, stats: &Stats) -> StepGrads {
+    let Some(dy) = s.grad_output else {
+        return (None, None, None);
+    };
+    let mode = if batch {
+        GradMode::Batch
+    } else {
+        GradMode::Fixed
+    };
+    let g = backward(s.x, dy, &s.dims, stats, s.weight, s.eps, mode);
+    if s.weight.is_some() {
+        (
+            Some(round(g.grad_input)),
+            Some(round(g.grad_weight)),
+            Some(round(g.grad_bias)),
+        )
+    } else {
+        (Some(round(g.grad_input)), None, None)
     }
-    Ok(StepResult {
-        y,
-        running_mean,
-        running_var,
-        num_batches_tracked: nbt,
-        grad_input,
-        grad_weight,
-        grad_bias,
-    })
 }
 
 /// Run a whole bn-case/1 case through the oracle: inputs are rounded to the
@@ -343,7 +379,7 @@ fn case_outputs(case: &Case) -> Result<Outputs> {
         opt(&i.running_mean),
         opt(&i.running_var),
     );
-    let r = step(&Step {
+    let r = step(&OracleStep {
         dims,
         x: &x,
         grad_output: go.as_deref(),
@@ -516,7 +552,7 @@ mod tests {
     fn step_follows_the_module_rules() {
         let d = dims(2, 1, 1, Layout::Contiguous);
         let x = [1.0, 3.0];
-        let base = Step {
+        let base = OracleStep {
             dims: d,
             x: &x,
             grad_output: Some(&[1.0, 0.0]),
@@ -545,7 +581,7 @@ mod tests {
         assert!((r.grad_input.unwrap()[0] - dx0).abs() < 1e-15);
 
         // Eval with running stats: fixed statistics, buffers unchanged.
-        let r = step(&Step {
+        let r = step(&OracleStep {
             training: false,
             ..base
         })
@@ -557,20 +593,20 @@ mod tests {
 
         // Rejections.
         let one = dims(1, 1, 1, Layout::Contiguous);
-        assert!(step(&Step {
+        assert!(step(&OracleStep {
             dims: one,
             x: &x[..1],
             grad_output: None,
             ..base
         })
         .is_err());
-        assert!(step(&Step { eps: 0.0, ..base }).is_err());
-        assert!(step(&Step {
+        assert!(step(&OracleStep { eps: 0.0, ..base }).is_err());
+        assert!(step(&OracleStep {
             momentum: Some(1.5),
             ..base
         })
         .is_err());
-        assert!(step(&Step {
+        assert!(step(&OracleStep {
             weight: Some(&[1.0, 2.0]),
             ..base
         })
@@ -580,7 +616,7 @@ mod tests {
     #[test]
     fn nan_stays_in_its_channel() {
         let x = [1.0, f64::NAN, 2.0, 5.0];
-        let r = step(&Step {
+        let r = step(&OracleStep {
             dims: dims(2, 2, 1, Layout::Contiguous),
             x: &x,
             grad_output: None,

@@ -3,11 +3,11 @@
 
 use bn_harness::bench::criterion_import::import;
 use bn_harness::bench::grid::{cases, GridName, Shape};
-use bn_harness::bench::options::BenchArgs;
+use bn_harness::bench::options::BenchFlags;
 use bn_harness::bench::{Op, Record, CSV_COLUMNS};
 use bn_harness::export::csv::{read_csv, CsvExporter};
 use bn_harness::export::Exporter;
-use bn_impls::Layout;
+use bn_impls::{DType, Layout};
 use clap::Parser;
 use std::path::{Path, PathBuf};
 
@@ -21,10 +21,10 @@ fn tmp_dir(name: &str) -> PathBuf {
 #[derive(Parser)]
 struct Cmd {
     #[command(flatten)]
-    args: BenchArgs,
+    args: BenchFlags,
 }
 
-fn args(extra: &[&str]) -> BenchArgs {
+fn args(extra: &[&str]) -> BenchFlags {
     let mut argv = vec!["bench"];
     argv.extend_from_slice(extra);
     Cmd::try_parse_from(argv).unwrap().args
@@ -39,9 +39,9 @@ fn record(imp: &str, op: &str, shape: &str, threads: usize, median: f64, memcpy:
     let s: Shape = shape.parse().unwrap();
     let mut r = Record {
         imp: imp.into(),
-        op: op.into(),
-        dtype: "f32".into(),
-        layout: "contiguous".into(),
+        op: op.parse().unwrap(),
+        dtype: DType::F32,
+        layout: Layout::Contiguous,
         shape: s.to_string(),
         n: s.n(),
         c: s.c(),
@@ -118,6 +118,64 @@ fn csv_round_trips_and_tolerates_extra_columns() {
     std::fs::write(&p, "a,b\n1,2\n").unwrap();
     let err = read_csv(&p).unwrap_err().to_string();
     assert!(err.contains("'impl'"), "{err}");
+}
+
+/// The committed reference CSVs (ours and the PyTorch script's `torch` /
+/// `torch-noalloc` rows) read, and write back byte for byte (up to line ends).
+#[test]
+fn committed_csvs_read_and_write_back_unchanged() {
+    let reports = Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&reports).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !(name.starts_with("bench-") || name.starts_with("torch-")) || !name.ends_with(".csv") {
+            continue;
+        }
+        let recs = read_csv(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!recs.is_empty(), "{name}");
+        // The PyTorch script's csv module ends lines with CRLF; bnh writes LF.
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("\r\n", "\n");
+        let written = String::from_utf8(CsvExporter.serialize(&recs).unwrap()).unwrap();
+        assert!(written == text, "{name} does not write back unchanged");
+        seen += 1;
+    }
+    assert!(seen >= 2, "no committed CSVs under {}", reports.display());
+}
+
+#[test]
+fn bad_values_in_a_csv_name_file_row_and_what_is_accepted() {
+    let dir = tmp_dir("csv-bad");
+    let good = String::from_utf8(
+        CsvExporter
+            .serialize(&[record("naive", "train", "8x4x2x2", 1, 2000.0, 100.0)])
+            .unwrap(),
+    )
+    .unwrap();
+    for (from, to, want) in [
+        (
+            ",train,",
+            ",forward,",
+            "unknown op 'forward'; use train, eval or backward",
+        ),
+        (",f32,", ",f16,", "unknown dtype 'f16'; use f32 or f64"),
+        (
+            ",contiguous,",
+            ",nhwc,",
+            "unknown layout 'nhwc'; use contiguous or channels_last",
+        ),
+        (",2000.0,", ",slow,", "column 'median_ns'"),
+    ] {
+        let p = dir.join("bad.csv");
+        // Row 2 is good, row 3 has the bad value.
+        let bad_row = good.lines().nth(1).unwrap().replacen(from, to, 1);
+        std::fs::write(&p, format!("{good}{bad_row}\n")).unwrap();
+        let err = read_csv(&p).unwrap_err().to_string();
+        assert!(err.contains("bad.csv: row 3: "), "{err}");
+        assert!(err.contains(want), "{err}");
+    }
 }
 
 // ---- shapes ----
@@ -256,7 +314,7 @@ fn good_options_validate() {
     assert_eq!(o.impls.len(), 1);
     assert_eq!(o.ops, vec![Op::Eval, Op::Train]);
     assert_eq!(o.threads, vec![1, 2]);
-    assert_eq!(o.cases.len(), 2);
+    assert_eq!(o.points.len(), 2);
     // 1 impl × 2 ops × 1 dtype (quick: f32) × 2 cases × 2 thread counts.
     assert_eq!(o.count(), 8);
     // Defaults pick up every registered implementation.
@@ -356,13 +414,8 @@ fn criterion_results_import_to_records() {
     assert_eq!(recs.len(), 1);
     let r = &recs[0];
     assert_eq!(
-        (
-            r.imp.as_str(),
-            r.op.as_str(),
-            r.dtype.as_str(),
-            r.layout.as_str()
-        ),
-        ("welford", "eval", "f64", "channels_last")
+        (r.imp.as_str(), r.op, r.dtype, r.layout),
+        ("welford", Op::Eval, DType::F64, Layout::ChannelsLast)
     );
     assert_eq!(
         (r.shape.as_str(), r.n, r.c, r.spatial, r.threads, r.bytes),
@@ -416,7 +469,7 @@ fn report_renders_tables_and_charts_from_a_tiny_csv() {
     let csv = dir.join("tiny.csv");
     std::fs::write(&csv, CsvExporter.serialize(&recs).unwrap()).unwrap();
     let out = dir.join("out");
-    let w = bn_harness::cli::report::report_from(&[csv], &out).unwrap();
+    let w = bn_harness::report::from_csvs(&[csv], &out).unwrap();
     let md = std::fs::read_to_string(&w.report).unwrap();
     for needle in [
         "# Batch-norm benchmark report",
@@ -466,7 +519,7 @@ fn report_renders_tables_and_charts_from_a_tiny_csv() {
     // Nothing to report is an error, not an empty file.
     let empty = dir.join("empty.csv");
     std::fs::write(&empty, CsvExporter.serialize(&[]).unwrap()).unwrap();
-    assert!(bn_harness::cli::report::report_from(&[empty], &dir.join("o2")).is_err());
+    assert!(bn_harness::report::from_csvs(&[empty], &dir.join("o2")).is_err());
 }
 
 // ---- measurement plumbing (no speed assertions) ----
@@ -492,7 +545,7 @@ fn a_tiny_sweep_measures_every_implementation_and_op() {
     assert_eq!(recs.len(), o.count());
     assert_eq!(steps, o.count());
     for imp in bn_impls::registry::all() {
-        for op in ["train", "eval", "backward"] {
+        for op in Op::ALL {
             assert!(recs.iter().any(|r| r.imp == imp.info().name && r.op == op));
         }
     }
@@ -502,21 +555,21 @@ fn a_tiny_sweep_measures_every_implementation_and_op() {
         assert!(r.samples >= bn_harness::bench::runner::MIN_SAMPLES);
         assert_eq!(
             r.bytes as usize,
-            r.elements() * if r.dtype == "f32" { 4 } else { 8 }
+            r.elements() * if r.dtype == DType::F32 { 4 } else { 8 }
         );
     }
     // (N, C) shapes appear once, as contiguous, even with both layouts asked for.
     assert!(recs
         .iter()
         .filter(|r| r.shape == "6x5")
-        .all(|r| r.layout == "contiguous"));
+        .all(|r| r.layout == Layout::Contiguous));
 }
 
 #[test]
 fn report_adds_the_accuracy_section_when_given_an_accuracy_csv() {
-    use bn_harness::accuracy::export::{to_csv, Row};
+    use bn_harness::accuracy::export::{to_csv, AccuracyRow};
     let dir = tmp_dir("report-accuracy");
-    let row = |imp: &str, ratio: f64, err: f64| Row {
+    let row = |imp: &str, ratio: f64, err: f64| AccuracyRow {
         imp: imp.into(),
         dtype: "f32".into(),
         op: "y".into(),
@@ -540,15 +593,14 @@ fn report_adds_the_accuracy_section_when_given_an_accuracy_csv() {
     std::fs::write(&bench, CsvExporter.serialize(&recs).unwrap()).unwrap();
 
     // Accuracy alone: a report of its own.
-    let w =
-        bn_harness::cli::report::report_from(std::slice::from_ref(&acc), &dir.join("a")).unwrap();
+    let w = bn_harness::report::from_csvs(std::slice::from_ref(&acc), &dir.join("a")).unwrap();
     let md = std::fs::read_to_string(&w.report).unwrap();
     assert!(md.contains("## Accuracy vs conditioning"), "{md}");
     assert!(md.contains("r=1e4") && md.contains("3.0e0"), "{md}");
     assert!(w.charts.iter().any(|p| p.ends_with("accuracy.svg")));
 
     // With a bench CSV: both sections, the bench tables first.
-    let w = bn_harness::cli::report::report_from(&[bench, acc], &dir.join("b")).unwrap();
+    let w = bn_harness::report::from_csvs(&[bench, acc], &dir.join("b")).unwrap();
     let md = std::fs::read_to_string(&w.report).unwrap();
     let (b, a) = (
         md.find("## Summary").unwrap(),

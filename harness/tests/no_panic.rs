@@ -1,6 +1,7 @@
 //! Bad input never panics: property tests over arbitrary and mutated bytes
-//! for the case-file parser and the public entry points (the same drivers
-//! the `cargo fuzz` targets in `fuzz/` run), and `bnh` on bad files and flags.
+//! for the case-file parser and the public entry points (the drivers in
+//! `fuzz/drivers/` that the `cargo fuzz` targets run), and `bnh` on bad
+//! files and flags.
 //!
 //! Every rejection must be a typed error whose message names the problem;
 //! a panic fails the test (proptest reports it with the shrunk input).
@@ -8,8 +9,15 @@
 mod common;
 use common::{bnh, scratch};
 
+// The cargo-fuzz drivers, included from `fuzz/drivers/` (one copy of the code).
+#[path = "../../fuzz/drivers/api_call.rs"]
+mod api_call_driver;
+#[path = "../../fuzz/drivers/case_file.rs"]
+mod case_file_driver;
+use api_call_driver::api_call;
+use case_file_driver::case_file;
+
 use bn_harness::conformance::shipped_fixtures;
-use bn_harness::fuzzing::{api_call, case_file};
 use proptest::prelude::*;
 use serde_json::Value;
 use std::path::Path;

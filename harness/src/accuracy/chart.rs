@@ -14,13 +14,11 @@
 //! those rows. Errors are clamped to
 //! [1e-17, 1]: a point drawn at 1 is a result with no correct digits or a
 //! NaN/inf where the oracle is finite (the CSV keeps the exact values).
-//! `bnh report` can call [`write_svg`] with rows from [`super::export::read_csv`].
+//! Files are written by [`crate::report::write_accuracy_chart`].
 
-use super::export::Row;
+use super::export::AccuracyRow;
 use crate::error::{Error, Result};
-use crate::output::write_atomic;
 use plotters::prelude::*;
-use std::path::Path;
 
 const FLOOR: f64 = 1e-17;
 const CEIL: f64 = 1.0;
@@ -31,8 +29,8 @@ const HEIGHT: u32 = 900;
 struct Panel {
     title: &'static str,
     x_label: &'static str,
-    x: fn(&Row) -> f64,
-    keep: fn(&Row) -> bool,
+    x: fn(&AccuracyRow) -> f64,
+    keep: fn(&AccuracyRow) -> bool,
 }
 
 const PANELS: [Panel; 3] = [
@@ -66,11 +64,11 @@ fn clamp(e: f64) -> f64 {
 
 /// (x, worst error) points of one implementation and dtype in one panel, sorted by x.
 /// Rows the chart draws (see the module docs for the one exclusion).
-fn charted(r: &Row) -> bool {
+fn charted(r: &AccuracyRow) -> bool {
     !(r.op == "grad_input" && r.n_per_channel == 2)
 }
 
-fn series(rows: &[Row], imp: &str, dtype: &str, panel: &Panel) -> Vec<(f64, f64)> {
+fn series(rows: &[AccuracyRow], imp: &str, dtype: &str, panel: &Panel) -> Vec<(f64, f64)> {
     let mut pts: Vec<(f64, f64)> = Vec::new();
     for r in rows
         .iter()
@@ -86,7 +84,7 @@ fn series(rows: &[Row], imp: &str, dtype: &str, panel: &Panel) -> Vec<(f64, f64)
     pts
 }
 
-fn unique(rows: &[Row], f: impl Fn(&Row) -> &str) -> Vec<String> {
+fn unique(rows: &[AccuracyRow], f: impl Fn(&AccuracyRow) -> &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for r in rows {
         if !out.iter().any(|v| v == f(r)) {
@@ -96,7 +94,7 @@ fn unique(rows: &[Row], f: impl Fn(&Row) -> &str) -> Vec<String> {
     out
 }
 
-fn x_range(rows: &[Row], panel: &Panel) -> (f64, f64) {
+fn x_range(rows: &[AccuracyRow], panel: &Panel) -> (f64, f64) {
     let xs = rows
         .iter()
         .filter(|r| (panel.keep)(r))
@@ -114,7 +112,7 @@ fn x_range(rows: &[Row], panel: &Panel) -> (f64, f64) {
 }
 
 /// Render the chart as SVG text.
-pub fn render_svg(rows: &[Row]) -> Result<String> {
+pub fn render_svg(rows: &[AccuracyRow]) -> Result<String> {
     if rows.is_empty() {
         return Err(Error::Usage("no accuracy rows to chart".into()));
     }
@@ -132,7 +130,7 @@ type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
 fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, plotters::coord::Shift>,
-    rows: &[Row],
+    rows: &[AccuracyRow],
 ) -> DrawResult
 where
     DB::ErrorType: 'static,
@@ -184,10 +182,4 @@ where
         }
     }
     Ok(())
-}
-
-/// Render and write the chart atomically to `path`.
-pub fn write_svg(rows: &[Row], path: &Path) -> Result<()> {
-    let svg = render_svg(rows)?;
-    write_atomic(path, svg.as_bytes())
 }

@@ -10,9 +10,10 @@ use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// One CSV row.
+/// One row of the accuracy CSV: one implementation, dtype and output at one
+/// conditioning point (offset ratio, size, magnitude).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Row {
+pub struct AccuracyRow {
     #[serde(rename = "impl")]
     pub imp: String,
     pub dtype: String,
@@ -26,7 +27,7 @@ pub struct Row {
 }
 
 /// The rows as CSV text with a header line.
-pub fn to_csv(rows: &[Row]) -> Result<String> {
+pub fn to_csv(rows: &[AccuracyRow]) -> Result<String> {
     let mut w = csv::Writer::from_writer(Vec::new());
     for r in rows {
         w.serialize(r)
@@ -39,7 +40,7 @@ pub fn to_csv(rows: &[Row]) -> Result<String> {
 }
 
 /// Parse CSV text written by [`to_csv`]; `path` is only used in messages.
-pub fn from_csv(text: &str, path: &Path) -> Result<Vec<Row>> {
+pub fn from_csv(text: &str, path: &Path) -> Result<Vec<AccuracyRow>> {
     let mut r = csv::Reader::from_reader(text.as_bytes());
     r.deserialize()
         .enumerate()
@@ -56,7 +57,7 @@ pub fn from_csv(text: &str, path: &Path) -> Result<Vec<Row>> {
 }
 
 /// Read an accuracy CSV file.
-pub fn read_csv(path: &Path) -> Result<Vec<Row>> {
+pub fn read_csv(path: &Path) -> Result<Vec<AccuracyRow>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let rows = from_csv(&text, path)?;
     if rows.is_empty() {
@@ -74,7 +75,7 @@ mod tests {
 
     #[test]
     fn round_trips_including_infinity() {
-        let row = Row {
+        let row = AccuracyRow {
             imp: "naive".into(),
             dtype: "f32".into(),
             op: "y".into(),

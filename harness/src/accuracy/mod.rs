@@ -11,4 +11,4 @@ pub mod export;
 pub mod summary;
 pub mod sweep;
 
-pub use export::Row;
+pub use export::AccuracyRow;

@@ -1,15 +1,15 @@
 //! The headline numbers of a sweep: the worst relative error of each
 //! implementation and dtype at each offset ratio (over sizes, magnitudes and ops).
 
-use super::export::Row;
+use super::export::AccuracyRow;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// Worst `max_rel_err` of the rows that pass `keep`, keyed by (impl, dtype, offset ratio).
 /// Implementations keep their order of first appearance.
 pub fn worst_by_ratio(
-    rows: &[Row],
-    keep: impl Fn(&Row) -> bool,
+    rows: &[AccuracyRow],
+    keep: impl Fn(&AccuracyRow) -> bool,
 ) -> Vec<(String, String, f64, f64)> {
     let mut order: Vec<(String, String)> = Vec::new();
     let mut worst: BTreeMap<(usize, u64), f64> = BTreeMap::new();
@@ -45,7 +45,7 @@ pub fn worst_by_ratio(
 
 /// A text table: one line per implementation and dtype, one column per
 /// offset ratio; magnitudes restricted by `keep` (e.g. scale 1 only).
-pub fn table(rows: &[Row], keep: impl Fn(&Row) -> bool) -> String {
+pub fn table(rows: &[AccuracyRow], keep: impl Fn(&AccuracyRow) -> bool) -> String {
     let cells = worst_by_ratio(rows, keep);
     let mut ratios: Vec<f64> = cells.iter().map(|c| c.2).collect();
     ratios.sort_by(f64::total_cmp);

@@ -19,7 +19,7 @@
 //! `dy ~ N(0, 1)`. The backward uses the implementation's own forward
 //! statistics, as the module does, so errors compound as in real use.
 
-use super::export::Row;
+use super::export::AccuracyRow;
 use crate::data::{round_to, Rng};
 use crate::dd::DD;
 use crate::error::{Error, Result};
@@ -232,14 +232,14 @@ fn measure(
     dtype: DType,
     impls: &[&'static dyn Implementation],
     seed: u64,
-) -> Result<Vec<Row>> {
+) -> Result<Vec<AccuracyRow>> {
     let prep = prepare(p, dtype, seed)?;
     let mut rows = Vec::new();
     for &imp in impls {
         let got = dtype.dispatch(RunImpl(imp, &prep))?;
         for (k, op) in OPS.iter().enumerate() {
             let e = compare(&got[k], &prep.reference[k], dtype);
-            rows.push(Row {
+            rows.push(AccuracyRow {
                 imp: imp.info().name.to_string(),
                 dtype: dtype.name().to_string(),
                 op: op.to_string(),
@@ -264,7 +264,7 @@ pub fn run(
     impls: &[&'static dyn Implementation],
     seed: u64,
     progress: &(dyn Fn(usize, usize) + Sync),
-) -> Result<Vec<Row>> {
+) -> Result<Vec<AccuracyRow>> {
     let jobs: Vec<(Point, DType)> = grid
         .points()
         .into_iter()
@@ -272,7 +272,7 @@ pub fn run(
         .collect();
     let total = jobs.len();
     let done = std::sync::atomic::AtomicUsize::new(0);
-    let parts: Vec<Result<Vec<Row>>> = jobs
+    let parts: Vec<Result<Vec<AccuracyRow>>> = jobs
         .par_iter()
         .map(|(p, d)| {
             let r = measure(p, *d, impls, seed);

@@ -11,6 +11,7 @@ use super::grid::Shape;
 use super::runner::percentile;
 use super::{round, Op, Record};
 use crate::error::{Error, Result};
+use bn_impls::{DType, Layout};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -84,76 +85,107 @@ pub fn import(criterion_dir: &Path) -> Result<Vec<Record>> {
             criterion_dir.display()
         )));
     }
-    let mut dirs = Vec::new();
-    find_benchmarks(criterion_dir, &mut dirs)?;
-    let mut groups: BTreeMap<String, BTreeMap<String, Measured>> = BTreeMap::new();
-    for dir in dirs {
-        let b: BenchmarkJson = read_json(&dir.join("benchmark.json"))?;
-        let Some(func) = b.function_id else { continue };
-        let est: EstimatesJson = read_json(&dir.join("estimates.json"))?;
-        let sample: SampleJson = read_json(&dir.join("sample.json"))?;
-        let mut per_iter: Vec<f64> = sample
-            .times
-            .iter()
-            .zip(&sample.iters)
-            .map(|(t, i)| t / i)
-            .collect();
-        per_iter.sort_by(f64::total_cmp);
-        if per_iter.is_empty() {
-            continue;
-        }
-        groups.entry(b.group_id).or_default().insert(
-            func,
-            Measured {
-                median_ns: est.median.point_estimate,
-                p10_ns: percentile(&per_iter, 0.1),
-                p90_ns: percentile(&per_iter, 0.9),
-                samples: per_iter.len(),
-            },
-        );
-    }
+    let groups = read_groups(criterion_dir)?;
     let mut out = Vec::new();
     for (gid, funcs) in &groups {
-        let parts: Vec<&str> = gid.split('/').collect();
-        let [op, dtype, layout, shape, threads] = parts[..] else {
+        let (Some(id), Some(copy)) = (GroupId::parse(gid), funcs.get(MEMCPY_ID)) else {
             continue;
-        };
-        let (Ok(op), Ok(shape), Some(Ok(threads)), Some(copy)) = (
-            op.parse::<Op>(),
-            shape.parse::<Shape>(),
-            threads.strip_prefix('t').map(str::parse::<usize>),
-            funcs.get(MEMCPY_ID),
-        ) else {
-            continue;
-        };
-        let size = match dtype {
-            "f32" => 4,
-            "f64" => 8,
-            _ => continue,
         };
         for (imp, m) in funcs.iter().filter(|(f, _)| f.as_str() != MEMCPY_ID) {
-            let mut rec = Record {
-                imp: imp.clone(),
-                op: op.name().into(),
-                dtype: dtype.into(),
-                layout: layout.into(),
-                shape: shape.to_string(),
-                n: shape.n(),
-                c: shape.c(),
-                spatial: shape.spatial(),
-                threads,
-                bytes: (shape.elements() * size) as u64,
-                median_ns: round(m.median_ns, 1),
-                p10_ns: round(m.p10_ns, 1),
-                p90_ns: round(m.p90_ns, 1),
-                memcpy_ns: round(copy.median_ns, 1),
-                ratio_to_memcpy: 0.0,
-                gb_per_s: 0.0,
-                samples: m.samples,
-            };
-            rec.derive();
-            out.push(rec);
+            out.push(record(imp, &id, m, copy));
         }
     }
     Ok(out)
+}
+
+/// Measurements by criterion group id, then function id.
+type Groups = BTreeMap<String, BTreeMap<String, Measured>>;
+
+/// Every benchmark with a function id and at least one sample, by group.
+fn read_groups(criterion_dir: &Path) -> Result<Groups> {
+    let mut dirs = Vec::new();
+    find_benchmarks(criterion_dir, &mut dirs)?;
+    let mut groups: Groups = BTreeMap::new();
+    for dir in dirs {
+        let b: BenchmarkJson = read_json(&dir.join("benchmark.json"))?;
+        let Some(func) = b.function_id else { continue };
+        if let Some(m) = read_measured(&dir)? {
+            groups.entry(b.group_id).or_default().insert(func, m);
+        }
+    }
+    Ok(groups)
+}
+
+/// The median and per-iteration percentiles of one benchmark's `new/` folder
+/// (None when it has no samples).
+fn read_measured(dir: &Path) -> Result<Option<Measured>> {
+    let est: EstimatesJson = read_json(&dir.join("estimates.json"))?;
+    let sample: SampleJson = read_json(&dir.join("sample.json"))?;
+    let mut per_iter: Vec<f64> = sample
+        .times
+        .iter()
+        .zip(&sample.iters)
+        .map(|(t, i)| t / i)
+        .collect();
+    per_iter.sort_by(f64::total_cmp);
+    if per_iter.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Measured {
+        median_ns: est.median.point_estimate,
+        p10_ns: percentile(&per_iter, 0.1),
+        p90_ns: percentile(&per_iter, 0.9),
+        samples: per_iter.len(),
+    }))
+}
+
+/// A group id of ours ([`group_id`]) taken apart.
+struct GroupId {
+    op: Op,
+    dtype: DType,
+    layout: Layout,
+    shape: Shape,
+    threads: usize,
+}
+
+impl GroupId {
+    /// `OP/DTYPE/LAYOUT/SHAPE/tTHREADS`, or None for any other id.
+    fn parse(gid: &str) -> Option<GroupId> {
+        let parts: Vec<&str> = gid.split('/').collect();
+        let [op, dtype, layout, shape, threads] = parts[..] else {
+            return None;
+        };
+        Some(GroupId {
+            op: op.parse().ok()?,
+            dtype: dtype.parse().ok()?,
+            layout: layout.parse().ok()?,
+            shape: shape.parse().ok()?,
+            threads: threads.strip_prefix('t')?.parse().ok()?,
+        })
+    }
+}
+
+/// The CSV row of one implementation in one group, with the group's memcpy.
+fn record(imp: &str, id: &GroupId, m: &Measured, copy: &Measured) -> Record {
+    let mut rec = Record {
+        imp: imp.to_string(),
+        op: id.op,
+        dtype: id.dtype,
+        layout: id.layout,
+        shape: id.shape.to_string(),
+        n: id.shape.n(),
+        c: id.shape.c(),
+        spatial: id.shape.spatial(),
+        threads: id.threads,
+        bytes: (id.shape.elements() * id.dtype.size()) as u64,
+        median_ns: round(m.median_ns, 1),
+        p10_ns: round(m.p10_ns, 1),
+        p90_ns: round(m.p90_ns, 1),
+        memcpy_ns: round(copy.median_ns, 1),
+        ratio_to_memcpy: 0.0,
+        gb_per_s: 0.0,
+        samples: m.samples,
+    };
+    rec.derive();
+    rec
 }

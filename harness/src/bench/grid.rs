@@ -1,7 +1,7 @@
 //! Benchmark shapes and the named grids of shapes (`--grid`, `--shapes`).
 //!
 //! A shape is a logical `(N, C, *spatial)` tensor written `NxCxHxW`; a
-//! [`Case`] is a shape plus the memory layout it is stored in. Grids are
+//! [`BenchPoint`] is a shape plus the memory layout it is stored in. Grids are
 //! chosen so sizes span the L1 cache up to well beyond the last-level cache
 //! (this development machine: 32 KiB L1d per core, 32 MiB L3).
 
@@ -97,10 +97,13 @@ impl std::str::FromStr for Shape {
     }
 }
 
-/// One benchmarked tensor: a shape stored in a layout.
+/// One point of a benchmark grid: a shape stored in a layout (the dtype,
+/// thread count and operation are chosen per measurement).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Case {
+pub struct BenchPoint {
+    /// The logical shape `(N, C, *spatial)`.
     pub shape: Shape,
+    /// How the tensor is laid out in memory.
     pub layout: Layout,
 }
 
@@ -181,8 +184,8 @@ fn pow2(from: u32, to: u32) -> impl Iterator<Item = usize> {
 
 /// Shapes × layouts, in order. `(N, C)` shapes are measured once, as
 /// contiguous, since both layouts are the same memory for them.
-pub fn cases(shapes: &[Shape], layouts: &[Layout]) -> Vec<Case> {
-    let mut out: Vec<Case> = Vec::new();
+pub fn cases(shapes: &[Shape], layouts: &[Layout]) -> Vec<BenchPoint> {
+    let mut out: Vec<BenchPoint> = Vec::new();
     for shape in shapes {
         for &layout in layouts {
             let layout = if shape.has_spatial() {
@@ -190,12 +193,12 @@ pub fn cases(shapes: &[Shape], layouts: &[Layout]) -> Vec<Case> {
             } else {
                 Layout::Contiguous
             };
-            let case = Case {
+            let point = BenchPoint {
                 shape: shape.clone(),
                 layout,
             };
-            if !out.contains(&case) {
-                out.push(case);
+            if !out.contains(&point) {
+                out.push(point);
             }
         }
     }

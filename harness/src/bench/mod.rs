@@ -20,10 +20,12 @@ pub mod runner;
 pub mod sweep;
 pub mod workload;
 
-use serde::{Deserialize, Serialize};
+use bn_impls::{DType, Layout};
+use serde::{Deserialize, Deserializer, Serialize};
 
-/// The three timed operations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+/// The three timed operations. Serialized by [`Op::name`] (the CSV spelling).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
 pub enum Op {
     /// Training-mode forward: batch statistics + normalized output.
     Train,
@@ -70,8 +72,9 @@ impl std::str::FromStr for Op {
 }
 
 impl std::fmt::Display for Op {
+    /// The name, padded when a width is given (`{op:9}` in tables).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        f.pad(self.name())
     }
 }
 
@@ -104,11 +107,14 @@ pub struct Record {
     #[serde(rename = "impl")]
     pub imp: String,
     /// `train`, `eval` or `backward`.
-    pub op: String,
+    #[serde(deserialize_with = "from_name")]
+    pub op: Op,
     /// `f32` or `f64`.
-    pub dtype: String,
+    #[serde(deserialize_with = "from_name")]
+    pub dtype: DType,
     /// `contiguous` or `channels_last`.
-    pub layout: String,
+    #[serde(deserialize_with = "from_name")]
+    pub layout: Layout,
     /// `NxCxHxW`-style logical shape.
     pub shape: String,
     pub n: usize,
@@ -138,11 +144,7 @@ pub struct Record {
 impl Record {
     /// Fill the derived columns (`ratio_to_memcpy`, `gb_per_s`) from the timings.
     pub fn derive(&mut self) {
-        let passes = self
-            .op
-            .parse::<Op>()
-            .map(|o| o.tensor_passes())
-            .unwrap_or(2) as f64;
+        let passes = self.op.tensor_passes() as f64;
         self.ratio_to_memcpy = round(self.median_ns / self.memcpy_ns, 4);
         self.gb_per_s = round(passes * self.bytes as f64 / self.median_ns, 3);
     }
@@ -156,6 +158,18 @@ impl Record {
     pub fn memcpy_gb_per_s(&self) -> f64 {
         2.0 * self.bytes as f64 / self.memcpy_ns
     }
+}
+
+/// Read a CSV column through the type's `FromStr`, so an unknown value gets
+/// the same message as the command-line flag, naming the accepted values
+/// (e.g. "unknown layout 'nhwc'; use contiguous or channels_last").
+fn from_name<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: std::str::FromStr<Err = String>,
+{
+    let text = String::deserialize(d)?;
+    text.parse().map_err(serde::de::Error::custom)
 }
 
 /// Round to `digits` decimals, so the CSV stays readable.

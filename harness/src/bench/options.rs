@@ -2,16 +2,17 @@
 //! any measurement starts (like hyperfine's `Options`), so a typo in the
 //! last shape never wastes a ten-minute sweep.
 
-use super::grid::{cases, Case, GridName, Shape};
+use super::grid::{cases, BenchPoint, GridName, Shape};
 use super::Op;
 use crate::error::{Error, Result};
 use bn_impls::{DType, Implementation, Layout};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The command-line form of the options (comma-separated lists).
+/// The raw `bnh bench` flags as clap parses them (comma-separated lists),
+/// before [`BenchFlags::validate`] turns them into [`BenchOptions`].
 #[derive(Debug, Clone, clap::Args)]
-pub struct BenchArgs {
+pub struct BenchFlags {
     /// Implementations to time (default: every registered one), e.g. naive,welford.
     #[arg(long, value_delimiter = ',', value_name = "A,B")]
     pub impls: Vec<String>,
@@ -47,7 +48,8 @@ pub struct BenchOptions {
     pub impls: Vec<&'static dyn Implementation>,
     pub ops: Vec<Op>,
     pub dtypes: Vec<DType>,
-    pub cases: Vec<Case>,
+    /// Shape × layout pairs to time, in order.
+    pub points: Vec<BenchPoint>,
     pub threads: Vec<usize>,
     pub min_time: Duration,
     pub csv: Option<PathBuf>,
@@ -110,7 +112,7 @@ pub fn check_writable(path: &Path) -> Result<()> {
         })
 }
 
-impl BenchArgs {
+impl BenchFlags {
     /// Validate every option; errors name the bad value and the fix.
     pub fn validate(&self) -> Result<BenchOptions> {
         let impls = crate::select_impls(&self.impls)?;
@@ -129,24 +131,48 @@ impl BenchArgs {
         } else {
             parse_list(&self.layouts, "layout")?
         };
-        let shapes: Vec<Shape> = if self.shapes.is_empty() {
-            self.grid.shapes()
-        } else {
-            let mut v = Vec::new();
-            for s in &self.shapes {
-                let shape: Shape = s.parse()?;
-                if !v.contains(&shape) {
-                    v.push(shape);
-                }
+        let shapes = self.shapes()?;
+        let threads = self.threads()?;
+        let secs = self.min_time_secs()?;
+        if let Some(p) = &self.csv {
+            check_writable(p)?;
+        }
+        Ok(BenchOptions {
+            impls,
+            ops,
+            dtypes,
+            points: cases(&shapes, &layouts),
+            threads,
+            min_time: Duration::from_secs_f64(secs),
+            csv: self.csv.clone(),
+            grid: self.grid,
+        })
+    }
+
+    /// `--shapes` parsed (duplicates dropped), or the grid's shapes.
+    fn shapes(&self) -> Result<Vec<Shape>> {
+        if self.shapes.is_empty() {
+            return Ok(self.grid.shapes());
+        }
+        let mut v = Vec::new();
+        for s in &self.shapes {
+            let shape: Shape = s.parse()?;
+            if !v.contains(&shape) {
+                v.push(shape);
             }
-            v
-        };
-        let mut threads = Vec::new();
-        for &t in if self.threads.is_empty() {
+        }
+        Ok(v)
+    }
+
+    /// `--threads` checked against 1..=[`MAX_THREADS`] (duplicates dropped), or `[1]`.
+    fn threads(&self) -> Result<Vec<usize>> {
+        let given = if self.threads.is_empty() {
             &[1][..]
         } else {
             &self.threads[..]
-        } {
+        };
+        let mut threads = Vec::new();
+        for &t in given {
             if t == 0 || t > MAX_THREADS {
                 return Err(Error::Usage(format!(
                     "--threads {t}: a pool needs 1 to {MAX_THREADS} threads"
@@ -156,25 +182,18 @@ impl BenchArgs {
                 threads.push(t);
             }
         }
+        Ok(threads)
+    }
+
+    /// `--min-time` (or the grid's default) checked to be in (0, 3600] seconds.
+    fn min_time_secs(&self) -> Result<f64> {
         let secs = self.min_time.unwrap_or(self.grid.default_min_time());
         if !(secs.is_finite() && secs > 0.0 && secs <= 3600.0) {
             return Err(Error::Usage(format!(
                 "--min-time {secs}: give a number of seconds in (0, 3600], e.g. 0.25"
             )));
         }
-        if let Some(p) = &self.csv {
-            check_writable(p)?;
-        }
-        Ok(BenchOptions {
-            impls,
-            ops,
-            dtypes,
-            cases: cases(&shapes, &layouts),
-            threads,
-            min_time: Duration::from_secs_f64(secs),
-            csv: self.csv.clone(),
-            grid: self.grid,
-        })
+        Ok(secs)
     }
 }
 
@@ -184,7 +203,7 @@ impl BenchOptions {
         self.impls.len()
             * self.ops.len()
             * self.dtypes.len()
-            * self.cases.len()
+            * self.points.len()
             * self.threads.len()
     }
 }

@@ -1,17 +1,22 @@
 //! Running every measurement of validated [`BenchOptions`].
 
+use super::grid::BenchPoint;
 use super::options::BenchOptions;
-use super::runner::measure;
+use super::runner::{measure, Timing};
 use super::workload::workload;
 use super::{round, Op, Record};
 use crate::error::{Error, Result};
-use bn_impls::Implementation;
+use bn_impls::DType;
+use rayon::ThreadPool;
 
 /// What is about to be measured, for progress displays.
 #[derive(Debug, Clone)]
-pub struct Step<'a> {
+pub struct SweepStep<'a> {
+    /// Implementation name.
     pub imp: &'a str,
+    /// Operation being timed.
     pub op: Op,
+    /// `IMPL OP DTYPE SHAPE LAYOUT tTHREADS`, for a progress line.
     pub label: String,
 }
 
@@ -22,67 +27,29 @@ pub struct Step<'a> {
 /// rayon pool, in which both the kernel and the memcpy roofline run.
 pub fn run(
     opts: &BenchOptions,
-    mut on_step: impl FnMut(&Step),
+    mut on_step: impl FnMut(&SweepStep),
     mut on_done: impl FnMut(&Record),
 ) -> Result<Vec<Record>> {
-    let pools = opts
-        .threads
-        .iter()
-        .map(|&t| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(t)
-                .build()
-                .map(|p| (t, p))
-                .map_err(|e| Error::Usage(format!("cannot start a pool of {t} threads: {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let pools = thread_pools(&opts.threads)?;
     let mut out = Vec::with_capacity(opts.count());
-    for case in &opts.cases {
+    for point in &opts.points {
         for &dtype in &opts.dtypes {
-            let mut work = workload(case, dtype)?;
+            let mut work = workload(point, dtype)?;
             for (threads, pool) in &pools {
                 for &op in &opts.ops {
                     for &imp in &opts.impls {
                         let name = imp.info().name;
-                        let label = format!(
-                            "{name} {op} {dtype} {} {} t{threads}",
-                            case.shape, case.layout
-                        );
-                        on_step(&Step {
+                        on_step(&SweepStep {
                             imp: name,
                             op,
-                            label,
+                            label: format!(
+                                "{name} {op} {dtype} {} {} t{threads}",
+                                point.shape, point.layout
+                            ),
                         });
-                        let t = pool.install(|| {
-                            measure(
-                                &mut work,
-                                imp as &dyn Implementation,
-                                op,
-                                *threads,
-                                opts.min_time,
-                            )
-                        })?;
-                        let bytes = (case.shape.elements() * dtype.size()) as u64;
-                        let mut rec = Record {
-                            imp: name.to_string(),
-                            op: op.name().to_string(),
-                            dtype: dtype.name().to_string(),
-                            layout: case.layout.name().to_string(),
-                            shape: case.shape.to_string(),
-                            n: case.shape.n(),
-                            c: case.shape.c(),
-                            spatial: case.shape.spatial(),
-                            threads: *threads,
-                            bytes,
-                            median_ns: round(t.median_ns, 1),
-                            p10_ns: round(t.p10_ns, 1),
-                            p90_ns: round(t.p90_ns, 1),
-                            memcpy_ns: round(t.memcpy_ns, 1),
-                            ratio_to_memcpy: 0.0,
-                            gb_per_s: 0.0,
-                            samples: t.samples,
-                        };
-                        rec.derive();
+                        let timing =
+                            pool.install(|| measure(&mut work, imp, op, *threads, opts.min_time))?;
+                        let rec = record(name, op, dtype, point, *threads, &timing);
                         on_done(&rec);
                         out.push(rec);
                     }
@@ -91,4 +58,51 @@ pub fn run(
         }
     }
     Ok(out)
+}
+
+/// One rayon pool per thread count, started before any measurement.
+fn thread_pools(threads: &[usize]) -> Result<Vec<(usize, ThreadPool)>> {
+    threads
+        .iter()
+        .map(|&t| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .map(|p| (t, p))
+                .map_err(|e| Error::Usage(format!("cannot start a pool of {t} threads: {e}")))
+        })
+        .collect()
+}
+
+/// The CSV row of one measurement, times rounded to 0.1 ns and the derived
+/// columns filled in.
+fn record(
+    imp: &str,
+    op: Op,
+    dtype: DType,
+    point: &BenchPoint,
+    threads: usize,
+    t: &Timing,
+) -> Record {
+    let mut rec = Record {
+        imp: imp.to_string(),
+        op,
+        dtype,
+        layout: point.layout,
+        shape: point.shape.to_string(),
+        n: point.shape.n(),
+        c: point.shape.c(),
+        spatial: point.shape.spatial(),
+        threads,
+        bytes: (point.shape.elements() * dtype.size()) as u64,
+        median_ns: round(t.median_ns, 1),
+        p10_ns: round(t.p10_ns, 1),
+        p90_ns: round(t.p90_ns, 1),
+        memcpy_ns: round(t.memcpy_ns, 1),
+        ratio_to_memcpy: 0.0,
+        gb_per_s: 0.0,
+        samples: t.samples,
+    };
+    rec.derive();
+    rec
 }

@@ -10,7 +10,7 @@
 //! stride classification, length comparisons) and are part of what a user
 //! of the library pays per call.
 
-use super::grid::Case;
+use super::grid::BenchPoint;
 use super::Op;
 use crate::data::Rng;
 use bn_impls::{
@@ -22,7 +22,7 @@ use rayon::prelude::*;
 /// `eps` used by every benchmark call (PyTorch's default).
 pub const EPS: f64 = 1e-5;
 
-/// Buffers for one case in one element type.
+/// Buffers for one benchmarked tensor in one element type.
 pub struct Buffers<T> {
     dims: Dims,
     x: Vec<T>,
@@ -39,9 +39,9 @@ pub struct Buffers<T> {
 }
 
 impl<T: Element> Buffers<T> {
-    /// Allocate and fill every buffer for `case` (seeded, so runs are repeatable).
-    pub fn new(case: &Case) -> crate::Result<Self> {
-        let dims = Dims::from_shape("x", case.shape.dims(), case.layout)?;
+    /// Allocate and fill every buffer for `point` (seeded, so runs are repeatable).
+    pub fn new(point: &BenchPoint) -> crate::Result<Self> {
+        let dims = Dims::from_shape("x", point.shape.dims(), point.layout)?;
         let len = dims.len();
         let c = dims.c;
         let mut rng = Rng::new(0x5EED ^ len as u64);
@@ -161,17 +161,17 @@ impl<T: Element> Measured for Buffers<T> {
     }
 }
 
-/// The buffers of one benchmark case in its runtime dtype.
+/// The buffers of one benchmark point in its runtime dtype.
 pub type Workload = Box<dyn Measured>;
 
-/// Allocate the buffers of `case` in `dtype`.
-pub fn workload(case: &Case, dtype: DType) -> crate::Result<Workload> {
-    struct Alloc<'a>(&'a Case);
+/// Allocate the buffers of `point` in `dtype`.
+pub fn workload(point: &BenchPoint, dtype: DType) -> crate::Result<Workload> {
+    struct Alloc<'a>(&'a BenchPoint);
     impl ForDtype for Alloc<'_> {
         type Output = crate::Result<Workload>;
         fn call<T: Element>(self) -> Self::Output {
             Ok(Box::new(Buffers::<T>::new(self.0)?))
         }
     }
-    dtype.dispatch(Alloc(case))
+    dtype.dispatch(Alloc(point))
 }

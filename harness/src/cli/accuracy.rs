@@ -1,6 +1,6 @@
 //! `bnh accuracy [--quick] [--impls A,B] [--dtypes f32,f64] [--max-n N] [--csv PATH] [--chart PATH]`.
 
-use crate::accuracy::{chart, export, summary, sweep};
+use crate::accuracy::{export, summary, sweep, AccuracyRow};
 use crate::error::{Error, Result};
 use crate::output::write_atomic;
 use bn_impls::DType;
@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 /// Options of `bnh accuracy`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub struct AccuracyArgs {
     /// A small grid (seconds) instead of the full sweep (about a minute).
     #[arg(long)]
     quick: bool,
@@ -76,7 +76,7 @@ fn check_writable(flag: &str, path: &std::path::Path) -> Result<()> {
 }
 
 /// Run the sweep (or read a CSV), write CSV and chart, print the summary.
-pub fn run(args: Args) -> Result<ExitCode> {
+pub fn run(args: AccuracyArgs) -> Result<ExitCode> {
     let chart_path = (args.chart.as_os_str() != "none").then_some(args.chart.clone());
     if let Some(p) = &chart_path {
         check_writable("--chart", p)?;
@@ -84,48 +84,58 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let rows = if let Some(src) = &args.from_csv {
         export::read_csv(src)?
     } else {
-        let impls = crate::select_impls(&args.impls)?;
-        let dtypes = parse_dtypes(&args.dtypes)?;
-        check_writable("--csv", &args.csv)?;
-        let mut grid = if args.quick {
-            sweep::Grid::quick()
-        } else {
-            sweep::Grid::full()
-        };
-        if let Some(n) = args.max_n {
-            grid = grid.cap_n(n)?;
-        }
-        let start = std::time::Instant::now();
-        let tty = std::io::stderr().is_terminal();
-        let progress = |done: usize, total: usize| {
-            if !tty {
-                return;
-            }
-            let mut e = std::io::stderr().lock();
-            let _ = write!(e, "\rbnh accuracy: {done}/{total} points");
-            if done == total {
-                let _ = writeln!(e);
-            }
-        };
-        let rows = sweep::run(&grid, &dtypes, &impls, args.seed, &progress)?;
-        write_atomic(&args.csv, export::to_csv(&rows)?.as_bytes())?;
-        eprintln!(
-            "bnh accuracy: {} rows in {:.2} s -> {}",
-            rows.len(),
-            start.elapsed().as_secs_f64(),
-            args.csv.display()
-        );
-        rows
+        sweep_to_csv(&args)?
     };
     if let Some(p) = &chart_path {
-        chart::write_svg(&rows, p)?;
+        crate::report::write_accuracy_chart(&rows, p)?;
         eprintln!("bnh accuracy: chart -> {}", p.display());
     }
-    println!("Worst relative error over all sizes, magnitudes and ops (NaN/inf: a non-finite result where the oracle is finite):");
-    print!("{}", summary::table(&rows, |_| true));
-    println!("\nThe same at magnitude 1 only (no underflow/overflow):");
-    print!("{}", summary::table(&rows, |r| r.scale == 1.0));
-    println!("\nThe same without N·S = 2 (there the exact grad_input is only ≈ eps/σ² of the terms it is computed from, so rounding those terms is a large relative error for any implementation):");
-    print!("{}", summary::table(&rows, |r| r.n_per_channel > 2));
+    print_summary(&rows);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Validate the sweep's options, run it (progress on a terminal) and write the CSV.
+fn sweep_to_csv(args: &AccuracyArgs) -> Result<Vec<AccuracyRow>> {
+    let impls = crate::select_impls(&args.impls)?;
+    let dtypes = parse_dtypes(&args.dtypes)?;
+    check_writable("--csv", &args.csv)?;
+    let mut grid = if args.quick {
+        sweep::Grid::quick()
+    } else {
+        sweep::Grid::full()
+    };
+    if let Some(n) = args.max_n {
+        grid = grid.cap_n(n)?;
+    }
+    let start = std::time::Instant::now();
+    let tty = std::io::stderr().is_terminal();
+    let progress = |done: usize, total: usize| {
+        if !tty {
+            return;
+        }
+        let mut e = std::io::stderr().lock();
+        let _ = write!(e, "\rbnh accuracy: {done}/{total} points");
+        if done == total {
+            let _ = writeln!(e);
+        }
+    };
+    let rows = sweep::run(&grid, &dtypes, &impls, args.seed, &progress)?;
+    write_atomic(&args.csv, export::to_csv(&rows)?.as_bytes())?;
+    eprintln!(
+        "bnh accuracy: {} rows in {:.2} s -> {}",
+        rows.len(),
+        start.elapsed().as_secs_f64(),
+        args.csv.display()
+    );
+    Ok(rows)
+}
+
+/// The worst-error tables: everything, magnitude 1 only, and without N·S = 2.
+fn print_summary(rows: &[AccuracyRow]) {
+    println!("Worst relative error over all sizes, magnitudes and ops (NaN/inf: a non-finite result where the oracle is finite):");
+    print!("{}", summary::table(rows, |_| true));
+    println!("\nThe same at magnitude 1 only (no underflow/overflow):");
+    print!("{}", summary::table(rows, |r| r.scale == 1.0));
+    println!("\nThe same without N·S = 2 (there the exact grad_input is only ≈ eps/σ² of the terms it is computed from, so rounding those terms is a large relative error for any implementation):");
+    print!("{}", summary::table(rows, |r| r.n_per_channel > 2));
 }

@@ -4,16 +4,18 @@
 
 use crate::bench::grid::GridName;
 use crate::bench::machine::sidecar_path;
-use crate::bench::options::BenchArgs;
-use crate::conformance::{check, shipped_fixtures};
+use crate::bench::options::{BenchFlags, BenchOptions};
+use crate::bench::Record;
+use crate::conformance::{check, shipped_fixtures, CheckReport};
 use crate::error::{Error, Result};
 use crate::report::tables::fastest_per_op;
-use std::path::PathBuf;
+use crate::report::ReportFiles;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Options of `bnh all`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub struct AllArgs {
     /// Folder for bench.csv, REPORT.md and the charts.
     #[arg(long, default_value = "reports/quick")]
     pub out: PathBuf,
@@ -26,11 +28,35 @@ pub struct Args {
 }
 
 /// Check, bench, report, summarize; exit 1 when a stable implementation fails a check.
-pub fn run(args: Args) -> Result<ExitCode> {
+pub fn run(args: AllArgs) -> Result<ExitCode> {
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
     let csv = args.out.join("bench.csv");
     // Validate the bench options before spending time on the check.
-    let opts = BenchArgs {
+    let opts = quick_grid_options(&args, &csv)?;
+
+    eprintln!("[1/3] checking every implementation on the shipped fixtures ...");
+    let conformance = check(&[shipped_fixtures()], &opts.impls)?;
+    eprintln!("[2/3] timing the quick grid ...");
+    let records = super::bench::sweep_with_progress(&opts)?;
+    super::bench::write_csv(&csv, &records)?;
+    eprintln!("[3/3] writing the report ...");
+    let written = crate::report::from_csvs(std::slice::from_ref(&csv), &args.out)?;
+
+    print_conformance(&conformance);
+    print_fastest(&records);
+    print_files(&csv, &written);
+    Ok(if conformance.ok() {
+        println!("all: PASS");
+        ExitCode::SUCCESS
+    } else {
+        println!("all: FAIL (a stable implementation failed a conformance case; run `bnh check`)");
+        ExitCode::FAILURE
+    })
+}
+
+/// The `quick` grid's options with the chosen implementations and min-time.
+fn quick_grid_options(args: &AllArgs, csv: &Path) -> Result<BenchOptions> {
+    BenchFlags {
         impls: args.impls.clone(),
         ops: vec![],
         dtypes: vec![],
@@ -39,18 +65,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
         grid: GridName::Quick,
         threads: vec![],
         min_time: args.min_time,
-        csv: Some(csv.clone()),
+        csv: Some(csv.to_path_buf()),
     }
-    .validate()?;
+    .validate()
+}
 
-    eprintln!("[1/3] checking every implementation on the shipped fixtures ...");
-    let conformance = check(&[shipped_fixtures()], &opts.impls)?;
-    eprintln!("[2/3] timing the quick grid ...");
-    let records = super::bench::sweep_with_progress(&opts)?;
-    super::bench::write_csv(&csv, &records)?;
-    eprintln!("[3/3] writing the report ...");
-    let written = super::report::report_from(std::slice::from_ref(&csv), &args.out)?;
-
+/// Pass count, worst ratio and verdict per implementation.
+fn print_conformance(conformance: &CheckReport) {
     println!("conformance ({} fixtures):", conformance.rows.len());
     for (info, pass, total, worst) in conformance.summary() {
         let verdict = if pass == total {
@@ -65,23 +86,24 @@ pub fn run(args: Args) -> Result<ExitCode> {
             info.name
         );
     }
+}
+
+/// The fastest implementation per operation.
+fn print_fastest(records: &[Record]) {
     println!(
         "fastest per op (quick grid, geometric mean of time / memcpy time; 1.0 = copy speed):"
     );
-    for (op, imp, ratio) in fastest_per_op(&records) {
+    for (op, imp, ratio) in fastest_per_op(records) {
         println!("  {op:9} {imp:12} {ratio:.2}x memcpy");
     }
+}
+
+/// Where every file went.
+fn print_files(csv: &Path, written: &ReportFiles) {
     println!("files:");
-    println!("  {}  (+ {})", csv.display(), sidecar_path(&csv).display());
+    println!("  {}  (+ {})", csv.display(), sidecar_path(csv).display());
     println!("  {}", written.report.display());
     for c in &written.charts {
         println!("  {}", c.display());
     }
-    Ok(if conformance.ok() {
-        println!("all: PASS");
-        ExitCode::SUCCESS
-    } else {
-        println!("all: FAIL (a stable implementation failed a conformance case; run `bnh check`)");
-        ExitCode::FAILURE
-    })
 }

@@ -1,7 +1,7 @@
 //! `bnh bench`: time implementations over a grid of shapes; table + CSV.
 
 use crate::bench::machine::{sidecar_path, Machine};
-use crate::bench::options::{BenchArgs, BenchOptions};
+use crate::bench::options::{BenchFlags, BenchOptions};
 use crate::bench::{sweep, Record};
 use crate::error::Result;
 use crate::export::{csv::CsvExporter, table::TableExporter, Exporter};
@@ -12,13 +12,13 @@ use std::process::ExitCode;
 
 /// Options of `bnh bench`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub struct BenchArgs {
     #[command(flatten)]
-    pub bench: BenchArgs,
+    pub bench: BenchFlags,
 }
 
 /// Validate, sweep, print the table and write the CSV.
-pub fn run(args: Args) -> Result<ExitCode> {
+pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let opts = args.bench.validate()?;
     let records = sweep_with_progress(&opts)?;
     print!(
@@ -46,7 +46,7 @@ pub fn sweep_with_progress(opts: &BenchOptions) -> Result<Vec<Record>> {
         names.join(","),
         opts.ops.len(),
         opts.dtypes.len(),
-        opts.cases.len(),
+        opts.points.len(),
         opts.threads.len(),
         opts.grid.name(),
         opts.min_time.as_secs_f64()

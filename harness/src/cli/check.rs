@@ -1,14 +1,15 @@
 //! `bnh check [PATH...] [--impl NAME...]`.
 
-use crate::conformance::{check, shipped_fixtures, Report};
+use crate::conformance::{check, shipped_fixtures, CheckReport, CheckRow};
 use crate::error::{Error, Result};
 use crate::tolerance::Verdict;
+use std::fmt::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Options of `bnh check`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub struct CheckArgs {
     /// Case files or folders of *.json cases (default: the fixtures shipped in the repo).
     paths: Vec<PathBuf>,
     /// Implementations to check (default: all registered); repeat the flag for several.
@@ -20,7 +21,7 @@ pub struct Args {
 }
 
 /// Run the check, print the table, exit 1 if a stable implementation fails.
-pub fn run(args: Args) -> Result<ExitCode> {
+pub fn run(args: CheckArgs) -> Result<ExitCode> {
     let impls = crate::select_impls(&args.imps)?;
     let paths = if args.paths.is_empty() {
         vec![shipped_fixtures()]
@@ -59,46 +60,13 @@ fn cell(v: &Verdict) -> String {
 }
 
 /// The table (case × implementation: worst error/tolerance ratio), failures, summary.
-pub fn render(report: &Report, verbose: bool) -> String {
-    use std::fmt::Write;
+pub fn render(report: &CheckReport, verbose: bool) -> String {
+    let widths = Widths::of(report);
     let mut out = String::new();
-    let name_w = report
-        .rows
-        .iter()
-        .map(|r| r.name.len())
-        .max()
-        .unwrap_or(4)
-        .max(4);
-    let col_w = report
-        .impls
-        .iter()
-        .map(|i| i.name.len())
-        .max()
-        .unwrap_or(0)
-        .max(12);
-    let _ = write!(out, "{:name_w$}", "case");
-    for i in &report.impls {
-        let _ = write!(out, "  {:>col_w$}", i.name);
-    }
-    out.push('\n');
     let mut failures = String::new();
+    write_header(&mut out, report, widths);
     for row in &report.rows {
-        let _ = write!(out, "{:name_w$}", row.name);
-        match &row.result {
-            Err(e) => {
-                let _ = write!(out, "  INVALID CASE FILE");
-                let _ = writeln!(failures, "{e}");
-            }
-            Ok(verdicts) => {
-                for (v, info) in verdicts.iter().zip(&report.impls) {
-                    let _ = write!(out, "  {:>col_w$}", cell(v));
-                    if !v.pass() && (info.stable || verbose) {
-                        let _ = writeln!(failures, "{}", describe(&row.name, info.name, v));
-                    }
-                }
-            }
-        }
-        out.push('\n');
+        write_row(&mut out, &mut failures, row, report, widths, verbose);
     }
     let _ = writeln!(
         out,
@@ -108,6 +76,76 @@ pub fn render(report: &Report, verbose: bool) -> String {
         let _ = write!(out, "\nfailures:\n{failures}");
     }
     out.push('\n');
+    write_summary(&mut out, report, widths);
+    out
+}
+
+/// Column widths of the table: case names, then one column per implementation.
+#[derive(Debug, Clone, Copy)]
+struct Widths {
+    name: usize,
+    col: usize,
+}
+
+impl Widths {
+    fn of(report: &CheckReport) -> Widths {
+        let name = report
+            .rows
+            .iter()
+            .map(|r| r.name.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        let col = report
+            .impls
+            .iter()
+            .map(|i| i.name.len())
+            .max()
+            .unwrap_or(0)
+            .max(12);
+        Widths { name, col }
+    }
+}
+
+/// `case` and the implementation names.
+fn write_header(out: &mut String, report: &CheckReport, w: Widths) {
+    let _ = write!(out, "{:width$}", "case", width = w.name);
+    for i in &report.impls {
+        let _ = write!(out, "  {:>width$}", i.name, width = w.col);
+    }
+    out.push('\n');
+}
+
+/// One case's cells; its failures (all of stable implementations, those of
+/// unstable ones when `verbose`) go to `failures`.
+fn write_row(
+    out: &mut String,
+    failures: &mut String,
+    row: &CheckRow,
+    report: &CheckReport,
+    w: Widths,
+    verbose: bool,
+) {
+    let _ = write!(out, "{:width$}", row.name, width = w.name);
+    match &row.result {
+        Err(e) => {
+            let _ = write!(out, "  INVALID CASE FILE");
+            let _ = writeln!(failures, "{e}");
+        }
+        Ok(verdicts) => {
+            for (v, info) in verdicts.iter().zip(&report.impls) {
+                let _ = write!(out, "  {:>width$}", cell(v), width = w.col);
+                if !v.pass() && (info.stable || verbose) {
+                    let _ = writeln!(failures, "{}", describe(&row.name, info.name, v));
+                }
+            }
+        }
+    }
+    out.push('\n');
+}
+
+/// Pass counts and worst ratio per implementation, then the verdict line.
+fn write_summary(out: &mut String, report: &CheckReport, w: Widths) {
     for (info, pass, total, worst) in report.summary() {
         let kind = if info.stable {
             "stable"
@@ -116,20 +154,17 @@ pub fn render(report: &Report, verbose: bool) -> String {
         };
         let _ = writeln!(
             out,
-            "{:col_w$}  {pass}/{total} cases pass, worst ratio {worst:.3e}  [{kind}]",
-            info.name
+            "{:width$}  {pass}/{total} cases pass, worst ratio {worst:.3e}  [{kind}]",
+            info.name,
+            width = w.col
         );
     }
-    let _ = writeln!(
-        out,
-        "{}",
-        if report.ok() {
-            "check: PASS"
-        } else {
-            "check: FAIL"
-        }
-    );
-    out
+    let verdict = if report.ok() {
+        "check: PASS"
+    } else {
+        "check: FAIL"
+    };
+    let _ = writeln!(out, "{verdict}");
 }
 
 fn describe(case: &str, imp: &str, v: &Verdict) -> String {

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 /// Options of `bnh import-criterion`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub struct ImportCriterionArgs {
     /// Criterion's output folder.
     #[arg(default_value = "target/criterion")]
     pub dir: PathBuf,
@@ -18,7 +18,7 @@ pub struct Args {
 }
 
 /// Convert and write.
-pub fn run(args: Args) -> Result<ExitCode> {
+pub fn run(args: ImportCriterionArgs) -> Result<ExitCode> {
     check_writable(&args.csv)?;
     let records = import(&args.dir)?;
     if records.is_empty() {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 /// Options of `bnh list`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub struct ListArgs {
     /// Print a JSON array of {name, stable, description} (the bn-case/1 contract).
     #[arg(long)]
     json: bool,
@@ -21,7 +21,7 @@ struct Entry {
 }
 
 /// Print the registry.
-pub fn run(args: Args) -> Result<ExitCode> {
+pub fn run(args: ListArgs) -> Result<ExitCode> {
     let infos: Vec<_> = bn_impls::registry::all().iter().map(|i| i.info()).collect();
     if args.json {
         let entries: Vec<Entry> = infos

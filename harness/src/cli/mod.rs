@@ -6,7 +6,7 @@ pub mod bench;
 mod check;
 mod import_criterion;
 mod list;
-pub mod report;
+mod report;
 mod run_case;
 
 use crate::error::Result;
@@ -25,21 +25,21 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List the registered implementations.
-    List(list::Args),
+    List(list::ListArgs),
     /// Run one bn-case/1 file with one implementation and write its outputs.
-    RunCase(run_case::Args),
+    RunCase(run_case::RunCaseArgs),
     /// Run every case with every implementation and judge them by the tolerance rule.
-    Check(check::Args),
+    Check(check::CheckArgs),
     /// Time implementations over a grid of shapes (table, optional CSV).
-    Bench(bench::Args),
+    Bench(bench::BenchArgs),
     /// Render REPORT.md and SVG charts from bench CSVs.
-    Report(report::Args),
+    Report(report::ReportArgs),
     /// The whole job: check on the shipped fixtures, time the quick grid, write the report.
-    All(all::Args),
+    All(all::AllArgs),
     /// Convert `cargo bench` (criterion) results into a bench CSV.
-    ImportCriterion(import_criterion::Args),
+    ImportCriterion(import_criterion::ImportCriterionArgs),
     /// Sweep input conditioning and measure every implementation's error against the oracle.
-    Accuracy(accuracy::Args),
+    Accuracy(accuracy::AccuracyArgs),
 }
 
 /// Run a parsed command line; the exit code says whether checks passed.

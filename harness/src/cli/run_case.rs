@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 /// Options of `bnh run-case`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub struct RunCaseArgs {
     /// The bn-case/1 file to run.
     case: PathBuf,
     /// The implementation to run it with (see `bnh list`).
@@ -22,7 +22,7 @@ pub struct Args {
 }
 
 #[derive(Serialize)]
-enum Written<'a> {
+enum RunCaseReply<'a> {
     #[serde(rename = "outputs")]
     Outputs(&'a Outputs),
     #[serde(rename = "error")]
@@ -31,13 +31,13 @@ enum Written<'a> {
 
 /// Run the case and write the result; a rejected input is a result (exit 0),
 /// an unreadable or invalid case file is an error (non-zero, nothing written).
-pub fn run(args: Args) -> Result<ExitCode> {
+pub fn run(args: RunCaseArgs) -> Result<ExitCode> {
     let imp = bn_impls::registry::by_name(&args.imp)?;
     let case = Case::load(&args.case)?;
     let outcome = run_case(&case, imp);
     let written = match &outcome {
-        Outcome::Outputs(o) => Written::Outputs(o),
-        Outcome::Rejected(msg) => Written::Error(msg),
+        Outcome::Outputs(o) => RunCaseReply::Outputs(o),
+        Outcome::Rejected(msg) => RunCaseReply::Error(msg),
     };
     let mut text = serde_json::to_string(&written).expect("plain data");
     text.push('\n');

@@ -48,8 +48,23 @@ pub fn read_csv(path: &Path) -> Result<Vec<Record>> {
     }
     r.deserialize()
         .enumerate()
-        .map(|(i, rec)| {
-            rec.map_err(|e| Error::Usage(format!("{}: row {}: {e}", path.display(), i + 2)))
-        })
+        .map(|(i, rec)| rec.map_err(|e| row_error(path, &headers, i + 2, &e)))
         .collect()
+}
+
+/// A bad row: the file, the row (the header is row 1), the column when the
+/// CSV reader knows it (numbers), and the parse message. An unknown op, dtype
+/// or layout gets its type's message, which names the accepted values
+/// ("unknown op 'x'; use train, eval or backward", see `bench::Record`).
+fn row_error(path: &Path, headers: &::csv::StringRecord, row: usize, e: &::csv::Error) -> Error {
+    let detail = match e.kind() {
+        ::csv::ErrorKind::Deserialize { err, .. } => {
+            match err.field().and_then(|f| headers.get(f as usize)) {
+                Some(column) => format!("column '{column}': {}", err.kind()),
+                None => err.kind().to_string(),
+            }
+        }
+        _ => e.to_string(),
+    };
+    Error::Usage(format!("{}: row {row}: {detail}", path.display()))
 }

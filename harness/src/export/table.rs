@@ -34,9 +34,9 @@ impl Exporter for TableExporter {
             .map(|r| {
                 [
                     r.imp.clone(),
-                    r.op.clone(),
-                    r.dtype.clone(),
-                    r.layout.clone(),
+                    r.op.to_string(),
+                    r.dtype.to_string(),
+                    r.layout.to_string(),
                     r.shape.clone(),
                     r.threads.to_string(),
                     human_ns(r.median_ns),

@@ -2,10 +2,9 @@
 //! and a table of worst relative errors, so `bnh report` shows speed and
 //! accuracy side by side from CSVs alone.
 
-use crate::accuracy::{chart, export::Row, summary};
-use crate::error::Result;
+use crate::accuracy::{export::AccuracyRow, summary};
 use std::fmt::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The header that tells an accuracy CSV from a bench CSV.
 pub const HEADER_PREFIX: &str = "impl,dtype,op,n_per_channel,offset_ratio";
@@ -17,10 +16,9 @@ pub fn is_accuracy_csv(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// Write `accuracy.svg` into `out` and return its path with the markdown section.
-pub fn render(rows: &[Row], out: &Path) -> Result<(PathBuf, String)> {
-    let svg = out.join("accuracy.svg");
-    chart::write_svg(rows, &svg)?;
+/// The accuracy section of REPORT.md (it shows `accuracy.svg`, which
+/// [`super::write`] draws beside it).
+pub fn section(rows: &[AccuracyRow]) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "## Accuracy vs conditioning\n");
     let _ = writeln!(
@@ -32,11 +30,11 @@ pub fn render(rows: &[Row], out: &Path) -> Result<(PathBuf, String)> {
          N·S = 2 is left out: that output is ill-conditioned for any algorithm. Method: \
          docs/ACCURACY.md.\n"
     );
-    let keep = |r: &Row| !(r.op == "grad_input" && r.n_per_channel == 2);
+    let keep = |r: &AccuracyRow| !(r.op == "grad_input" && r.n_per_channel == 2);
     let _ = writeln!(md, "All magnitudes (1e-30 to 1e30):\n\n```");
     md.push_str(&summary::table(rows, keep));
     let _ = writeln!(md, "```\n\nMagnitude 1 only:\n\n```");
     md.push_str(&summary::table(rows, |r| keep(r) && r.scale == 1.0));
     let _ = writeln!(md, "```\n\n![accuracy](accuracy.svg)\n");
-    Ok((svg, md))
+    md
 }

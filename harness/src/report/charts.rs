@@ -8,9 +8,10 @@
 //! with the same size are joined in size order.
 
 use super::tables::{geomean, impl_order, op_order};
-use crate::bench::Record;
+use crate::bench::{Op, Record};
 use crate::error::{Error, Result};
 use crate::output::write_atomic;
+use bn_impls::{DType, Layout};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::collections::BTreeMap;
@@ -108,7 +109,7 @@ fn color_of(impls: &[String], name: &str) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
 
-fn bounds(series: &[Series]) -> Option<((f64, f64), (f64, f64))> {
+fn bounds(series: &[Series]) -> Option<Bounds> {
     let pts = series.iter().flat_map(|s| s.points.iter());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for &(x, y) in pts {
@@ -131,57 +132,94 @@ fn draw(
     log_x: bool,
     legend: SeriesLabelPosition,
 ) -> Result<String> {
-    let ((x0, x1), (y0, y1)) = bounds(series)
+    let bounds = bounds(series)
         .ok_or_else(|| Error::Usage(format!("no positive data for chart '{title}'")))?;
+    let labels = Labels {
+        title,
+        x_desc,
+        y_desc,
+    };
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(plot_err)?;
-        // Headroom above the data keeps the legend (upper right) off the lines.
-        let (y_lo, y_hi) = (y0 / 1.5, y1 * 5.0);
         if log_x {
-            let mut chart = builder(&root, title)
-                .build_cartesian_2d(
-                    (x0 / 1.3..x1 * 1.3)
-                        .log_scale()
-                        .with_key_points(byte_ticks(x0 / 1.3, x1 * 1.3)),
-                    (y_lo..y_hi)
-                        .log_scale()
-                        .with_key_points(decade_ticks(y_lo, y_hi)),
-                )
-                .map_err(plot_err)?;
-            chart
-                .configure_mesh()
-                .x_desc(x_desc)
-                .y_desc(y_desc)
-                .x_label_formatter(&|v| human_bytes(*v))
-                .y_label_formatter(&|v| compact(*v))
-                .axis_desc_style(("sans-serif", 18))
-                .label_style(("sans-serif", 14))
-                .draw()
-                .map_err(plot_err)?;
-            draw_lines(&mut chart, series, 3, legend)?;
+            draw_log_log(&root, &labels, bounds, series, legend)?;
         } else {
-            let mut chart = builder(&root, title)
-                .build_cartesian_2d(x0 - 0.2..x1 + 0.2, 0.0..(y1.max(x1) * 1.25))
-                .map_err(plot_err)?;
-            chart
-                .configure_mesh()
-                .x_desc(x_desc)
-                .y_desc(y_desc)
-                .x_labels(((x1 - x0) as usize + 1).min(16))
-                .x_label_formatter(&|v| format!("{v:.0}"))
-                .light_line_style(WHITE)
-                .y_label_formatter(&|v| format!("{v:.2}"))
-                .axis_desc_style(("sans-serif", 18))
-                .label_style(("sans-serif", 14))
-                .draw()
-                .map_err(plot_err)?;
-            draw_lines(&mut chart, series, 4, legend)?;
+            draw_linear(&root, &labels, bounds, series, legend)?;
         }
         root.present().map_err(plot_err)?;
     }
     Ok(svg)
+}
+
+/// The words on a chart: its title and the two axis descriptions.
+struct Labels<'a> {
+    title: &'a str,
+    x_desc: &'a str,
+    y_desc: &'a str,
+}
+
+/// Data bounds `((x0, x1), (y0, y1))` of the positive, finite points.
+type Bounds = ((f64, f64), (f64, f64));
+
+/// Log-log axes with byte labels on x (the size charts).
+fn draw_log_log(
+    root: &DrawingArea<SVGBackend<'_>, Shift>,
+    labels: &Labels,
+    ((x0, x1), (y0, y1)): Bounds,
+    series: &[Series],
+    legend: SeriesLabelPosition,
+) -> Result<()> {
+    // Headroom above the data keeps the legend (upper right) off the lines.
+    let (y_lo, y_hi) = (y0 / 1.5, y1 * 5.0);
+    let mut chart = builder(root, labels.title)
+        .build_cartesian_2d(
+            (x0 / 1.3..x1 * 1.3)
+                .log_scale()
+                .with_key_points(byte_ticks(x0 / 1.3, x1 * 1.3)),
+            (y_lo..y_hi)
+                .log_scale()
+                .with_key_points(decade_ticks(y_lo, y_hi)),
+        )
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc(labels.x_desc)
+        .y_desc(labels.y_desc)
+        .x_label_formatter(&|v| human_bytes(*v))
+        .y_label_formatter(&|v| compact(*v))
+        .axis_desc_style(("sans-serif", 18))
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(plot_err)?;
+    draw_lines(&mut chart, series, 3, legend)
+}
+
+/// Linear axes with integer labels on x (the thread-scaling chart).
+fn draw_linear(
+    root: &DrawingArea<SVGBackend<'_>, Shift>,
+    labels: &Labels,
+    ((x0, x1), (_, y1)): Bounds,
+    series: &[Series],
+    legend: SeriesLabelPosition,
+) -> Result<()> {
+    let mut chart = builder(root, labels.title)
+        .build_cartesian_2d(x0 - 0.2..x1 + 0.2, 0.0..(y1.max(x1) * 1.25))
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc(labels.x_desc)
+        .y_desc(labels.y_desc)
+        .x_labels(((x1 - x0) as usize + 1).min(16))
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .light_line_style(WHITE)
+        .y_label_formatter(&|v| format!("{v:.2}"))
+        .axis_desc_style(("sans-serif", 18))
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(plot_err)?;
+    draw_lines(&mut chart, series, 4, legend)
 }
 
 fn builder<'a, 'b>(
@@ -240,17 +278,17 @@ fn legend_box<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
 }
 
 /// The slice a size chart shows: f32 if present, contiguous, fewest threads.
-fn size_slice<'a>(records: &'a [Record], op: &str) -> (Vec<&'a Record>, String, usize) {
+fn size_slice(records: &[Record], op: Op) -> (Vec<&Record>, DType, usize) {
     let of_op: Vec<&Record> = records.iter().filter(|r| r.op == op).collect();
-    let dtype = if of_op.iter().any(|r| r.dtype == "f32") {
-        "f32".to_string()
+    let dtype = if of_op.iter().any(|r| r.dtype == DType::F32) {
+        DType::F32
     } else {
-        of_op.first().map_or("f32".into(), |r| r.dtype.clone())
+        of_op.first().map_or(DType::F32, |r| r.dtype)
     };
     let threads = of_op.iter().map(|r| r.threads).min().unwrap_or(1);
     let slice = of_op
         .into_iter()
-        .filter(|r| r.dtype == dtype && r.threads == threads && r.layout == "contiguous")
+        .filter(|r| r.dtype == dtype && r.threads == threads && r.layout == Layout::Contiguous)
         .collect();
     (slice, dtype, threads)
 }
@@ -311,13 +349,13 @@ pub fn render_all(records: &[Record], out: &Path) -> Result<Vec<PathBuf>> {
     let impls = impl_order(records);
     let mut written = Vec::new();
     for op in op_order(records) {
-        let (slice, dtype, threads) = size_slice(records, &op);
+        let (slice, dtype, threads) = size_slice(records, op);
         if slice.is_empty() {
             continue;
         }
         let where_ = format!("{dtype}, contiguous, {threads} thread(s)");
         let all = format!("all shapes, {where_}");
-        size_charts(&slice, &impls, &op, &all, "", out, &mut written)?;
+        size_charts(&slice, &impls, op, &all, "", out, &mut written)?;
         let families = [
             (
                 "batch_sweep",
@@ -339,7 +377,7 @@ pub fn render_all(records: &[Record], out: &Path) -> Result<Vec<PathBuf>> {
                 size_charts(
                     &rows,
                     &impls,
-                    &op,
+                    op,
                     &desc,
                     &format!("_{suffix}"),
                     out,
@@ -347,7 +385,7 @@ pub fn render_all(records: &[Record], out: &Path) -> Result<Vec<PathBuf>> {
                 )?;
             }
         }
-        if let Some(svg) = thread_chart(records, &op, &dtype, &impls)? {
+        if let Some(svg) = thread_chart(records, op, dtype, &impls)? {
             save(out, &format!("thread_scaling_{op}.svg"), &svg, &mut written)?;
         }
     }
@@ -383,24 +421,13 @@ fn sweep_family<'a>(
 fn size_charts(
     slice: &[&Record],
     impls: &[String],
-    op: &str,
+    op: Op,
     desc: &str,
     suffix: &str,
     out: &Path,
     written: &mut Vec<PathBuf>,
 ) -> Result<()> {
-    let lines = |y: &dyn Fn(&Record) -> f64| -> Vec<Series> {
-        by_impl(slice, impls, y)
-            .into_iter()
-            .map(|(name, points)| Series {
-                color: color_of(impls, &name),
-                name,
-                width: 2,
-                points,
-            })
-            .collect()
-    };
-    let series = lines(&|r| r.median_ns / r.elements() as f64);
+    let series = impl_lines(slice, impls, &|r| r.median_ns / r.elements() as f64);
     let svg = draw(
         &format!("{op}: time per element vs size ({desc})"),
         "tensor size (bytes of x, log scale)",
@@ -416,20 +443,8 @@ fn size_charts(
         written,
     )?;
 
-    let mut series = lines(&|r| r.gb_per_s);
-    let mut copy: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
-    for r in roofline_records(slice) {
-        copy.entry(r.bytes).or_default().push(r.memcpy_gb_per_s());
-    }
-    series.push(Series {
-        name: "memcpy (read + write of x)".into(),
-        color: BLACK,
-        width: 3,
-        points: copy
-            .into_iter()
-            .map(|(b, v)| (b as f64, geomean(&v)))
-            .collect(),
-    });
+    let mut series = impl_lines(slice, impls, &|r| r.gb_per_s);
+    series.push(memcpy_bandwidth_line(slice));
     let svg = draw(
         &format!("{op}: bandwidth vs size ({desc})"),
         "tensor size (bytes of x, log scale)",
@@ -441,17 +456,47 @@ fn size_charts(
     save(out, &format!("gbps_{op}{suffix}.svg"), &svg, written)
 }
 
+/// One coloured line per implementation of `y` against bytes of `x`.
+fn impl_lines(slice: &[&Record], impls: &[String], y: &dyn Fn(&Record) -> f64) -> Vec<Series> {
+    by_impl(slice, impls, y)
+        .into_iter()
+        .map(|(name, points)| Series {
+            color: color_of(impls, &name),
+            name,
+            width: 2,
+            points,
+        })
+        .collect()
+}
+
+/// The memcpy roofline: bandwidth of the interleaved copies vs size.
+fn memcpy_bandwidth_line(slice: &[&Record]) -> Series {
+    let mut copy: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+    for r in roofline_records(slice) {
+        copy.entry(r.bytes).or_default().push(r.memcpy_gb_per_s());
+    }
+    Series {
+        name: "memcpy (read + write of x)".into(),
+        color: BLACK,
+        width: 3,
+        points: copy
+            .into_iter()
+            .map(|(b, v)| (b as f64, geomean(&v)))
+            .collect(),
+    }
+}
+
 /// Speed-up over the fewest threads, geometric mean over the contiguous
 /// shapes measured at every thread count; None with a single thread count.
 fn thread_chart(
     records: &[Record],
-    op: &str,
-    dtype: &str,
+    op: Op,
+    dtype: DType,
     impls: &[String],
 ) -> Result<Option<String>> {
     let slice: Vec<&Record> = records
         .iter()
-        .filter(|r| r.op == op && r.dtype == dtype && r.layout == "contiguous")
+        .filter(|r| r.op == op && r.dtype == dtype && r.layout == Layout::Contiguous)
         .collect();
     let mut counts: Vec<usize> = slice.iter().map(|r| r.threads).collect();
     counts.sort_unstable();
@@ -459,42 +504,80 @@ fn thread_chart(
     if counts.len() < 2 {
         return Ok(None);
     }
-    let base = counts[0];
-    let mut series = Vec::new();
-    let mut copy_speedups: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
-    for imp in impls {
-        let mine: Vec<&&Record> = slice.iter().filter(|r| &r.imp == imp).collect();
-        let mut pts = Vec::new();
-        for &t in &counts {
-            let mut sp = Vec::new();
-            for r in mine.iter().filter(|r| r.threads == t) {
-                if let Some(b) = mine
-                    .iter()
-                    .find(|b| b.threads == base && b.shape == r.shape)
-                {
-                    sp.push(b.median_ns / r.median_ns);
-                    if !is_external(&r.imp) || impls.iter().all(|i| is_external(i)) {
-                        copy_speedups
-                            .entry(t)
-                            .or_default()
-                            .push(b.memcpy_ns / r.memcpy_ns);
-                    }
-                }
-            }
-            if !sp.is_empty() {
-                pts.push((t as f64, geomean(&sp)));
-            }
-        }
-        if !pts.is_empty() {
-            series.push(Series {
-                name: imp.clone(),
-                color: color_of(impls, imp),
-                width: 2,
-                points: pts,
-            });
+    let mut series: Vec<Series> = impls
+        .iter()
+        .filter_map(|imp| thread_line(&slice, imp, impls, &counts))
+        .collect();
+    series.push(memcpy_thread_line(&slice, impls, &counts));
+    draw(
+        &format!("{op}: thread scaling ({dtype}, contiguous; geomean over shapes)"),
+        "threads (rayon pool size; torch: set_num_threads)",
+        &format!("speed-up over {} thread(s)", counts[0]),
+        &series,
+        false,
+        SeriesLabelPosition::UpperLeft,
+    )
+    .map(Some)
+}
+
+/// `(at base threads, at t threads)` pairs of one implementation's records
+/// of the same shape; `counts[0]` is the base.
+fn base_pairs<'a>(
+    mine: &[&'a Record],
+    counts: &[usize],
+    t: usize,
+) -> Vec<(&'a Record, &'a Record)> {
+    mine.iter()
+        .filter(|r| r.threads == t)
+        .filter_map(|r| {
+            let b = mine
+                .iter()
+                .find(|b| b.threads == counts[0] && b.shape == r.shape)?;
+            Some((*b, *r))
+        })
+        .collect()
+}
+
+/// One implementation's speed-up per thread count (None if it has no pairs).
+fn thread_line(slice: &[&Record], imp: &str, impls: &[String], counts: &[usize]) -> Option<Series> {
+    let mine: Vec<&Record> = slice.iter().copied().filter(|r| r.imp == imp).collect();
+    let mut pts = Vec::new();
+    for &t in counts {
+        let sp: Vec<f64> = base_pairs(&mine, counts, t)
+            .iter()
+            .map(|(b, r)| b.median_ns / r.median_ns)
+            .collect();
+        if !sp.is_empty() {
+            pts.push((t as f64, geomean(&sp)));
         }
     }
-    series.push(Series {
+    (!pts.is_empty()).then(|| Series {
+        name: imp.to_string(),
+        color: color_of(impls, imp),
+        width: 2,
+        points: pts,
+    })
+}
+
+/// The copies' own speed-up per thread count, from bnh's copies when
+/// present (see [`is_external`]).
+fn memcpy_thread_line(slice: &[&Record], impls: &[String], counts: &[usize]) -> Series {
+    let all_external = impls.iter().all(|i| is_external(i));
+    let mut copy_speedups: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+    for imp in impls {
+        let mine: Vec<&Record> = slice.iter().copied().filter(|r| &r.imp == imp).collect();
+        for &t in counts {
+            for (b, r) in base_pairs(&mine, counts, t) {
+                if !is_external(&r.imp) || all_external {
+                    copy_speedups
+                        .entry(t)
+                        .or_default()
+                        .push(b.memcpy_ns / r.memcpy_ns);
+                }
+            }
+        }
+    }
+    Series {
         name: "memcpy".into(),
         color: BLACK,
         width: 3,
@@ -502,14 +585,5 @@ fn thread_chart(
             .into_iter()
             .map(|(t, v)| (t as f64, geomean(&v)))
             .collect(),
-    });
-    draw(
-        &format!("{op}: thread scaling ({dtype}, contiguous; geomean over shapes)"),
-        "threads (rayon pool size; torch: set_num_threads)",
-        &format!("speed-up over {base} thread(s)"),
-        &series,
-        false,
-        SeriesLabelPosition::UpperLeft,
-    )
-    .map(Some)
+    }
 }

@@ -1,48 +1,111 @@
-//! Reports from bench CSVs alone: `REPORT.md` (tables) and SVG charts.
+//! Reports from CSVs alone: `REPORT.md` (tables) and SVG charts.
 //!
-//! Rendering needs nothing but [`Record`]s (and optional machine sidecars),
-//! so an old run or the PyTorch script's CSV renders the same way.
+//! Rendering needs nothing but [`Record`]s (and optional machine sidecars)
+//! and accuracy rows, so an old run or the PyTorch script's CSV renders the
+//! same way. This module is the one place report files are written:
+//! `bnh report` and `bnh all` go through [`from_csvs`], `bnh accuracy`'s
+//! chart through [`write_accuracy_chart`].
+//!
+//! - [`inputs`]: reading bench and accuracy CSVs and machine sidecars;
+//! - [`tables`]: the Markdown tables of REPORT.md;
+//! - [`charts`]: the bench charts (time per element, bandwidth, thread scaling);
+//! - [`accuracy`]: the accuracy chart and section.
 
 pub mod accuracy;
 pub mod charts;
+pub mod inputs;
 pub mod tables;
 
+use crate::accuracy::export::AccuracyRow;
 use crate::bench::machine::Machine;
 use crate::bench::Record;
 use crate::error::{Error, Result};
 use crate::output::write_atomic;
+pub use inputs::{read_inputs, ReportInputs};
 use std::path::{Path, PathBuf};
 
 /// One input CSV with the machine it ran on (when its sidecar exists).
 #[derive(Debug, Clone)]
 pub struct Source {
+    /// The CSV as given on the command line.
     pub path: PathBuf,
+    /// The machine sidecar (`NAME.machine.json`), if there is one.
     pub machine: Option<Machine>,
+    /// Number of measurements read from the CSV.
     pub rows: usize,
 }
 
-/// The files a report wrote.
+/// The files a report wrote, for printing where they went.
 #[derive(Debug, Clone)]
-pub struct Written {
+pub struct ReportFiles {
+    /// `REPORT.md`.
     pub report: PathBuf,
+    /// Every SVG chart, bench charts first, then `accuracy.svg`.
     pub charts: Vec<PathBuf>,
 }
 
-/// Write `REPORT.md` and the charts into `out` (created if missing).
-pub fn render(records: &[Record], sources: &[Source], out: &Path) -> Result<Written> {
-    if records.is_empty() {
+/// Read bench and accuracy CSVs (told apart by their header) and write the
+/// report into `out`: what `bnh report` and `bnh all` do.
+pub fn from_csvs(csvs: &[PathBuf], out: &Path) -> Result<ReportFiles> {
+    write(&read_inputs(csvs)?, out)
+}
+
+/// Write `REPORT.md` and the charts into `out` (created if missing): the
+/// bench tables and charts when there are records, then the accuracy
+/// section and chart when there are accuracy rows.
+pub fn write(inputs: &ReportInputs, out: &Path) -> Result<ReportFiles> {
+    if inputs.records.is_empty() && inputs.accuracy.is_empty() {
         return Err(Error::Usage(
             "no measurements to report; give a CSV written by `bnh bench --csv`".into(),
         ));
     }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let accuracy = accuracy_part(&inputs.accuracy, out)?;
+    let (bench_md, mut charts) = bench_part(&inputs.records, &inputs.sources, out)?;
+    let md = match (bench_md, &accuracy) {
+        (Some(bench), Some((_, section))) => format!("{bench}\n{section}"),
+        (Some(bench), None) => bench,
+        (None, Some((_, section))) => format!("# Batch-norm accuracy report\n\n{section}"),
+        (None, None) => unreachable!("checked above: records or accuracy rows are given"),
+    };
+    let report = out.join("REPORT.md");
+    write_atomic(&report, md.as_bytes())?;
+    charts.extend(accuracy.map(|(svg, _)| svg));
+    Ok(ReportFiles { report, charts })
+}
+
+/// The bench charts (written into `out`) and the bench Markdown, if there are records.
+fn bench_part(
+    records: &[Record],
+    sources: &[Source],
+    out: &Path,
+) -> Result<(Option<String>, Vec<PathBuf>)> {
+    if records.is_empty() {
+        return Ok((None, Vec::new()));
+    }
     let charts = charts::render_all(records, out)?;
     let names: Vec<String> = charts
         .iter()
         .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .collect();
-    let md = tables::report_markdown(records, sources, &names);
-    let report = out.join("REPORT.md");
-    write_atomic(&report, md.as_bytes())?;
-    Ok(Written { report, charts })
+    Ok((
+        Some(tables::report_markdown(records, sources, &names)),
+        charts,
+    ))
+}
+
+/// `accuracy.svg` (written into `out`) and the accuracy section, if there are rows.
+fn accuracy_part(rows: &[AccuracyRow], out: &Path) -> Result<Option<(PathBuf, String)>> {
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let svg = out.join("accuracy.svg");
+    write_accuracy_chart(rows, &svg)?;
+    Ok(Some((svg, accuracy::section(rows))))
+}
+
+/// Write the accuracy chart to `path` atomically (also `bnh accuracy --chart`).
+pub fn write_accuracy_chart(rows: &[AccuracyRow], path: &Path) -> Result<()> {
+    let svg = crate::accuracy::chart::render_svg(rows)?;
+    write_atomic(path, svg.as_bytes())
 }

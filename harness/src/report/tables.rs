@@ -4,6 +4,7 @@
 use super::Source;
 use crate::bench::{Op, Record};
 use crate::export::table::human_ns;
+use bn_impls::Layout;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -26,26 +27,17 @@ pub fn impl_order(records: &[Record]) -> Vec<String> {
     names
 }
 
-/// Operations present, in the order train, eval, backward, then unknown ones.
-pub fn op_order(records: &[Record]) -> Vec<String> {
-    let mut ops: Vec<String> = Vec::new();
-    for r in records {
-        if !ops.contains(&r.op) {
-            ops.push(r.op.clone());
-        }
-    }
-    ops.sort_by_key(|o| {
-        (
-            o.parse::<Op>().map_or(usize::MAX, |op| op as usize),
-            o.clone(),
-        )
-    });
-    ops
+/// Operations present, in the order train, eval, backward.
+pub fn op_order(records: &[Record]) -> Vec<Op> {
+    Op::ALL
+        .into_iter()
+        .filter(|op| records.iter().any(|r| r.op == *op))
+        .collect()
 }
 
 /// Key of one benchmarked configuration apart from the implementation:
 /// op, dtype, threads, elements, shape, layout.
-pub type CaseKey = (String, String, usize, usize, String, String);
+pub type CaseKey = (Op, &'static str, usize, usize, String, &'static str);
 
 /// Records grouped by configuration.
 type ByCase<'a> = BTreeMap<CaseKey, Vec<&'a Record>>;
@@ -53,12 +45,12 @@ type ByCase<'a> = BTreeMap<CaseKey, Vec<&'a Record>>;
 /// The [`CaseKey`] of a record.
 pub fn case_key(r: &Record) -> CaseKey {
     (
-        r.op.clone(),
-        r.dtype.clone(),
+        r.op,
+        r.dtype.name(),
         r.threads,
         r.elements(),
         r.shape.clone(),
-        r.layout.clone(),
+        r.layout.name(),
     )
 }
 
@@ -88,7 +80,7 @@ fn fmt_opt(v: Option<f64>, digits: usize) -> String {
 
 /// The fastest implementation per operation: `(op, impl, geomean ratio to memcpy)`,
 /// by geometric mean of the ratio over every configuration it was measured on.
-pub fn fastest_per_op(records: &[Record]) -> Vec<(String, String, f64)> {
+pub fn fastest_per_op(records: &[Record]) -> Vec<(Op, String, f64)> {
     let mut out = Vec::new();
     for op in op_order(records) {
         let best = impl_order(records)
@@ -110,9 +102,48 @@ pub fn fastest_per_op(records: &[Record]) -> Vec<(String, String, f64)> {
     out
 }
 
-/// The whole REPORT.md.
+/// Records of one (op, dtype, threads) group: one summary block and one table.
+type Groups<'a> = BTreeMap<(Op, &'static str, usize), Vec<&'a Record>>;
+
+/// The whole REPORT.md: intro, sources, summary, charts, then one table per group.
 pub fn report_markdown(records: &[Record], sources: &[Source], charts: &[String]) -> String {
+    let by_case = group_by_case(records);
+    let groups = group_by_op_dtype_threads(records);
+    let impls = impl_order(records);
     let mut md = String::new();
+    write_intro(&mut md, records);
+    write_sources(&mut md, sources);
+    write_summary(&mut md, &groups, &impls, &by_case);
+    write_chart_links(&mut md, charts);
+    for ((op, dtype, threads), rs) in &groups {
+        write_group_table(&mut md, (*op, dtype, *threads), rs, &impls, &by_case);
+    }
+    md
+}
+
+/// Records by configuration, to compare implementations on the same one.
+fn group_by_case(records: &[Record]) -> ByCase<'_> {
+    let mut by_case: ByCase = BTreeMap::new();
+    for r in records {
+        by_case.entry(case_key(r)).or_default().push(r);
+    }
+    by_case
+}
+
+/// Records by (op, dtype, threads), in report order.
+fn group_by_op_dtype_threads(records: &[Record]) -> Groups<'_> {
+    let mut groups: Groups = BTreeMap::new();
+    for r in records {
+        groups
+            .entry((r.op, r.dtype.name(), r.threads))
+            .or_default()
+            .push(r);
+    }
+    groups
+}
+
+/// Title and how to read the numbers (plus the torch note when torch rows are present).
+fn write_intro(md: &mut String, records: &[Record]) {
     let _ = writeln!(md, "# Batch-norm benchmark report\n");
     let _ = writeln!(
         md,
@@ -133,6 +164,10 @@ pub fn report_markdown(records: &[Record], sources: &[Source], charts: &[String]
              which write into preallocated buffers. Method: docs/BENCHMARKS.md.\n"
         );
     }
+}
+
+/// The input CSVs with their row counts and machines.
+fn write_sources(md: &mut String, sources: &[Source]) {
     let _ = writeln!(md, "## Sources\n");
     for s in sources {
         let _ = writeln!(md, "- `{}`: {} rows", s.path.display(), s.rows);
@@ -142,13 +177,10 @@ pub fn report_markdown(records: &[Record], sources: &[Source], charts: &[String]
         }
     }
     md.push('\n');
+}
 
-    let mut by_case: ByCase = BTreeMap::new();
-    for r in records {
-        by_case.entry(case_key(r)).or_default().push(r);
-    }
-    let impls = impl_order(records);
-
+/// One summary line per group and implementation: geomeans and win count.
+fn write_summary(md: &mut String, groups: &Groups, impls: &[String], by_case: &ByCase) {
     let _ = writeln!(md, "## Summary\n");
     let _ = writeln!(
         md,
@@ -160,86 +192,94 @@ pub fn report_markdown(records: &[Record], sources: &[Source], charts: &[String]
         "| op | dtype | threads | impl | configs | geomean × memcpy | geomean speed-up vs naive | fastest |"
     );
     let _ = writeln!(md, "|---|---|---:|---|---:|---:|---:|---:|");
-    let mut groups: BTreeMap<(usize, String, usize), Vec<&Record>> = BTreeMap::new();
-    let ops = op_order(records);
-    for r in records {
-        let oi = ops.iter().position(|o| *o == r.op).unwrap_or(0);
-        groups
-            .entry((oi, r.dtype.clone(), r.threads))
-            .or_default()
-            .push(r);
-    }
-    for ((oi, dtype, threads), rs) in &groups {
-        for imp in &impls {
-            let mine: Vec<&&Record> = rs.iter().filter(|r| &r.imp == imp).collect();
+    for ((op, dtype, threads), rs) in groups {
+        for imp in impls {
+            let mine: Vec<&Record> = rs.iter().copied().filter(|r| &r.imp == imp).collect();
             if mine.is_empty() {
                 continue;
             }
-            let ratios: Vec<f64> = mine.iter().map(|r| r.ratio_to_memcpy).collect();
-            let speedups: Vec<f64> = mine
-                .iter()
-                .filter_map(|r| speedup_vs_naive(r, &by_case))
-                .collect();
-            let fastest = mine
-                .iter()
-                .filter(|r| {
-                    by_case[&case_key(r)]
-                        .iter()
-                        .all(|o| o.median_ns >= r.median_ns)
-                })
-                .count();
             let _ = writeln!(
                 md,
-                "| {} | {dtype} | {threads} | {imp} | {} | {:.2} | {} | {fastest} |",
-                ops[*oi],
+                "| {op} | {dtype} | {threads} | {imp} | {} | {:.2} | {} | {} |",
                 mine.len(),
-                geomean(&ratios),
-                fmt_opt(Some(geomean(&speedups)), 2),
+                geomean(&mine.iter().map(|r| r.ratio_to_memcpy).collect::<Vec<_>>()),
+                fmt_opt(Some(geomean_speedup(&mine, by_case)), 2),
+                fastest_count(&mine, by_case),
             );
         }
     }
     md.push('\n');
+}
 
-    if !charts.is_empty() {
-        let _ = writeln!(md, "## Charts\n");
-        for c in charts {
-            let _ = writeln!(md, "![{c}]({c})\n");
-        }
+/// Geometric mean of the speed-ups over naive where naive was measured.
+fn geomean_speedup(mine: &[&Record], by_case: &ByCase) -> f64 {
+    let speedups: Vec<f64> = mine
+        .iter()
+        .filter_map(|r| speedup_vs_naive(r, by_case))
+        .collect();
+    geomean(&speedups)
+}
+
+/// In how many configurations no other implementation had a lower median.
+fn fastest_count(mine: &[&Record], by_case: &ByCase) -> usize {
+    mine.iter()
+        .filter(|r| {
+            by_case[&case_key(r)]
+                .iter()
+                .all(|o| o.median_ns >= r.median_ns)
+        })
+        .count()
+}
+
+/// Links to the charts, if any were drawn.
+fn write_chart_links(md: &mut String, charts: &[String]) {
+    if charts.is_empty() {
+        return;
     }
+    let _ = writeln!(md, "## Charts\n");
+    for c in charts {
+        let _ = writeln!(md, "![{c}]({c})\n");
+    }
+}
 
-    for ((oi, dtype, threads), rs) in &groups {
-        let op = &ops[*oi];
-        let _ = writeln!(md, "## {op} — {dtype}, {threads} thread(s)\n");
+/// The table of one (op, dtype, threads) group: shapes by size, contiguous
+/// first, implementations in [`impl_order`].
+fn write_group_table(
+    md: &mut String,
+    (op, dtype, threads): (Op, &str, usize),
+    rs: &[&Record],
+    impls: &[String],
+    by_case: &ByCase,
+) {
+    let _ = writeln!(md, "## {op} — {dtype}, {threads} thread(s)\n");
+    let _ = writeln!(
+        md,
+        "| shape | layout | impl | median | p10–p90 | GB/s | × memcpy | speed-up vs naive |"
+    );
+    let _ = writeln!(md, "|---|---|---|---:|---:|---:|---:|---:|");
+    let mut rows: Vec<&Record> = rs.to_vec();
+    rows.sort_by_key(|r| {
+        (
+            r.elements(),
+            r.shape.clone(),
+            r.layout != Layout::Contiguous,
+            impls.iter().position(|i| *i == r.imp),
+        )
+    });
+    for r in rows {
         let _ = writeln!(
             md,
-            "| shape | layout | impl | median | p10–p90 | GB/s | × memcpy | speed-up vs naive |"
+            "| {} | {} | {} | {} | {}–{} | {:.2} | {:.2} | {} |",
+            r.shape,
+            r.layout,
+            r.imp,
+            human_ns(r.median_ns),
+            human_ns(r.p10_ns),
+            human_ns(r.p90_ns),
+            r.gb_per_s,
+            r.ratio_to_memcpy,
+            fmt_opt(speedup_vs_naive(r, by_case), 2),
         );
-        let _ = writeln!(md, "|---|---|---|---:|---:|---:|---:|---:|");
-        let mut rows: Vec<&&Record> = rs.iter().collect();
-        rows.sort_by_key(|r| {
-            (
-                r.elements(),
-                r.shape.clone(),
-                r.layout != "contiguous",
-                impls.iter().position(|i| *i == r.imp),
-            )
-        });
-        for r in rows {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {}–{} | {:.2} | {:.2} | {} |",
-                r.shape,
-                r.layout,
-                r.imp,
-                human_ns(r.median_ns),
-                human_ns(r.p10_ns),
-                human_ns(r.p90_ns),
-                r.gb_per_s,
-                r.ratio_to_memcpy,
-                fmt_opt(speedup_vs_naive(r, &by_case), 2),
-            );
-        }
-        md.push('\n');
     }
-    md
+    md.push('\n');
 }

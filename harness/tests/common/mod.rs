@@ -4,7 +4,7 @@
 #![allow(dead_code)] // each test file uses part of this module
 
 use bn_harness::data::{round_to, Rng};
-use bn_harness::oracle::{self, metrics::compare, metrics::ErrorStats, Step, StepResult};
+use bn_harness::oracle::{self, metrics::compare, metrics::ErrorStats, OracleStep, StepResult};
 use bn_impls::layout::{nd_view, nd_view_mut};
 use bn_impls::{BatchNorm, Config, DType, Dims, Element, Implementation, Layout};
 use std::path::PathBuf;
@@ -192,7 +192,7 @@ fn step_typed<T: Element>(
 ) -> (StepResult, StepResult) {
     let (weight, bias) = (widen(&bn.weight), widen(&bn.bias));
     let (rm, rv) = (widen(&bn.running_mean), widen(&bn.running_var));
-    let want = oracle::step(&Step {
+    let want = oracle::step(&OracleStep {
         dims: sc.dims(),
         x,
         grad_output: Some(dy),

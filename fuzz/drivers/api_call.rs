@@ -1,42 +1,19 @@
-//! Drivers that turn arbitrary bytes into calls of the public entry points,
-//! shared by the `cargo fuzz` targets (`fuzz/`) and the no-panic property
-//! tests (`harness/tests/no_panic.rs`).
+//! Fuzz driver: arbitrary bytes decoded into module and kernel calls of
+//! `bn_impls` with random shapes, lengths, layouts and configs. Included by
+//! path (no copy) by the `api_call` cargo-fuzz target (`fuzz/fuzz_targets/`)
+//! and by the no-panic property tests (`harness/tests/no_panic.rs`).
 //!
 //! Contract under test: bad input never panics; every rejection is a typed
-//! error ([`crate::Error`] / [`bn_impls::Error`]) whose message names the
-//! problem. The drivers return the rejection messages they saw so tests can
-//! inspect them; a panic anywhere below is a bug.
+//! [`bn_impls::Error`] whose message names the problem. The driver returns
+//! the rejection messages it saw so tests can inspect them; a panic anywhere
+//! below is a bug.
 
-use crate::case::Case;
-use crate::{oracle, run};
 use bn_impls::layout::{nd_view, nd_view_mut};
 use bn_impls::{
     Affine, Backward, BatchNorm, Config, Dims, Element, EvalForward, GradMode, Layout, Tensor,
     TensorMut, TrainForward,
 };
 use ndarray::{Array3, ArrayD, ArrayView3, ArrayViewMut3, IxDyn};
-use std::path::Path;
-
-/// Parse `data` as a bn-case/1 file; if it parses, run it through every
-/// registered implementation and the oracle. Returns every rejection message.
-pub fn case_file(data: &[u8]) -> Vec<String> {
-    let text = String::from_utf8_lossy(data);
-    match Case::parse(&text, Path::new("fuzz.json")) {
-        Err(e) => vec![e.to_string()],
-        Ok(case) => {
-            let mut out = Vec::new();
-            for imp in bn_impls::registry::all() {
-                if let run::Outcome::Rejected(m) = run::run_case(&case, *imp) {
-                    out.push(m);
-                }
-            }
-            if let run::Outcome::Rejected(m) = oracle::run_case(&case) {
-                out.push(m);
-            }
-            out
-        }
-    }
-}
 
 /// A cursor over the fuzzer's bytes; past the end it yields zeros.
 struct Bytes<'a>(&'a [u8]);

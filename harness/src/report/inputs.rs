@@ -1,0 +1,57 @@
+//! Reading what a report is made from: bench CSVs with their machine
+//! sidecars, and accuracy CSVs (told apart by their header line).
+
+use super::accuracy::is_accuracy_csv;
+use super::Source;
+use crate::accuracy::export::AccuracyRow;
+use crate::bench::machine::{sidecar_path, Machine};
+use crate::bench::Record;
+use crate::error::{Error, Result};
+use crate::export::csv::read_csv;
+use std::path::{Path, PathBuf};
+
+/// Everything one report renders: bench records with the files they came
+/// from, and accuracy rows. Either part may be empty, not both.
+#[derive(Debug, Clone, Default)]
+pub struct ReportInputs {
+    /// Bench measurements of every bench CSV, in file order.
+    pub records: Vec<Record>,
+    /// One entry per bench CSV (listed under "Sources" in REPORT.md).
+    pub sources: Vec<Source>,
+    /// Rows of every accuracy CSV.
+    pub accuracy: Vec<AccuracyRow>,
+}
+
+/// Read every CSV in `csvs`: accuracy CSVs into `accuracy`, the others as
+/// bench CSVs with their machine sidecars (when present).
+pub fn read_inputs(csvs: &[PathBuf]) -> Result<ReportInputs> {
+    let mut inputs = ReportInputs::default();
+    for path in csvs {
+        if is_accuracy_csv(path) {
+            inputs
+                .accuracy
+                .extend(crate::accuracy::export::read_csv(path)?);
+            continue;
+        }
+        let rows = read_csv(path)?;
+        inputs.sources.push(Source {
+            path: path.clone(),
+            machine: read_sidecar(path)?,
+            rows: rows.len(),
+        });
+        inputs.records.extend(rows);
+    }
+    Ok(inputs)
+}
+
+/// The machine sidecar of a bench CSV, if it has one.
+fn read_sidecar(csv: &Path) -> Result<Option<Machine>> {
+    let side = sidecar_path(csv);
+    if !side.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&side).map_err(|e| Error::io(&side, e))?;
+    let machine = serde_json::from_str::<Machine>(&text)
+        .map_err(|e| Error::Usage(format!("{}: not a machine sidecar: {e}", side.display())))?;
+    Ok(Some(machine))
+}
