@@ -3,7 +3,7 @@
 //! Parameters, buffers, train/eval mode and the running-statistics update
 //! live here; the arithmetic is delegated to any [`Implementation`], passed
 //! per call so one module state can be run through every implementation.
-//! Rules (see `BN-CASE-FORMAT.md`):
+//! Rules (see `docs/BN-CASE-FORMAT.md`):
 //! - batch statistics are used in training, and in eval when the module does
 //!   not track running statistics; they need N·S ≥ 2 values per channel;
 //! - training with tracking: `num_batches_tracked += 1`, factor = `momentum`
