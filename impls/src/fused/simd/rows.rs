@@ -14,12 +14,15 @@
 use super::{Lane, Simd};
 use std::array::from_fn;
 
-/// Rows per register tile: about 8 Ki values (32 KiB of `f32`, in L1/L2
-/// while its column blocks are visited), between 4 and 64 rows.
+/// Rows per register tile: about 16 KiB of input per array read, so the
+/// tile stays in L1 while its column blocks are visited; 4 to 64 rows.
 #[inline(always)]
-fn tile_rows(l: usize) -> usize {
-    (8192 / l).clamp(4, 64)
+fn tile_rows<T>(l: usize) -> usize {
+    (TILE_BYTES / (l * std::mem::size_of::<T>())).clamp(4, 64)
 }
+
+/// Bytes per array of a register tile.
+const TILE_BYTES: usize = 16 << 10;
 
 /// Columns `[0, cols)` covered by whole blocks of `bw` lanes.
 #[inline(always)]
@@ -35,7 +38,7 @@ fn block_cols(l: usize, bw: usize) -> usize {
 pub unsafe fn sums<S: Simd, T: Lane, const NB: usize>(x: &[T], k: &[f64], s: [&mut [f64]; 2]) {
     let (l, [s1, s2]) = (k.len(), s);
     let (full, cols) = (x.len() / l, block_cols(k.len(), NB * S::W));
-    for tile in x[..full * l].chunks(tile_rows(l) * l) {
+    for tile in x[..full * l].chunks(tile_rows::<T>(l) * l) {
         for c0 in (0..cols).step_by(NB * S::W) {
             // SAFETY: c0 + NB·W <= cols <= l; the tile is whole rows of l; features by contract.
             unsafe { sums_block::<S, T, NB>(tile, c0, k, [&mut *s1, &mut *s2]) };
@@ -127,7 +130,7 @@ pub unsafe fn grad<S: Simd, T: Lane, const NB: usize>(
 ) {
     let (l, [s1, s2, s3]) = (k.len(), s);
     let (full, cols) = (x.len() / l, block_cols(k.len(), NB * S::W));
-    let tl = tile_rows(l) * l;
+    let tl = tile_rows::<T>(l) / 2 * l; // two arrays per tile
     for (tx, tg) in x[..full * l].chunks(tl).zip(dy[..full * l].chunks(tl)) {
         for c0 in (0..cols).step_by(NB * S::W) {
             let st = [&mut *s1, &mut *s2, &mut *s3];
@@ -213,6 +216,28 @@ unsafe fn grad_lanes<S: Simd, T: Lane>(x: &[T], dy: &[T], k: &[f64], s: [&mut [f
     }
 }
 
+/// Element-wise passes walk whole rows as one flat stream when `L` is a
+/// multiple of `W` (the lane index `j` wraps at `L`), which measured faster
+/// than a loop per row for short rows; this many leading elements.
+#[inline(always)]
+fn flat_len<S: Simd>(len: usize, l: usize) -> usize {
+    if l % S::W == 0 {
+        len / l * l
+    } else {
+        0
+    }
+}
+
+/// The lane after `j..j + W`, wrapping at `l`.
+#[inline(always)]
+fn next_lane<S: Simd>(j: usize, l: usize) -> usize {
+    if j + S::W == l {
+        0
+    } else {
+        j + S::W
+    }
+}
+
 /// `y = (x − k[l])·a[l] + b[l]`, `c = [k, a, b]`.
 ///
 /// # Safety
@@ -221,6 +246,18 @@ unsafe fn grad_lanes<S: Simd, T: Lane>(x: &[T], dy: &[T], k: &[f64], s: [&mut [f
 #[inline(always)]
 pub unsafe fn affine<S: Simd, T: Lane>(x: &[T], y: &mut [T], c: [&[f64]; 3]) {
     let l = c[0].len();
+    let flat = flat_len::<S>(x.len(), l);
+    let (mut i, mut j) = (0, 0);
+    while i < flat {
+        // SAFETY: i + W <= flat <= x.len() == y.len(); j + W <= l (see `flat_len`).
+        unsafe {
+            let [k, a, b] = c.map(|v| S::load(v.as_ptr().add(j)));
+            let v = S::sub(T::load::<S>(x.as_ptr().add(i)), k);
+            T::store::<S>(y.as_mut_ptr().add(i), S::add(S::mul(v, a), b));
+        }
+        (i, j) = (i + S::W, next_lane::<S>(j, l));
+    }
+    let (x, y) = (&x[flat..], &mut y[flat..]);
     for (xr, yr) in x.chunks(l).zip(y.chunks_mut(l)) {
         let n = xr.len();
         let body = n / S::W * S::W;
@@ -247,6 +284,18 @@ pub unsafe fn affine<S: Simd, T: Lane>(x: &[T], y: &mut [T], c: [&[f64]; 3]) {
 #[inline(always)]
 pub unsafe fn scale<S: Simd, T: Lane>(x: &[T], y: &mut [T], c: [&[f64]; 2]) {
     let l = c[0].len();
+    let flat = flat_len::<S>(x.len(), l);
+    let (mut i, mut j) = (0, 0);
+    while i < flat {
+        // SAFETY: i + W <= flat <= x.len() == y.len(); j + W <= l (see `flat_len`).
+        unsafe {
+            let [a, b] = c.map(|v| S::load(v.as_ptr().add(j)));
+            let v = T::load::<S>(x.as_ptr().add(i));
+            T::store::<S>(y.as_mut_ptr().add(i), S::add(S::mul(v, a), b));
+        }
+        (i, j) = (i + S::W, next_lane::<S>(j, l));
+    }
+    let (x, y) = (&x[flat..], &mut y[flat..]);
     for (xr, yr) in x.chunks(l).zip(y.chunks_mut(l)) {
         let n = xr.len();
         let body = n / S::W * S::W;
@@ -273,6 +322,20 @@ pub unsafe fn scale<S: Simd, T: Lane>(x: &[T], y: &mut [T], c: [&[f64]; 2]) {
 #[inline(always)]
 pub unsafe fn dx<S: Simd, T: Lane>(x: &[T], dy: &[T], dx: &mut [T], c: [&[f64]; 4]) {
     let l = c[0].len();
+    let flat = flat_len::<S>(x.len(), l);
+    let (mut i, mut j) = (0, 0);
+    while i < flat {
+        // SAFETY: i + W <= flat <= x.len() == dy.len() == dx.len(); j + W <= l
+        // (see `flat_len`) = length of every array.
+        unsafe {
+            let [k, kd, kx, kc] = c.map(|v| S::load(v.as_ptr().add(j)));
+            let g = S::mul(kd, T::load::<S>(dy.as_ptr().add(i)));
+            let d = S::mul(kx, S::sub(T::load::<S>(x.as_ptr().add(i)), k));
+            T::store::<S>(dx.as_mut_ptr().add(i), S::add(S::add(g, d), kc));
+        }
+        (i, j) = (i + S::W, next_lane::<S>(j, l));
+    }
+    let (x, dy, dx) = (&x[flat..], &dy[flat..], &mut dx[flat..]);
     for ((xr, gr), or) in x.chunks(l).zip(dy.chunks(l)).zip(dx.chunks_mut(l)) {
         let n = xr.len();
         let body = n / S::W * S::W;
