@@ -221,7 +221,7 @@ unsafe fn grad_lanes<S: Simd, T: Lane>(x: &[T], dy: &[T], k: &[f64], s: [&mut [f
 /// than a loop per row for short rows; this many leading elements.
 #[inline(always)]
 fn flat_len<S: Simd>(len: usize, l: usize) -> usize {
-    if l % S::W == 0 {
+    if l.is_multiple_of(S::W) {
         len / l * l
     } else {
         0
