@@ -116,8 +116,9 @@ fn channels_last<T: Lane>(
         simd::rows_grad(lv, &x[r.clone()], &dy[r], &kr, acc)
     });
     let gr: Vec<Grad> = (0..dims.c).map(|c| pr.grad(c, sums[c])).collect();
-    let rep = |f: fn(&Grad) -> f64| g.sr.rep(&gr.iter().map(f).collect::<Vec<_>>());
-    let (kd, kx, kc) = (rep(|g| g.kd), rep(|g| g.kx), rep(|g| g.kc));
+    let lanes = || gr.iter().cycle().take(g.sr.l);
+    let kd: Vec<f64> = lanes().map(|g| g.kd).collect();
+    let (kx, kc): (Vec<f64>, Vec<f64>) = lanes().map(|g| (g.kx, g.kc)).unzip();
     let negzero = vec![-0.0; g.sr.l];
     rows_pass(g.task_rows * dims.c, dx, |r, out| match pr.mode {
         GradMode::Batch => simd::rows_dx(lv, &x[r.clone()], &dy[r], out, [&kr, &kd, &kx, &kc]),

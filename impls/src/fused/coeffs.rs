@@ -108,11 +108,11 @@ pub fn grad(mode: GradMode, m: usize, var: f64, eps: f64, w: f64, sums: [f64; 3]
     let kd = w * inv;
     let (kx, kc, t) = match mode {
         GradMode::Batch => {
-            let mf = m as f64;
-            let delta = u / mf;
+            let rm = 1.0 / m as f64;
+            let delta = u * rm;
             let t = t - delta * s;
-            let kx = -kd * inv * inv * t / mf;
-            (kx, -kd * s / mf - kx * delta, t)
+            let kx = -kd * inv * inv * t * rm;
+            (kx, -kd * s * rm - kx * delta, t)
         }
         GradMode::Fixed => (0.0, 0.0, t),
     };
