@@ -9,11 +9,13 @@ use std::arch::x86_64::*;
 #[derive(Debug, Clone, Copy)]
 pub struct Avx512;
 
-/// Row-reduction column blocks: 8 registers per sum (64 lanes) for the two
-/// statistics sums, 4 (32 lanes) for the three backward sums, so
-/// accumulators, shifts and temporaries fit the 32 zmm registers.
+/// Row-reduction column blocks: 8 registers per sum (64 lanes, so C = 64
+/// rows are one block). The three backward sums then hold 24 accumulators
+/// and the shifts are re-read from L1 where registers run out; that
+/// measured faster than 4-register blocks (64×64×56×56 channels-last
+/// backward f32 17.3 → 15.5 ms, 1 thread, 2-core EPYC VM).
 const SUM_BLOCK: usize = 8;
-const GRAD_BLOCK: usize = 4;
+const GRAD_BLOCK: usize = 8;
 
 impl Simd for Avx512 {
     const W: usize = 8;

@@ -117,11 +117,19 @@ pub unsafe fn affine<S: Simd, T: Lane>(x: &[T], y: &mut [T], k: f64, a: f64, b: 
     unsafe {
         let (kv, av, bv) = (S::splat(k), S::splat(a), S::splat(b));
         let (px, py) = (x.as_ptr(), y.as_mut_ptr());
-        let mut i = 0;
-        while i < body {
+        let one = |i: usize| {
             let v = S::sub(T::load::<S>(px.add(i)), kv);
             T::store::<S>(py.add(i), S::add(S::mul(v, av), bv));
-            i += S::W;
+        };
+        // Two registers per step (short runs: fewer loop turns), then one.
+        let mut i = 0;
+        while i + 2 * S::W <= body {
+            one(i);
+            one(i + S::W);
+            i += 2 * S::W;
+        }
+        if i < body {
+            one(i);
         }
     }
     for (o, v) in y[body..].iter_mut().zip(&x[body..]) {
