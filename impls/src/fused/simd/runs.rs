@@ -117,19 +117,21 @@ pub unsafe fn affine<S: Simd, T: Lane>(x: &[T], y: &mut [T], k: f64, a: f64, b: 
     unsafe {
         let (kv, av, bv) = (S::splat(k), S::splat(a), S::splat(b));
         let (px, py) = (x.as_ptr(), y.as_mut_ptr());
-        let one = |i: usize| {
+        // Four registers per loop turn (more loads in flight per
+        // instruction in a streaming pass), then one at a time.
+        let mut i = 0;
+        while i + 4 * S::W <= body {
+            for u in 0..4 {
+                let p = i + u * S::W;
+                let v = S::sub(T::load::<S>(px.add(p)), kv);
+                T::store::<S>(py.add(p), S::add(S::mul(v, av), bv));
+            }
+            i += 4 * S::W;
+        }
+        while i < body {
             let v = S::sub(T::load::<S>(px.add(i)), kv);
             T::store::<S>(py.add(i), S::add(S::mul(v, av), bv));
-        };
-        // Two registers per step (short runs: fewer loop turns), then one.
-        let mut i = 0;
-        while i + 2 * S::W <= body {
-            one(i);
-            one(i + S::W);
-            i += 2 * S::W;
-        }
-        if i < body {
-            one(i);
+            i += S::W;
         }
     }
     for (o, v) in y[body..].iter_mut().zip(&x[body..]) {
