@@ -1,47 +1,63 @@
-//! `fused`: minimum memory traffic, SIMD inner loops, rayon.
+//! `fused`: one-read statistics, explicit SIMD with runtime dispatch, and
+//! cache blocking by channel — an implementation of its own (it shares no
+//! arithmetic with `parallel`; only the non-arithmetic planning layer of
+//! [`crate::engine::plan`]).
 //!
-//! Same fixed plan and statistics as `parallel` (so it is bitwise
-//! deterministic across thread counts, and bitwise equal to `parallel`),
-//! with two additions that cut time and traffic:
-//!
-//! - SIMD: the statistics' lane reductions use AVX-512 intrinsics when the
-//!   CPU has them ([`crate::parallel::avx512`]); every inner loop is also dispatched at run
-//!   time to AVX-512 / AVX2+FMA clones ([`simd`], `multiversion`), with the
-//!   portable code as fallback. All paths compute the same bits.
-//! - cache blocking (contiguous layout): when a channel's slice fits in
-//!   cache, each task owns whole channels and runs statistics then
-//!   normalize (or the two backward sums then `grad_input`) on them back to
-//!   back, so the second read of `x` (and `dy`) hits L2/L3, not DRAM.
-//!
-//! Traffic per element on large tensors: eval forward 1 read + 1 write (as a
-//! copy); train forward 2 reads + 1 write (channels-last, or contiguous with
-//! channels too big to block), 1 + 1 from DRAM with cache blocking; backward
-//! 4 reads + 1 write, or 2 + 1 with cache blocking.
-//!
-//! Streaming (non-temporal) stores were tried for outputs ≥ 16 MiB and were
-//! 20–50 % slower on the machine this was tuned on (AMD EPYC VM, see the
-//! commit log), so outputs use plain stores, like the memcpy they are
-//! compared with.
+//! Algorithm (batch norm: Ioffe & Szegedy 2015):
+//! - **Shift.** Each channel is shifted by `K_c`, the value of its first 64
+//!   values nearest to their mean ([`reduce::shifts`]): a value from the
+//!   data, so `x − K_c` is exact for clustered data (Sterbenz lemma), and
+//!   near the mean, so shifted sums barely cancel.
+//! - **Training statistics in one read.** `Σd` and `Σd²` (`d = x − K_c`,
+//!   `f64`) over fixed chunks, added in chunk order; `x̄ = K + Σd/n`,
+//!   `M2 = Σd² − Σd·Σd/n` (Chan, Golub & LeVeque 1983, shifted data). If
+//!   that cancels by more than `2^(53 − p − 16)` (`p` the data's precision;
+//!   [`coeffs::max_growth`]) the channel takes a second pass about the
+//!   one-read mean (the corrected two-pass algorithm). Data decide, so the
+//!   result is deterministic.
+//! - **Normalize** `y = (x − K)·a + c` (channels-last data of ≤ 25 bits:
+//!   `y = x·a + (c − K·a)`, [`coeffs::fold_shift`]).
+//! - **Backward**: `Σdy`, `Σdy·(x − μ)`, `Σ(x − μ)` in one read (the last
+//!   recovers the rounding error of the `f64` mean), then `dx`; with fixed
+//!   statistics `dx = w·inv·dy` never reads `x`.
+//! - **Cache blocking** (contiguous): when a channel's slice fits in cache a
+//!   task owns whole channels and runs the statistics (or backward sums)
+//!   and the element-wise pass back to back, so the second read hits cache.
+//! - **Channels-last**: vectorized across channels (super-rows of ≥ 64
+//!   lanes for few channels), register-blocked column tiles.
+//! - **SIMD** ([`simd`]): AVX-512F / AVX2 / scalar twin, chosen once per
+//!   process; every level computes the same bits.
+//! - **Determinism**: chunk boundaries depend only on the dims and partial
+//!   sums are added in chunk order, so results are bitwise identical for
+//!   any rayon thread count (and either schedule of the contiguous path).
 
-use crate::element::Element;
+pub mod backward;
+pub mod coeffs;
+pub mod eval;
+pub mod plan;
+pub mod reduce;
+pub mod simd;
+pub mod train;
+
 use crate::kernel::{Implementation, Info, Kernel, Kernels};
 use crate::problem::{Backward, EvalForward, TrainForward};
+use simd::Lane;
 
-/// SIMD-dispatched, cache-blocked batch norm.
+/// One-read, SIMD-dispatched, cache-blocked batch norm.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Fused;
 
-impl<T: Element> Kernel<T> for Fused {
+impl<T: Lane> Kernel<T> for Fused {
     fn forward_train(&self, p: TrainForward<'_, T>) {
-        crate::parallel::Parallel.forward_train(p)
+        train::forward(p)
     }
 
     fn forward_eval(&self, p: EvalForward<'_, T>) {
-        crate::parallel::Parallel.forward_eval(p)
+        eval::forward(p)
     }
 
     fn backward(&self, p: Backward<'_, T>) {
-        crate::parallel::Parallel.backward(p)
+        backward::backward(p)
     }
 }
 
@@ -49,14 +65,16 @@ impl Implementation for Fused {
     fn info(&self) -> Info {
         Info {
             name: "fused",
-            description:
-                "AVX-512/AVX2 dispatched, cache-blocked per channel; same fixed chunks as parallel",
+            description: "own algorithm: one-read shifted f64 sums, AVX-512/AVX2/scalar kernels, cache-blocked by channel",
             stable: true,
             deterministic: true,
         }
     }
 
     fn kernels(&self) -> Kernels<'_> {
-        Kernels::every(self)
+        Kernels {
+            f32: Some(self),
+            f64: Some(self),
+        }
     }
 }

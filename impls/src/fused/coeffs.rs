@@ -1,0 +1,126 @@
+//! `fused`'s per-channel arithmetic: statistics from shifted sums, and the
+//! coefficients of the affine maps the element-wise passes apply.
+//!
+//! Batch normalization (Ioffe & Szegedy 2015, Algorithm 1):
+//! `y = (x − μ)/√(σ² + ε)·w + b`, with μ, σ² the batch mean and biased
+//! variance; everything here is per channel and in `f64`.
+
+use crate::element::Element;
+use crate::problem::GradMode;
+
+/// `1/√(var + ε)`.
+pub fn inv_std(var: f64, eps: f64) -> f64 {
+    1.0 / (var + eps).sqrt()
+}
+
+/// Largest growth `Σd²/M2` for which the one-read `M2 = Σd² − (Σd)²/n` is
+/// kept: it loses `log2(Σd²/M2)` bits to cancellation in `f64`, and must
+/// keep 16 bits beyond the data's precision `p` — `2^(53 − p − 16)`, at
+/// least 2: 2¹³ for `f32`, 2 for `f64`. Derived from the precision, so a
+/// new dtype gets its own threshold.
+pub fn max_growth<T: Element>() -> f64 {
+    let bits = 53 - T::DTYPE.mantissa_bits() as i32 - 16;
+    (bits.max(1) as f64).exp2()
+}
+
+/// One channel's statistics relative to its shift `K`: `x̄ − K` and `M2`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Channel {
+    /// The shift the sums were taken about.
+    pub shift: f64,
+    /// Mean minus the shift.
+    pub mean: f64,
+    /// Sum of squared deviations from the mean.
+    pub m2: f64,
+}
+
+/// Statistics from the shifted sums `[Σd, Σd²]`, `d = x − K`, over `n`
+/// values (Chan, Golub & LeVeque 1983, shifted data):
+/// `x̄ − K = Σd/n`, `M2 = Σd² − Σd·(Σd/n)`. When that cancels by more than
+/// `growth` (`Σd² > growth·M2`; also when rounding made `M2 < 0`), returns
+/// `Err(K')` with `K' = K + Σd/n`, the shift for a second pass: about the
+/// one-read mean the same formula is the corrected two-pass algorithm
+/// (Chan, Golub & LeVeque, eq. 1.7). NaN sums never ask for a second pass.
+pub fn channel(n: usize, shift: f64, sums: [f64; 2], growth: f64) -> Result<Channel, f64> {
+    let c = accept(n, shift, sums);
+    if sums[1] > growth * c.m2 {
+        Err(shift + c.mean)
+    } else {
+        Ok(c)
+    }
+}
+
+/// [`channel`] without the cancellation test (the second pass), `M2`
+/// clamped at 0 (NaN is kept).
+pub fn accept(n: usize, shift: f64, [s1, s2]: [f64; 2]) -> Channel {
+    let mean = s1 / n as f64;
+    let m2 = s2 - s1 * mean;
+    Channel {
+        shift,
+        mean,
+        m2: if m2 < 0.0 { 0.0 } else { m2 },
+    }
+}
+
+/// `[a, c]` of `y = (x − K)·a + c` for a channel of mean `K + mean`:
+/// `a = w/√(var + ε)`, `c = b − mean·a`.
+pub fn norm(mean: f64, var: f64, eps: f64, w: f64, b: f64) -> [f64; 2] {
+    let a = w * inv_std(var, eps);
+    [a, b - mean * a]
+}
+
+/// Whether the normalize pass may fold the shift into the bias,
+/// `y = x·a + (c − K·a)`, saving one coefficient stream. The fold's `f64`
+/// error is about `|K·a|·2⁻⁵¹`, i.e. `(|K|/σ)·2⁻⁵¹` at the scale of `y`;
+/// for data of `p`-bit precision the condition number `|K|/σ` of
+/// non-constant data is below about `2^p`, so the error stays under the
+/// output's rounding `2^−p` when `2p ≤ 51` (`f32`: yes; `f64`: no). A
+/// constant channel (`x = K`) cancels exactly either way.
+pub fn fold_shift<T: Element>() -> bool {
+    2 * T::DTYPE.mantissa_bits() <= 51
+}
+
+/// One channel's backward coefficients:
+/// `dx = kd·dy + kx·(x − K) + kc`, and the parameter gradients.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Grad {
+    pub kd: f64,
+    pub kx: f64,
+    pub kc: f64,
+    /// `Σ dy·x̂`.
+    pub weight: f64,
+    /// `Σ dy`.
+    pub bias: f64,
+}
+
+/// Backward coefficients from `[Σdy, Σdy·(x − K), Σ(x − K)]` over `m`
+/// values, with `K` the given (`f64`) mean.
+///
+/// With `x̂ = (x − μ)·inv`, batch statistics give (Ioffe & Szegedy 2015, §3)
+/// `dx = w·inv/m·(m·dy − Σdy − x̂·Σ(dy·x̂))`. `K` is the batch mean rounded
+/// to `f64`; its rounding error `δ = μ − K = Σ(x − K)/m` (each `x − K`
+/// exact by Sterbenz for clustered data) is recovered from the third sum,
+/// so `Σdy·(x − μ) = Σdy·(x − K) − δ·Σdy` and `x − μ = (x − K) − δ`.
+/// With fixed statistics the mean is exact: `dx = w·inv·dy`, no `x`.
+pub fn grad(mode: GradMode, m: usize, var: f64, eps: f64, w: f64, sums: [f64; 3]) -> Grad {
+    let [s, t, u] = sums;
+    let inv = inv_std(var, eps);
+    let kd = w * inv;
+    let (kx, kc, t) = match mode {
+        GradMode::Batch => {
+            let rm = 1.0 / m as f64;
+            let delta = u * rm;
+            let t = t - delta * s;
+            let kx = -kd * inv * inv * t * rm;
+            (kx, -kd * s * rm - kx * delta, t)
+        }
+        GradMode::Fixed => (0.0, 0.0, t),
+    };
+    Grad {
+        kd,
+        kx,
+        kc,
+        weight: t * inv,
+        bias: s,
+    }
+}

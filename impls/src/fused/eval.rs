@@ -1,0 +1,47 @@
+//! Eval forward (given statistics), and the channels-last normalize pass
+//! the training forward shares: one read and one write of the tensor.
+
+use super::coeffs::{self, inv_std};
+use super::plan::{self, Rows};
+use super::simd::{self, Lane, Level};
+use crate::engine::plan::{rows_pass, runs_pass};
+use crate::layout::Layout;
+use crate::problem::EvalForward;
+
+/// `y = (x − mean)·a + b`, `a = w/√(var + ε)` (Ioffe & Szegedy 2015, Alg. 1).
+pub fn forward<T: Lane>(p: EvalForward<'_, T>) {
+    let dims = p.dims.canonical();
+    let lv = Level::detected();
+    let a: Vec<f64> = (0..dims.c)
+        .map(|c| p.affine.weight(c) * inv_std(p.var[c], p.eps))
+        .collect();
+    let b: Vec<f64> = (0..dims.c).map(|c| p.affine.bias(c)).collect();
+    let (x, mean) = (p.x, p.mean);
+    match dims.layout {
+        Layout::Contiguous => runs_pass(dims, plan::runs_per_task(dims), p.y, |c, r, out| {
+            simd::run_affine(lv, &x[r], out, mean[c], a[c], b[c])
+        }),
+        Layout::ChannelsLast => rows(lv, &Rows::new(dims.c), x, p.y, [mean, &a, &b]),
+    }
+}
+
+/// Channels-last `y = (x − k)·a + c` per channel (`kac = [k, a, c]`, one
+/// value per channel), tasks of whole super-rows. Data of at most 25 bits
+/// fold the shift into the bias ([`coeffs::fold_shift`]).
+pub fn rows<T: Lane>(lv: Level, g: &Rows, x: &[T], y: &mut [T], kac: [&[f64]; 3]) {
+    let [k, a, c] = kac;
+    let task = g.task_rows * g.sr.c;
+    let ar = g.sr.rep(a);
+    if coeffs::fold_shift::<T>() {
+        let b: Vec<f64> = (0..k.len()).map(|i| c[i] - k[i] * a[i]).collect();
+        let br = g.sr.rep(&b);
+        rows_pass(task, y, |r, out| {
+            simd::rows_scale(lv, &x[r], out, [&ar, &br])
+        });
+    } else {
+        let (kr, cr) = (g.sr.rep(k), g.sr.rep(c));
+        rows_pass(task, y, |r, out| {
+            simd::rows_affine(lv, &x[r], out, [&kr, &ar, &cr])
+        });
+    }
+}

@@ -1,0 +1,105 @@
+//! `fused`'s fixed work decomposition. Every size here is a function of the
+//! dims only — never of the thread count — so chunk boundaries, and with
+//! them every rounding, are the same in any rayon pool.
+
+use crate::engine::plan::{is_parallel, SuperRow};
+use crate::layout::{Dims, Layout};
+
+/// Values of one channel per contiguous reduction chunk (whole runs).
+pub const CHUNK: usize = 1 << 16;
+/// Elements per task of an element-wise pass.
+pub const TASK: usize = 1 << 16;
+/// Elements per channels-last reduction chunk, at least.
+const ROW_CHUNK: usize = 1 << 17;
+/// Rows per channels-last reduction chunk, at least: each chunk writes one
+/// partial per channel, so with many channels short chunks would turn into
+/// partial traffic (128 rows keep it under 2 % of the input for `f32`).
+const MIN_CHUNK_ROWS: usize = 128;
+/// Narrowest super-row: `m` rows of few channels are one row of ≥ 64 lanes.
+const MIN_LANES: usize = 64;
+
+/// Largest per-channel footprint (bytes of the arrays read) for which a
+/// task owns whole channels and runs its second pass from cache (L2 plus a
+/// share of L3 on the machine this was tuned on).
+const CHANNEL_CACHE: usize = 2 << 20;
+/// Shortest runs for which channel tasks pay: with short runs the second
+/// pass jumps between many short stretches, which prefetches worse than
+/// the address-ordered pass.
+const CHANNEL_MIN_RUN: usize = 1024;
+/// Input bytes a channel task aims for.
+const CHANNEL_TASK: usize = 256 << 10;
+
+/// Runs per contiguous reduction chunk.
+pub fn runs_per_chunk(dims: Dims) -> usize {
+    (CHUNK / dims.s).max(1)
+}
+
+/// Number of contiguous reduction chunks per channel.
+pub fn chunks(dims: Dims) -> usize {
+    dims.n.div_ceil(runs_per_chunk(dims))
+}
+
+/// Channels per contiguous reduction item, so that an item reads about
+/// [`CHUNK`] values (short runs are then read as long address-ordered
+/// stretches). Changes who computes a chunk, never its result.
+pub fn item_channels(dims: Dims) -> usize {
+    (CHUNK / dims.per_channel().min(CHUNK)).clamp(1, dims.c)
+}
+
+/// Runs per contiguous element-wise task.
+pub fn runs_per_task(dims: Dims) -> usize {
+    (TASK / dims.s).max(1)
+}
+
+/// Channels per task when tasks own whole channels (contiguous layout,
+/// `bytes` per channel over the arrays read), or `None` when that does not
+/// pay. Uses the thread count, so both schedules compute the same bits
+/// (see `reduce`): only speed depends on the choice.
+pub fn channel_tasks(dims: Dims, bytes: usize) -> Option<usize> {
+    let threads = rayon::current_num_threads();
+    let ok = dims.layout == Layout::Contiguous
+        && dims.s >= CHANNEL_MIN_RUN
+        && is_parallel(dims)
+        && bytes <= CHANNEL_CACHE
+        && dims.c >= 4 * threads;
+    ok.then(|| (CHANNEL_TASK / bytes).clamp(1, (dims.c / (4 * threads)).max(1)))
+}
+
+/// Channels-last geometry: super-rows, reduction chunks, element-wise tasks.
+#[derive(Debug, Clone, Copy)]
+pub struct Rows {
+    /// Super-row of `m` rows, `l` lanes.
+    pub sr: SuperRow,
+    /// Rows per reduction chunk (a multiple of `m`).
+    pub chunk_rows: usize,
+    /// Rows per element-wise task (a multiple of `m`).
+    pub task_rows: usize,
+}
+
+impl Rows {
+    /// Geometry of rows of `c` channels. Few channels: `m` rows with
+    /// `m·c ≥ 64` and `m·c` a multiple of 8, so no lane is left to scalar code.
+    pub fn new(c: usize) -> Rows {
+        let m = if c >= MIN_LANES {
+            1
+        } else {
+            let step = 8 / gcd(c, 8);
+            MIN_LANES.div_ceil(c).div_ceil(step) * step
+        };
+        let sr = SuperRow { c, m, l: m * c };
+        let chunk = ROW_CHUNK.div_ceil(sr.l).max(MIN_CHUNK_ROWS.div_ceil(m));
+        Rows {
+            sr,
+            chunk_rows: chunk * m,
+            task_rows: (TASK / sr.l).max(1) * m,
+        }
+    }
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}

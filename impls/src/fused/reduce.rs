@@ -1,0 +1,154 @@
+//! The fixed-order reductions of `fused`: per-channel sums over chunks
+//! whose boundaries depend only on the dims, added in chunk order.
+//!
+//! Contiguous: a channel's runs are cut into chunks of [`plan::runs_per_chunk`]
+//! runs; a chunk is reduced into 16 `f64` lanes (run kernels), summed
+//! pairwise ([`hsum`]), and the chunk sums are added in chunk order. Who
+//! computes a chunk (a task owning a few channels, or an item of the
+//! address-ordered schedule) does not change a bit of it.
+//!
+//! Channels-last: rows are cut into chunks of [`Rows::chunk_rows`] rows; a
+//! chunk is reduced into one `f64` lane per super-row column, the lane
+//! copies of a channel are folded in lane order ([`SuperRow::fold`]), and
+//! the chunk sums are added in chunk order.
+
+use super::plan::{self, Rows};
+use super::simd::{hsum, Lane, RunAcc};
+use crate::engine::plan::map_ordered;
+use crate::layout::Dims;
+use std::array::from_fn;
+use std::ops::Range;
+
+/// Sums of chunk `j` of channels `c0..c0 + cs` (contiguous): `f(offset, c,
+/// acc)` adds run `(n, c)` at `offset` into the channel's lanes.
+pub fn chunk<const K: usize>(
+    dims: Dims,
+    (c0, cs): (usize, usize),
+    j: usize,
+    f: &(impl Fn(usize, usize, &mut RunAcc<K>) + Sync),
+) -> Vec<[f64; K]> {
+    let rpc = plan::runs_per_chunk(dims);
+    let mut acc = vec![[[0.0; 16]; K]; cs];
+    for n in j * rpc..((j + 1) * rpc).min(dims.n) {
+        for (i, a) in acc.iter_mut().enumerate() {
+            f(dims.offset(n, c0 + i, 0), c0 + i, a);
+        }
+    }
+    acc.iter().map(|a| from_fn(|s| hsum(&a[s]))).collect()
+}
+
+/// Sums of channels `c0..c0 + cs` over all their chunks, in chunk order.
+pub fn channels<const K: usize>(
+    dims: Dims,
+    block: (usize, usize),
+    f: &(impl Fn(usize, usize, &mut RunAcc<K>) + Sync),
+) -> Vec<[f64; K]> {
+    let mut tot = vec![[0.0; K]; block.1];
+    for j in 0..plan::chunks(dims) {
+        add_into(&mut tot, &chunk(dims, block, j, f));
+    }
+    tot
+}
+
+/// Sums of every channel (contiguous), items of [`plan::item_channels`]
+/// channels × one chunk, in parallel when `par`.
+pub fn all_channels<const K: usize>(
+    dims: Dims,
+    par: bool,
+    f: &(impl Fn(usize, usize, &mut RunAcc<K>) + Sync),
+) -> Vec<[f64; K]> {
+    let (cb, nj) = (plan::item_channels(dims), plan::chunks(dims));
+    let items = map_ordered(par, dims.c.div_ceil(cb) * nj, |i| {
+        let c0 = i / nj * cb;
+        chunk(dims, (c0, cb.min(dims.c - c0)), i % nj, f)
+    });
+    let mut tot = vec![[0.0; K]; dims.c];
+    for (b, block) in items.chunks(nj).enumerate() {
+        for part in block {
+            add_into(&mut tot[b * cb..b * cb + part.len()], part);
+        }
+    }
+    tot
+}
+
+/// Per-channel sums over channels-last rows (`rows` rows of `c` values):
+/// `f(range, acc)` adds the whole super-rows of `x[range]` into the lanes.
+pub fn rows<const K: usize>(
+    g: &Rows,
+    rows: usize,
+    par: bool,
+    f: impl Fn(Range<usize>, [&mut [f64]; K]) + Sync + Send,
+) -> Vec<[f64; K]> {
+    let (c, cr) = (g.sr.c, g.chunk_rows);
+    let parts = map_ordered(par, rows.div_ceil(cr), |j| {
+        let mut lanes: [Vec<f64>; K] = from_fn(|_| vec![0.0; g.sr.l]);
+        f(
+            j * cr * c..((j + 1) * cr).min(rows) * c,
+            lanes.each_mut().map(|v| v.as_mut_slice()),
+        );
+        lanes.map(|v| {
+            let mut out = vec![0.0; c];
+            g.sr.fold(&v, &mut out);
+            out
+        })
+    });
+    let mut tot = vec![[0.0; K]; c];
+    for part in &parts {
+        for (ch, t) in tot.iter_mut().enumerate() {
+            for (s, ts) in t.iter_mut().enumerate() {
+                *ts += part[s][ch];
+            }
+        }
+    }
+    tot
+}
+
+fn add_into<const K: usize>(tot: &mut [[f64; K]], part: &[[f64; K]]) {
+    for (t, p) in tot.iter_mut().zip(part) {
+        for (a, b) in t.iter_mut().zip(p) {
+            *a += b;
+        }
+    }
+}
+
+/// Most values of a channel's prefix used to pick its shift.
+const PREFIX: usize = 64;
+/// At most 1/64 of a channel's values are in the prefix (it is read twice
+/// in scalar code, strided when channels-last).
+const PREFIX_SHARE: usize = 64;
+
+/// Per-channel shifts `K_c`: the value of the channel's first few (1 to
+/// 64, at most 1/64 of the channel) values nearest to their mean. A value *from* the data keeps `x − K_c`
+/// exact for clustered data (Sterbenz lemma), and one near the mean keeps
+/// the one-read sums from cancelling (Chan, Golub & LeVeque 1983, shifted
+/// data). Falls back to the first value when the prefix is not finite.
+/// The prefix is visited in memory order (rows of all channels when
+/// channels-last).
+pub fn shifts<T: Lane>(x: &[T], dims: Dims) -> Vec<f64> {
+    let len = (dims.per_channel() / PREFIX_SHARE).clamp(1, PREFIX);
+    let sc = dims.strides3()[1];
+    // Offset of channel 0 at each prefix position (n, s), in (n, s) order.
+    let base: Vec<usize> = (0..len)
+        .map(|i| dims.offset(i / dims.s, 0, i % dims.s))
+        .collect();
+    let mut mean = vec![0.0; dims.c];
+    let channel_values = |o: usize| x[o..].iter().step_by(sc).take(dims.c);
+    for &o in &base {
+        for (m, v) in mean.iter_mut().zip(channel_values(o)) {
+            *m += v.as_f64();
+        }
+    }
+    for m in mean.iter_mut() {
+        *m /= len as f64;
+    }
+    let mut best: Vec<f64> = channel_values(0).map(|v| v.as_f64()).collect();
+    for &o in &base[1..] {
+        for ((b, v), m) in best.iter_mut().zip(channel_values(o)).zip(&mean) {
+            let v = v.as_f64();
+            if (v - m).abs() < (*b - m).abs() {
+                *b = v;
+            }
+        }
+    }
+    best
+}

@@ -1,0 +1,52 @@
+//! The portable scalar twin: one `f64` lane per "register", the same
+//! kernels and lane order as the SIMD levels, and the fallback on CPUs
+//! without AVX2.
+
+use super::Simd;
+
+/// One `f64` lane.
+#[derive(Debug, Clone, Copy)]
+pub struct Scalar;
+
+/// Row-reduction column block (lanes kept in registers across a row tile).
+const SUM_BLOCK: usize = 8;
+const GRAD_BLOCK: usize = 4;
+
+impl Simd for Scalar {
+    const W: usize = 1;
+    type V = f64;
+    #[inline(always)]
+    unsafe fn splat(v: f64) -> f64 {
+        v
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f64) -> f64 {
+        *p
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f64, v: f64) {
+        *p = v
+    }
+    #[inline(always)]
+    unsafe fn load_f32(p: *const f32) -> f64 {
+        *p as f64
+    }
+    #[inline(always)]
+    unsafe fn store_f32(p: *mut f32, v: f64) {
+        *p = v as f32
+    }
+    #[inline(always)]
+    unsafe fn add(a: f64, b: f64) -> f64 {
+        a + b
+    }
+    #[inline(always)]
+    unsafe fn sub(a: f64, b: f64) -> f64 {
+        a - b
+    }
+    #[inline(always)]
+    unsafe fn mul(a: f64, b: f64) -> f64 {
+        a * b
+    }
+}
+
+super::level_kernels!(#[inline], Scalar);

@@ -1,0 +1,169 @@
+//! Training forward: per-channel statistics in one read of `x` (a second
+//! read only for channels whose shifted sums cancel), then the normalize
+//! pass — back to back per channel while it is in cache when it fits.
+
+use super::coeffs::{self, Channel};
+use super::plan::{self, Rows};
+use super::reduce;
+use super::simd::{self, Lane, Level, RunAcc};
+use crate::engine::plan::{is_parallel, map_ordered, runs_by_channel_task, runs_pass};
+use crate::layout::{Dims, Layout};
+use crate::problem::{Affine, TrainForward};
+use rayon::prelude::*;
+
+/// Batch statistics and `y = (x − μ)/√(σ² + ε)·w + b`.
+pub fn forward<T: Lane>(p: TrainForward<'_, T>) {
+    let dims = p.dims.canonical();
+    let lv = Level::detected();
+    let shift = reduce::shifts(p.x, dims);
+    match dims.layout {
+        Layout::Contiguous => contiguous(p, dims, lv, &shift),
+        Layout::ChannelsLast => channels_last(p, dims, lv, &shift),
+    }
+}
+
+/// The run reduction `[Σd, Σd²]` with shift `k(c)` for channel `c`.
+fn run_sums<'a, T: Lane>(
+    lv: Level,
+    x: &'a [T],
+    s: usize,
+    k: impl Fn(usize) -> f64 + Sync + 'a,
+) -> impl Fn(usize, usize, &mut RunAcc<2>) + Sync + 'a {
+    move |o, c, acc| simd::run_sums(lv, &x[o..o + s], k(c), acc)
+}
+
+/// Statistics of channels `c0..c0 + cs` (contiguous), first and second
+/// passes, by one task.
+fn block_stats<T: Lane>(
+    lv: Level,
+    x: &[T],
+    dims: Dims,
+    (c0, cs): (usize, usize),
+    shift: &[f64],
+) -> Vec<Channel> {
+    let (n, g) = (dims.per_channel(), coeffs::max_growth::<T>());
+    let first = reduce::channels(dims, (c0, cs), &run_sums(lv, x, dims.s, |c| shift[c]));
+    first
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| {
+            coeffs::channel(n, shift[c0 + i], s, g).unwrap_or_else(|k| {
+                let again = reduce::channels(dims, (c0 + i, 1), &run_sums(lv, x, dims.s, |_| k));
+                coeffs::accept(n, k, again[0])
+            })
+        })
+        .collect()
+}
+
+/// Statistics of every channel (contiguous), address-ordered items.
+fn all_stats<T: Lane>(lv: Level, x: &[T], dims: Dims, shift: &[f64]) -> Vec<Channel> {
+    let (n, g, par) = (
+        dims.per_channel(),
+        coeffs::max_growth::<T>(),
+        is_parallel(dims),
+    );
+    let first = reduce::all_channels(dims, par, &run_sums(lv, x, dims.s, |c| shift[c]));
+    let pending: Vec<Result<Channel, f64>> = (0..dims.c)
+        .map(|c| coeffs::channel(n, shift[c], first[c], g))
+        .collect();
+    let redo: Vec<usize> = (0..dims.c).filter(|&c| pending[c].is_err()).collect();
+    let again = map_ordered(par, redo.len(), |i| {
+        let k = pending[redo[i]].unwrap_err();
+        let sums = reduce::channels(dims, (redo[i], 1), &run_sums(lv, x, dims.s, |_| k));
+        coeffs::accept(n, k, sums[0])
+    });
+    let mut again = again.into_iter();
+    pending
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|_| again.next().expect("one per retry")))
+        .collect()
+}
+
+/// `[a, c]` of `y = (x − K)·a + c` for every channel of `stats`, from `c0`.
+fn norm_coeffs(n: usize, eps: f64, af: Affine<'_>, c0: usize, stats: &[Channel]) -> Vec<[f64; 2]> {
+    let n = n as f64;
+    stats
+        .iter()
+        .enumerate()
+        .map(|(i, s)| coeffs::norm(s.mean, s.m2 / n, eps, af.weight(c0 + i), af.bias(c0 + i)))
+        .collect()
+}
+
+/// Write the batch mean and biased variance.
+fn write_stats(stats: &[Channel], n: usize, mean: &mut [f64], var: &mut [f64]) {
+    for ((s, m), v) in stats.iter().zip(mean).zip(var) {
+        *m = s.shift + s.mean;
+        *v = s.m2 / n as f64;
+    }
+}
+
+fn contiguous<T: Lane>(p: TrainForward<'_, T>, dims: Dims, lv: Level, shift: &[f64]) {
+    let x = p.x;
+    let bytes = dims.per_channel() * std::mem::size_of::<T>();
+    let stats = if let Some(cpt) = plan::channel_tasks(dims, bytes) {
+        let (n, eps, af) = (dims.per_channel(), p.eps, p.affine);
+        let tasks = runs_by_channel_task(p.y, dims, cpt);
+        let per_task: Vec<Vec<Channel>> = tasks
+            .into_par_iter()
+            .enumerate()
+            .map(|(t, mut runs)| {
+                let (c0, cs) = (t * cpt, cpt.min(dims.c - t * cpt));
+                let st = block_stats(lv, x, dims, (c0, cs), shift);
+                let k = norm_coeffs(n, eps, af, c0, &st);
+                for (i, run) in runs.iter_mut().enumerate() {
+                    let (o, ci) = (dims.offset(i / cs, c0 + i % cs, 0), i % cs);
+                    let xr = &x[o..o + dims.s];
+                    simd::run_affine(lv, xr, run, st[ci].shift, k[ci][0], k[ci][1]);
+                }
+                st
+            })
+            .collect();
+        per_task.into_iter().flatten().collect()
+    } else {
+        let st = all_stats(lv, x, dims, shift);
+        let k = norm_coeffs(dims.per_channel(), p.eps, p.affine, 0, &st);
+        runs_pass(dims, plan::runs_per_task(dims), p.y, |c, r, out| {
+            simd::run_affine(lv, &x[r], out, st[c].shift, k[c][0], k[c][1])
+        });
+        st
+    };
+    write_stats(&stats, dims.per_channel(), p.mean, p.var);
+}
+
+fn channels_last<T: Lane>(p: TrainForward<'_, T>, dims: Dims, lv: Level, shift: &[f64]) {
+    let (x, g, rows) = (p.x, Rows::new(dims.c), dims.n * dims.s);
+    let (n, growth, par) = (
+        dims.per_channel(),
+        coeffs::max_growth::<T>(),
+        is_parallel(dims),
+    );
+    let sums = |k: &[f64]| {
+        let kr = g.sr.rep(k);
+        reduce::rows::<2>(&g, rows, par, |r, acc| simd::rows_sums(lv, &x[r], &kr, acc))
+    };
+    let first = sums(shift);
+    let pending: Vec<Result<Channel, f64>> = (0..dims.c)
+        .map(|c| coeffs::channel(n, shift[c], first[c], growth))
+        .collect();
+    let stats: Vec<Channel> = if pending.iter().any(Result::is_err) {
+        // Second pass for the channels that cancel (all lanes are summed;
+        // the others keep their one-read result).
+        let k2: Vec<f64> = pending
+            .iter()
+            .zip(shift)
+            .map(|(r, &k)| r.err().unwrap_or(k))
+            .collect();
+        let again = sums(&k2);
+        let redo = |(c, r): (usize, Result<Channel, f64>)| {
+            r.unwrap_or_else(|k| coeffs::accept(n, k, again[c]))
+        };
+        pending.into_iter().enumerate().map(redo).collect()
+    } else {
+        pending.into_iter().flatten().collect()
+    };
+    let k = norm_coeffs(n, p.eps, p.affine, 0, &stats);
+    let ks: Vec<f64> = stats.iter().map(|s| s.shift).collect();
+    let (a, c): (Vec<f64>, Vec<f64>) = k.iter().map(|&[a, c]| (a, c)).unzip();
+    super::eval::rows(lv, &g, x, p.y, [&ks, &a, &c]);
+    write_stats(&stats, n, p.mean, p.var);
+}

@@ -1,0 +1,226 @@
+//! `fused`'s SIMD kernels equal their scalar twin bit for bit, at every
+//! instruction-set level this CPU has (forced through [`Level::available`]),
+//! over every tail length 0..=70 and larger sizes, for `f32` and `f64`, on
+//! tiny, huge and offset data; and `fused` as a whole stays accurate where
+//! its one-read statistics need their second pass.
+
+mod common;
+
+use bn_impls::fused::simd::{self, Lane, Level, RunAcc};
+use bn_impls::{registry, Backward, Element, GradMode, Layout};
+use common::{bits, dims, run_all, Rng};
+
+/// `(scale, offset)` of the test data: plain, tiny, huge, ill-conditioned.
+const DATA: &[(f64, f64)] = &[
+    (1.0, 0.5),
+    (1e-30, 0.0),
+    (1e30, 0.0),
+    (1.0, 1e4),
+    (1.0, 1e8),
+];
+
+fn lengths() -> impl Iterator<Item = usize> {
+    (0..=70).chain([127, 128, 129, 1000, 4099])
+}
+
+fn values<T: Element>(n: usize, seed: u64, (scale, offset): (f64, f64)) -> Vec<T> {
+    let mut rng = Rng::new(seed);
+    (0..n)
+        .map(|_| T::from_f64(offset + scale * rng.unit()))
+        .collect()
+}
+
+fn b64(v: &[f64]) -> Vec<u64> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+fn acc<const K: usize>(seed: f64) -> RunAcc<K> {
+    std::array::from_fn(|s| std::array::from_fn(|l| seed * (s * 16 + l) as f64))
+}
+
+fn runs_at<T: Lane>(lv: Level, x: &[T], dy: &[T], k: f64) -> (Vec<u64>, Vec<u64>) {
+    let mut a2 = acc::<2>(0.25);
+    simd::run_sums(lv, x, k, &mut a2);
+    let mut a3 = acc::<3>(-0.5);
+    simd::run_grad(lv, x, dy, k, &mut a3);
+    let mut sums: Vec<f64> = a2.iter().flatten().copied().collect();
+    sums.extend(a3.iter().flatten());
+    let mut y = vec![T::zero(); x.len()];
+    simd::run_affine(lv, x, &mut y, k, 0.75, -1.5);
+    let mut out = bits(&y);
+    simd::run_dx(lv, x, dy, &mut y, k, [0.5, -0.25, 2.0]);
+    out.extend(bits(&y));
+    (b64(&sums), out)
+}
+
+fn check_runs<T: Lane>(lv: Level) {
+    for (di, &d) in DATA.iter().enumerate() {
+        for n in lengths() {
+            let x: Vec<T> = values(n, n as u64 + 1, d);
+            let dy: Vec<T> = values(n, n as u64 + 99, (1.0, 0.0));
+            let k = x.first().map_or(d.1, |v| v.as_f64());
+            assert_eq!(
+                runs_at(lv, &x, &dy, k),
+                runs_at(Level::scalar(), &x, &dy, k),
+                "run kernels, {} {} data {di} n = {n}",
+                lv.name(),
+                T::DTYPE
+            );
+        }
+    }
+}
+
+fn rows_at<T: Lane>(lv: Level, x: &[T], dy: &[T], k: &[f64]) -> (Vec<u64>, Vec<u64>) {
+    let l = k.len();
+    let coef = |s: f64| -> Vec<f64> { (0..l).map(|i| s * (1.0 + i as f64 / 7.0)).collect() };
+    let (a, b, c) = (coef(0.5), coef(-1.25), coef(0.125));
+    let [mut s1, mut s2, mut g1, mut g2, mut g3] = [0.25, -0.5, 1.0, 2.0, -3.0].map(coef);
+    simd::rows_sums(lv, x, k, [&mut s1, &mut s2]);
+    simd::rows_grad(lv, x, dy, k, [&mut g1, &mut g2, &mut g3]);
+    let sums: Vec<f64> = [s1, s2, g1, g2, g3].concat();
+    let mut y = vec![T::zero(); x.len()];
+    simd::rows_affine(lv, x, &mut y, [k, &a, &b]);
+    let mut out = bits(&y);
+    simd::rows_scale(lv, x, &mut y, [&a, &b]);
+    out.extend(bits(&y));
+    simd::rows_dx(lv, x, dy, &mut y, [k, &a, &b, &c]);
+    out.extend(bits(&y));
+    (b64(&sums), out)
+}
+
+fn check_rows<T: Lane>(lv: Level) {
+    // Lane counts below, at and above the register blocks (8–64 lanes), with
+    // remainders; lengths give partial last rows and many register tiles.
+    for l in [1, 3, 8, 13, 32, 64, 72, 100, 600] {
+        for (di, &d) in DATA.iter().enumerate() {
+            for n in lengths().chain([l * 70 + l / 2, l * 300]) {
+                let x: Vec<T> = values(n, (n + l) as u64, d);
+                let dy: Vec<T> = values(n, (n + l) as u64 + 99, (1.0, 0.0));
+                let k: Vec<f64> = (0..l)
+                    .map(|i| x.get(i).map_or(d.1, |v| v.as_f64()))
+                    .collect();
+                assert_eq!(
+                    rows_at(lv, &x, &dy, &k),
+                    rows_at(Level::scalar(), &x, &dy, &k),
+                    "row kernels, {} {} L = {l} data {di} n = {n}",
+                    lv.name(),
+                    T::DTYPE
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn run_kernels_equal_the_scalar_twin_at_every_level() {
+    for lv in Level::available() {
+        check_runs::<f32>(lv);
+        check_runs::<f64>(lv);
+    }
+}
+
+#[test]
+fn row_kernels_equal_the_scalar_twin_at_every_level() {
+    for lv in Level::available() {
+        check_rows::<f32>(lv);
+        check_rows::<f64>(lv);
+    }
+}
+
+#[test]
+fn levels_start_with_scalar_and_end_with_the_detected_one() {
+    let all = Level::available();
+    assert_eq!(all[0], Level::scalar());
+    assert_eq!(*all.last().unwrap(), Level::detected());
+    // Recorded in the log: which levels the comparisons above exercised.
+    eprintln!(
+        "levels: {:?}",
+        all.iter().map(|l| l.name()).collect::<Vec<_>>()
+    );
+}
+
+/// Data whose first values mislead the shift: every channel's first 64
+/// values sit at `offset`, the rest near 0, so the one-read sums cancel and
+/// the second pass must run; `fused` must still agree with `welford`.
+fn misleading_prefix<T: Element>(shape: &[usize], layout: Layout, offset: f64) {
+    let d = dims(shape, layout);
+    let mut rng = Rng::new(3);
+    let mut x: Vec<T> = common::data(&mut rng, d.len(), 0.0, 1.0);
+    for c in 0..d.c {
+        for i in 0..64.min(d.per_channel()) {
+            x[d.offset(i / d.s, c, i % d.s)] = T::from_f64(offset + rng.unit());
+        }
+    }
+    let dy: Vec<T> = common::data(&mut rng, d.len(), 0.0, 1.0);
+    let want = run_all(registry::by_name("welford").unwrap(), d, &x, &dy);
+    let got = run_all(registry::by_name("fused").unwrap(), d, &x, &dy);
+    for (c, (g, w)) in got.var.iter().zip(&want.var).enumerate() {
+        assert!((g - w).abs() <= 1e-10 * w.abs(), "var[{c}]: {g} vs {w}");
+    }
+    for (c, (g, w)) in got.mean.iter().zip(&want.mean).enumerate() {
+        // welford's running mean about a far shift is itself off by ~1e-12.
+        assert!(
+            (g - w).abs() <= 1e-10 * w.abs().max(1.0),
+            "mean[{c}]: {g} vs {w}"
+        );
+    }
+    let tol = 4.0 * T::DTYPE.epsilon() + 1e-13;
+    for (i, (g, w)) in got.y.iter().zip(&want.y).enumerate() {
+        let (g, w) = (g.as_f64(), w.as_f64());
+        assert!(
+            (g - w).abs() <= tol * w.abs().max(1.0),
+            "y[{i}]: {g} vs {w}"
+        );
+    }
+}
+
+#[test]
+fn second_pass_when_the_prefix_misleads_the_shift() {
+    for layout in Layout::ALL {
+        misleading_prefix::<f32>(&[16, 3, 40, 40], layout, 1e3);
+        misleading_prefix::<f64>(&[16, 3, 40, 40], layout, 1e6);
+        misleading_prefix::<f64>(&[4096, 5], layout, 1e6);
+        // f32 keeps one-read sums up to a growth of 2^13: a prefix of 64 in
+        // 2^20 values exceeds it.
+        misleading_prefix::<f32>(&[1024, 1, 32, 32], layout, 1e3);
+    }
+}
+
+/// A NaN in one channel's `x` stays in that channel (batch mode), and with
+/// fixed statistics `x` is not read for `dx` at all.
+#[test]
+fn nan_stays_in_its_channel_and_out_of_fixed_mode_dx() {
+    let fused = bn_impls::kernel::<f32>(registry::by_name("fused").unwrap()).unwrap();
+    for layout in Layout::ALL {
+        let d = dims(&[8, 4, 33, 33], layout);
+        let mut rng = Rng::new(9);
+        let mut x: Vec<f32> = common::data(&mut rng, d.len(), 0.0, 1.0);
+        let dy: Vec<f32> = common::data(&mut rng, d.len(), 0.0, 1.0);
+        x[d.offset(3, 1, 7)] = f32::NAN;
+        let o = run_all(registry::by_name("fused").unwrap(), d, &x, &dy);
+        for c in 0..d.c {
+            let finite = d
+                .channel_offsets(c)
+                .all(|i| o.y[i].is_finite() && o.dx[i].is_finite());
+            assert_eq!(finite, c != 1, "{layout}: channel {c}");
+        }
+        let (mean, var) = (vec![0.5; d.c], vec![2.0; d.c]);
+        let (mut dx, mut gw, mut gb) = (vec![0.0f32; d.len()], vec![0.0; d.c], vec![0.0; d.c]);
+        fused.backward(
+            Backward::new(
+                d.tensor(&x).unwrap(),
+                d.tensor(&dy).unwrap(),
+                d.tensor_mut(&mut dx).unwrap(),
+                &mean,
+                &var,
+                None,
+                1e-5,
+                GradMode::Fixed,
+                &mut gw,
+                &mut gb,
+            )
+            .unwrap(),
+        );
+        assert!(dx.iter().all(|v| v.is_finite()), "{layout}: fixed dx");
+    }
+}
