@@ -9,6 +9,7 @@
 
 use crate::element::Element;
 use crate::kernel::{Implementation, Info, Kernel, Kernels};
+use crate::layout::Dims;
 use crate::problem::{Backward, EvalForward, GradMode, TrainForward};
 
 /// Textbook batch norm in the data's own precision.
@@ -19,19 +20,88 @@ fn t<T: Element>(v: f64) -> T {
     T::from_f64(v)
 }
 
+/// Channel `c`'s runs: `(start, len, stride)` of each of its N runs of S
+/// values (stride 1 in the contiguous layout, C in channels-last); for
+/// `(N, C)` the whole channel is one run of N values with stride C.
+fn channel_runs(dims: Dims, c: usize) -> impl Iterator<Item = (usize, usize, usize)> {
+    let [sn, sc, ss] = dims.strides3();
+    let (runs, len, stride) = if dims.s == 1 {
+        (1, dims.n, sn)
+    } else {
+        (dims.n, dims.s, ss)
+    };
+    (0..runs).map(move |n| (n * sn + c * sc, len, stride))
+}
+
+/// `acc = f(acc, x, y)` over channel `c` of two tensors, in `(n, s)` order.
+/// Unit-stride runs are walked as slices (no index checks, vectorizable),
+/// the long-stride runs of `(N, C)` with `step_by`, short strides by index.
+fn fold_channel<T: Element, A>(
+    dims: Dims,
+    c: usize,
+    [x, y]: [&[T]; 2],
+    mut acc: A,
+    mut f: impl FnMut(A, T, T) -> A,
+) -> A {
+    for (start, len, stride) in channel_runs(dims, c) {
+        let (xs, ys) = (&x[start..], &y[start..]);
+        if stride == 1 {
+            for (&a, &b) in xs[..len].iter().zip(&ys[..len]) {
+                acc = f(acc, a, b);
+            }
+        } else {
+            for (&a, &b) in xs
+                .iter()
+                .step_by(stride)
+                .zip(ys.iter().step_by(stride))
+                .take(len)
+            {
+                acc = f(acc, a, b);
+            }
+        }
+    }
+    acc
+}
+
+/// `out = f(x, y)` over channel `c`, walked like [`fold_channel`]; unit-stride
+/// runs vectorize.
+fn map_channel<T: Element>(
+    dims: Dims,
+    c: usize,
+    [x, y]: [&[T]; 2],
+    out: &mut [T],
+    f: impl Fn(T, T) -> T,
+) {
+    for (start, len, stride) in channel_runs(dims, c) {
+        let (xs, ys, os) = (&x[start..], &y[start..], &mut out[start..]);
+        if stride == 1 {
+            for ((o, &a), &b) in os[..len].iter_mut().zip(&xs[..len]).zip(&ys[..len]) {
+                *o = f(a, b);
+            }
+        } else if dims.s == 1 {
+            let pairs = xs.iter().step_by(stride).zip(ys.iter().step_by(stride));
+            for (o, (&a, &b)) in os.iter_mut().step_by(stride).zip(pairs).take(len) {
+                *o = f(a, b);
+            }
+        } else {
+            for i in (0..len).map(|j| j * stride) {
+                os[i] = f(xs[i], ys[i]);
+            }
+        }
+    }
+}
+
 impl<T: Element> Kernel<T> for Naive {
     fn forward_train(&self, p: TrainForward<'_, T>) {
         let (x, y, dims) = (p.x, p.y, p.dims);
         let m: T = t(dims.per_channel() as f64);
         for c in 0..dims.c {
-            let xc = || dims.channel_offsets(c).map(|i| x[i]);
-            let mean = xc().fold(T::zero(), |acc, v| acc + v) / m;
-            let var = xc().fold(T::zero(), |acc, v| acc + (v - mean) * (v - mean)) / m;
+            let mean = fold_channel(dims, c, [x, x], T::zero(), |acc, v, _| acc + v) / m;
+            let sq = |acc: T, v: T, _| acc + (v - mean) * (v - mean);
+            let var = fold_channel(dims, c, [x, x], T::zero(), sq) / m;
             let inv_std = T::one() / (var + t(p.eps)).sqrt();
             let (w, b) = (t::<T>(p.affine.weight(c)), t::<T>(p.affine.bias(c)));
-            for i in dims.channel_offsets(c) {
-                y[i] = (x[i] - mean) * inv_std * w + b;
-            }
+            map_channel(dims, c, [x, x], y, |v, _| (v - mean) * inv_std * w + b);
             p.mean[c] = mean.as_f64();
             p.var[c] = var.as_f64();
         }
@@ -43,9 +113,7 @@ impl<T: Element> Kernel<T> for Naive {
             let (mean, var) = (t::<T>(p.mean[c]), t::<T>(p.var[c]));
             let inv_std = T::one() / (var + t(p.eps)).sqrt();
             let (w, b) = (t::<T>(p.affine.weight(c)), t::<T>(p.affine.bias(c)));
-            for i in dims.channel_offsets(c) {
-                y[i] = (x[i] - mean) * inv_std * w + b;
-            }
+            map_channel(dims, c, [x, x], y, |v, _| (v - mean) * inv_std * w + b);
         }
     }
 
@@ -56,21 +124,17 @@ impl<T: Element> Kernel<T> for Naive {
             let mean = t::<T>(p.mean[c]);
             let inv_std = T::one() / (t::<T>(p.var[c]) + t(p.eps)).sqrt();
             let w = t::<T>(p.weight.map_or(1.0, |w| w[c]));
-            let mut sum_dy = T::zero();
-            let mut sum_dy_xhat = T::zero();
-            for i in dims.channel_offsets(c) {
-                sum_dy = sum_dy + dy[i];
-                sum_dy_xhat = sum_dy_xhat + dy[i] * (x[i] - mean) * inv_std;
-            }
-            for i in dims.channel_offsets(c) {
-                dx[i] = match p.mode {
-                    GradMode::Batch => {
-                        let x_hat = (x[i] - mean) * inv_std;
-                        w * inv_std / m * (m * dy[i] - sum_dy - x_hat * sum_dy_xhat)
-                    }
-                    GradMode::Fixed => dy[i] * w * inv_std,
-                };
-            }
+            let zero = (T::zero(), T::zero());
+            let (sum_dy, sum_dy_xhat) = fold_channel(dims, c, [x, dy], zero, |(s, q), x, g| {
+                (s + g, q + g * (x - mean) * inv_std)
+            });
+            map_channel(dims, c, [x, dy], dx, |x, dy| match p.mode {
+                GradMode::Batch => {
+                    let x_hat = (x - mean) * inv_std;
+                    w * inv_std / m * (m * dy - sum_dy - x_hat * sum_dy_xhat)
+                }
+                GradMode::Fixed => dy * w * inv_std,
+            });
             p.grad_weight[c] = sum_dy_xhat.as_f64();
             p.grad_bias[c] = sum_dy.as_f64();
         }

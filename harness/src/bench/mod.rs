@@ -6,7 +6,7 @@
 //!
 //! - [`grid`]: shapes, layouts and the named grids; shape parsing;
 //! - [`options`]: validated `bnh bench` options;
-//! - [`workload`]: preallocated buffers and one call of an operation;
+//! - [`workload`]: the timed operations ([`Op`]), preallocated buffers and one call of each;
 //! - [`runner`]: warm-up, sampling, statistics and the interleaved memcpy roofline;
 //! - [`sweep`]: every measurement of validated options, one rayon pool per thread count;
 //! - [`machine`]: the machine description written beside each CSV;
@@ -20,63 +20,10 @@ pub mod runner;
 pub mod sweep;
 pub mod workload;
 
+pub use workload::Op;
+
 use bn_impls::{DType, Layout};
 use serde::{Deserialize, Deserializer, Serialize};
-
-/// The three timed operations. Serialized by [`Op::name`] (the CSV spelling).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Op {
-    /// Training-mode forward: batch statistics + normalized output.
-    Train,
-    /// Forward with given (running) statistics.
-    Eval,
-    /// Gradients of input, weight and bias (batch statistics).
-    Backward,
-}
-
-impl Op {
-    /// All operations, in report order.
-    pub const ALL: [Op; 3] = [Op::Train, Op::Eval, Op::Backward];
-
-    /// The name used in flags, CSV and benchmark ids.
-    pub fn name(self) -> &'static str {
-        match self {
-            Op::Train => "train",
-            Op::Eval => "eval",
-            Op::Backward => "backward",
-        }
-    }
-
-    /// How many tensors of the size of `x` the operation must read or write
-    /// at minimum: train reads `x` twice (statistics, then normalization) and
-    /// writes `y`; eval reads `x` and writes `y`; backward reads `x` and
-    /// `grad_output` and writes `grad_input`. `gb_per_s` counts these bytes.
-    pub fn tensor_passes(self) -> usize {
-        match self {
-            Op::Train => 3,
-            Op::Eval => 2,
-            Op::Backward => 3,
-        }
-    }
-}
-
-impl std::str::FromStr for Op {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Op, String> {
-        Op::ALL
-            .into_iter()
-            .find(|o| o.name() == s)
-            .ok_or_else(|| format!("unknown op '{s}'; use train, eval or backward"))
-    }
-}
-
-impl std::fmt::Display for Op {
-    /// The name, padded when a width is given (`{op:9}` in tables).
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.name())
-    }
-}
 
 /// The CSV columns, in order: the stable schema documented in docs/BENCHMARKS.md.
 pub const CSV_COLUMNS: [&str; 17] = [

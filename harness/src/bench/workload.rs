@@ -11,13 +11,68 @@
 //! of the library pays per call.
 
 use super::grid::BenchPoint;
-use super::Op;
 use crate::data::Rng;
 use bn_impls::{
     kernel, Affine, Backward, DType, Dims, Element, EvalForward, ForDtype, GradMode,
     Implementation, TrainForward,
 };
 use rayon::prelude::*;
+use serde::Serialize;
+
+/// The three timed operations. Serialized by [`Op::name`] (the CSV spelling).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    /// Training-mode forward: batch statistics + normalized output.
+    Train,
+    /// Forward with given (running) statistics.
+    Eval,
+    /// Gradients of input, weight and bias (batch statistics).
+    Backward,
+}
+
+impl Op {
+    /// All operations, in report order.
+    pub const ALL: [Op; 3] = [Op::Train, Op::Eval, Op::Backward];
+
+    /// The name used in flags, CSV and benchmark ids.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Train => "train",
+            Op::Eval => "eval",
+            Op::Backward => "backward",
+        }
+    }
+
+    /// How many tensors of the size of `x` the operation must read or write
+    /// at minimum: train reads `x` twice (statistics, then normalization) and
+    /// writes `y`; eval reads `x` and writes `y`; backward reads `x` and
+    /// `grad_output` and writes `grad_input`. `gb_per_s` counts these bytes.
+    pub fn tensor_passes(self) -> usize {
+        match self {
+            Op::Train => 3,
+            Op::Eval => 2,
+            Op::Backward => 3,
+        }
+    }
+}
+
+impl std::str::FromStr for Op {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Op, String> {
+        Op::ALL
+            .into_iter()
+            .find(|o| o.name() == s)
+            .ok_or_else(|| format!("unknown op '{s}'; use train, eval or backward"))
+    }
+}
+
+impl std::fmt::Display for Op {
+    /// The name, padded when a width is given (`{op:9}` in tables).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
+    }
+}
 
 /// `eps` used by every benchmark call (PyTorch's default).
 pub const EPS: f64 = 1e-5;

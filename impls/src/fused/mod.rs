@@ -65,7 +65,7 @@ impl Implementation for Fused {
     fn info(&self) -> Info {
         Info {
             name: "fused",
-            description: "own algorithm: one-read shifted f64 sums, AVX-512/AVX2/scalar kernels, cache-blocked by channel",
+            description: "one read of x for the statistics (shifted f64 sums added in chunk order), explicit AVX-512/AVX2 kernels with a scalar twin, cache-blocked by channel",
             stable: true,
             deterministic: true,
         }

@@ -168,7 +168,6 @@ macro_rules! level_kernels {
         use super::{rows, runs, Lane, RunAcc};
 
         /// # Safety
-
         /// The CPU has the level's features; slice bounds as in `runs::sums`.
         #[$attr]
         pub unsafe fn run_sums<T: Lane>(x: &[T], k: f64, acc: &mut RunAcc<2>) {
