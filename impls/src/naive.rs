@@ -30,7 +30,7 @@ fn unit_runs(dims: Dims) -> bool {
 /// Channel counts from which a strided channel is walked with slice
 /// iterators (`step_by`, `chunks`) rather than by index: measured faster for
 /// the long strides of `(N, C)` shapes, slower for few channels.
-const LONG_STRIDE: usize = 64;
+const LONG_STRIDE: usize = 256;
 
 /// The N runs of channel `c` in the contiguous layout, as offset ranges.
 fn runs(dims: Dims, c: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
@@ -55,9 +55,8 @@ fn fold_channel<T: Element, A>(
         }
     } else {
         if dims.c >= LONG_STRIDE {
-            let ys = y[c..].iter().step_by(dims.c);
-            for (&a, &b) in x[c..].iter().step_by(dims.c).zip(ys) {
-                acc = f(acc, a, b);
+            for (a, b) in x[c..].chunks(dims.c).zip(y[c..].chunks(dims.c)) {
+                acc = f(acc, a[0], b[0]);
             }
         } else {
             for i in (0..dims.per_channel()).map(|k| c + k * dims.c) {
