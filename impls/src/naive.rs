@@ -27,11 +27,6 @@ fn unit_runs(dims: Dims) -> bool {
     dims.strides3()[2] == 1 && dims.s > 1
 }
 
-/// Channel counts from which a strided channel is walked with slice
-/// iterators (`step_by`, `chunks`) rather than by index: measured faster for
-/// the long strides of `(N, C)` shapes, slower for few channels.
-const LONG_STRIDE: usize = 256;
-
 /// The N runs of channel `c` in the contiguous layout, as offset ranges.
 fn runs(dims: Dims, c: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
     let [sn, sc, _] = dims.strides3();
@@ -39,7 +34,10 @@ fn runs(dims: Dims, c: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
 }
 
 /// `acc = f(acc, x, y)` over channel `c` of two tensors, in `(n, s)` order,
-/// walked as slices (no per-value index check; unit-stride runs vectorize).
+/// walked as slices: unit-stride runs (they vectorize), rows of C values
+/// (`chunks_exact`, so the index `c < C` is checked once, not per value), or
+/// for `(N, C)` slices that start at the channel (measured fastest for the
+/// long stride C).
 fn fold_channel<T: Element, A>(
     dims: Dims,
     c: usize,
@@ -53,15 +51,15 @@ fn fold_channel<T: Element, A>(
                 acc = f(acc, a, b);
             }
         }
+    } else if dims.s == 1 {
+        // (N, C): slices starting at the channel, so each value is `[0]`.
+        for (a, b) in x[c..].chunks(dims.c).zip(y[c..].chunks(dims.c)) {
+            acc = f(acc, a[0], b[0]);
+        }
     } else {
-        if dims.c >= LONG_STRIDE {
-            for (a, b) in x[c..].chunks(dims.c).zip(y[c..].chunks(dims.c)) {
-                acc = f(acc, a[0], b[0]);
-            }
-        } else {
-            for i in (0..dims.per_channel()).map(|k| c + k * dims.c) {
-                acc = f(acc, x[i], y[i]);
-            }
+        let rows = x.chunks_exact(dims.c).zip(y.chunks_exact(dims.c));
+        for (a, b) in rows {
+            acc = f(acc, a[c], b[c]);
         }
     }
     acc
@@ -82,16 +80,15 @@ fn map_channel<T: Element>(
                 *o = f(a, b);
             }
         }
+    } else if dims.s == 1 {
+        let rows = x[c..].chunks(dims.c).zip(y[c..].chunks(dims.c));
+        for (o, (a, b)) in out[c..].chunks_mut(dims.c).zip(rows) {
+            o[0] = f(a[0], b[0]);
+        }
     } else {
-        if dims.c >= LONG_STRIDE {
-            let pairs = x[c..].chunks(dims.c).zip(y[c..].chunks(dims.c));
-            for (o, (a, b)) in out[c..].chunks_mut(dims.c).zip(pairs) {
-                o[0] = f(a[0], b[0]);
-            }
-        } else {
-            for i in (0..dims.per_channel()).map(|k| c + k * dims.c) {
-                out[i] = f(x[i], y[i]);
-            }
+        let rows = x.chunks_exact(dims.c).zip(y.chunks_exact(dims.c));
+        for (o, (a, b)) in out.chunks_exact_mut(dims.c).zip(rows) {
+            o[c] = f(a[c], b[c]);
         }
     }
 }
