@@ -192,8 +192,9 @@ impl<T: Element> BatchNorm<T> {
         }
     }
 
-    fn input_dims(&self, what: &str, shape: &[usize], layout_dims: Dims) -> Result<Dims> {
-        if layout_dims.c != self.config.num_features {
+    /// Reject an input whose channel count is not `num_features`.
+    fn check_channels(&self, what: &str, shape: &[usize], dims: Dims) -> Result<()> {
+        if dims.c != self.config.num_features {
             return Err(Error::ShapeMismatch {
                 what: format!(
                     "{what} (dim 1 is the channel count, which must equal num_features = {})",
@@ -203,7 +204,7 @@ impl<T: Element> BatchNorm<T> {
                 actual: shape.to_vec(),
             });
         }
-        Ok(layout_dims)
+        Ok(())
     }
 
     /// Forward pass: `y = BN(x)` with this module's mode and rules; updates the
@@ -218,7 +219,7 @@ impl<T: Element> BatchNorm<T> {
         self.validate()?;
         let shape = x.shape().to_vec();
         let x = Tensor::from_ndarray("x", x)?;
-        self.input_dims("x", &shape, x.dims())?;
+        self.check_channels("x", &shape, x.dims())?;
         if y.shape() != shape.as_slice() {
             return Err(Error::ShapeMismatch {
                 what: "y".into(),

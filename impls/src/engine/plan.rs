@@ -30,21 +30,16 @@ pub fn map_ordered<R: Send>(par: bool, n: usize, f: impl Fn(usize) -> R + Sync +
     }
 }
 
-/// Fixed chunks `[i·chunk, min((i+1)·chunk, len))` of `0..len`.
-pub fn chunk_ranges(len: usize, chunk: usize) -> impl Iterator<Item = Range<usize>> + Clone {
-    let chunk = chunk.max(1);
-    (0..len.div_ceil(chunk)).map(move |i| i * chunk..((i + 1) * chunk).min(len))
-}
-
 /// Contiguous element-wise pass: `f(c, run_range, out_run)` for every run
-/// (the S values of one `(n, c)`), tasks of `runs_per_task` whole runs.
+/// (the S values of one `(n, c)`), tasks of about `task_len` elements
+/// (whole runs, at least one).
 pub fn runs_pass<T: Send>(
     dims: Dims,
-    runs_per_task: usize,
+    task_len: usize,
     out: &mut [T],
     f: impl Fn(usize, Range<usize>, &mut [T]) + Sync + Send,
 ) {
-    let rpt = runs_per_task.max(1);
+    let rpt = (task_len / dims.s).max(1);
     let task = |(t, chunk): (usize, &mut [T])| {
         for (i, run) in chunk.chunks_mut(dims.s).enumerate() {
             let r = t * rpt + i;
@@ -118,13 +113,21 @@ impl SuperRow {
     }
 
     /// Fold the `L/C` lane copies of each channel into `out` (length C), in
-    /// lane order (a fixed order, so the result is deterministic).
+    /// lane order (see [`fold_lane_copies`]).
     pub fn fold(&self, acc: &[f64], out: &mut [f64]) {
-        out.copy_from_slice(&acc[..self.c]);
-        for copy in acc[self.c..].chunks_exact(self.c) {
-            for (o, &v) in out.iter_mut().zip(copy) {
-                *o += v;
-            }
+        fold_lane_copies(acc, self.c, out)
+    }
+}
+
+/// Fold the copies of `c` channels in super-row lanes `acc` (length a
+/// multiple of `c`) into `out` (length `c`), in lane order: a fixed order,
+/// so the result is deterministic.
+#[inline(always)]
+pub fn fold_lane_copies(acc: &[f64], c: usize, out: &mut [f64]) {
+    out.copy_from_slice(&acc[..c]);
+    for copy in acc[c..].chunks_exact(c) {
+        for (o, &v) in out.iter_mut().zip(copy) {
+            *o += v;
         }
     }
 }
@@ -133,15 +136,6 @@ impl SuperRow {
 mod tests {
     use super::*;
     use crate::layout::Layout;
-
-    #[test]
-    fn chunks_cover_the_range_in_order() {
-        for (len, chunk) in [(0, 4), (1, 4), (10, 4), (12, 4), (7, 100)] {
-            let r: Vec<_> = chunk_ranges(len, chunk).collect();
-            assert_eq!(r.iter().map(|r| r.len()).sum::<usize>(), len);
-            assert!(r.windows(2).all(|w| w[0].end == w[1].start));
-        }
-    }
 
     #[test]
     fn runs_by_channel_task_deals_runs_to_their_channels() {

@@ -96,7 +96,7 @@ fn contiguous<T: Lane>(
     }
     let sums = reduce::all_channels(dims, is_parallel(dims), &f);
     let g: Vec<Grad> = (0..dims.c).map(|c| pr.grad(c, sums[c])).collect();
-    runs_pass(dims, plan::runs_per_task(dims), dx, |c, r, out| {
+    runs_pass(dims, plan::TASK, dx, |c, r, out| {
         run_dx(lv, &x[r.clone()], &dy[r], out, pr.mean[c], &g[c], pr.mode)
     });
     g

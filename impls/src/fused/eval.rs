@@ -18,7 +18,7 @@ pub fn forward<T: Lane>(p: EvalForward<'_, T>) {
     let b: Vec<f64> = (0..dims.c).map(|c| p.affine.bias(c)).collect();
     let (x, mean) = (p.x, p.mean);
     match dims.layout {
-        Layout::Contiguous => runs_pass(dims, plan::runs_per_task(dims), p.y, |c, r, out| {
+        Layout::Contiguous => runs_pass(dims, plan::TASK, p.y, |c, r, out| {
             simd::run_affine(lv, &x[r], out, mean[c], a[c], b[c])
         }),
         Layout::ChannelsLast => rows(lv, &Rows::new(dims.c), x, p.y, [mean, &a, &b]),

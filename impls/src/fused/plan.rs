@@ -46,11 +46,6 @@ pub fn item_channels(dims: Dims) -> usize {
     (CHUNK / dims.per_channel().min(CHUNK)).clamp(1, dims.c)
 }
 
-/// Runs per contiguous element-wise task.
-pub fn runs_per_task(dims: Dims) -> usize {
-    (TASK / dims.s).max(1)
-}
-
 /// Channels per task when tasks own whole channels (contiguous layout,
 /// `bytes` per channel over the arrays read), or `None` when that does not
 /// pay. Uses the thread count, so both schedules compute the same bits

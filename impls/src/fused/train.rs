@@ -122,7 +122,7 @@ fn contiguous<T: Lane>(p: TrainForward<'_, T>, dims: Dims, lv: Level, shift: &[f
     } else {
         let st = all_stats(lv, x, dims, shift);
         let k = norm_coeffs(dims.per_channel(), p.eps, p.affine, 0, &st);
-        runs_pass(dims, plan::runs_per_task(dims), p.y, |c, r, out| {
+        runs_pass(dims, plan::TASK, p.y, |c, r, out| {
             simd::run_affine(lv, &x[r], out, st[c].shift, k[c][0], k[c][1])
         });
         st

@@ -43,29 +43,6 @@ fn group_grad_sums<T: Element>(
     acc.iter().map(|a| a.each_ref().map(lanes::hsum)).collect()
 }
 
-/// The per-channel inputs of the backward coefficients (copied out of
-/// [`Backward`] so tasks can share them while `dx` is borrowed mutably).
-#[derive(Clone, Copy)]
-struct GradParams<'a> {
-    mode: GradMode,
-    eps: f64,
-    weight: Option<&'a [f64]>,
-    mean: &'a [f64],
-    var: &'a [f64],
-}
-
-impl<'a> GradParams<'a> {
-    fn of<T>(p: &Backward<'a, T>) -> GradParams<'a> {
-        GradParams {
-            mode: p.mode,
-            eps: p.eps,
-            weight: p.weight,
-            mean: p.mean,
-            var: p.var,
-        }
-    }
-}
-
 /// Gradient coefficients of channel `c` from its [`GradSums`].
 ///
 /// With batch statistics the `f64` mean is the true batch mean rounded at
@@ -77,7 +54,7 @@ impl<'a> GradParams<'a> {
 /// folded into `k_const` so that `dx = k_dy·dy + k_xmu·(x − mean) + k_const`
 /// is taken about the true mean (as `welford`'s backward does with its
 /// shift). With fixed statistics the mean is an exact input: no correction.
-fn channel_grad_coeffs(p: &GradParams<'_>, m: usize, c: usize, sums: GradSums) -> GradCoeffs {
+fn channel_grad_coeffs<T>(p: &Backward<'_, T>, m: usize, c: usize, sums: GradSums) -> GradCoeffs {
     let [s, t, u] = sums;
     let w = p.weight.map_or(1.0, |w| w[c]);
     let d = match p.mode {
@@ -96,16 +73,14 @@ fn grad_coeffs(
     dims: Dims,
 ) -> Vec<GradCoeffs> {
     let m = dims.per_channel();
-    let gp = GradParams::of(p);
-    sums.iter()
-        .enumerate()
-        .map(|(c, &s)| {
-            let k = channel_grad_coeffs(&gp, m, c, s);
-            p.grad_weight[c] = k.grad_weight;
-            p.grad_bias[c] = k.grad_bias;
-            k
-        })
-        .collect()
+    let k: Vec<GradCoeffs> = (sums.iter().enumerate())
+        .map(|(c, &s)| channel_grad_coeffs(p, m, c, s))
+        .collect();
+    for (c, k) in k.iter().enumerate() {
+        p.grad_weight[c] = k.grad_weight;
+        p.grad_bias[c] = k.grad_bias;
+    }
+    k
 }
 
 /// Backward: one pass for the [`GradSums`], one pass writing `dx`.
@@ -133,7 +108,7 @@ fn backward_contiguous<T: Element>(mut p: Backward<'_, T>) {
         })
         .collect();
     let k = grad_coeffs(&mut p, &sums, dims);
-    runs_pass(dims, plan::runs_per_task(dims), p.dx, |c, r, out| {
+    runs_pass(dims, plan::TASK, p.dx, |c, r, out| {
         run_dx_or_scale(&x[r.clone()], &dy[r], out, &k[c])
     });
 }
@@ -145,13 +120,13 @@ fn rows_grad_sums<T: Element>(p: &Backward<'_, T>, plan: &RowPlan, mrep: &[f64])
     let (x, dy) = (p.x, p.dy);
     let rows = dims.n * dims.s;
     let per_group = map_ordered(is_parallel(dims), rows.div_ceil(plan.group_rows), |g| {
-        let r = g * plan.group_rows * plan.c..((g + 1) * plan.group_rows).min(rows) * plan.c;
-        let [mut s, mut t, mut u] = [0; 3].map(|_| vec![0.0; plan.l]);
+        let r = g * plan.group_rows * plan.sr.c..((g + 1) * plan.group_rows).min(rows) * plan.sr.c;
+        let [mut s, mut t, mut u] = [0; 3].map(|_| vec![0.0; plan.sr.l]);
         let st = [&mut s, &mut t, &mut u].map(|v| v.as_mut_slice());
-        lanes::rows_grad_sums(&x[r.clone()], &dy[r], plan.c, mrep, st);
+        lanes::rows_grad_sums(&x[r.clone()], &dy[r], plan.sr.c, mrep, st);
         [&s, &t, &u].map(|v| {
-            let mut f = vec![0.0; plan.c];
-            lanes::fold_lanes(v, plan.c, &mut f);
+            let mut f = vec![0.0; plan.sr.c];
+            plan.sr.fold(v, &mut f);
             f
         })
     });
@@ -168,14 +143,14 @@ fn rows_grad_sums<T: Element>(p: &Backward<'_, T>, plan: &RowPlan, mrep: &[f64])
 fn backward_rows<T: Element>(mut p: Backward<'_, T>) {
     let dims = p.dims.canonical();
     let plan = RowPlan::new(dims.c);
-    let mrep = plan.rep(p.mean);
+    let mrep = plan.sr.rep(p.mean);
     let sums = rows_grad_sums(&p, &plan, &mrep);
     let k = grad_coeffs(&mut p, &sums, dims);
-    let rep = |f: fn(&GradCoeffs) -> f64| plan.rep(&k.iter().map(f).collect::<Vec<_>>());
+    let rep = |f: fn(&GradCoeffs) -> f64| plan.sr.rep(&k.iter().map(f).collect::<Vec<_>>());
     let (kd, kx, kc) = (rep(|k| k.k_dy), rep(|k| k.k_xmu), rep(|k| k.k_const));
-    let zeros = vec![0.0; plan.l];
+    let zeros = vec![0.0; plan.sr.l];
     let (x, dy, batch) = (p.x, p.dy, p.mode == GradMode::Batch);
-    rows_pass(plan.task_rows * plan.c, p.dx, |r, out| {
+    rows_pass(plan.task_rows * plan.sr.c, p.dx, |r, out| {
         if batch {
             lanes::rows_dx(&x[r.clone()], &dy[r], out, dims.c, [&mrep, &kd, &kx, &kc]);
         } else {

@@ -20,16 +20,16 @@ pub fn forward_train<T: Element>(p: TrainForward<'_, T>) {
         Layout::Contiguous => {
             let moments = contiguous_moments(x, dims, &shift, par);
             let [a, b] = train_coeffs(&shift, &moments, p.eps, &p.affine, p.mean, p.var);
-            runs_pass(dims, plan::runs_per_task(dims), p.y, |c, r, out| {
+            runs_pass(dims, plan::TASK, p.y, |c, r, out| {
                 lanes::run_affine(&x[r], out, shift[c], a[c], b[c])
             });
         }
         Layout::ChannelsLast => {
             let plan = RowPlan::new(dims.c);
-            let krep = plan.rep(&shift);
+            let krep = plan.sr.rep(&shift);
             let moments = rows_moments(x, dims, &plan, &krep, par);
             let [a, b] = train_coeffs(&shift, &moments, p.eps, &p.affine, p.mean, p.var);
-            let (a, b) = (plan.rep(&a), plan.rep(&b));
+            let (a, b) = (plan.sr.rep(&a), plan.sr.rep(&b));
             rows_normalize(&plan, x, p.y, [&krep, &a, &b]);
         }
     }
@@ -55,12 +55,12 @@ fn rows_normalize<T: Element>(plan: &RowPlan, x: &[T], y: &mut [T], k: [&[f64]; 
             .zip(b)
             .map(|((&k, &a), &b)| b - k * a)
             .collect();
-        rows_pass(plan.task_rows * plan.c, y, |r, out| {
-            lanes::rows_scale(&x[r], out, plan.c, a, &b)
+        rows_pass(plan.task_rows * plan.sr.c, y, |r, out| {
+            lanes::rows_scale(&x[r], out, plan.sr.c, a, &b)
         });
     } else {
-        rows_pass(plan.task_rows * plan.c, y, |r, out| {
-            lanes::rows_affine(&x[r], out, plan.c, kk, a, b)
+        rows_pass(plan.task_rows * plan.sr.c, y, |r, out| {
+            lanes::rows_affine(&x[r], out, plan.sr.c, kk, a, b)
         });
     }
 }
@@ -73,14 +73,14 @@ pub fn forward_eval<T: Element>(p: EvalForward<'_, T>) {
         .collect();
     let x = p.x;
     match dims.layout {
-        Layout::Contiguous => runs_pass(dims, plan::runs_per_task(dims), p.y, |c, r, out| {
+        Layout::Contiguous => runs_pass(dims, plan::TASK, p.y, |c, r, out| {
             lanes::run_affine(&x[r], out, k[c].mean, k[c].scale, k[c].bias)
         }),
         Layout::ChannelsLast => {
             let plan = RowPlan::new(dims.c);
-            let m = plan.rep(&k.iter().map(|k| k.mean).collect::<Vec<_>>());
-            let a = plan.rep(&k.iter().map(|k| k.scale).collect::<Vec<_>>());
-            let b = plan.rep(&k.iter().map(|k| k.bias).collect::<Vec<_>>());
+            let m = plan.sr.rep(&k.iter().map(|k| k.mean).collect::<Vec<_>>());
+            let a = plan.sr.rep(&k.iter().map(|k| k.scale).collect::<Vec<_>>());
+            let b = plan.sr.rep(&k.iter().map(|k| k.bias).collect::<Vec<_>>());
             rows_normalize(&plan, x, p.y, [&m, &a, &b]);
         }
     }

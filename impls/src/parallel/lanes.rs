@@ -26,6 +26,7 @@
 //! LeVeque's pairwise formula ([`Moments::merge`]) in a fixed order.
 
 use crate::element::Element;
+use crate::engine::plan::fold_lane_copies;
 use crate::moments::Moments;
 
 /// Independent accumulators per loop: 2 zmm / 4 ymm of `f64`, enough to hide
@@ -244,17 +245,6 @@ fn deviations_row<T: Element>(row: &[T], k: &[f64], m: &[f64], s1: &mut [f64], s
     }
 }
 
-/// Fold the `L/c` lane copies of each channel, in lane order.
-#[inline(always)]
-pub fn fold_lanes(acc: &[f64], c: usize, out: &mut [f64]) {
-    out.copy_from_slice(&acc[..c]);
-    for copy in acc[c..].chunks_exact(c) {
-        for (o, &v) in out.iter_mut().zip(copy) {
-            *o += v;
-        }
-    }
-}
-
 /// Scratch arrays of one channels-last group, of length `L` or `c`.
 #[derive(Debug, Clone)]
 pub struct RowScratch {
@@ -309,8 +299,8 @@ pub fn rows_moments<T: Element>(
         w.s.fill(0.0);
         w.s2.fill(0.0);
         rows_shifted_sq(tile, c, k, &mut w.s, &mut w.s2);
-        fold_lanes(&w.s, c, &mut w.a);
-        fold_lanes(&w.s2, c, &mut w.b);
+        fold_lane_copies(&w.s, c, &mut w.a);
+        fold_lane_copies(&w.s2, c, &mut w.b);
         let max_loss = one_pass_max_loss::<T>();
         let one_read =
             w.a.iter()
@@ -365,8 +355,8 @@ fn two_pass_tile<T: Element>(tile: &[T], c: usize, k: &[f64], rows: f64, w: &mut
     rows_deviations(tile, c, k, &w.mrep, &mut w.s, &mut w.s2);
     // Tile moments: mean = m_b + Σe/n, M2 = Σe² − (Σe)²/n, in place
     // (a <- Σe then tile mean, b <- Σe² then tile M2).
-    fold_lanes(&w.s, c, &mut w.a);
-    fold_lanes(&w.s2, c, &mut w.b);
+    fold_lane_copies(&w.s, c, &mut w.a);
+    fold_lane_copies(&w.s2, c, &mut w.b);
     for ((a, b), &mb) in w.a.iter_mut().zip(w.b.iter_mut()).zip(&w.mrep) {
         let e = *a;
         *a = mb + e / rows;

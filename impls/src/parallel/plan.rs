@@ -13,6 +13,7 @@
 //!   [`RowPlan::tile_rows`] rows.
 
 use super::lanes::{MIN_SUPER_ROW, MIN_TILE_ROWS, TILE};
+use crate::engine::plan::SuperRow;
 use crate::layout::Dims;
 use std::ops::Range;
 
@@ -58,18 +59,11 @@ pub fn group_pieces(dims: Dims, c: usize, g: usize) -> impl Iterator<Item = Rang
     })
 }
 
-/// Runs (length S) per element-wise task (contiguous layout).
-pub fn runs_per_task(dims: Dims) -> usize {
-    (TASK / dims.s).max(1)
-}
-
 /// How channels-last rows are grouped, tiled and vectorized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RowPlan {
-    /// Channels per row.
-    pub c: usize,
-    /// Lanes of a super-row: `⌈64/C⌉` rows as one vector of `L` values.
-    pub l: usize,
+    /// Super-rows of `⌈64/C⌉` rows, one vector of `L` lanes.
+    pub sr: SuperRow,
     /// Rows per two-pass tile (a multiple of the super-row height).
     pub tile_rows: usize,
     /// Rows per statistics group (a multiple of `tile_rows`).
@@ -79,22 +73,16 @@ pub struct RowPlan {
 }
 
 impl RowPlan {
+    /// The plan of rows of `c` channels.
     pub fn new(c: usize) -> RowPlan {
-        let m = MIN_SUPER_ROW.div_ceil(c);
-        let l = m * c;
-        let tile_rows = (TILE / l).max(MIN_TILE_ROWS.div_ceil(m)) * m;
+        let sr = SuperRow::new(c, MIN_SUPER_ROW);
+        let tile_rows = (TILE / sr.l).max(MIN_TILE_ROWS.div_ceil(sr.m)) * sr.m;
         RowPlan {
-            c,
-            l,
+            sr,
             tile_rows,
             group_rows: (ROW_GROUP / (tile_rows * c)).max(MIN_GROUP_ROWS.div_ceil(tile_rows))
                 * tile_rows,
-            task_rows: (TASK / l).max(1) * m,
+            task_rows: (TASK / sr.l).max(1) * sr.m,
         }
-    }
-
-    /// A per-channel array repeated to the super-row width `L`.
-    pub fn rep(&self, v: &[f64]) -> Vec<f64> {
-        v.iter().copied().cycle().take(self.l).collect()
     }
 }

@@ -147,10 +147,10 @@ pub(super) fn rows_moments<T: Element>(
     let per_group = map_ordered(par, groups, |g| {
         let r0 = g * plan.group_rows;
         let r1 = (r0 + plan.group_rows).min(rows);
-        let mut w = RowScratch::new(plan.l, plan.c);
-        let mut out = vec![Moments::default(); plan.c];
-        let xs = &x[r0 * plan.c..r1 * plan.c];
-        lanes::rows_moments(xs, plan.c, krep, plan.tile_rows, &mut w, &mut out);
+        let mut w = RowScratch::new(plan.sr.l, plan.sr.c);
+        let mut out = vec![Moments::default(); plan.sr.c];
+        let xs = &x[r0 * plan.sr.c..r1 * plan.sr.c];
+        lanes::rows_moments(xs, plan.sr.c, krep, plan.tile_rows, &mut w, &mut out);
         out
     });
     let mut moments = vec![Moments::default(); dims.c];
