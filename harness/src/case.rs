@@ -74,6 +74,11 @@ pub struct Case {
     #[serde(default)]
     pub source: String,
     pub dtype: DType,
+    /// dtype of `weight`, `bias`, the running statistics and their
+    /// gradients; absent means `dtype`. PyTorch also allows `f32` parameters
+    /// with `bf16`/`f16` data (mixed precision).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub param_dtype: Option<DType>,
     pub shape: Vec<usize>,
     pub memory_format: Layout,
     pub config: CaseConfig,
@@ -124,7 +129,69 @@ impl Case {
             (None, None) => return Err("has neither expected nor expected_error".into()),
             _ => {}
         }
-        self.check_output_lengths(numel)
+        self.check_output_lengths(numel)?;
+        self.check_dtypes()
+    }
+
+    /// `param_dtype` is one PyTorch accepts with `dtype` (the same, or `f32`
+    /// with half-precision data), and for the half types every number is an
+    /// exact value of its dtype (so reading it cannot round it).
+    fn check_dtypes(&self) -> std::result::Result<(), String> {
+        let (data, param) = (self.dtype, self.param_dtype());
+        if param != data && !(data.is_half() && param == DType::F32) {
+            return Err(format!(
+                "param_dtype {param} with dtype {data}: PyTorch allows parameters of the data's \
+                 dtype, or f32 parameters with bf16/f16 data; drop param_dtype or use one of those"
+            ));
+        }
+        let exact = |what: &str, v: Option<&[Num]>, dtype: DType| {
+            if !dtype.is_half() {
+                return Ok(());
+            }
+            match v
+                .into_iter()
+                .flatten()
+                .position(|n| dtype.round(n.0).to_bits() != n.0.to_bits() && !n.0.is_nan())
+            {
+                Some(i) => Err(format!(
+                    "{what}[{i}] = {} is not a {dtype} value; write the exact value of the dtype",
+                    v.unwrap()[i].0
+                )),
+                None => Ok(()),
+            }
+        };
+        let i = &self.inputs;
+        exact("inputs.x", Some(&i.x), data)?;
+        exact("inputs.grad_output", i.grad_output.as_deref(), data)?;
+        for (what, v) in [
+            ("inputs.weight", &i.weight),
+            ("inputs.bias", &i.bias),
+            ("inputs.running_mean", &i.running_mean),
+            ("inputs.running_var", &i.running_var),
+        ] {
+            exact(what, v.as_deref(), param)?;
+        }
+        if let Some(e) = &self.expected {
+            for (name, v) in e.tensors() {
+                exact(&format!("expected.{name}"), v, self.output_dtype(name))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The dtype of `weight`, `bias`, the running statistics and their gradients.
+    pub fn param_dtype(&self) -> DType {
+        self.param_dtype.unwrap_or(self.dtype)
+    }
+
+    /// The dtype an output is stored and judged in: `dtype` for `y` and
+    /// `grad_input`, `param_dtype` for the per-channel outputs.
+    pub fn output_dtype(&self, name: &str) -> DType {
+        if matches!(name, "y" | "grad_input") {
+            self.dtype
+        } else {
+            self.param_dtype()
+        }
     }
 
     /// Rank 2 to 5, no zero dimension, at most 2^32 elements; returns the count.

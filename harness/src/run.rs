@@ -14,11 +14,24 @@ pub enum Outcome {
 
 /// Run `case` with `imp`: forward, then backward when the case has `grad_output`.
 pub fn run_case(case: &Case, imp: &dyn Implementation) -> Outcome {
+    /// Picks the data type, then [`WithParams`] the parameter type.
     struct Typed<'a>(&'a Case, &'a dyn Implementation);
     impl ForDtype for Typed<'_> {
         type Output = bn_impls::Result<Outputs>;
         fn call<T: Element>(self) -> Self::Output {
-            run_typed::<T>(self.0, self.1)
+            let params = WithParams::<T>(self.0, self.1, std::marker::PhantomData);
+            self.0.param_dtype().dispatch(params)
+        }
+    }
+    struct WithParams<'a, T>(
+        &'a Case,
+        &'a dyn Implementation,
+        std::marker::PhantomData<T>,
+    );
+    impl<T: Element> ForDtype for WithParams<'_, T> {
+        type Output = bn_impls::Result<Outputs>;
+        fn call<P: Element>(self) -> Self::Output {
+            run_typed::<T, P>(self.0, self.1)
         }
     }
     let result = case.dtype.dispatch(Typed(case, imp));
@@ -36,9 +49,13 @@ fn widen<T: Element>(v: Vec<T>) -> Vec<Num> {
     to_nums(v.into_iter().map(T::as_f64))
 }
 
-fn run_typed<T: Element>(case: &Case, imp: &dyn Implementation) -> bn_impls::Result<Outputs> {
+/// Run `case` on data of type `T` with parameters of type `P`.
+fn run_typed<T: Element, P: Element>(
+    case: &Case,
+    imp: &dyn Implementation,
+) -> bn_impls::Result<Outputs> {
     let cfg = case.config;
-    let mut bn = BatchNorm::<T>::new(Config {
+    let mut bn = BatchNorm::<T, P>::new(Config {
         num_features: case.channels(),
         eps: cfg.eps,
         momentum: cfg.momentum,

@@ -1,14 +1,18 @@
 //! The bn-case/1 tolerance rule and the verdict on one run.
 //!
 //! An output agrees when every element satisfies
-//! `|got − reference| ≤ max(4·e_torch, 16·eps_dtype·max(1, max|reference|))`,
+//! `|got − reference| ≤ max(4·e_torch, k·eps_dtype·max(1, max|reference|))`,
 //! with `e_torch = max |expected − reference|` (PyTorch's own error on that
-//! output) and NaN exactly where the reference has NaN. When a case has no
+//! output) and NaN exactly where the reference has NaN; `k` is 16 for `f32`
+//! and `f64`, 4 for `bf16` and `f16` (whose epsilon, 2^-7 or 2^-10, is
+//! already coarse). `y` and `grad_input` are judged in the case's `dtype`,
+//! the per-channel outputs in its `param_dtype`. When a case has no
 //! `reference`, `expected` is the reference and `e_torch = 0`.
 
 use crate::case::{Case, Outputs};
 use crate::num::Num;
 use crate::run::Outcome;
+use bn_impls::DType;
 
 /// The check of one output tensor.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,8 +64,19 @@ impl Verdict {
     }
 }
 
-/// The tolerance of one output: `max(4·e_torch, 16·eps·max(1, max|ref|))`.
-pub fn tolerance(expected: &[Num], reference: &[Num], eps_dtype: f64) -> f64 {
+/// The multiple of `dtype`'s epsilon an output may be off by, per unit of
+/// `max(1, max|reference|)`: 16 for `f32`/`f64`, 4 for the half types.
+pub fn eps_multiple(dtype: DType) -> f64 {
+    if dtype.is_half() {
+        4.0
+    } else {
+        16.0
+    }
+}
+
+/// The tolerance of one output in `dtype`:
+/// `max(4·e_torch, eps_multiple·eps·max(1, max|ref|))`.
+pub fn tolerance(expected: &[Num], reference: &[Num], dtype: DType) -> f64 {
     let e_torch = expected
         .iter()
         .zip(reference)
@@ -73,7 +88,8 @@ pub fn tolerance(expected: &[Num], reference: &[Num], eps_dtype: f64) -> f64 {
         .filter(|r| r.0.is_finite())
         .map(|r| r.0.abs())
         .fold(0.0, f64::max);
-    f64::max(4.0 * e_torch, 16.0 * eps_dtype * max_ref.max(1.0))
+    let eps_term = eps_multiple(dtype) * dtype.epsilon() * max_ref.max(1.0);
+    f64::max(4.0 * e_torch, eps_term)
 }
 
 /// Compare `got` with `reference` under `tol`.
@@ -152,7 +168,6 @@ fn compare_outputs(case: &Case, got: &Outputs, expected: &Outputs, verdict: &mut
             got.num_batches_tracked, expected.num_batches_tracked
         ));
     }
-    let eps = case.dtype.epsilon();
     let reference = case.reference.as_ref();
     for ((name, exp), (_, g)) in expected.tensors().into_iter().zip(got.tensors()) {
         let refv = reference
@@ -162,9 +177,10 @@ fn compare_outputs(case: &Case, got: &Outputs, expected: &Outputs, verdict: &mut
             (None, None) => {}
             (Some(e), Some(g)) => {
                 let r = refv.unwrap_or(e);
+                let dtype = case.output_dtype(name);
                 verdict
                     .checks
-                    .push(check_tensor(name, g, r, tolerance(e, r, eps)));
+                    .push(check_tensor(name, g, r, tolerance(e, r, dtype)));
             }
             (Some(_), None) => verdict.checks.push(missing(name, "missing (null)")),
             (None, Some(_)) => verdict
@@ -194,15 +210,20 @@ mod tests {
 
     #[test]
     fn tolerance_takes_the_larger_term() {
-        let eps = f32::EPSILON as f64;
+        let (f32, eps) = (DType::F32, f32::EPSILON as f64);
         // PyTorch's error dominates.
-        let t = tolerance(&nums(&[1.0, 2.001]), &nums(&[1.0, 2.0]), eps);
+        let t = tolerance(&nums(&[1.0, 2.001]), &nums(&[1.0, 2.0]), f32);
         assert!((t - 0.004).abs() < 1e-12);
         // The eps term dominates, scaled by max |reference| (at least 1).
-        let t = tolerance(&nums(&[0.5]), &nums(&[0.5]), eps);
+        let t = tolerance(&nums(&[0.5]), &nums(&[0.5]), f32);
         assert_eq!(t, 16.0 * eps);
-        let t = tolerance(&nums(&[100.0]), &nums(&[100.0]), eps);
+        let t = tolerance(&nums(&[100.0]), &nums(&[100.0]), f32);
         assert_eq!(t, 16.0 * eps * 100.0);
+        // Half types: 4 of their epsilon (2^-7, 2^-10).
+        let t = tolerance(&nums(&[100.0]), &nums(&[100.0]), DType::BF16);
+        assert_eq!(t, 4.0 * 2f64.powi(-7) * 100.0);
+        let t = tolerance(&nums(&[0.25]), &nums(&[0.25]), DType::F16);
+        assert_eq!(t, 4.0 * 2f64.powi(-10));
     }
 
     #[test]

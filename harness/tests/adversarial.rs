@@ -302,6 +302,7 @@ fn subnormal_inputs() {
             let tiny = match sc.dtype {
                 DType::F32 => 1e-40,
                 DType::F64 => 1e-310,
+                other => panic!("scenarios are f32/f64, not {other}"),
             };
             let mut rng = Rng::new(9);
             let p = Params::random(&mut rng, &sc, 0.0);
@@ -364,6 +365,7 @@ fn values_near_the_maximum_do_not_overflow_stable_implementations() {
                     let max = match dtype {
                         DType::F32 => f32::MAX as f64,
                         DType::F64 => f64::MAX,
+                        other => panic!("scenarios are f32/f64, not {other}"),
                     };
                     for (g, w) in got
                         .running_var

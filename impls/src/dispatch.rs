@@ -26,10 +26,17 @@ fn same_type<'a, S: Element, T: Element>(k: &'a dyn Kernel<S>) -> Option<&'a dyn
 /// The kernel of `imp` for element type `T`, or a typed error naming the
 /// implementation and the dtype it lacks.
 pub fn kernel<T: Element>(imp: &dyn Implementation) -> Result<&dyn Kernel<T>> {
-    let Kernels { f32, f64 } = imp.kernels();
+    let Kernels {
+        f32,
+        f64,
+        bf16,
+        f16,
+    } = imp.kernels();
     let found = match T::DTYPE {
         DType::F32 => f32.and_then(same_type::<f32, T>),
         DType::F64 => f64.and_then(same_type::<f64, T>),
+        DType::BF16 => bf16.and_then(same_type::<half::bf16, T>),
+        DType::F16 => f16.and_then(same_type::<half::f16, T>),
     };
     found.ok_or_else(|| Error::UnsupportedDtype {
         implementation: imp.info().name.to_string(),
@@ -61,8 +68,8 @@ mod tests {
         }
         fn kernels(&self) -> Kernels<'_> {
             Kernels {
-                f32: None,
                 f64: Some(self),
+                ..Kernels::default()
             }
         }
     }

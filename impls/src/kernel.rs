@@ -39,15 +39,22 @@ pub struct Info {
 pub struct Kernels<'a> {
     pub f32: Option<&'a dyn Kernel<f32>>,
     pub f64: Option<&'a dyn Kernel<f64>>,
+    pub bf16: Option<&'a dyn Kernel<half::bf16>>,
+    pub f16: Option<&'a dyn Kernel<half::f16>>,
 }
 
 impl<'a> Kernels<'a> {
     /// The kernels of an implementation written generically over
     /// [`Element`]: one for every dtype (a new dtype is picked up here).
-    pub fn every<K: Kernel<f32> + Kernel<f64>>(k: &'a K) -> Kernels<'a> {
+    pub fn every<K>(k: &'a K) -> Kernels<'a>
+    where
+        K: Kernel<f32> + Kernel<f64> + Kernel<half::bf16> + Kernel<half::f16>,
+    {
         Kernels {
             f32: Some(k),
             f64: Some(k),
+            bf16: Some(k),
+            f16: Some(k),
         }
     }
 }

@@ -21,6 +21,7 @@ use crate::layout::Dims;
 use crate::problem::{check_eps, Affine, Backward, EvalForward, GradMode, TrainForward};
 use ndarray::{ArrayViewD, ArrayViewMutD};
 use serde::{Deserialize, Serialize};
+use std::marker::PhantomData;
 
 /// Hyper-parameters, with PyTorch's names and defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -85,37 +86,43 @@ pub struct ParamGrads<T> {
     pub bias: Option<Vec<T>>,
 }
 
-/// A batch-norm layer over `(N, C, *spatial)` tensors.
+/// A batch-norm layer over `(N, C, *spatial)` tensors of element type `T`,
+/// with parameters and running statistics of type `P` (by default `T`;
+/// PyTorch also allows `bf16`/`f16` data with `f32` parameters, and keeps the
+/// running statistics in `P` then).
 ///
 /// Fields are public like PyTorch's attributes and serialize with PyTorch's
 /// names; every call re-checks that they agree with `config`, so a state
 /// edited by hand or loaded from a file is validated before it is used.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(bound = "T: Element")]
-pub struct BatchNorm<T: Element> {
+#[serde(bound = "T: Element, P: Element")]
+pub struct BatchNorm<T: Element, P: Element = T> {
     pub config: Config,
     /// Training (`true`) or eval mode.
     pub training: bool,
-    pub weight: Option<Vec<T>>,
-    pub bias: Option<Vec<T>>,
-    pub running_mean: Option<Vec<T>>,
-    pub running_var: Option<Vec<T>>,
+    pub weight: Option<Vec<P>>,
+    pub bias: Option<Vec<P>>,
+    pub running_mean: Option<Vec<P>>,
+    pub running_var: Option<Vec<P>>,
     pub num_batches_tracked: Option<i64>,
     #[serde(skip)]
     saved: Option<Saved>,
+    /// The data type the module runs on (it holds no data of it).
+    #[serde(skip)]
+    data: PhantomData<fn() -> T>,
 }
 
 fn to_f64<T: Element>(v: &Option<Vec<T>>) -> Option<Vec<f64>> {
     v.as_ref().map(|v| v.iter().map(|x| x.as_f64()).collect())
 }
 
-impl<T: Element> BatchNorm<T> {
+impl<T: Element, P: Element> BatchNorm<T, P> {
     /// A fresh module as PyTorch makes it: weight 1, bias 0, running mean 0,
     /// running variance 1, `num_batches_tracked` 0, in training mode.
     pub fn new(config: Config) -> Result<Self> {
         config.validate()?;
         let c = config.num_features;
-        let param = |on: bool, v: f64| on.then(|| vec![T::from_f64(v); c]);
+        let param = |on: bool, v: f64| on.then(|| vec![P::from_f64(v); c]);
         Ok(BatchNorm {
             config,
             training: true,
@@ -125,6 +132,7 @@ impl<T: Element> BatchNorm<T> {
             running_var: param(config.track_running_stats, 1.0),
             num_batches_tracked: config.track_running_stats.then_some(0),
             saved: None,
+            data: PhantomData,
         })
     }
 
@@ -149,7 +157,7 @@ impl<T: Element> BatchNorm<T> {
     pub fn validate(&self) -> Result<()> {
         self.config.validate()?;
         let c = self.config.num_features;
-        let check = |what: &str, v: &Option<Vec<T>>, present: bool, flag: &str| match v {
+        let check = |what: &str, v: &Option<Vec<P>>, present: bool, flag: &str| match v {
             Some(v) if !present => Err(Error::InvalidState(format!(
                 "{what} is present but {flag} is false; remove it or set {flag}"
             ))),
@@ -301,9 +309,9 @@ impl<T: Element> BatchNorm<T> {
         *nbt = nbt.saturating_add(1);
         let factor = self.config.momentum.unwrap_or(1.0 / *nbt as f64);
         let bessel = m as f64 / (m - 1) as f64;
-        let blend = |running: &mut Option<Vec<T>>, batch: &[f64], k: f64| {
+        let blend = |running: &mut Option<Vec<P>>, batch: &[f64], k: f64| {
             for (r, &b) in running.iter_mut().flatten().zip(batch) {
-                *r = T::from_f64((1.0 - factor) * r.as_f64() + factor * (b * k));
+                *r = P::from_f64((1.0 - factor) * r.as_f64() + factor * (b * k));
             }
         };
         blend(&mut self.running_mean, mean, 1.0);
@@ -318,7 +326,7 @@ impl<T: Element> BatchNorm<T> {
         x: ArrayViewD<'_, T>,
         dy: ArrayViewD<'_, T>,
         dx: ArrayViewMutD<'_, T>,
-    ) -> Result<ParamGrads<T>> {
+    ) -> Result<ParamGrads<P>> {
         self.validate()?;
         let saved = self.saved.as_ref().ok_or(Error::NoForward)?;
         for (what, shape) in [
@@ -355,7 +363,7 @@ impl<T: Element> BatchNorm<T> {
         let round = |v: Vec<f64>| {
             self.config
                 .affine
-                .then(|| v.into_iter().map(T::from_f64).collect())
+                .then(|| v.into_iter().map(P::from_f64).collect())
         };
         Ok(ParamGrads {
             weight: round(gw),

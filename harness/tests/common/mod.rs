@@ -34,6 +34,9 @@ pub fn stable_bound(dtype: DType) -> f64 {
     match dtype {
         DType::F32 => STABLE_UNITS_F32,
         DType::F64 => STABLE_UNITS_F64,
+        // The half types are checked by their own tests (fixtures and
+        // `half_dtypes.rs`), not by these scenarios.
+        other => panic!("no scenario bound for {other}: scenarios are f32/f64"),
     }
 }
 
@@ -156,6 +159,7 @@ impl AnyBn {
         match sc.dtype {
             DType::F32 => AnyBn::F32(make(sc, p)),
             DType::F64 => AnyBn::F64(make(sc, p)),
+            other => panic!("scenarios are f32/f64, not {other}"),
         }
     }
 

@@ -72,9 +72,6 @@ impl Implementation for Fused {
     }
 
     fn kernels(&self) -> Kernels<'_> {
-        Kernels {
-            f32: Some(self),
-            f64: Some(self),
-        }
+        Kernels::every(self)
     }
 }

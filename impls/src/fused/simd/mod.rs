@@ -105,6 +105,65 @@ impl Lane for f64 {
     }
 }
 
+/// The widest register of any level, in lanes (AVX-512: 8 `f64`).
+const MAX_W: usize = 8;
+
+/// `S::W` half-precision values at `p`, widened (exactly) one at a time
+/// through a stack buffer.
+///
+/// # Safety
+/// `p` is valid for `S::W` reads; the CPU has `S`'s features.
+#[inline(always)]
+unsafe fn load_via_buffer<S: Simd, H: Element>(p: *const H) -> S::V {
+    let mut buf = [0.0f64; MAX_W];
+    for (i, b) in buf[..S::W].iter_mut().enumerate() {
+        // SAFETY: i < S::W, and `p` is valid for S::W reads.
+        *b = unsafe { *p.add(i) }.as_f64();
+    }
+    // SAFETY: `buf` holds MAX_W ≥ S::W values; the caller vouches for the CPU.
+    unsafe { S::load(buf.as_ptr()) }
+}
+
+/// `S::W` lanes rounded (once, to nearest even, by [`Element::from_f64`])
+/// to half precision and written at `p`.
+///
+/// # Safety
+/// `p` is valid for `S::W` writes; the CPU has `S`'s features.
+#[inline(always)]
+unsafe fn store_via_buffer<S: Simd, H: Element>(p: *mut H, v: S::V) {
+    let mut buf = [0.0f64; MAX_W];
+    // SAFETY: `buf` has room for MAX_W ≥ S::W values; the caller vouches for the CPU.
+    unsafe { S::store(buf.as_mut_ptr(), v) };
+    for (i, &b) in buf[..S::W].iter().enumerate() {
+        // SAFETY: i < S::W, and `p` is valid for S::W writes.
+        unsafe { *p.add(i) = H::from_f64(b) };
+    }
+}
+
+/// `bf16` and `f16`: converted one value at a time on every level, so every
+/// level stores the same bits (the exact conversion of `half`).
+impl Lane for half::bf16 {
+    #[inline(always)]
+    unsafe fn load<S: Simd>(p: *const Self) -> S::V {
+        load_via_buffer::<S, Self>(p)
+    }
+    #[inline(always)]
+    unsafe fn store<S: Simd>(p: *mut Self, v: S::V) {
+        store_via_buffer::<S, Self>(p, v)
+    }
+}
+
+impl Lane for half::f16 {
+    #[inline(always)]
+    unsafe fn load<S: Simd>(p: *const Self) -> S::V {
+        load_via_buffer::<S, Self>(p)
+    }
+    #[inline(always)]
+    unsafe fn store<S: Simd>(p: *mut Self, v: S::V) {
+        store_via_buffer::<S, Self>(p, v)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Isa {
     Scalar,
