@@ -22,9 +22,21 @@ The timing method mirrors harness/src/bench/runner.rs: warm-up for a tenth of
 --min-time, calls grouped into samples of >= 100 us, samples until the
 operation's time reaches --min-time (at least 5), median/p10/p90.
 
+Dtypes (--dtypes, comma-separated; default: the grid's): f32, f64, bf16, f16.
+bf16/f16 time PyTorch's half-precision CPU kernels: x, grad_output and the
+output in bf16/f16, and by default weight/bias/running stats in the same dtype
+(a model converted with .to(torch.bfloat16)). --param-dtype f32 instead keeps
+weight/bias/running stats in float32 (the mixed-dtype kernels PyTorch's CPU
+batch norm also accepts). The CSV columns are the same for every dtype; `bytes`
+counts x's elements at the data dtype's size (2 for bf16/f16). The CSV has no
+param-dtype column, so write mixed runs to their own CSV (the .machine.json
+sidecar records the command).
+
 Usage:
   python3 scripts/torch_bench.py --grid quick --csv reports/torch.csv
   python3 scripts/torch_bench.py --grid standard --threads 1,2 --csv torch.csv
+  python3 scripts/torch_bench.py --grid quick --dtypes bf16,f16 --csv torch-half.csv
+  python3 scripts/torch_bench.py --grid quick --dtypes bf16,f16 --param-dtype f32 --csv torch-half-mixed.csv
 If PyTorch is not importable the script says so and exits 0 without writing.
 Grid shapes are copied from harness/src/bench/grid.rs: keep them in sync.
 """
@@ -45,6 +57,14 @@ NOALLOC_TUNABLES = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476
 PASSES = {"train": 3, "eval": 2, "backward": 3}
 EPS = 1e-5
 MIN_SAMPLES, MAX_SAMPLES, TARGET_SAMPLE_S = 5, 2000, 100e-6
+DTYPE_NAMES = ("f32", "f64", "bf16", "f16")
+HALF = ("bf16", "f16")
+
+
+def torch_dtype(torch, name):
+    """bnh dtype name -> torch dtype (torch is passed in: it is imported lazily)."""
+    return {"f32": torch.float32, "f64": torch.float64,
+            "bf16": torch.bfloat16, "f16": torch.float16}[name]
 
 
 def pow2(lo, hi):
@@ -120,10 +140,16 @@ def run_variant(args, label):
     for dims in shapes:
         for layout in dict.fromkeys(l if len(dims) > 2 else "contiguous" for l in layouts):
             for dt in dtypes:
-                tdt = {"f32": torch.float32, "f64": torch.float64}[dt]
+                tdt = torch_dtype(torch, dt)
+                # parameters: same dtype as the data, or float32 for bf16/f16 with --param-dtype f32
+                pdt = torch.float32 if (dt in HALF and args.param_dtype == "f32") else tdt
                 c = dims[1]
-                x = torch.rand(dims, dtype=tdt) * 4 - 1
-                dy = torch.rand(dims, dtype=tdt) * 2 - 1
+                if dt in HALF:  # draw in float32, round once to the half dtype
+                    x = (torch.rand(dims) * 4 - 1).to(tdt)
+                    dy = (torch.rand(dims) * 2 - 1).to(tdt)
+                else:
+                    x = torch.rand(dims, dtype=tdt) * 4 - 1
+                    dy = torch.rand(dims, dtype=tdt) * 2 - 1
                 if layout == "channels_last":
                     fmt = torch.channels_last if len(dims) == 4 else torch.channels_last_3d
                     if len(dims) == 3:
@@ -131,10 +157,10 @@ def run_variant(args, label):
                     x = x.contiguous(memory_format=fmt)
                     dy = dy.contiguous(memory_format=fmt)
                 dst = torch.empty_like(x)
-                w = torch.rand(c, dtype=tdt) + 0.5
-                b = torch.rand(c, dtype=tdt) - 0.5
-                rm = torch.ones(c, dtype=tdt)
-                rv = torch.full((c,), 4.0 / 3.0, dtype=tdt)
+                w = (torch.rand(c, dtype=torch.float32 if dt in HALF else tdt) + 0.5).to(pdt)
+                b = (torch.rand(c, dtype=torch.float32 if dt in HALF else tdt) - 0.5).to(pdt)
+                rm = torch.ones(c, dtype=pdt)
+                rv = torch.full((c,), 4.0 / 3.0, dtype=pdt)
                 _, save_mean, save_invstd = torch.native_batch_norm(x, w, b, rm.clone(), rv.clone(), True, 0.1, EPS)
                 calls = {
                     "train": lambda: F.batch_norm(x, rm, rv, w, b, training=True, momentum=0.1, eps=EPS),
@@ -187,7 +213,10 @@ def main():
     p.add_argument("--grid", choices=sorted(GRIDS), default="standard")
     p.add_argument("--shapes", help="comma-separated NxC[xH][xW] shapes instead of the grid's")
     p.add_argument("--ops", default="train,eval,backward")
-    p.add_argument("--dtypes")
+    p.add_argument("--dtypes", help="comma-separated, from f32,f64,bf16,f16 (default: the grid's)")
+    p.add_argument("--param-dtype", choices=["same", "f32"], default="same",
+                   help="bf16/f16 only: weight/bias/running stats in the data dtype (same, "
+                        "default) or in float32 (PyTorch's mixed-dtype CPU path)")
     p.add_argument("--layouts")
     p.add_argument("--threads", default="1")
     p.add_argument("--min-time", type=float)
@@ -198,6 +227,9 @@ def main():
     for op in args.ops.split(","):
         if op not in PASSES:
             sys.exit(f"torch_bench: unknown op '{op}'; use train, eval or backward")
+    for dt in (args.dtypes.split(",") if args.dtypes else []):
+        if dt not in DTYPE_NAMES:
+            sys.exit(f"torch_bench: unknown dtype '{dt}'; use {', '.join(DTYPE_NAMES)}")
     if any(int(t) < 1 for t in args.threads.split(",")):
         sys.exit("torch_bench: --threads needs counts >= 1")
     try:
@@ -234,7 +266,7 @@ def main():
             "rustc": f"n/a (torch {torch.__version__}, python {platform.python_version()})",
             "git_commit": commit or "unknown",
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "command": " ".join([f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}"] * ("OMP_WAIT_POLICY" in os.environ)
+            "command": " ".join([f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}"] * ("OMP_WAIT_POLICY" in os.environ)
                                 + ["python3"] + sys.argv),
         }, f, indent=2)
     print(f"torch_bench: wrote {len(rows)} rows to {args.csv}", file=sys.stderr)
