@@ -27,7 +27,7 @@ use crate::dd::DD;
 use crate::error::Result;
 use crate::num::{to_f64s, to_nums, Num};
 use crate::run::Outcome;
-use bn_impls::{Dims, Error as BnError, GradMode, Layout};
+use bn_impls::{DType, Dims, Error as BnError, GradMode, Layout};
 
 /// Channel of the element at flat offset `i`, written from the layout's
 /// definition (contiguous = row-major (N, C, S); channels-last = row-major (N, S, C)).
@@ -365,19 +365,21 @@ pub fn run_case(case: &Case) -> Outcome {
 }
 
 fn case_outputs(case: &Case) -> Result<Outputs> {
-    let dt = case.dtype;
-    let vals =
-        |v: &[Num]| -> Vec<f64> { to_f64s(v).into_iter().map(|x| round_to(dt, x)).collect() };
-    let opt = |v: &Option<Vec<Num>>| v.as_deref().map(vals);
+    let in_dtype = |dt: DType| {
+        move |v: &[Num]| -> Vec<f64> { to_f64s(v).into_iter().map(|x| round_to(dt, x)).collect() }
+    };
+    // Data in the case's dtype, parameters and buffers in its param_dtype.
+    let (data, param) = (in_dtype(case.dtype), in_dtype(case.param_dtype()));
     let i = &case.inputs;
     let dims = Dims::from_shape("x", &case.shape, case.memory_format)?;
-    let x = vals(&i.x);
+    let x = data(&i.x);
+    let per_channel = |v: &Option<Vec<Num>>| v.as_deref().map(param);
     let (go, w, b, rm, rv) = (
-        opt(&i.grad_output),
-        opt(&i.weight),
-        opt(&i.bias),
-        opt(&i.running_mean),
-        opt(&i.running_var),
+        i.grad_output.as_deref().map(data),
+        per_channel(&i.weight),
+        per_channel(&i.bias),
+        per_channel(&i.running_mean),
+        per_channel(&i.running_var),
     );
     let r = step(&OracleStep {
         dims,

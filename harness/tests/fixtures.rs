@@ -167,3 +167,30 @@ fn report_fixture_ratios() {
         }
     }
 }
+
+/// `naive` computes in the data's own precision: on half-precision data its
+/// running sums stall (a channel of 60,000 values) and `x²` overflows f16
+/// (values near 300 and near 65504), so it must fail these PyTorch fixtures
+/// while the stable implementations pass them (test above). If `naive`
+/// passed, it would no longer show where half-precision arithmetic breaks.
+#[test]
+fn naive_visibly_fails_where_half_precision_arithmetic_breaks() {
+    let naive = bn_impls::registry::by_name("naive").unwrap();
+    let dir = shipped_fixtures().join("torch");
+    for name in [
+        "f16_long-channel-60000-offset300",
+        "bf16_long-channel-15x1x40x100-offset30",
+        "f16_offset300-train",
+        "bf16_offset300-train",
+        "f16_near-max-train",
+        "bf16_near-max-train",
+    ] {
+        let case = Case::load(&dir.join(format!("{name}.json"))).unwrap();
+        let v = judge(&case, &bn_harness::run::run_case(&case, naive));
+        assert!(
+            !v.pass(),
+            "{name}: naive passes (worst ratio {:.3e})",
+            v.worst_ratio()
+        );
+    }
+}

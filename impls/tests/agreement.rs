@@ -59,7 +59,7 @@ fn check<T: Element>(shape: &[usize], offset: f64, spread: f64, seed: u64) {
 }
 
 #[test]
-fn random_inputs_f32_and_f64() {
+fn random_inputs_every_dtype() {
     for (i, shape) in [
         &[7, 5, 9, 11][..],
         &[33, 3, 45, 47],
@@ -71,6 +71,8 @@ fn random_inputs_f32_and_f64() {
     {
         check::<f32>(shape, 0.5, 2.0, i as u64);
         check::<f64>(shape, 0.5, 2.0, i as u64);
+        check::<half::bf16>(shape, 0.5, 2.0, i as u64);
+        check::<half::f16>(shape, 0.5, 2.0, i as u64);
     }
 }
 
@@ -87,6 +89,8 @@ fn tiny_shapes() {
     for shape in [&[2, 1][..], &[1, 1, 2], &[2, 1, 1, 1], &[2, 3], &[1, 2, 2]] {
         check::<f32>(shape, 1.0, 1.0, 3);
         check::<f64>(shape, 1.0, 1.0, 3);
+        check::<half::bf16>(shape, 1.0, 1.0, 3);
+        check::<half::f16>(shape, 1.0, 1.0, 3);
     }
 }
 

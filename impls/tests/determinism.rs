@@ -71,3 +71,9 @@ fn bitwise_identical_across_thread_counts_f32() {
 fn bitwise_identical_across_thread_counts_f64() {
     check::<f64>();
 }
+
+#[test]
+fn bitwise_identical_across_thread_counts_half_types() {
+    check::<half::bf16>();
+    check::<half::f16>();
+}

@@ -116,6 +116,8 @@ fn run_kernels_equal_the_scalar_twin_at_every_level() {
     for lv in Level::available() {
         check_runs::<f32>(lv);
         check_runs::<f64>(lv);
+        check_runs::<half::bf16>(lv);
+        check_runs::<half::f16>(lv);
     }
 }
 
@@ -124,6 +126,8 @@ fn row_kernels_equal_the_scalar_twin_at_every_level() {
     for lv in Level::available() {
         check_rows::<f32>(lv);
         check_rows::<f64>(lv);
+        check_rows::<half::bf16>(lv);
+        check_rows::<half::f16>(lv);
     }
 }
 

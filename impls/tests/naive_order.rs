@@ -83,3 +83,9 @@ fn layouts_agree_bitwise_f32() {
 fn layouts_agree_bitwise_f64() {
     check::<f64>();
 }
+
+#[test]
+fn layouts_agree_bitwise_half_types() {
+    check::<half::bf16>();
+    check::<half::f16>();
+}
