@@ -93,6 +93,19 @@ impl DType {
         self.dispatch(Round(v))
     }
 
+    /// The largest finite value (f32 3.4e38, f64 1.8e308, bf16 3.39e38,
+    /// f16 65504).
+    pub fn max_finite(self) -> f64 {
+        struct Max;
+        impl ForDtype for Max {
+            type Output = f64;
+            fn call<T: Element>(self) -> f64 {
+                T::max_value().as_f64()
+            }
+        }
+        self.dispatch(Max)
+    }
+
     /// Size of one element in bytes.
     pub fn size(self) -> usize {
         match self {

@@ -124,6 +124,17 @@ impl Point {
         (1e-5 * self.scale * self.scale).max(f64::MIN_POSITIVE)
     }
 
+    /// Whether the point's data fits `dtype` with its full precision: the
+    /// largest values (`s·(r + 8)`, 8 standard deviations out) at most a
+    /// quarter of the largest finite value, and the spread `s` a normal
+    /// number with all its significant bits (no subnormal loss). Points that
+    /// do not fit (1e30 in f16, say) are left out of that dtype's sweep.
+    pub fn fits(&self, dtype: DType) -> bool {
+        let smallest = (dtype.min_exponent() + dtype.mantissa_bits() as i32).min(0);
+        self.scale * (self.offset_ratio + 8.0) <= dtype.max_finite() / 4.0
+            && self.scale >= 2f64.powi(smallest)
+    }
+
     fn seed(&self, base: u64) -> u64 {
         base ^ self.offset_ratio.to_bits().rotate_left(7)
             ^ self.scale.to_bits().rotate_left(19)
@@ -255,9 +266,10 @@ fn measure(
     Ok(rows)
 }
 
-/// Run the sweep: every point × dtype, points in parallel (rayon), rows in
-/// a deterministic order (point, dtype, implementation, op). `progress` is
-/// called after each finished point with (done, total).
+/// Run the sweep: every point × dtype that [fits](Point::fits), points in
+/// parallel (rayon), rows in a deterministic order (point, dtype,
+/// implementation, op). `progress` is called after each finished point with
+/// (done, total).
 pub fn run(
     grid: &Grid,
     dtypes: &[DType],
@@ -269,6 +281,7 @@ pub fn run(
         .points()
         .into_iter()
         .flat_map(|p| dtypes.iter().map(move |&d| (p, d)))
+        .filter(|(p, d)| p.fits(*d))
         .collect();
     let total = jobs.len();
     let done = std::sync::atomic::AtomicUsize::new(0);
