@@ -228,3 +228,52 @@ fn nan_stays_in_its_channel_and_out_of_fixed_mode_dx() {
         assert!(dx.iter().all(|v| v.is_finite()), "{layout}: fixed dx");
     }
 }
+
+/// Every level's half-precision loads and stores are exact widening and one
+/// correct rounding: `y = (x − k)·a + b` through the run kernel equals
+/// `Element::from_f64` of the same `f64` expression (itself checked at every
+/// midpoint in `element.rs`), on values that land on, just above and just
+/// below rounding ties, on subnormals, near the largest finite value (and
+/// past it: infinity), and on NaN and infinities.
+fn check_half_rounding<T: Lane>(from_bits: fn(u16) -> T) {
+    // Every bit pattern of the type as input (NaNs and infinities included).
+    let x: Vec<T> = (0..=u16::MAX).map(from_bits).collect();
+    // 1 + 2^-9 (bf16) / 2^-12 (f16) makes exact midpoints; the 2^-40 nudges
+    // decide them; a large `a` overflows to infinity; a tiny one underflows.
+    for &(a, b) in &[
+        (1.0, 0.0),
+        (1.0 + 2f64.powi(-9), 0.0),
+        (1.0 + 2f64.powi(-12), 0.0),
+        (1.0 + 2f64.powi(-9), 2f64.powi(-40)),
+        (1.0 - 2f64.powi(-12), -(2f64.powi(-40))),
+        (3.0, 0.5),
+        (2f64.powi(-20), 0.0),
+        (1e30, 0.0),
+    ] {
+        let want: Vec<u64> = x
+            .iter()
+            .map(|v| T::from_f64(v.as_f64() * a + b).as_f64().to_bits())
+            .collect();
+        for lv in Level::available() {
+            let mut y = vec![T::zero(); x.len()];
+            simd::run_affine(lv, &x, &mut y, 0.0, a, b);
+            let got = bits(&y);
+            let bad = (0..x.len()).find(|&i| {
+                got[i] != want[i] && !(y[i].is_nan() && f64::from_bits(want[i]).is_nan())
+            });
+            assert!(
+                bad.is_none(),
+                "{} {} a = {a} b = {b}: element {:?}",
+                lv.name(),
+                T::DTYPE,
+                bad.map(|i| (x[i], y[i], f64::from_bits(want[i])))
+            );
+        }
+    }
+}
+
+#[test]
+fn half_conversions_round_once_at_every_level() {
+    check_half_rounding(half::bf16::from_bits);
+    check_half_rounding(half::f16::from_bits);
+}

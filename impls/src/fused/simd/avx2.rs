@@ -1,8 +1,57 @@
 //! AVX2 level: 4 `f64` lanes per ymm register (`vcvtps2pd`/`vcvtpd2ps` for
 //! `f32`). No FMA, so results equal the scalar twin's bit for bit.
+//!
+//! Half precision (with F16C) as in the AVX-512 level: exact widening, and
+//! `f64` → `f32` to odd → half to nearest even. Without an embedded
+//! rounding mode, rounding to odd is `vcvtpd2ps` (to nearest) stepped one
+//! unit toward zero where it rounded away, with the last bit set when
+//! inexact.
 
 use super::Simd;
 use std::arch::x86_64::*;
+
+/// The low 32 bits of each 64-bit lane (a compare mask narrowed to `f32` lanes).
+///
+/// # Safety
+/// The CPU has AVX2.
+#[inline(always)]
+unsafe fn narrow_mask(m: __m256d) -> __m128i {
+    let even = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+    _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(_mm256_castpd_si256(m), even))
+}
+
+/// `v` rounded to `f32` to odd, as `f32` bit patterns.
+///
+/// # Safety
+/// The CPU has AVX2.
+#[inline(always)]
+unsafe fn round_to_odd(v: __m256d) -> __m128i {
+    let f = _mm256_cvtpd_ps(v);
+    let back = _mm256_cvtps_pd(f);
+    let abs = _mm256_castsi256_pd(_mm256_set1_epi64x(i64::MAX));
+    // Ordered compares: a NaN lane is left as it is.
+    let away = _mm256_cmp_pd::<_CMP_GT_OQ>(_mm256_and_pd(back, abs), _mm256_and_pd(v, abs));
+    let inexact = _mm256_cmp_pd::<_CMP_NEQ_OQ>(back, v);
+    // `away` lanes are −1: adding them steps the magnitude one unit down.
+    let t = _mm_add_epi32(_mm_castps_si128(f), narrow_mask(away));
+    _mm_or_si128(t, _mm_and_si128(narrow_mask(inexact), _mm_set1_epi32(1)))
+}
+
+/// `f32` bit patterns rounded to nearest even `bf16` (NaN quieted as
+/// `half::bf16::from_f32` does), in the low 16 bits of each lane.
+///
+/// # Safety
+/// The CPU has SSE4.1.
+#[inline(always)]
+unsafe fn bf16_bits(t: __m128i) -> __m128i {
+    let lsb = _mm_and_si128(_mm_srli_epi32::<16>(t), _mm_set1_epi32(1));
+    let rounded =
+        _mm_srli_epi32::<16>(_mm_add_epi32(t, _mm_add_epi32(_mm_set1_epi32(0x7fff), lsb)));
+    let tf = _mm_castsi128_ps(t);
+    let nan = _mm_castps_si128(_mm_cmpunord_ps(tf, tf));
+    let quiet = _mm_or_si128(_mm_srli_epi32::<16>(t), _mm_set1_epi32(0x40));
+    _mm_blendv_epi8(rounded, quiet, nan)
+}
 
 /// 4 lanes of `f64` in a ymm register.
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +85,26 @@ impl Simd for Avx2 {
         _mm_storeu_ps(p, _mm256_cvtpd_ps(v))
     }
     #[inline(always)]
+    unsafe fn load_bf16(p: *const half::bf16) -> __m256d {
+        let w = _mm_slli_epi32::<16>(_mm_cvtepu16_epi32(_mm_loadl_epi64(p.cast())));
+        _mm256_cvtps_pd(_mm_castsi128_ps(w))
+    }
+    #[inline(always)]
+    unsafe fn store_bf16(p: *mut half::bf16, v: __m256d) {
+        let b = bf16_bits(round_to_odd(v));
+        // Values < 2^16: the pack is exact; the low 8 bytes hold the 4 lanes.
+        _mm_storel_epi64(p.cast(), _mm_packus_epi32(b, b))
+    }
+    #[inline(always)]
+    unsafe fn load_f16(p: *const half::f16) -> __m256d {
+        _mm256_cvtps_pd(_mm_cvtph_ps(_mm_loadl_epi64(p.cast())))
+    }
+    #[inline(always)]
+    unsafe fn store_f16(p: *mut half::f16, v: __m256d) {
+        let t = _mm_castsi128_ps(round_to_odd(v));
+        _mm_storel_epi64(p.cast(), _mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(t))
+    }
+    #[inline(always)]
     unsafe fn add(a: __m256d, b: __m256d) -> __m256d {
         _mm256_add_pd(a, b)
     }
@@ -49,4 +118,4 @@ impl Simd for Avx2 {
     }
 }
 
-super::level_kernels!(#[target_feature(enable = "avx2")], Avx2);
+super::level_kernels!(#[target_feature(enable = "avx2,f16c")], Avx2);

@@ -59,6 +59,35 @@ pub trait Simd: Copy {
     /// # Safety
     /// `p` is valid for `W` writes; the CPU has the features.
     unsafe fn store_f32(p: *mut f32, v: Self::V);
+    /// `W` `bf16` values widened (exactly) to `f64`. By default one at a
+    /// time through a stack buffer (the scalar twin's conversion).
+    /// # Safety
+    /// `p` is valid for `W` reads; the CPU has the features.
+    #[inline(always)]
+    unsafe fn load_bf16(p: *const half::bf16) -> Self::V {
+        load_via_buffer::<Self, _>(p)
+    }
+    /// `W` lanes rounded once (to nearest, ties to even) to `bf16`.
+    /// # Safety
+    /// `p` is valid for `W` writes; the CPU has the features.
+    #[inline(always)]
+    unsafe fn store_bf16(p: *mut half::bf16, v: Self::V) {
+        store_via_buffer::<Self, _>(p, v)
+    }
+    /// `W` `f16` values widened (exactly) to `f64`.
+    /// # Safety
+    /// `p` is valid for `W` reads; the CPU has the features.
+    #[inline(always)]
+    unsafe fn load_f16(p: *const half::f16) -> Self::V {
+        load_via_buffer::<Self, _>(p)
+    }
+    /// `W` lanes rounded once (to nearest, ties to even) to `f16`.
+    /// # Safety
+    /// `p` is valid for `W` writes; the CPU has the features.
+    #[inline(always)]
+    unsafe fn store_f16(p: *mut half::f16, v: Self::V) {
+        store_via_buffer::<Self, _>(p, v)
+    }
     /// # Safety
     /// The CPU has the features.
     unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
@@ -140,27 +169,27 @@ unsafe fn store_via_buffer<S: Simd, H: Element>(p: *mut H, v: S::V) {
     }
 }
 
-/// `bf16` and `f16`: converted one value at a time on every level, so every
-/// level stores the same bits (the exact conversion of `half`).
+/// `bf16` and `f16`: widening is exact and narrowing is one correct
+/// rounding on every level, so every level stores the same bits.
 impl Lane for half::bf16 {
     #[inline(always)]
     unsafe fn load<S: Simd>(p: *const Self) -> S::V {
-        load_via_buffer::<S, Self>(p)
+        S::load_bf16(p)
     }
     #[inline(always)]
     unsafe fn store<S: Simd>(p: *mut Self, v: S::V) {
-        store_via_buffer::<S, Self>(p, v)
+        S::store_bf16(p, v)
     }
 }
 
 impl Lane for half::f16 {
     #[inline(always)]
     unsafe fn load<S: Simd>(p: *const Self) -> S::V {
-        load_via_buffer::<S, Self>(p)
+        S::load_f16(p)
     }
     #[inline(always)]
     unsafe fn store<S: Simd>(p: *mut Self, v: S::V) {
-        store_via_buffer::<S, Self>(p, v)
+        S::store_f16(p, v)
     }
 }
 
@@ -197,10 +226,13 @@ impl Level {
         let mut v = vec![Level::scalar()];
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx2") {
+            // F16C (half-precision conversions) came with AVX2 on every
+            // x86 CPU; it is required so the half kernels need no other path.
+            let f16c = std::arch::is_x86_feature_detected!("f16c");
+            if std::arch::is_x86_feature_detected!("avx2") && f16c {
                 v.push(Level(Isa::Avx2));
             }
-            if std::arch::is_x86_feature_detected!("avx512f") {
+            if std::arch::is_x86_feature_detected!("avx512f") && f16c {
                 v.push(Level(Isa::Avx512));
             }
         }
