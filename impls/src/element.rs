@@ -4,6 +4,7 @@
 //! Implementations are written once, generically over [`Element`], and
 //! specialise (accumulator type, SIMD) only where it pays.
 
+use crate::half_convert;
 use num_traits::Float;
 use serde::{Deserialize, Serialize};
 use std::fmt::{Debug, Display};
@@ -190,6 +191,7 @@ impl Element for f64 {
 /// correctly rounded sums: proved algorithms using rounding to odd", IEEE
 /// TC 2008, Thm. 1: needs `p_intermediate ≥ p_final + 2`). `half`'s own
 /// `from_f64` rounds via `f32` to nearest, which double-rounds ties.
+#[inline(always)]
 fn round_to_odd_f32(v: f64) -> f32 {
     let f = v as f32;
     let back = f as f64;
@@ -207,11 +209,11 @@ impl Element for half::bf16 {
     const DTYPE: DType = DType::BF16;
     #[inline(always)]
     fn as_f64(self) -> f64 {
-        self.to_f64()
+        half_convert::bf16_to_f32(self.to_bits()) as f64
     }
     #[inline(always)]
     fn from_f64(v: f64) -> Self {
-        half::bf16::from_f32(round_to_odd_f32(v))
+        half::bf16::from_bits(half_convert::f32_to_bf16(round_to_odd_f32(v)))
     }
 }
 
@@ -219,11 +221,11 @@ impl Element for half::f16 {
     const DTYPE: DType = DType::F16;
     #[inline(always)]
     fn as_f64(self) -> f64 {
-        self.to_f64()
+        half_convert::f16_to_f32(self.to_bits()) as f64
     }
     #[inline(always)]
     fn from_f64(v: f64) -> Self {
-        half::f16::from_f32(round_to_odd_f32(v))
+        half::f16::from_bits(half_convert::f32_to_f16(round_to_odd_f32(v)))
     }
 }
 

@@ -24,6 +24,7 @@ pub mod engine;
 pub mod error;
 pub mod formulas;
 pub mod fused;
+mod half_convert;
 pub mod kernel;
 pub mod layout;
 pub mod module;
