@@ -1,56 +1,50 @@
-//! Writing result files so a failure never leaves a partial file behind.
+//! Every file and terminal write of `bnh` goes through this module, so the
+//! guarantees of docs/RELIABILITY.md hold in one place:
+//!
+//! - [`atomic`]: whole-file writes (a temp file with an unpredictable name,
+//!   created exclusively beside the target, renamed over it with the old
+//!   file's permissions); devices, FIFOs and `-` are written directly;
+//! - [`target`]: checks run before any long work (writable folder, name
+//!   length, an output that is also an input or another output);
+//! - [`partial`]: a bench CSV appended row by row under a lock
+//!   (`NAME.partial.csv`), renamed into place at the end;
+//! - [`staging`]: a folder of outputs built aside and moved in whole;
+//! - [`stdout`]: printing that never panics; a closed pipe ends quietly;
+//! - [`escape`]: names read from files made safe for terminals and Markdown.
 
-use crate::error::{Error, Result};
-use std::io::Write;
+pub mod atomic;
+pub mod escape;
+pub mod partial;
+pub mod staging;
+pub mod stdout;
+pub mod target;
+
+pub use atomic::write_atomic;
+pub use escape::{escape, escape_path};
+pub use target::{check_out_dir, check_writable, refuse_overlap};
+
 use std::path::Path;
 
-/// Write `bytes` to `path` atomically: into a temporary file next to it,
-/// then renamed over it. A reader sees the old file or the whole new one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
+/// The folder a file path lives in (`.` for a bare name), where its temp
+/// file must be created so the final rename stays on one file system.
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
-    };
-    if path.is_dir() {
-        return Err(Error::Usage(format!(
-            "{}: is a directory; give a file path to write",
-            path.display()
-        )));
     }
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::Usage(format!("{}: not a file path", path.display())))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Whether `path` is `-`, the conventional name for standard output.
+pub fn is_stdout(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
 
-    #[test]
-    fn writes_whole_file_and_reports_missing_dir() {
-        let dir = std::env::temp_dir().join(format!("bnh-out-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("a.json");
-        write_atomic(&p, b"{}").unwrap();
-        assert_eq!(std::fs::read(&p).unwrap(), b"{}");
-        let err = write_atomic(&dir.join("missing/b.json"), b"{}").unwrap_err();
-        assert!(err.to_string().contains("missing/b.json"));
-        assert!(write_atomic(&dir, b"{}").is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
+/// A temp-file builder for `bnh`: fixed-length, unpredictable names
+/// (`.bnh-XXXXXXXXXX.tmp`), so a name the folder accepts for the target
+/// never fails only for its temp file, and a pre-planted name cannot be
+/// guessed (the file is created with `O_EXCL`, so a symlink is never followed).
+pub(crate) fn temp_builder() -> tempfile::Builder<'static, 'static> {
+    let mut b = tempfile::Builder::new();
+    b.prefix(".bnh-").suffix(".tmp").rand_bytes(10);
+    b
 }
