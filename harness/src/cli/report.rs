@@ -25,7 +25,9 @@ pub struct ReportArgs {
 pub fn run(args: ReportArgs) -> Result<ExitCode> {
     let inputs = crate::report::read_inputs(&args.csvs)?;
     let staging = Staging::new("--out", &args.out)?;
+    crate::interrupt::install();
     let w = crate::report::write(&inputs, staging.path())?;
+    crate::interrupt::check(&format!("{} is unchanged", escape_path(&args.out)))?;
     let files: Vec<_> = std::iter::once(&w.report)
         .chain(&w.charts)
         .map(|p| staging.final_path(p))
