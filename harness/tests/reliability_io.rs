@@ -504,7 +504,7 @@ fn wait_for_lines(path: &Path, lines: usize) {
 #[test]
 fn a_second_bench_on_the_same_csv_refuses_and_the_pair_stays_consistent() {
     let dir = scratch("rel-io", "concurrent");
-    let first = spawn_bench(&dir, "0.25", "same.csv");
+    let first = spawn_bench(&dir, "0.5", "same.csv");
     wait_for_lines(&dir.join("same.partial.csv"), 1);
     let second = spawn_bench(&dir, "0.001", "same.csv")
         .wait_with_output()
@@ -517,7 +517,7 @@ fn a_second_bench_on_the_same_csv_refuses_and_the_pair_stays_consistent() {
     let first = first.wait_with_output().unwrap();
     assert_eq!(first.status.code(), Some(0), "{first:?}");
     let machine = fs::read_to_string(dir.join("same.machine.json")).unwrap();
-    assert!(machine.contains("--min-time 0.25"), "{machine}");
+    assert!(machine.contains("--min-time 0.5"), "{machine}");
     assert_eq!(
         fs::read_to_string(dir.join("same.csv"))
             .unwrap()
