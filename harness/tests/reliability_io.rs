@@ -528,6 +528,23 @@ fn a_second_bench_on_the_same_csv_refuses_and_the_pair_stays_consistent() {
     assert!(!dir.join("same.partial.csv").exists());
 }
 
+#[test]
+fn a_partial_csv_with_only_a_header_is_reused() {
+    // What a run killed (SIGKILL) before its first measurement leaves.
+    let dir = scratch("rel-io", "header-only");
+    fs::write(dir.join("b.partial.csv"), "impl,op\n").unwrap();
+    let mut args = TINY_BENCH.to_vec();
+    args.extend(["--csv", "b.csv"]);
+    let out = run(&dir, &args);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let csv = fs::read_to_string(dir.join("b.csv")).unwrap();
+    assert!(
+        csv.starts_with("impl,op,dtype") && csv.lines().count() == 3,
+        "{csv}"
+    );
+    assert!(!dir.join("b.partial.csv").exists());
+}
+
 /// Send SIGINT (Ctrl-C) with `kill`; callers check `have("kill")` first.
 fn sigint(child: &Child) {
     let sent = Command::new("kill")

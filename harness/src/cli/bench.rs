@@ -63,7 +63,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
 fn kept(e: Error, rows: Option<PartialCsv>) -> Error {
     let Some(path) = rows.and_then(PartialCsv::abandon) else {
         return match e {
-            Error::Interrupted(_) => Error::Interrupted("nothing was measured".into()),
+            Error::Interrupted(_) => Error::Interrupted("no CSV was written".into()),
             e => e,
         };
     };

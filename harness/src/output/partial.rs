@@ -52,19 +52,20 @@ impl PartialCsv {
         let partial = partial_path(&real);
         let file = fs::OpenOptions::new()
             .read(true)
-            .write(true)
+            // Append: every write lands at the end, also after `set_len(0)` below.
+            .append(true)
             .create(true)
-            .truncate(false)
             .open(&partial)
             .map_err(|e| Error::io(&partial, e))?;
         lock(&file, csv, &partial)?;
-        let len = file.metadata().map_err(|e| Error::io(&partial, e))?.len();
-        if len > 0 {
+        if measured_rows(&file).map_err(|e| Error::io(&partial, e))? > 0 {
             return Err(Error::Usage(format!(
                 "{}: holds the measurements of an interrupted run (a bench CSV); rename it to keep them, or delete it, then run again",
                 escape_path(&partial)
             )));
         }
+        // Empty, or only the header of a run killed before its first row.
+        file.set_len(0).map_err(|e| Error::io(&partial, e))?;
         let mut me = PartialCsv {
             csv: csv.to_path_buf(),
             real,
@@ -123,6 +124,18 @@ impl PartialCsv {
         fs::rename(&self.partial, &self.real).map_err(|e| Error::io(&self.csv, e))
         // `self.file` closes here, releasing the lock on what is now the CSV.
     }
+}
+
+/// Rows after the header line in an existing partial file.
+fn measured_rows(mut file: &File) -> std::io::Result<usize> {
+    use std::io::Read;
+    let mut text = Vec::new();
+    file.read_to_end(&mut text)?;
+    Ok(text
+        .split(|&b| b == b'\n')
+        .skip(1)
+        .filter(|l| !l.is_empty())
+        .count())
 }
 
 /// Take the exclusive lock on the partial file without waiting.
