@@ -8,9 +8,12 @@
 //! are left to the library, which rejects them like PyTorch does.
 
 use crate::error::{Error, Result};
+use crate::input::{read_limited, regular_files, MAX_CASE_BYTES};
 use crate::num::Num;
+use crate::output::escape_path;
 use bn_impls::{DType, Layout};
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// The format tag every case carries.
@@ -93,9 +96,10 @@ pub struct Case {
 }
 
 impl Case {
-    /// Read and validate a case file.
+    /// Read and validate a case file (at most [`MAX_CASE_BYTES`]; a FIFO or
+    /// device is refused rather than read).
     pub fn load(path: &Path) -> Result<Case> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = read_limited(path, MAX_CASE_BYTES, "case file")?;
         Case::parse(&text, path)
     }
 
@@ -304,33 +308,37 @@ impl Case {
     }
 }
 
-/// Every `*.json` file under the given files or directories (recursively), sorted.
+/// Every `*.json` file under the given files or directories (recursively),
+/// sorted per root, each file once (by canonical path). Symlink loops and
+/// entries that are not regular files are skipped and named on stderr.
 pub fn collect_case_files(roots: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-        for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-            let path = entry.map_err(|e| Error::io(dir, e))?.path();
-            if path.is_dir() {
-                walk(&path, out)?;
-            } else if path.extension().is_some_and(|e| e == "json") {
-                out.push(path);
-            }
-        }
-        Ok(())
-    }
+    let mut seen = HashSet::new();
     let mut files = Vec::new();
     for root in roots {
-        if root.is_dir() {
-            let mut found = Vec::new();
-            walk(root, &mut found)?;
-            found.sort();
-            files.extend(found);
-        } else if root.is_file() {
-            files.push(root.clone());
-        } else {
-            return Err(Error::Usage(format!(
-                "{}: no such file or directory; give a case file or a folder of *.json cases",
-                root.display()
-            )));
+        match std::fs::metadata(root) {
+            Ok(m) if m.is_dir() => files.extend(regular_files(
+                root,
+                |p| p.extension().is_some_and(|e| e == "json"),
+                &mut seen,
+            )),
+            Ok(m) if m.is_file() => {
+                let canonical = std::fs::canonicalize(root).unwrap_or(root.clone());
+                if seen.insert(canonical) {
+                    files.push(root.clone());
+                }
+            }
+            Ok(_) => {
+                return Err(crate::input::read::not_regular(
+                    root,
+                    "case file or a folder of *.json cases",
+                ))
+            }
+            Err(_) => {
+                return Err(Error::Usage(format!(
+                    "{}: no such file or directory; give a case file or a folder of *.json cases",
+                    escape_path(root)
+                )))
+            }
         }
     }
     Ok(files)

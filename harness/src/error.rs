@@ -1,5 +1,6 @@
 //! Errors of the harness: the library's errors plus case files, I/O and CLI input.
 
+use crate::output::escape_path;
 use std::path::PathBuf;
 use thiserror::Error;
 
@@ -11,11 +12,11 @@ pub enum Error {
     Bn(#[from] bn_impls::Error),
 
     /// A case file that is not valid bn-case/1.
-    #[error("{path}: not a valid bn-case/1 file: {detail}")]
+    #[error("{}: not a valid bn-case/1 file: {detail}", escape_path(path))]
     Case { path: PathBuf, detail: String },
 
     /// Reading or writing a file failed.
-    #[error("{path}: {source}")]
+    #[error("{}: {source}", escape_path(path))]
     Io {
         path: PathBuf,
         #[source]
@@ -25,6 +26,10 @@ pub enum Error {
     /// A command-line value that makes no sense (bad shape, unknown name, ...).
     #[error("{0}")]
     Usage(String),
+
+    /// Ctrl-C stopped the command; the text says what was kept (exit 130).
+    #[error("interrupted: {0}")]
+    Interrupted(String),
 }
 
 /// Shorthand for results of the harness.

@@ -15,9 +15,12 @@
 //! - [`dd`]: double-double arithmetic (≈106-bit significands) for the oracle;
 //! - [`error`]: the harness's error type, each message naming the problem and the fix;
 //! - [`export`]: bench records written as CSV (the stable schema) or a terminal table;
+//! - [`input`]: bounded reads and loop-safe folder walks of input files;
+//! - [`interrupt`]: Ctrl-C during a sweep stops it cleanly, keeping what was measured;
 //! - [`num`]: numbers as case files write them (`"nan"`, `"inf"`, `"-inf"` as strings);
 //! - [`oracle`]: the precise reference, in [`dd`] arithmetic, that tests measure errors against;
-//! - [`output`]: atomic file writes, so a failure never leaves a partial file;
+//! - [`output`]: every write (files, stdout): atomic, never over an input,
+//!   locked where runs could race, and names from files escaped;
 //! - [`report`]: REPORT.md and SVG charts from bench and accuracy CSVs (the one
 //!   place they are written);
 //! - [`run`]: running one case with one implementation under the module rules;
@@ -32,6 +35,8 @@ pub mod data;
 pub mod dd;
 pub mod error;
 pub mod export;
+pub mod input;
+pub mod interrupt;
 pub mod num;
 pub mod oracle;
 pub mod output;

@@ -2,6 +2,7 @@
 //! implementation and dtype at each offset ratio (over sizes, magnitudes and ops).
 
 use super::export::AccuracyRow;
+use crate::output::escape;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -62,7 +63,9 @@ pub fn table(rows: &[AccuracyRow], keep: impl Fn(&AccuracyRow) -> bool) -> Strin
         }
     }
     for (imp, dt) in keys {
-        let _ = write!(out, "{imp:<12} {dt:<5}");
+        // Names come from a CSV (`--from-csv`): escaped for the terminal.
+        let (shown_imp, shown_dt) = (escape(&imp), escape(&dt));
+        let _ = write!(out, "{shown_imp:<12} {shown_dt:<5}");
         for r in &ratios {
             let e = cells
                 .iter()

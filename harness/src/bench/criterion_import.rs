@@ -11,6 +11,7 @@ use super::grid::Shape;
 use super::runner::percentile;
 use super::{round, Op, Record};
 use crate::error::{Error, Result};
+use crate::input::{read_limited, regular_files, MAX_CASE_BYTES};
 use bn_impls::{DType, Layout};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -54,26 +55,26 @@ struct Measured {
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = read_limited(path, MAX_CASE_BYTES, "criterion result file")?;
     serde_json::from_str(&text)
         .map_err(|e| Error::Usage(format!("{}: not a criterion result: {e}", path.display())))
 }
 
-fn find_benchmarks(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    for entry in entries {
-        let path = entry.map_err(|e| Error::io(dir, e))?.path();
-        if path.is_dir() {
-            if path.file_name().is_some_and(|n| n == "new") {
-                if path.join("benchmark.json").is_file() {
-                    out.push(path);
-                }
-            } else {
-                find_benchmarks(&path, out)?;
-            }
-        }
-    }
-    Ok(())
+/// Every `new/` folder holding a `benchmark.json` under `dir`. The walk
+/// follows symlinks but not loops, and names what it skips (see
+/// [`crate::input::walk`]).
+fn find_benchmarks(dir: &Path) -> Vec<PathBuf> {
+    let is_result = |p: &Path| {
+        p.file_name().is_some_and(|n| n == "benchmark.json")
+            && p.parent()
+                .and_then(Path::file_name)
+                .is_some_and(|n| n == "new")
+    };
+    let mut seen = std::collections::HashSet::new();
+    regular_files(dir, is_result, &mut seen)
+        .into_iter()
+        .filter_map(|p| p.parent().map(Path::to_path_buf))
+        .collect()
 }
 
 /// Records for every group under `criterion_dir` (default `target/criterion`)
@@ -103,8 +104,7 @@ type Groups = BTreeMap<String, BTreeMap<String, Measured>>;
 
 /// Every benchmark with a function id and at least one sample, by group.
 fn read_groups(criterion_dir: &Path) -> Result<Groups> {
-    let mut dirs = Vec::new();
-    find_benchmarks(criterion_dir, &mut dirs)?;
+    let dirs = find_benchmarks(criterion_dir);
     let mut groups: Groups = BTreeMap::new();
     for dir in dirs {
         let b: BenchmarkJson = read_json(&dir.join("benchmark.json"))?;

@@ -79,37 +79,18 @@ where
     Ok(out)
 }
 
-/// Check that `path` can be written (its folder exists and accepts a file)
-/// without touching an existing file at `path`.
+/// Check that a bench CSV can be written at `path` before the sweep, with
+/// its machine sidecar and its `NAME.partial.csv` (names that fit, a folder
+/// that accepts files), without touching an existing file at `path`.
 pub fn check_writable(path: &Path) -> Result<()> {
-    if path.is_dir() {
-        return Err(Error::Usage(format!(
-            "--csv {}: is a directory; give a file path such as {}/bench.csv",
-            path.display(),
-            path.display()
-        )));
+    crate::output::check_writable("--csv", path)?;
+    if crate::output::partial::applies(path) {
+        let sidecar = crate::bench::machine::sidecar_path(path);
+        crate::output::check_writable("--csv (its machine file)", &sidecar)?;
+        let partial = crate::output::partial::partial_path(path);
+        crate::output::check_writable("--csv (its partial file)", &partial)?;
     }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    if !dir.is_dir() {
-        return Err(Error::Usage(format!(
-            "--csv {}: folder {} does not exist; create it first",
-            path.display(),
-            dir.display()
-        )));
-    }
-    let probe = dir.join(format!(".bnh-write-probe-{}", std::process::id()));
-    std::fs::write(&probe, b"")
-        .and_then(|_| std::fs::remove_file(&probe))
-        .map_err(|e| {
-            Error::Usage(format!(
-                "--csv {}: cannot write in {}: {e}",
-                path.display(),
-                dir.display()
-            ))
-        })
+    Ok(())
 }
 
 impl BenchFlags {

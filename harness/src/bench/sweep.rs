@@ -27,8 +27,21 @@ pub struct SweepStep<'a> {
 /// rayon pool, in which both the kernel and the memcpy roofline run.
 pub fn run(
     opts: &BenchOptions,
-    mut on_step: impl FnMut(&SweepStep),
+    on_step: impl FnMut(&SweepStep),
     mut on_done: impl FnMut(&Record),
+) -> Result<Vec<Record>> {
+    try_run(opts, on_step, |r| {
+        on_done(r);
+        Ok(())
+    })
+}
+
+/// [`run`], where `on_done` may stop the sweep with an error: `bnh bench`
+/// appends each record to its partial CSV there and stops on Ctrl-C.
+pub fn try_run(
+    opts: &BenchOptions,
+    mut on_step: impl FnMut(&SweepStep),
+    mut on_done: impl FnMut(&Record) -> Result<()>,
 ) -> Result<Vec<Record>> {
     let pools = thread_pools(&opts.threads)?;
     let mut out = Vec::with_capacity(opts.count());
@@ -50,7 +63,7 @@ pub fn run(
                         let timing =
                             pool.install(|| measure(&mut work, imp, op, *threads, opts.min_time))?;
                         let rec = record(name, op, dtype, point, *threads, &timing);
-                        on_done(&rec);
+                        on_done(&rec)?;
                         out.push(rec);
                     }
                 }

@@ -2,10 +2,10 @@
 
 use crate::accuracy::{export, summary, sweep, AccuracyRow};
 use crate::error::{Error, Result};
-use crate::output::write_atomic;
+use crate::output::{check_writable, refuse_overlap, write_atomic};
 use bn_impls::DType;
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Options of `bnh accuracy`.
@@ -53,31 +53,10 @@ fn parse_dtypes(names: &[String]) -> Result<Vec<DType>> {
     Ok(out)
 }
 
-/// Check that a file can be written there before spending a minute on the sweep.
-fn check_writable(flag: &str, path: &std::path::Path) -> Result<()> {
-    if path.is_dir() {
-        return Err(Error::Usage(format!(
-            "{flag} {}: is a directory; give a file path",
-            path.display()
-        )));
-    }
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    if !dir.is_dir() {
-        return Err(Error::Usage(format!(
-            "{flag} {}: folder {} does not exist; create it or give another path",
-            path.display(),
-            dir.display()
-        )));
-    }
-    Ok(())
-}
-
 /// Run the sweep (or read a CSV), write CSV and chart, print the summary.
 pub fn run(args: AccuracyArgs) -> Result<ExitCode> {
     let chart_path = (args.chart.as_os_str() != "none").then_some(args.chart.clone());
+    refuse_clobbering(&args, chart_path.as_deref())?;
     if let Some(p) = &chart_path {
         check_writable("--chart", p)?;
     }
@@ -88,10 +67,27 @@ pub fn run(args: AccuracyArgs) -> Result<ExitCode> {
     };
     if let Some(p) = &chart_path {
         crate::report::write_accuracy_chart(&rows, p)?;
-        eprintln!("bnh accuracy: chart -> {}", p.display());
+        crate::output::stdout::warn(&format!("bnh accuracy: chart -> {}", p.display()));
     }
     print_summary(&rows);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuse outputs that are one file (`--csv X --chart X`) or that are the
+/// input (`--from-csv X --chart X`), before any work.
+fn refuse_clobbering(args: &AccuracyArgs, chart: Option<&Path>) -> Result<()> {
+    let mut outputs: Vec<(&str, &Path)> = Vec::new();
+    if args.from_csv.is_none() {
+        outputs.push(("--csv", &args.csv));
+    }
+    outputs.extend(chart.map(|c| ("--chart", c)));
+    let inputs: Vec<(&str, &Path)> = args
+        .from_csv
+        .as_deref()
+        .map(|p| ("--from-csv", p))
+        .into_iter()
+        .collect();
+    refuse_overlap(&inputs, &outputs)
 }
 
 /// Validate the sweep's options, run it (progress on a terminal) and write the CSV.
@@ -121,21 +117,21 @@ fn sweep_to_csv(args: &AccuracyArgs) -> Result<Vec<AccuracyRow>> {
     };
     let rows = sweep::run(&grid, &dtypes, &impls, args.seed, &progress)?;
     write_atomic(&args.csv, export::to_csv(&rows)?.as_bytes())?;
-    eprintln!(
+    crate::output::stdout::warn(&format!(
         "bnh accuracy: {} rows in {:.2} s -> {}",
         rows.len(),
         start.elapsed().as_secs_f64(),
         args.csv.display()
-    );
+    ));
     Ok(rows)
 }
 
 /// The worst-error tables: everything, magnitude 1 only, and without N·S = 2.
 fn print_summary(rows: &[AccuracyRow]) {
-    println!("Worst relative error over all sizes, magnitudes and ops (NaN/inf: a non-finite result where the oracle is finite):");
-    print!("{}", summary::table(rows, |_| true));
-    println!("\nThe same at magnitude 1 only (no underflow/overflow):");
-    print!("{}", summary::table(rows, |r| r.scale == 1.0));
-    println!("\nThe same without N·S = 2 (there the exact grad_input is only ≈ eps/σ² of the terms it is computed from, so rounding those terms is a large relative error for any implementation):");
-    print!("{}", summary::table(rows, |r| r.n_per_channel > 2));
+    crate::outln!("Worst relative error over all sizes, magnitudes and ops (NaN/inf: a non-finite result where the oracle is finite):");
+    crate::out!("{}", summary::table(rows, |_| true));
+    crate::outln!("\nThe same at magnitude 1 only (no underflow/overflow):");
+    crate::out!("{}", summary::table(rows, |r| r.scale == 1.0));
+    crate::outln!("\nThe same without N·S = 2 (there the exact grad_input is only ≈ eps/σ² of the terms it is computed from, so rounding those terms is a large relative error for any implementation):");
+    crate::out!("{}", summary::table(rows, |r| r.n_per_channel > 2));
 }

@@ -7,7 +7,9 @@ use crate::bench::machine::sidecar_path;
 use crate::bench::options::{BenchFlags, BenchOptions};
 use crate::bench::Record;
 use crate::conformance::{check, shipped_fixtures, CheckReport};
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::output::escape_path;
+use crate::output::staging::Staging;
 use crate::report::tables::fastest_per_op;
 use crate::report::ReportFiles;
 use std::path::{Path, PathBuf};
@@ -28,34 +30,60 @@ pub struct AllArgs {
 }
 
 /// Check, bench, report, summarize; exit 1 when a stable implementation fails a check.
+///
+/// Every option is validated before anything is created; the files are
+/// built in a staging folder and moved into `--out` only when all are
+/// written, so a failure or Ctrl-C leaves `--out` as it was.
 pub fn run(args: AllArgs) -> Result<ExitCode> {
-    std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
-    let csv = args.out.join("bench.csv");
-    // Validate the bench options before spending time on the check.
-    let opts = quick_grid_options(&args, &csv)?;
+    let opts = quick_grid_options(&args)?;
+    let staging = Staging::new("--out", &args.out)?;
+    crate::interrupt::install();
+    let unchanged = format!("{} is unchanged", escape_path(&args.out));
 
-    eprintln!("[1/3] checking every implementation on the shipped fixtures ...");
+    crate::output::stdout::warn("[1/3] checking every implementation on the shipped fixtures ...");
     let conformance = check(&[shipped_fixtures()], &opts.impls)?;
-    eprintln!("[2/3] timing the quick grid ...");
-    let records = super::bench::sweep_with_progress(&opts)?;
-    super::bench::write_csv(&csv, &records)?;
-    eprintln!("[3/3] writing the report ...");
-    let written = crate::report::from_csvs(std::slice::from_ref(&csv), &args.out)?;
+    crate::interrupt::check(&unchanged)?;
+    crate::output::stdout::warn("[2/3] timing the quick grid ...");
+    let records =
+        super::bench::sweep_with_progress(&opts, |_| crate::interrupt::check(&unchanged))?;
+    crate::output::stdout::warn("[3/3] writing the report ...");
+    let csv = args.out.join("bench.csv");
+    let written = report_in(&staging, &records, &csv)?;
+    crate::interrupt::check(&unchanged)?;
+    staging.commit()?;
 
     print_conformance(&conformance);
     print_fastest(&records);
     print_files(&csv, &written);
     Ok(if conformance.ok() {
-        println!("all: PASS");
+        crate::outln!("all: PASS");
         ExitCode::SUCCESS
     } else {
-        println!("all: FAIL (a stable implementation failed a conformance case; run `bnh check`)");
+        crate::outln!(
+            "all: FAIL (a stable implementation failed a conformance case; run `bnh check`)"
+        );
         ExitCode::FAILURE
     })
 }
 
+/// bench.csv, its sidecar, REPORT.md and the charts written into the
+/// staging folder; the paths returned are where they will be after the commit.
+fn report_in(staging: &Staging, records: &[Record], csv: &Path) -> Result<ReportFiles> {
+    let staged_csv = staging.path().join("bench.csv");
+    super::bench::write_csv(&staged_csv, records)?;
+    let mut inputs = crate::report::read_inputs(std::slice::from_ref(&staged_csv))?;
+    for s in &mut inputs.sources {
+        s.path = csv.to_path_buf();
+    }
+    let w = crate::report::write(&inputs, staging.path())?;
+    Ok(ReportFiles {
+        report: staging.final_path(&w.report),
+        charts: w.charts.iter().map(|c| staging.final_path(c)).collect(),
+    })
+}
+
 /// The `quick` grid's options with the chosen implementations and min-time.
-fn quick_grid_options(args: &AllArgs, csv: &Path) -> Result<BenchOptions> {
+fn quick_grid_options(args: &AllArgs) -> Result<BenchOptions> {
     BenchFlags {
         impls: args.impls.clone(),
         ops: vec![],
@@ -65,14 +93,14 @@ fn quick_grid_options(args: &AllArgs, csv: &Path) -> Result<BenchOptions> {
         grid: GridName::Quick,
         threads: vec![],
         min_time: args.min_time,
-        csv: Some(csv.to_path_buf()),
+        csv: None,
     }
     .validate()
 }
 
 /// Pass count, worst ratio and verdict per implementation.
 fn print_conformance(conformance: &CheckReport) {
-    println!("conformance ({} fixtures):", conformance.rows.len());
+    crate::outln!("conformance ({} fixtures):", conformance.rows.len());
     for (info, pass, total, worst) in conformance.summary() {
         let verdict = if pass == total {
             "PASS"
@@ -81,7 +109,7 @@ fn print_conformance(conformance: &CheckReport) {
         } else {
             "fails some (unstable by design; not an error)"
         };
-        println!(
+        crate::outln!(
             "  {:12} {pass}/{total} cases, worst error/tolerance {worst:.3e}  {verdict}",
             info.name
         );
@@ -90,20 +118,25 @@ fn print_conformance(conformance: &CheckReport) {
 
 /// The fastest implementation per operation.
 fn print_fastest(records: &[Record]) {
-    println!(
+    crate::outln!(
         "fastest per op (quick grid, geometric mean of time / memcpy time; 1.0 = copy speed):"
     );
     for (op, imp, ratio) in fastest_per_op(records) {
-        println!("  {op:9} {imp:12} {ratio:.2}x memcpy");
+        let imp = crate::output::escape(&imp);
+        crate::outln!("  {op:9} {imp:12} {ratio:.2}x memcpy");
     }
 }
 
 /// Where every file went.
 fn print_files(csv: &Path, written: &ReportFiles) {
-    println!("files:");
-    println!("  {}  (+ {})", csv.display(), sidecar_path(csv).display());
-    println!("  {}", written.report.display());
+    crate::outln!("files:");
+    crate::outln!(
+        "  {}  (+ {})",
+        escape_path(csv),
+        escape_path(&sidecar_path(csv))
+    );
+    crate::outln!("  {}", escape_path(&written.report));
     for c in &written.charts {
-        println!("  {}", c.display());
+        crate::outln!("  {}", escape_path(c));
     }
 }

@@ -3,9 +3,11 @@
 use crate::bench::machine::{sidecar_path, Machine};
 use crate::bench::options::{BenchFlags, BenchOptions};
 use crate::bench::{sweep, Record};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::export::csv::row_bytes;
 use crate::export::{csv::CsvExporter, table::TableExporter, Exporter};
-use crate::output::write_atomic;
+use crate::output::partial::{self, PartialCsv};
+use crate::output::{escape_path, stdout::warn, write_atomic};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
 use std::process::ExitCode;
@@ -17,29 +19,73 @@ pub struct BenchArgs {
     pub bench: BenchFlags,
 }
 
-/// Validate, sweep, print the table and write the CSV.
+/// Validate, sweep (rows appended to `NAME.partial.csv` as they are
+/// measured), write the CSV, then print the table: the files exist before
+/// anything is printed, so a closed stdout cannot lose them.
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let opts = args.bench.validate()?;
-    let records = sweep_with_progress(&opts)?;
-    print!(
+    let mut rows = match &opts.csv {
+        Some(p) if partial::applies(p) => Some(PartialCsv::start(p, &CsvExporter.serialize(&[])?)?),
+        _ => None,
+    };
+    crate::interrupt::install();
+    let swept = sweep_with_progress(&opts, |rec| {
+        if let Some(p) = rows.as_mut() {
+            p.append(&row_bytes(rec)?)?;
+        }
+        crate::interrupt::check("")
+    });
+    let records = match swept {
+        Ok(r) => r,
+        Err(e) => return Err(kept(e, rows)),
+    };
+    if let Some(path) = &opts.csv {
+        match rows {
+            Some(p) => p.finish(&sidecar_path(path), machine_json().as_bytes())?,
+            None => write_csv(path, &records)?,
+        }
+        if partial::applies(path) {
+            warn(&format!(
+                "wrote {} and {}",
+                escape_path(path),
+                escape_path(&sidecar_path(path))
+            ));
+        }
+    }
+    crate::out!(
         "{}",
         String::from_utf8_lossy(&TableExporter.serialize(&records)?)
     );
-    if let Some(path) = &opts.csv {
-        write_csv(path, &records)?;
-        eprintln!(
-            "wrote {} and {}",
-            path.display(),
-            sidecar_path(path).display()
-        );
-    }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Run the sweep with a progress bar on stderr (hidden when not a terminal).
-pub fn sweep_with_progress(opts: &BenchOptions) -> Result<Vec<Record>> {
+/// The error of a stopped sweep, saying where its measurements were kept.
+fn kept(e: Error, rows: Option<PartialCsv>) -> Error {
+    let Some(path) = rows.and_then(PartialCsv::abandon) else {
+        return match e {
+            Error::Interrupted(_) => Error::Interrupted("no CSV was written".into()),
+            e => e,
+        };
+    };
+    let note = format!(
+        "the measurements so far are kept in {} (a bench CSV)",
+        escape_path(&path)
+    );
+    match e {
+        Error::Interrupted(_) => Error::Interrupted(note),
+        Error::Usage(m) => Error::Usage(format!("{m}\n{note}")),
+        e => Error::Usage(format!("{e}\n{note}")),
+    }
+}
+
+/// Run the sweep with a progress bar on stderr (hidden when not a terminal);
+/// `on_done` sees each record as it is measured and may stop the sweep.
+pub fn sweep_with_progress(
+    opts: &BenchOptions,
+    mut on_done: impl FnMut(&Record) -> Result<()>,
+) -> Result<Vec<Record>> {
     let names: Vec<&str> = opts.impls.iter().map(|i| i.info().name).collect();
-    eprintln!(
+    warn(&format!(
         "bnh bench: {} measurements ({} × {} ops × {} dtypes × {} cases × {} thread counts), \
          grid {}, min-time {:.3} s each",
         opts.count(),
@@ -50,7 +96,7 @@ pub fn sweep_with_progress(opts: &BenchOptions) -> Result<Vec<Record>> {
         opts.threads.len(),
         opts.grid.name(),
         opts.min_time.as_secs_f64()
-    );
+    ));
     let bar = ProgressBar::new(opts.count() as u64);
     bar.set_style(
         ProgressStyle::with_template(
@@ -58,19 +104,31 @@ pub fn sweep_with_progress(opts: &BenchOptions) -> Result<Vec<Record>> {
         )
         .expect("static progress template is valid"),
     );
-    let records = sweep::run(
+    let records = sweep::try_run(
         opts,
         |step| bar.set_message(step.label.clone()),
-        |_| bar.inc(1),
+        |rec| {
+            bar.inc(1);
+            on_done(rec)
+        },
     );
     bar.finish_and_clear();
     records
 }
 
-/// Write records as CSV plus the machine sidecar, atomically.
+/// The machine description of this run, as the sidecar holds it.
+fn machine_json() -> String {
+    serde_json::to_string_pretty(&Machine::detect()).expect("machine info serializes")
+}
+
+/// Write records as CSV plus the machine sidecar (for a regular file only:
+/// not beside `/dev/null` or for `-`), atomically (for CSVs not
+/// written row by row: stdout, devices, `import-criterion`, `all`'s staging folder).
 pub fn write_csv(path: &Path, records: &[Record]) -> Result<()> {
+    let sidecar = partial::applies(path);
     write_atomic(path, &CsvExporter.serialize(records)?)?;
-    let machine =
-        serde_json::to_string_pretty(&Machine::detect()).expect("machine info serializes");
-    write_atomic(&sidecar_path(path), machine.as_bytes())
+    if sidecar {
+        write_atomic(&sidecar_path(path), machine_json().as_bytes())?;
+    }
+    Ok(())
 }

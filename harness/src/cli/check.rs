@@ -2,6 +2,7 @@
 
 use crate::conformance::{check, shipped_fixtures, CheckReport, CheckRow};
 use crate::error::{Error, Result};
+use crate::output::{escape, escape_path};
 use crate::tolerance::Verdict;
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -34,12 +35,12 @@ pub fn run(args: CheckArgs) -> Result<ExitCode> {
             "no *.json case files under {}",
             paths
                 .iter()
-                .map(|p| p.display().to_string())
+                .map(|p| escape_path(p))
                 .collect::<Vec<_>>()
                 .join(", ")
         )));
     }
-    print!("{}", render(&report, args.verbose));
+    crate::out!("{}", render(&report, args.verbose));
     Ok(if report.ok() {
         ExitCode::SUCCESS
     } else {
@@ -92,7 +93,7 @@ impl Widths {
         let name = report
             .rows
             .iter()
-            .map(|r| r.name.len())
+            .map(|r| escape(&r.name).chars().count())
             .max()
             .unwrap_or(4)
             .max(4);
@@ -126,17 +127,18 @@ fn write_row(
     w: Widths,
     verbose: bool,
 ) {
-    let _ = write!(out, "{:width$}", row.name, width = w.name);
+    let _ = write!(out, "{:width$}", escape(&row.name), width = w.name);
     match &row.result {
         Err(e) => {
             let _ = write!(out, "  INVALID CASE FILE");
-            let _ = writeln!(failures, "{e}");
+            let _ = writeln!(failures, "{}", escape(e));
         }
         Ok(verdicts) => {
             for (v, info) in verdicts.iter().zip(&report.impls) {
                 let _ = write!(out, "  {:>width$}", cell(v), width = w.col);
                 if !v.pass() && (info.stable || verbose) {
-                    let _ = writeln!(failures, "{}", describe(&row.name, info.name, v));
+                    let line = describe(&row.name, info.name, v);
+                    let _ = writeln!(failures, "{}", escape(&line));
                 }
             }
         }
@@ -167,6 +169,7 @@ fn write_summary(out: &mut String, report: &CheckReport, w: Widths) {
     let _ = writeln!(out, "{verdict}");
 }
 
+/// One failure line (escaped by the caller: it holds the case's name).
 fn describe(case: &str, imp: &str, v: &Verdict) -> String {
     if let Some(p) = &v.problem {
         return format!("  {case} / {imp}: {p}");

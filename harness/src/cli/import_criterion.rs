@@ -28,6 +28,10 @@ pub fn run(args: ImportCriterionArgs) -> Result<ExitCode> {
         )));
     }
     super::bench::write_csv(&args.csv, &records)?;
-    println!("wrote {} rows to {}", records.len(), args.csv.display());
+    crate::outln!(
+        "wrote {} rows to {}",
+        records.len(),
+        crate::output::escape_path(&args.csv)
+    );
     Ok(ExitCode::SUCCESS)
 }

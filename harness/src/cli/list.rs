@@ -32,7 +32,7 @@ pub fn run(args: ListArgs) -> Result<ExitCode> {
                 description: i.description,
             })
             .collect();
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&entries).expect("plain data")
         );
@@ -40,7 +40,7 @@ pub fn run(args: ListArgs) -> Result<ExitCode> {
         let width = infos.iter().map(|i| i.name.len()).max().unwrap_or(4);
         for i in infos {
             let stable = if i.stable { "stable" } else { "unstable" };
-            println!("{:width$}  {:8}  {}", i.name, stable, i.description);
+            crate::outln!("{:width$}  {:8}  {}", i.name, stable, i.description);
         }
     }
     Ok(ExitCode::SUCCESS)

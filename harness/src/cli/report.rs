@@ -2,6 +2,8 @@
 //! (and from `bnh accuracy` CSVs, recognised by their header).
 
 use crate::error::Result;
+use crate::output::escape_path;
+use crate::output::staging::Staging;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -17,12 +19,22 @@ pub struct ReportArgs {
     pub out: PathBuf,
 }
 
-/// Render the report and say where it went.
+/// Render the report in a staging folder, move it into `--out` when every
+/// file is written (a failing report leaves no half-written charts), and
+/// say where it went.
 pub fn run(args: ReportArgs) -> Result<ExitCode> {
-    let w = crate::report::from_csvs(&args.csvs, &args.out)?;
-    println!("wrote {}", w.report.display());
-    for c in &w.charts {
-        println!("wrote {}", c.display());
+    let inputs = crate::report::read_inputs(&args.csvs)?;
+    let staging = Staging::new("--out", &args.out)?;
+    crate::interrupt::install();
+    let w = crate::report::write(&inputs, staging.path())?;
+    crate::interrupt::check(&format!("{} is unchanged", escape_path(&args.out)))?;
+    let files: Vec<_> = std::iter::once(&w.report)
+        .chain(&w.charts)
+        .map(|p| staging.final_path(p))
+        .collect();
+    staging.commit()?;
+    for f in files {
+        crate::outln!("wrote {}", escape_path(&f));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,7 +2,7 @@
 
 use crate::case::{Case, Outputs};
 use crate::error::Result;
-use crate::output::write_atomic;
+use crate::output::{check_writable, refuse_overlap, write_atomic};
 use crate::run::{run_case, Outcome};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -33,6 +33,10 @@ enum RunCaseReply<'a> {
 /// an unreadable or invalid case file is an error (non-zero, nothing written).
 pub fn run(args: RunCaseArgs) -> Result<ExitCode> {
     let imp = bn_impls::registry::by_name(&args.imp)?;
+    // Before reading or running anything: never write over the case, and
+    // know the output can be written.
+    refuse_overlap(&[("", &args.case)], &[("--out", &args.out)])?;
+    check_writable("--out", &args.out)?;
     let case = Case::load(&args.case)?;
     let outcome = run_case(&case, imp);
     let written = match &outcome {

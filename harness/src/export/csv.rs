@@ -25,6 +25,18 @@ impl Exporter for CsvExporter {
     }
 }
 
+/// One record as a CSV line without the header, for appending to a file
+/// row by row (`NAME.partial.csv`).
+pub fn row_bytes(record: &Record) -> Result<Vec<u8>> {
+    let mut w = ::csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    w.serialize(record)
+        .map_err(|e| Error::Usage(format!("cannot write CSV: {e}")))?;
+    w.into_inner()
+        .map_err(|e| Error::Usage(format!("cannot write CSV: {e}")))
+}
+
 /// Read records from a CSV with (at least) the columns of [`CSV_COLUMNS`];
 /// extra columns are ignored, so the schema can grow.
 pub fn read_csv(path: &Path) -> Result<Vec<Record>> {

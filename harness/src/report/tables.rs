@@ -4,6 +4,7 @@
 use super::Source;
 use crate::bench::{Op, Record};
 use crate::export::table::human_ns;
+use crate::output::escape::escape_md;
 use bn_impls::Layout;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -170,10 +171,12 @@ fn write_intro(md: &mut String, records: &[Record]) {
 fn write_sources(md: &mut String, sources: &[Source]) {
     let _ = writeln!(md, "## Sources\n");
     for s in sources {
-        let _ = writeln!(md, "- `{}`: {} rows", s.path.display(), s.rows);
+        // Paths, machine text and names below come from files: escaped.
+        let path = escape_md(&s.path.to_string_lossy());
+        let _ = writeln!(md, "- `{path}`: {} rows", s.rows);
         if let Some(m) = &s.machine {
-            let _ = writeln!(md, "  - machine: {}", m.summary());
-            let _ = writeln!(md, "  - command: `{}`", m.command);
+            let _ = writeln!(md, "  - machine: {}", escape_md(&m.summary()));
+            let _ = writeln!(md, "  - command: `{}`", escape_md(&m.command));
         }
     }
     md.push('\n');
@@ -200,7 +203,8 @@ fn write_summary(md: &mut String, groups: &Groups, impls: &[String], by_case: &B
             }
             let _ = writeln!(
                 md,
-                "| {op} | {dtype} | {threads} | {imp} | {} | {:.2} | {} | {} |",
+                "| {op} | {dtype} | {threads} | {} | {} | {:.2} | {} | {} |",
+                escape_md(imp),
                 mine.len(),
                 geomean(&mine.iter().map(|r| r.ratio_to_memcpy).collect::<Vec<_>>()),
                 fmt_opt(Some(geomean_speedup(&mine, by_case)), 2),
@@ -270,9 +274,9 @@ fn write_group_table(
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} | {}–{} | {:.2} | {:.2} | {} |",
-            r.shape,
+            escape_md(&r.shape),
             r.layout,
-            r.imp,
+            escape_md(&r.imp),
             human_ns(r.median_ns),
             human_ns(r.p10_ns),
             human_ns(r.p90_ns),
