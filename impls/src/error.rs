@@ -54,11 +54,11 @@ pub enum Error {
     },
 
     /// `eps` must be a positive, finite number.
-    #[error("eps = {0} is invalid; eps must be finite and > 0 (PyTorch's default is 1e-5)")]
+    #[error("eps = {0:?} is invalid; eps must be finite and > 0 (PyTorch's default is 1e-5)")]
     InvalidEps(f64),
 
     /// `momentum` must lie in [0, 1] (or be `None` for a cumulative average).
-    #[error("momentum = {0} is invalid; momentum must be finite and in [0, 1], or None for a cumulative moving average")]
+    #[error("momentum = {0:?} is invalid; momentum must be finite and in [0, 1], or None for a cumulative moving average")]
     InvalidMomentum(f64),
 
     /// Batch statistics need at least two values per channel.
@@ -90,3 +90,20 @@ pub enum Error {
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Huge or tiny values print in short exponent form, not 309 digits.
+    #[test]
+    fn numbers_in_messages_are_short() {
+        let m = Error::InvalidMomentum(1e308).to_string();
+        assert!(m.starts_with("momentum = 1e308 is invalid"), "{m}");
+        let e = Error::InvalidEps(-1e-300).to_string();
+        assert!(e.starts_with("eps = -1e-300 is invalid"), "{e}");
+        assert!(Error::InvalidMomentum(0.5)
+            .to_string()
+            .starts_with("momentum = 0.5 "));
+    }
+}
