@@ -160,7 +160,11 @@ fn bad_values_in_a_csv_name_file_row_and_what_is_accepted() {
             ",forward,",
             "unknown op 'forward'; use train, eval or backward",
         ),
-        (",f32,", ",f16,", "unknown dtype 'f16'; use f32 or f64"),
+        (
+            ",f32,",
+            ",f8,",
+            "unknown dtype 'f8'; use f32, f64, bf16 or f16",
+        ),
         (
             ",contiguous,",
             ",nhwc,",
@@ -330,7 +334,7 @@ fn bad_options_are_rejected_before_measuring() {
         (vec!["--threads".into(), "0".into()], "--threads 0"),
         (vec!["--shapes".into(), "64x0x3".into()], "zero"),
         (vec!["--ops".into(), "forward".into()], "unknown op"),
-        (vec!["--dtypes".into(), "f16".into()], "f16"),
+        (vec!["--dtypes".into(), "f8".into()], "f8"),
         (vec!["--layouts".into(), "nhwc".into()], "nhwc"),
         (vec!["--min-time".into(), "0".into()], "--min-time"),
         (

@@ -343,7 +343,14 @@ fn bad_shapes_dtypes_and_numbers_are_rejected() {
     rejects("zero dim", "zero dimension", |v| {
         v["shape"] = serde_json::json!([0, 3, 5, 5])
     });
-    rejects("dtype", "f16", |v| v["dtype"] = "f16".into());
+    rejects("dtype", "f8", |v| v["dtype"] = "f8".into());
+    rejects("param_dtype", "f32 parameters with bf16/f16 data", |v| {
+        v["param_dtype"] = "f64".into()
+    });
+    rejects("inexact half value", "is not a bf16 value", |v| {
+        v["dtype"] = "bf16".into();
+        v["inputs"]["x"][0] = serde_json::json!(1.001);
+    });
     rejects("memory format", "channels_first", |v| {
         v["memory_format"] = "channels_first".into()
     });

@@ -211,7 +211,7 @@ fn accuracy_rejects_bad_options_without_writing() {
     let bad_csv = dir.join("bad.csv");
     std::fs::write(&bad_csv, "impl,dtype\nx,y\n").unwrap();
     let cases: [(&[&str], &str); 6] = [
-        (&["--dtypes", "f16"], "unknown dtype 'f16'"),
+        (&["--dtypes", "f8"], "unknown dtype 'f8'"),
         (&["--impls", "fastest"], "unknown implementation 'fastest'"),
         (&["--max-n", "1"], "--max-n 1"),
         (&["--csv", "/nonexistent-dir/a.csv"], "does not exist"),
