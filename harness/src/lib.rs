@@ -15,6 +15,8 @@
 //! - [`dd`]: double-double arithmetic (≈106-bit significands) for the oracle;
 //! - [`error`]: the harness's error type, each message naming the problem and the fix;
 //! - [`export`]: bench records written as CSV (the stable schema) or a terminal table;
+//! - [`memory`]: memory budgets (`--max-memory`, the OS's available memory),
+//!   checked before any buffer is allocated;
 //! - [`num`]: numbers as case files write them (`"nan"`, `"inf"`, `"-inf"` as strings);
 //! - [`oracle`]: the precise reference, in [`dd`] arithmetic, that tests measure errors against;
 //! - [`output`]: atomic file writes, so a failure never leaves a partial file;
@@ -32,6 +34,7 @@ pub mod data;
 pub mod dd;
 pub mod error;
 pub mod export;
+pub mod memory;
 pub mod num;
 pub mod oracle;
 pub mod output;

@@ -66,6 +66,7 @@ fn quick_grid_options(args: &AllArgs, csv: &Path) -> Result<BenchOptions> {
         threads: vec![],
         min_time: args.min_time,
         csv: Some(csv.to_path_buf()),
+        max_memory: None,
     }
     .validate()
 }
