@@ -220,8 +220,8 @@ fn write_summary(md: &mut String, groups: &Groups, impls: &[String], by_case: &B
                 "| {op} | {dtype} | {threads} | {imp} | {} | {:.2} | {} | {} |",
                 mine.len(),
                 geomean(&mine.iter().map(|r| r.ratio_to_memcpy).collect::<Vec<_>>()),
-                fmt_opt(Some(geomean_speedup(&mine, by_case)), 2),
-                fastest_count(&mine, by_case),
+                fmt_opt(Some(geomean_speedup(mine, by_case)), 2),
+                fastest_count(mine, by_case),
             );
         }
     }

@@ -16,7 +16,7 @@
 //!   the offset. The reported mean is `K_c + mean_shifted`.
 //!
 //! A channel whose statistics overflow on finite data (values spanning more
-//! than ~1e154) is redone on values scaled by a power of two ([`huge`]).
+//! than ~1e154) is redone on values scaled by a power of two (module `huge`).
 
 mod huge;
 
