@@ -139,6 +139,8 @@ fn bounds(series: &[Series]) -> Option<Bounds> {
 }
 
 /// Draw a chart into an SVG string; `log_x` also picks byte labels on x.
+/// `None` (with a warning on stderr naming the points) when no point can be
+/// drawn: the rest of the report is still written.
 fn draw(
     title: &str,
     x_desc: &str,
@@ -146,8 +148,11 @@ fn draw(
     series: &[Series],
     log_x: bool,
     legend: SeriesLabelPosition,
-) -> Result<String> {
-    let bounds = bounds(series).ok_or_else(|| no_data(title, series))?;
+) -> Result<Option<String>> {
+    let Some(bounds) = bounds(series) else {
+        eprintln!("bnh report: warning: {}", no_data(title, series));
+        return Ok(None);
+    };
     let labels = Labels {
         title,
         x_desc,
@@ -164,12 +169,12 @@ fn draw(
         }
         root.present().map_err(plot_err)?;
     }
-    Ok(svg)
+    Ok(Some(svg))
 }
 
-/// The error for a chart with nothing to draw, naming each line's first
+/// The warning for a chart with nothing to draw, naming each line's first
 /// point (implementation, size or thread count, value).
-fn no_data(title: &str, series: &[Series]) -> Error {
+fn no_data(title: &str, series: &[Series]) -> String {
     let points: Vec<String> = series
         .iter()
         .filter_map(|s| {
@@ -179,11 +184,15 @@ fn no_data(title: &str, series: &[Series]) -> Error {
         })
         .take(4)
         .collect();
-    Error::Usage(format!(
+    format!(
         "no drawable data for chart '{title}' (values must be finite and in [{MIN_VALUE:e}, {MAX_VALUE:e}]): {}; \
-         fix those rows of the CSV",
-        if points.is_empty() { "no points".to_string() } else { points.join("; ") }
-    ))
+         chart left out; fix those rows of the CSV",
+        if points.is_empty() {
+            "no points".to_string()
+        } else {
+            points.join("; ")
+        }
+    )
 }
 
 /// The words on a chart: its title and the two axis descriptions.
@@ -468,32 +477,31 @@ fn size_charts(
     written: &mut Vec<PathBuf>,
 ) -> Result<()> {
     let series = impl_lines(slice, impls, &|r| r.median_ns / r.elements() as f64);
-    let svg = draw(
+    if let Some(svg) = draw(
         &format!("{op}: time per element vs size ({desc})"),
         "tensor size (bytes of x, log scale)",
         "time per element (ns, log scale)",
         &series,
         true,
         SeriesLabelPosition::UpperRight,
-    )?;
-    save(
-        out,
-        &format!("time_per_element_{op}{suffix}.svg"),
-        &svg,
-        written,
-    )?;
+    )? {
+        let name = format!("time_per_element_{op}{suffix}.svg");
+        save(out, &name, &svg, written)?;
+    }
 
     let mut series = impl_lines(slice, impls, &|r| r.gb_per_s);
     series.push(memcpy_bandwidth_line(slice));
-    let svg = draw(
+    if let Some(svg) = draw(
         &format!("{op}: bandwidth vs size ({desc})"),
         "tensor size (bytes of x, log scale)",
         "GB/s (minimum bytes moved / median time, log scale)",
         &series,
         true,
         SeriesLabelPosition::UpperRight,
-    )?;
-    save(out, &format!("gbps_{op}{suffix}.svg"), &svg, written)
+    )? {
+        save(out, &format!("gbps_{op}{suffix}.svg"), &svg, written)?;
+    }
+    Ok(())
 }
 
 /// One coloured line per implementation of `y` against bytes of `x`.
@@ -562,7 +570,6 @@ fn thread_chart(
         false,
         SeriesLabelPosition::UpperLeft,
     )
-    .map(Some)
 }
 
 /// `(at base threads, at t threads)` pairs of one implementation's records
@@ -621,5 +628,55 @@ fn memcpy_thread_line<'a>(
         color: BLACK,
         width: 3,
         points: per_thread_count(&pairs, |b, r| b.memcpy_ns / r.memcpy_ns),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(points: Vec<(f64, f64)>) -> Vec<Series> {
+        vec![Series {
+            name: "fused".into(),
+            color: BLACK,
+            width: 2,
+            points,
+        }]
+    }
+
+    /// Ticks stay few and finite whatever the range (the issue: a range up
+    /// to 1e308·5 = inf looped until memory ran out).
+    #[test]
+    fn ticks_are_bounded_for_any_range() {
+        for (lo, hi) in [
+            (1e-40, 1e30),
+            (1.0, f64::INFINITY),
+            (1e-300, 1e300),
+            (0.0, 1.0),
+        ] {
+            assert!(decade_ticks(lo, hi).len() <= 3 * MAX_TICKS, "{lo} {hi}");
+            assert!(
+                byte_ticks(lo.max(1e-300), hi).len() <= MAX_TICKS,
+                "{lo} {hi}"
+            );
+        }
+        assert_eq!(
+            decade_ticks(1.0, 100.0),
+            [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0]
+        );
+    }
+
+    /// A chart with no drawable point is left out (None), not an error;
+    /// implausible points beside good ones are simply not drawn.
+    #[test]
+    fn undrawable_points_leave_the_chart_out() {
+        let bad = series(vec![(128.0, 1e308), (256.0, f64::NAN), (512.0, 0.0)]);
+        let msg = no_data("t", &bad);
+        assert!(msg.contains("fused at x = 1.28e2: 1e308"), "{msg}");
+        let drawn = draw("t", "x", "y", &bad, true, SeriesLabelPosition::UpperRight).unwrap();
+        assert!(drawn.is_none());
+        let mixed = series(vec![(128.0, 1e308), (256.0, 2.0), (512.0, 3.0)]);
+        let drawn = draw("t", "x", "y", &mixed, true, SeriesLabelPosition::UpperRight).unwrap();
+        assert!(drawn.is_some());
     }
 }

@@ -41,8 +41,18 @@ fn bench_problem(r: &Record) -> Option<(&'static str, String)> {
         ("ratio_to_memcpy", r.ratio_to_memcpy),
         ("gb_per_s", r.gb_per_s),
     ];
+    // The charts also draw two derived values: time per element and the
+    // memcpy bandwidth.
+    let derived = [
+        (
+            "median_ns per element",
+            r.median_ns / elements.unwrap_or(1) as f64,
+        ),
+        ("memcpy GB/s", 2.0 * r.bytes as f64 / r.memcpy_ns),
+    ];
     values
         .into_iter()
+        .chain(derived)
         .find(|(_, v)| !plausible(*v))
         .map(|(c, v)| (c, format!("{v:e}")))
 }
