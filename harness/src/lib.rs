@@ -17,6 +17,8 @@
 //! - [`export`]: bench records written as CSV (the stable schema) or a terminal table;
 //! - [`input`]: bounded reads and loop-safe folder walks of input files;
 //! - [`interrupt`]: Ctrl-C during a sweep stops it cleanly, keeping what was measured;
+//! - [`memory`]: memory budgets (`--max-memory`, the OS's available memory),
+//!   checked before any buffer is allocated;
 //! - [`num`]: numbers as case files write them (`"nan"`, `"inf"`, `"-inf"` as strings);
 //! - [`oracle`]: the precise reference, in [`dd`] arithmetic, that tests measure errors against;
 //! - [`output`]: every write (files, stdout): atomic, never over an input,
@@ -37,6 +39,7 @@ pub mod error;
 pub mod export;
 pub mod input;
 pub mod interrupt;
+pub mod memory;
 pub mod num;
 pub mod oracle;
 pub mod output;

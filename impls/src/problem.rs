@@ -107,6 +107,21 @@ pub struct TrainForward<'a, T> {
 }
 
 impl<'a, T> TrainForward<'a, T> {
+    /// The same problem borrowing this one's buffers, so a kernel can run a
+    /// pass and still own the outputs afterwards (e.g. to redo a channel).
+    pub fn reborrow(&mut self) -> TrainForward<'_, T> {
+        TrainForward {
+            dims: self.dims,
+            x: self.x,
+            y: &mut *self.y,
+            affine: self.affine,
+            eps: self.eps,
+            mean: &mut *self.mean,
+            var: &mut *self.var,
+            checked: self.checked,
+        }
+    }
+
     /// Validate shapes, lengths and `eps`.
     pub fn new(
         x: Tensor<'a, T>,
@@ -211,6 +226,24 @@ pub struct Backward<'a, T> {
 }
 
 impl<'a, T> Backward<'a, T> {
+    /// The same problem borrowing this one's buffers (see [`TrainForward::reborrow`]).
+    pub fn reborrow(&mut self) -> Backward<'_, T> {
+        Backward {
+            dims: self.dims,
+            x: self.x,
+            dy: self.dy,
+            dx: &mut *self.dx,
+            mean: self.mean,
+            var: self.var,
+            weight: self.weight,
+            eps: self.eps,
+            mode: self.mode,
+            grad_weight: &mut *self.grad_weight,
+            grad_bias: &mut *self.grad_bias,
+            checked: self.checked,
+        }
+    }
+
     /// Validate shapes, lengths and `eps`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(

@@ -18,7 +18,9 @@
 
 use super::export::AccuracyRow;
 use crate::error::{Error, Result};
+use crate::report::sanitize::{plausible, MAX_VALUE, MIN_VALUE};
 use plotters::prelude::*;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 const FLOOR: f64 = 1e-17;
 const CEIL: f64 = 1.0;
@@ -62,53 +64,78 @@ fn clamp(e: f64) -> f64 {
     }
 }
 
-/// (x, worst error) points of one implementation and dtype in one panel, sorted by x.
 /// Rows the chart draws (see the module docs for the one exclusion).
 fn charted(r: &AccuracyRow) -> bool {
     !(r.op == "grad_input" && r.n_per_channel == 2)
 }
 
-fn series(rows: &[AccuracyRow], imp: &str, dtype: &str, panel: &Panel) -> Vec<(f64, f64)> {
-    let mut pts: Vec<(f64, f64)> = Vec::new();
-    for r in rows
-        .iter()
-        .filter(|r| r.imp == imp && r.dtype == dtype && (panel.keep)(r) && charted(r))
-    {
-        let (x, e) = ((panel.x)(r), clamp(r.max_rel_err));
-        match pts.iter_mut().find(|p| p.0 == x) {
-            Some(p) => p.1 = p.1.max(e),
-            None => pts.push((x, e)),
-        }
-    }
-    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-    pts
+/// Rows the chart can place: x values on a log axis must be finite and
+/// plausible ([`plausible`]; `bnh report` also names the rows it leaves out).
+fn drawable(r: &AccuracyRow) -> bool {
+    plausible(r.offset_ratio) && plausible(r.scale) && plausible(r.n_per_channel as f64)
 }
 
+/// Every panel's series: `(dtype, panel) → impl → x → worst error`, in one
+/// pass over the rows (each x keyed by its bits, so lookups are O(log n)).
+type Worst<'a> = HashMap<(&'a str, usize), HashMap<&'a str, BTreeMap<u64, f64>>>;
+
+fn worst(rows: &[AccuracyRow]) -> Worst<'_> {
+    let mut out: Worst = HashMap::new();
+    for r in rows.iter().filter(|r| charted(r) && drawable(r)) {
+        for (p, panel) in PANELS.iter().enumerate().filter(|(_, p)| (p.keep)(r)) {
+            let e = clamp(r.max_rel_err);
+            let slot = out
+                .entry((r.dtype.as_str(), p))
+                .or_default()
+                .entry(r.imp.as_str())
+                .or_default()
+                .entry((panel.x)(r).to_bits())
+                .or_insert(e);
+            *slot = slot.max(e);
+        }
+    }
+    out
+}
+
+/// (x, worst error) points of one implementation in one panel, sorted by x
+/// (positive x: bit order is numeric order).
+fn series(worst: &Worst, imp: &str, dtype: &str, p: usize) -> Vec<(f64, f64)> {
+    worst
+        .get(&(dtype, p))
+        .and_then(|m| m.get(imp))
+        .map(|pts| pts.iter().map(|(&x, &e)| (f64::from_bits(x), e)).collect())
+        .unwrap_or_default()
+}
+
+/// Distinct values of `f` in order of first appearance.
 fn unique(rows: &[AccuracyRow], f: impl Fn(&AccuracyRow) -> &str) -> Vec<String> {
+    let mut seen: HashSet<&str> = HashSet::new();
     let mut out: Vec<String> = Vec::new();
     for r in rows {
-        if !out.iter().any(|v| v == f(r)) {
+        if seen.insert(f(r)) {
             out.push(f(r).to_string());
         }
     }
     out
 }
 
+/// The panel's x range with a margin, clamped to plausible values.
 fn x_range(rows: &[AccuracyRow], panel: &Panel) -> (f64, f64) {
     let xs = rows
         .iter()
-        .filter(|r| (panel.keep)(r))
+        .filter(|r| (panel.keep)(r) && drawable(r))
         .map(|r| (panel.x)(r));
     let (lo, hi) = xs.fold((f64::INFINITY, 0.0f64), |(lo, hi), x| {
         (lo.min(x), hi.max(x))
     });
-    if lo.is_finite() && hi > lo {
+    let (lo, hi) = if lo.is_finite() && hi > lo {
         (lo / 2.0, hi * 2.0)
     } else if lo.is_finite() {
         (lo / 10.0, lo * 10.0)
     } else {
         (0.1, 10.0)
-    }
+    };
+    (lo.max(MIN_VALUE / 10.0), hi.min(MAX_VALUE * 10.0))
 }
 
 /// Render the chart as SVG text.
@@ -142,6 +169,7 @@ where
     )?;
     let impls = unique(rows, |r| &r.imp);
     let dtypes = unique(rows, |r| &r.dtype);
+    let worst = worst(rows);
     let cells = root.split_evenly((dtypes.len(), PANELS.len()));
     for (d, dtype) in dtypes.iter().enumerate() {
         for (p, panel) in PANELS.iter().enumerate() {
@@ -162,7 +190,7 @@ where
                 .label_style(("sans-serif", 12))
                 .draw()?;
             for (i, imp) in impls.iter().enumerate() {
-                let pts = series(rows, imp, dtype, panel);
+                let pts = series(&worst, imp, dtype, p);
                 let color = Palette99::pick(i).to_rgba();
                 chart
                     .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?

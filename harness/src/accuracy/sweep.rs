@@ -33,6 +33,12 @@ use rayon::prelude::*;
 /// Channels per sweep batch: two, so every point also checks that channels stay apart.
 pub const CHANNELS: usize = 2;
 
+/// Bytes one point holds per value of `x`, with room to spare: `x`, `dy`
+/// and five references in `f64`, the oracle's double-double `y` and
+/// `grad_input` (16 bytes each) and their temporaries, the implementation's
+/// outputs and their widened copies.
+pub const BYTES_PER_VALUE: usize = 160;
+
 /// The outputs a point measures, in CSV order.
 pub const OPS: [&str; 5] = ["y", "batch_mean", "batch_var", "grad_input", "grad_weight"];
 
@@ -79,6 +85,18 @@ impl Grid {
             self.n_per_channel.push(max_n);
         }
         Ok(self)
+    }
+
+    /// Bytes the sweep may hold at once: [`BYTES_PER_VALUE`] per value of
+    /// the largest point, times the points that run in parallel (one per
+    /// rayon thread). Checked against the memory budget before sweeping.
+    pub fn memory_needed(&self, dtypes: &[DType]) -> u64 {
+        let largest = self.n_per_channel.iter().copied().max().unwrap_or(0);
+        let jobs = self.points().len() * dtypes.len();
+        let at_once = rayon::current_num_threads().min(jobs).max(1);
+        (largest as u64)
+            .saturating_mul((CHANNELS * BYTES_PER_VALUE) as u64)
+            .saturating_mul(at_once as u64)
     }
 
     /// Every point of the grid, sizes last-varying so work spreads evenly.

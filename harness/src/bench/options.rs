@@ -5,6 +5,7 @@
 use super::grid::{cases, BenchPoint, GridName, Shape};
 use super::Op;
 use crate::error::{Error, Result};
+use crate::memory::{human, Budget};
 use bn_impls::{DType, Implementation, Layout};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -40,6 +41,10 @@ pub struct BenchFlags {
     /// Write one CSV row per measurement here (plus a NAME.machine.json sidecar).
     #[arg(long, value_name = "PATH")]
     pub csv: Option<PathBuf>,
+    /// Memory the buffers of one measurement may use, e.g. 8G (default: what
+    /// the OS reports available). Every cell is checked before timing starts.
+    #[arg(long, value_name = "SIZE")]
+    pub max_memory: Option<String>,
 }
 
 /// Validated options: everything a sweep needs, nothing left to check.
@@ -115,6 +120,9 @@ impl BenchFlags {
         let shapes = self.shapes()?;
         let threads = self.threads()?;
         let secs = self.min_time_secs()?;
+        check_training_sizes(&shapes, &ops)?;
+        let points = cases(&shapes, &layouts);
+        check_memory(&points, &dtypes, self.max_memory.as_deref())?;
         if let Some(p) = &self.csv {
             check_writable(p)?;
         }
@@ -122,7 +130,7 @@ impl BenchFlags {
             impls,
             ops,
             dtypes,
-            points: cases(&shapes, &layouts),
+            points,
             threads,
             min_time: Duration::from_secs_f64(secs),
             csv: self.csv.clone(),
@@ -176,6 +184,54 @@ impl BenchFlags {
         }
         Ok(secs)
     }
+}
+
+/// Training (and its backward) needs more than one value per channel:
+/// PyTorch raises "Expected more than 1 value per channel when training"
+/// for N·S = 1, so timing it would time an input no user can run.
+fn check_training_sizes(shapes: &[Shape], ops: &[Op]) -> Result<()> {
+    let training: Vec<&str> = ops
+        .iter()
+        .filter(|o| matches!(o, Op::Train | Op::Backward))
+        .map(|o| o.name())
+        .collect();
+    match shapes.iter().find(|s| s.n() * s.spatial() == 1) {
+        Some(s) if !training.is_empty() => Err(Error::Usage(format!(
+            "shape '{s}' has 1 value per channel (N·S = 1), which training rejects (--ops {}; \
+             PyTorch: \"Expected more than 1 value per channel when training\"); \
+             use a batch of at least 2 or --ops eval",
+            training.join("/")
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Bytes one bench cell allocates: `x`, `y`, `dy`, `dx` and the memcpy
+/// destination ([`super::workload::Buffers`]), one more tensor of room for
+/// the kernels' scratch, and 8 per-channel `f64` arrays.
+pub fn cell_bytes(point: &BenchPoint, dtype: DType) -> u64 {
+    let tensor = point.shape.elements() as u64 * dtype.size() as u64;
+    tensor.saturating_mul(6) + 64 * point.shape.c() as u64
+}
+
+/// Every cell of the sweep checked against the memory budget before any
+/// buffer is allocated (cells run one after another, so each must fit alone).
+fn check_memory(points: &[BenchPoint], dtypes: &[DType], max_memory: Option<&str>) -> Result<()> {
+    let Some(budget) = Budget::new(max_memory)? else {
+        return Ok(());
+    };
+    for point in points {
+        for &dtype in dtypes {
+            let what = format!(
+                "bench cell {} {dtype} {} (6 tensors of {})",
+                point.shape,
+                point.layout,
+                human(point.shape.elements() as u64 * dtype.size() as u64)
+            );
+            budget.check(cell_bytes(point, dtype), &what, "use smaller --shapes")?;
+        }
+    }
+    Ok(())
 }
 
 impl BenchOptions {

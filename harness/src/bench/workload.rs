@@ -12,6 +12,7 @@
 
 use super::grid::BenchPoint;
 use crate::data::Rng;
+use crate::memory::try_zeroed;
 use bn_impls::{
     kernel, Affine, Backward, DType, Dims, Element, EvalForward, ForDtype, GradMode,
     Implementation, TrainForward,
@@ -100,11 +101,16 @@ impl<T: Element> Buffers<T> {
         let len = dims.len();
         let c = dims.c;
         let mut rng = Rng::new(0x5EED ^ len as u64);
-        let mut fill = |lo: f64, hi: f64, n: usize| -> Vec<T> {
-            (0..n).map(|_| T::from_f64(rng.range(lo, hi))).collect()
+        // Fallible allocations: an error, not an abort, if memory runs out
+        // (the sweep checks every cell against the budget before this).
+        let mut fill = |lo: f64, hi: f64, what: &str| -> crate::Result<Vec<T>> {
+            let mut v = try_zeroed(T::zero(), len, what)?;
+            v.iter_mut()
+                .for_each(|e| *e = T::from_f64(rng.range(lo, hi)));
+            Ok(v)
         };
-        let x = fill(-1.0, 3.0, len);
-        let dy = fill(-1.0, 1.0, len);
+        let x = fill(-1.0, 3.0, "x")?;
+        let dy = fill(-1.0, 1.0, "dy")?;
         let ch = |rng: &mut Rng, lo: f64, hi: f64| -> Vec<f64> {
             (0..c).map(|_| rng.range(lo, hi)).collect()
         };
@@ -118,10 +124,10 @@ impl<T: Element> Buffers<T> {
             dims,
             x,
             // Outputs are written once now so their pages are mapped before timing.
-            y: vec![T::zero(); len],
+            y: try_zeroed(T::zero(), len, "y")?,
             dy,
-            dx: vec![T::zero(); len],
-            copy_dst: vec![T::zero(); len],
+            dx: try_zeroed(T::zero(), len, "dx")?,
+            copy_dst: try_zeroed(T::zero(), len, "the memcpy buffer")?,
             weight,
             bias,
             mean,

@@ -32,6 +32,9 @@ pub struct AccuracyArgs {
     /// Where to write the SVG chart (`--chart none` to skip it).
     #[arg(long, value_name = "PATH", default_value = "reports/accuracy.svg")]
     chart: PathBuf,
+    /// Memory the sweep may use, e.g. 2G (default: what the OS reports available).
+    #[arg(long, value_name = "SIZE")]
+    max_memory: Option<String>,
     /// Only redraw the chart from an existing CSV (no sweep).
     #[arg(long, value_name = "CSV")]
     from_csv: Option<PathBuf>,
@@ -95,6 +98,8 @@ fn sweep_to_csv(args: &AccuracyArgs) -> Result<Vec<AccuracyRow>> {
     let impls = crate::select_impls(&args.impls)?;
     let dtypes = parse_dtypes(&args.dtypes)?;
     check_writable("--csv", &args.csv)?;
+    // Also try a file in its folder, so a read-only folder fails before the sweep.
+    crate::bench::options::check_writable(&args.csv)?;
     let mut grid = if args.quick {
         sweep::Grid::quick()
     } else {
@@ -102,6 +107,13 @@ fn sweep_to_csv(args: &AccuracyArgs) -> Result<Vec<AccuracyRow>> {
     };
     if let Some(n) = args.max_n {
         grid = grid.cap_n(n)?;
+    }
+    if let Some(budget) = crate::memory::Budget::new(args.max_memory.as_deref())? {
+        let what = format!(
+            "the accuracy sweep ({} values per channel at most, points run in parallel)",
+            grid.n_per_channel.iter().max().unwrap_or(&0)
+        );
+        budget.check(grid.memory_needed(&dtypes), &what, "lower --max-n")?;
     }
     let start = std::time::Instant::now();
     let tty = std::io::stderr().is_terminal();

@@ -94,6 +94,7 @@ fn quick_grid_options(args: &AllArgs) -> Result<BenchOptions> {
         threads: vec![],
         min_time: args.min_time,
         csv: None,
+        max_memory: None,
     }
     .validate()
 }

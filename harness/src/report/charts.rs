@@ -7,6 +7,7 @@
 //! (thread-scaling charts: every thread count). Points of different shapes
 //! with the same size are joined in size order.
 
+use super::sanitize::{plausible, MAX_VALUE, MIN_VALUE};
 use super::tables::{geomean, impl_order, op_order};
 use crate::bench::{Op, Record};
 use crate::error::{Error, Result};
@@ -14,7 +15,7 @@ use crate::output::write_atomic;
 use bn_impls::{DType, Layout};
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 const SIZE: (u32, u32) = (960, 600);
@@ -53,12 +54,17 @@ pub fn human_bytes(b: f64) -> String {
     }
 }
 
+/// Most ticks an axis gets: tick loops stop there whatever the range, so
+/// no value in a CSV can make them run away (the ranges are also clamped to
+/// plausible values, see [`super::sanitize`]).
+const MAX_TICKS: usize = 64;
+
 /// Byte-axis ticks: powers of 4 (1 KiB, 4 KiB, ...), or of 2 on a narrow range.
 fn byte_ticks(lo: f64, hi: f64) -> Vec<f64> {
     let step = if hi / lo > 64.0 { 4.0 } else { 2.0 };
     let mut v = Vec::new();
-    let mut t = 1.0;
-    while t <= hi {
+    let mut t = 1.0f64;
+    while t <= hi && t.is_finite() && v.len() < MAX_TICKS {
         if t >= lo {
             v.push(t);
         }
@@ -67,23 +73,27 @@ fn byte_ticks(lo: f64, hi: f64) -> Vec<f64> {
     v
 }
 
-/// Ticks 1, 2, 5 × 10^k inside `[lo, hi]` (only powers of ten on a wide range).
+/// Ticks 1, 2, 5 × 10^k inside `[lo, hi]` (only powers of ten on a wide range;
+/// every `⌈decades/MAX_TICKS⌉`-th power on a very wide one).
 fn decade_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    if !(lo > 0.0 && lo.is_finite() && hi.is_finite() && hi >= lo) {
+        return Vec::new();
+    }
     let mults: &[f64] = if hi / lo > 1e4 {
         &[1.0]
     } else {
         &[1.0, 2.0, 5.0]
     };
+    let (k0, k1) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+    let stride = ((k1 - k0) as usize).div_ceil(MAX_TICKS).max(1);
     let mut v = Vec::new();
-    let mut k = lo.log10().floor() as i32;
-    while 10f64.powi(k) <= hi {
+    for k in (k0..=k1).step_by(stride) {
         for m in mults {
             let t = m * 10f64.powi(k);
             if t >= lo && t <= hi {
                 v.push(t);
             }
         }
-        k += 1;
     }
     v
 }
@@ -109,11 +119,16 @@ fn color_of(impls: &[String], name: &str) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
 
+/// A point that can be drawn on log axes (see [`super::sanitize::plausible`]).
+fn drawable(&(x, y): &(f64, f64)) -> bool {
+    plausible(x) && plausible(y)
+}
+
 fn bounds(series: &[Series]) -> Option<Bounds> {
     let pts = series.iter().flat_map(|s| s.points.iter());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for &(x, y) in pts {
-        if x > 0.0 && y > 0.0 && x.is_finite() && y.is_finite() {
+        if drawable(&(x, y)) {
             x0 = x0.min(x);
             x1 = x1.max(x);
             y0 = y0.min(y);
@@ -124,6 +139,8 @@ fn bounds(series: &[Series]) -> Option<Bounds> {
 }
 
 /// Draw a chart into an SVG string; `log_x` also picks byte labels on x.
+/// `None` (with a warning on stderr naming the points) when no point can be
+/// drawn: the rest of the report is still written.
 fn draw(
     title: &str,
     x_desc: &str,
@@ -131,9 +148,11 @@ fn draw(
     series: &[Series],
     log_x: bool,
     legend: SeriesLabelPosition,
-) -> Result<String> {
-    let bounds = bounds(series)
-        .ok_or_else(|| Error::Usage(format!("no positive data for chart '{title}'")))?;
+) -> Result<Option<String>> {
+    let Some(bounds) = bounds(series) else {
+        eprintln!("bnh report: warning: {}", no_data(title, series));
+        return Ok(None);
+    };
     let labels = Labels {
         title,
         x_desc,
@@ -150,7 +169,30 @@ fn draw(
         }
         root.present().map_err(plot_err)?;
     }
-    Ok(svg)
+    Ok(Some(svg))
+}
+
+/// The warning for a chart with nothing to draw, naming each line's first
+/// point (implementation, size or thread count, value).
+fn no_data(title: &str, series: &[Series]) -> String {
+    let points: Vec<String> = series
+        .iter()
+        .filter_map(|s| {
+            s.points
+                .first()
+                .map(|p| format!("{} at x = {:e}: {:e}", s.name, p.0, p.1))
+        })
+        .take(4)
+        .collect();
+    format!(
+        "no drawable data for chart '{title}' (values must be finite and in [{MIN_VALUE:e}, {MAX_VALUE:e}]): {}; \
+         chart left out; fix those rows of the CSV",
+        if points.is_empty() {
+            "no points".to_string()
+        } else {
+            points.join("; ")
+        }
+    )
 }
 
 /// The words on a chart: its title and the two axis descriptions.
@@ -247,16 +289,17 @@ where
 {
     for s in series {
         let style = s.color.stroke_width(s.width);
+        let points: Vec<(f64, f64)> = s.points.iter().copied().filter(drawable).collect();
         chart
-            .draw_series(LineSeries::new(s.points.clone(), style))
+            .draw_series(LineSeries::new(points.clone(), style))
             .map_err(plot_err)?
             .label(s.name.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
         chart
             .draw_series(
-                s.points
-                    .iter()
-                    .map(|&p| Circle::new(p, marker, s.color.filled())),
+                points
+                    .into_iter()
+                    .map(|p| Circle::new(p, marker, s.color.filled())),
             )
             .map_err(plot_err)?;
     }
@@ -315,24 +358,30 @@ fn roofline_records<'a>(slice: &[&'a Record]) -> Vec<&'a Record> {
 }
 
 /// Points per implementation, x = bytes of `x`, sorted; several records at
-/// one size (different shapes) are averaged geometrically.
+/// one size (different shapes) are averaged geometrically. One pass over
+/// the slice (grouped by implementation, then size).
 fn by_impl(
     slice: &[&Record],
     impls: &[String],
     y: &dyn Fn(&Record) -> f64,
 ) -> Vec<(String, Vec<(f64, f64)>)> {
+    let mut at: HashMap<&str, BTreeMap<u64, Vec<f64>>> = HashMap::new();
+    for r in slice {
+        at.entry(r.imp.as_str())
+            .or_default()
+            .entry(r.bytes)
+            .or_default()
+            .push(y(r));
+    }
     impls
         .iter()
         .filter_map(|imp| {
-            let mut at: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
-            for r in slice.iter().filter(|r| &r.imp == imp) {
-                at.entry(r.bytes).or_default().push(y(r));
-            }
             let pts: Vec<(f64, f64)> = at
+                .remove(imp.as_str())?
                 .into_iter()
                 .map(|(b, v)| (b as f64, geomean(&v)))
                 .collect();
-            (!pts.is_empty()).then(|| (imp.clone(), pts))
+            Some((imp.clone(), pts))
         })
         .collect()
 }
@@ -428,32 +477,31 @@ fn size_charts(
     written: &mut Vec<PathBuf>,
 ) -> Result<()> {
     let series = impl_lines(slice, impls, &|r| r.median_ns / r.elements() as f64);
-    let svg = draw(
+    if let Some(svg) = draw(
         &format!("{op}: time per element vs size ({desc})"),
         "tensor size (bytes of x, log scale)",
         "time per element (ns, log scale)",
         &series,
         true,
         SeriesLabelPosition::UpperRight,
-    )?;
-    save(
-        out,
-        &format!("time_per_element_{op}{suffix}.svg"),
-        &svg,
-        written,
-    )?;
+    )? {
+        let name = format!("time_per_element_{op}{suffix}.svg");
+        save(out, &name, &svg, written)?;
+    }
 
     let mut series = impl_lines(slice, impls, &|r| r.gb_per_s);
     series.push(memcpy_bandwidth_line(slice));
-    let svg = draw(
+    if let Some(svg) = draw(
         &format!("{op}: bandwidth vs size ({desc})"),
         "tensor size (bytes of x, log scale)",
         "GB/s (minimum bytes moved / median time, log scale)",
         &series,
         true,
         SeriesLabelPosition::UpperRight,
-    )?;
-    save(out, &format!("gbps_{op}{suffix}.svg"), &svg, written)
+    )? {
+        save(out, &format!("gbps_{op}{suffix}.svg"), &svg, written)?;
+    }
+    Ok(())
 }
 
 /// One coloured line per implementation of `y` against bytes of `x`.
@@ -504,11 +552,16 @@ fn thread_chart(
     if counts.len() < 2 {
         return Ok(None);
     }
+    let mut by_imp: HashMap<&str, Vec<&Record>> = HashMap::new();
+    for r in &slice {
+        by_imp.entry(r.imp.as_str()).or_default().push(r);
+    }
+    let mine = |imp: &str| by_imp.get(imp).map_or(&[][..], |v| v.as_slice());
     let mut series: Vec<Series> = impls
         .iter()
-        .filter_map(|imp| thread_line(&slice, imp, impls, &counts))
+        .filter_map(|imp| thread_line(mine(imp), imp, impls, counts[0]))
         .collect();
-    series.push(memcpy_thread_line(&slice, impls, &counts));
+    series.push(memcpy_thread_line(impls, &mine, counts[0]));
     draw(
         &format!("{op}: thread scaling ({dtype}, contiguous; geomean over shapes)"),
         "threads (rayon pool size; torch: set_num_threads)",
@@ -517,40 +570,38 @@ fn thread_chart(
         false,
         SeriesLabelPosition::UpperLeft,
     )
-    .map(Some)
 }
 
 /// `(at base threads, at t threads)` pairs of one implementation's records
-/// of the same shape; `counts[0]` is the base.
-fn base_pairs<'a>(
-    mine: &[&'a Record],
-    counts: &[usize],
-    t: usize,
-) -> Vec<(&'a Record, &'a Record)> {
+/// of the same shape, `base` being the fewest threads: one pass with a map
+/// from shape to the base record (the first one of that shape).
+fn base_pairs<'a>(mine: &[&'a Record], base: usize) -> Vec<(&'a Record, &'a Record)> {
+    let mut at_base: HashMap<&str, &Record> = HashMap::new();
+    for r in mine.iter().filter(|r| r.threads == base) {
+        at_base.entry(r.shape.as_str()).or_insert(r);
+    }
     mine.iter()
-        .filter(|r| r.threads == t)
-        .filter_map(|r| {
-            let b = mine
-                .iter()
-                .find(|b| b.threads == counts[0] && b.shape == r.shape)?;
-            Some((*b, *r))
-        })
+        .filter_map(|r| Some((*at_base.get(r.shape.as_str())?, *r)))
+        .collect()
+}
+
+/// Geometric mean of `f(base record, record)` per thread count, in order.
+fn per_thread_count(
+    pairs: &[(&Record, &Record)],
+    f: impl Fn(&Record, &Record) -> f64,
+) -> Vec<(f64, f64)> {
+    let mut at: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+    for (b, r) in pairs {
+        at.entry(r.threads).or_default().push(f(b, r));
+    }
+    at.into_iter()
+        .map(|(t, v)| (t as f64, geomean(&v)))
         .collect()
 }
 
 /// One implementation's speed-up per thread count (None if it has no pairs).
-fn thread_line(slice: &[&Record], imp: &str, impls: &[String], counts: &[usize]) -> Option<Series> {
-    let mine: Vec<&Record> = slice.iter().copied().filter(|r| r.imp == imp).collect();
-    let mut pts = Vec::new();
-    for &t in counts {
-        let sp: Vec<f64> = base_pairs(&mine, counts, t)
-            .iter()
-            .map(|(b, r)| b.median_ns / r.median_ns)
-            .collect();
-        if !sp.is_empty() {
-            pts.push((t as f64, geomean(&sp)));
-        }
-    }
+fn thread_line(mine: &[&Record], imp: &str, impls: &[String], base: usize) -> Option<Series> {
+    let pts = per_thread_count(&base_pairs(mine, base), |b, r| b.median_ns / r.median_ns);
     (!pts.is_empty()).then(|| Series {
         name: imp.to_string(),
         color: color_of(impls, imp),
@@ -561,29 +612,71 @@ fn thread_line(slice: &[&Record], imp: &str, impls: &[String], counts: &[usize])
 
 /// The copies' own speed-up per thread count, from bnh's copies when
 /// present (see [`is_external`]).
-fn memcpy_thread_line(slice: &[&Record], impls: &[String], counts: &[usize]) -> Series {
+fn memcpy_thread_line<'a>(
+    impls: &[String],
+    mine: &dyn Fn(&str) -> &'a [&'a Record],
+    base: usize,
+) -> Series {
     let all_external = impls.iter().all(|i| is_external(i));
-    let mut copy_speedups: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
-    for imp in impls {
-        let mine: Vec<&Record> = slice.iter().copied().filter(|r| &r.imp == imp).collect();
-        for &t in counts {
-            for (b, r) in base_pairs(&mine, counts, t) {
-                if !is_external(&r.imp) || all_external {
-                    copy_speedups
-                        .entry(t)
-                        .or_default()
-                        .push(b.memcpy_ns / r.memcpy_ns);
-                }
-            }
-        }
-    }
+    let pairs: Vec<(&Record, &Record)> = impls
+        .iter()
+        .filter(|imp| !is_external(imp) || all_external)
+        .flat_map(|imp| base_pairs(mine(imp), base))
+        .collect();
     Series {
         name: "memcpy".into(),
         color: BLACK,
         width: 3,
-        points: copy_speedups
-            .into_iter()
-            .map(|(t, v)| (t as f64, geomean(&v)))
-            .collect(),
+        points: per_thread_count(&pairs, |b, r| b.memcpy_ns / r.memcpy_ns),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(points: Vec<(f64, f64)>) -> Vec<Series> {
+        vec![Series {
+            name: "fused".into(),
+            color: BLACK,
+            width: 2,
+            points,
+        }]
+    }
+
+    /// Ticks stay few and finite whatever the range (the issue: a range up
+    /// to 1e308·5 = inf looped until memory ran out).
+    #[test]
+    fn ticks_are_bounded_for_any_range() {
+        for (lo, hi) in [
+            (1e-40, 1e30),
+            (1.0, f64::INFINITY),
+            (1e-300, 1e300),
+            (0.0, 1.0),
+        ] {
+            assert!(decade_ticks(lo, hi).len() <= 3 * MAX_TICKS, "{lo} {hi}");
+            assert!(
+                byte_ticks(lo.max(1e-300), hi).len() <= MAX_TICKS,
+                "{lo} {hi}"
+            );
+        }
+        assert_eq!(
+            decade_ticks(1.0, 100.0),
+            [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0]
+        );
+    }
+
+    /// A chart with no drawable point is left out (None), not an error;
+    /// implausible points beside good ones are simply not drawn.
+    #[test]
+    fn undrawable_points_leave_the_chart_out() {
+        let bad = series(vec![(128.0, 1e308), (256.0, f64::NAN), (512.0, 0.0)]);
+        let msg = no_data("t", &bad);
+        assert!(msg.contains("fused at x = 1.28e2: 1e308"), "{msg}");
+        let drawn = draw("t", "x", "y", &bad, true, SeriesLabelPosition::UpperRight).unwrap();
+        assert!(drawn.is_none());
+        let mixed = series(vec![(128.0, 1e308), (256.0, 2.0), (512.0, 3.0)]);
+        let drawn = draw("t", "x", "y", &mixed, true, SeriesLabelPosition::UpperRight).unwrap();
+        assert!(drawn.is_some());
     }
 }

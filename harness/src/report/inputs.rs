@@ -2,7 +2,7 @@
 //! sidecars, and accuracy CSVs (told apart by their header line).
 
 use super::accuracy::is_accuracy_csv;
-use super::Source;
+use super::{sanitize, Source};
 use crate::accuracy::export::AccuracyRow;
 use crate::bench::machine::{sidecar_path, Machine};
 use crate::bench::Record;
@@ -20,20 +20,26 @@ pub struct ReportInputs {
     pub sources: Vec<Source>,
     /// Rows of every accuracy CSV.
     pub accuracy: Vec<AccuracyRow>,
+    /// One warning per row left out because a value cannot be drawn
+    /// (non-finite, non-positive or absurdly large; see [`super::sanitize`]).
+    pub skipped: Vec<String>,
 }
 
 /// Read every CSV in `csvs`: accuracy CSVs into `accuracy`, the others as
-/// bench CSVs with their machine sidecars (when present).
+/// bench CSVs with their machine sidecars (when present). Rows a report
+/// cannot draw are left out and named in `skipped`.
 pub fn read_inputs(csvs: &[PathBuf]) -> Result<ReportInputs> {
     let mut inputs = ReportInputs::default();
     for path in csvs {
         if is_accuracy_csv(path) {
-            inputs
-                .accuracy
-                .extend(crate::accuracy::export::read_csv(path)?);
+            let rows = crate::accuracy::export::read_csv(path)?;
+            let (rows, skipped) = sanitize::accuracy_rows(rows, path);
+            inputs.accuracy.extend(rows);
+            inputs.skipped.extend(skipped);
             continue;
         }
-        let rows = read_csv(path)?;
+        let (rows, skipped) = sanitize::bench_rows(read_csv(path)?, path);
+        inputs.skipped.extend(skipped);
         inputs.sources.push(Source {
             path: path.clone(),
             machine: read_sidecar(path)?,

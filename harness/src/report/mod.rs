@@ -7,6 +7,7 @@
 //! chart through [`write_accuracy_chart`].
 //!
 //! - [`inputs`]: reading bench and accuracy CSVs and machine sidecars;
+//! - [`sanitize`]: leaving out (and naming) rows whose values cannot be drawn;
 //! - [`tables`]: the Markdown tables of REPORT.md;
 //! - [`charts`]: the bench charts (time per element, bandwidth, thread scaling);
 //! - [`accuracy`]: the accuracy chart and section.
@@ -14,6 +15,7 @@
 pub mod accuracy;
 pub mod charts;
 pub mod inputs;
+pub mod sanitize;
 pub mod tables;
 
 use crate::accuracy::export::AccuracyRow;
@@ -46,15 +48,36 @@ pub struct ReportFiles {
 
 /// Read bench and accuracy CSVs (told apart by their header) and write the
 /// report into `out`: what `bnh report` and `bnh all` do.
+/// Rows left out (see [`sanitize`]) are named on stderr, at most
+/// [`MAX_WARNINGS`] of them.
 pub fn from_csvs(csvs: &[PathBuf], out: &Path) -> Result<ReportFiles> {
-    write(&read_inputs(csvs)?, out)
+    let inputs = read_inputs(csvs)?;
+    for w in inputs.skipped.iter().take(MAX_WARNINGS) {
+        eprintln!("bnh report: warning: {w}");
+    }
+    if inputs.skipped.len() > MAX_WARNINGS {
+        eprintln!(
+            "bnh report: warning: {} more rows left out",
+            inputs.skipped.len() - MAX_WARNINGS
+        );
+    }
+    write(&inputs, out)
 }
+
+/// Most skipped rows named one by one on stderr.
+pub const MAX_WARNINGS: usize = 20;
 
 /// Write `REPORT.md` and the charts into `out` (created if missing): the
 /// bench tables and charts when there are records, then the accuracy
 /// section and chart when there are accuracy rows.
 pub fn write(inputs: &ReportInputs, out: &Path) -> Result<ReportFiles> {
     if inputs.records.is_empty() && inputs.accuracy.is_empty() {
+        if let Some(first) = inputs.skipped.first() {
+            return Err(Error::Usage(format!(
+                "no usable rows to report: all {} were left out, e.g. {first}; fix or remove those rows",
+                inputs.skipped.len()
+            )));
+        }
         return Err(Error::Usage(
             "no measurements to report; give a CSV written by `bnh bench --csv`".into(),
         ));

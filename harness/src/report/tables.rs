@@ -6,16 +6,17 @@ use crate::bench::{Op, Record};
 use crate::export::table::human_ns;
 use crate::output::escape::escape_md;
 use bn_impls::Layout;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write;
 
 /// Implementations in a stable order: registry order first, then the rest
 /// (torch, torch-noalloc, …) alphabetically.
 pub fn impl_order(records: &[Record]) -> Vec<String> {
     let registered = bn_impls::registry::names();
+    let mut seen: HashSet<&str> = HashSet::new();
     let mut names: Vec<String> = Vec::new();
     for r in records {
-        if !names.contains(&r.imp) {
+        if seen.insert(r.imp.as_str()) {
             names.push(r.imp.clone());
         }
     }
@@ -40,8 +41,17 @@ pub fn op_order(records: &[Record]) -> Vec<Op> {
 /// op, dtype, threads, elements, shape, layout.
 pub type CaseKey = (Op, &'static str, usize, usize, String, &'static str);
 
-/// Records grouped by configuration.
-type ByCase<'a> = BTreeMap<CaseKey, Vec<&'a Record>>;
+/// What comparisons need of every record of one configuration: the
+/// first `naive` median and the lowest median. Computed in one pass, so
+/// looking a record's configuration up is O(log n), never a scan.
+#[derive(Debug, Clone, Copy)]
+struct CaseStats {
+    naive: Option<f64>,
+    best: f64,
+}
+
+/// Configurations and their [`CaseStats`].
+type ByCase = BTreeMap<CaseKey, CaseStats>;
 
 /// The [`CaseKey`] of a record.
 pub fn case_key(r: &Record) -> CaseKey {
@@ -65,11 +75,7 @@ pub fn geomean(v: &[f64]) -> f64 {
 
 /// Speed-up over `naive` on the same configuration, if naive was measured.
 fn speedup_vs_naive(r: &Record, by_case: &ByCase) -> Option<f64> {
-    by_case
-        .get(&case_key(r))?
-        .iter()
-        .find(|o| o.imp == "naive")
-        .map(|n| n.median_ns / r.median_ns)
+    by_case.get(&case_key(r))?.naive.map(|n| n / r.median_ns)
 }
 
 fn fmt_opt(v: Option<f64>, digits: usize) -> String {
@@ -82,18 +88,19 @@ fn fmt_opt(v: Option<f64>, digits: usize) -> String {
 /// The fastest implementation per operation: `(op, impl, geomean ratio to memcpy)`,
 /// by geometric mean of the ratio over every configuration it was measured on.
 pub fn fastest_per_op(records: &[Record]) -> Vec<(Op, String, f64)> {
+    let mut ratios: HashMap<(Op, &str), Vec<f64>> = HashMap::new();
+    for r in records {
+        ratios
+            .entry((r.op, r.imp.as_str()))
+            .or_default()
+            .push(r.ratio_to_memcpy);
+    }
+    let impls = impl_order(records);
     let mut out = Vec::new();
     for op in op_order(records) {
-        let best = impl_order(records)
-            .into_iter()
-            .map(|imp| {
-                let ratios: Vec<f64> = records
-                    .iter()
-                    .filter(|r| r.op == op && r.imp == imp)
-                    .map(|r| r.ratio_to_memcpy)
-                    .collect();
-                (imp, geomean(&ratios))
-            })
+        let best = impls
+            .iter()
+            .filter_map(|imp| Some((imp.clone(), geomean(ratios.get(&(op, imp.as_str()))?))))
             .filter(|(_, g)| g.is_finite())
             .min_by(|a, b| a.1.total_cmp(&b.1));
         if let Some((imp, g)) = best {
@@ -122,11 +129,18 @@ pub fn report_markdown(records: &[Record], sources: &[Source], charts: &[String]
     md
 }
 
-/// Records by configuration, to compare implementations on the same one.
-fn group_by_case(records: &[Record]) -> ByCase<'_> {
+/// [`CaseStats`] of every configuration, to compare implementations on the same one.
+fn group_by_case(records: &[Record]) -> ByCase {
     let mut by_case: ByCase = BTreeMap::new();
     for r in records {
-        by_case.entry(case_key(r)).or_default().push(r);
+        let e = by_case.entry(case_key(r)).or_insert(CaseStats {
+            naive: None,
+            best: f64::INFINITY,
+        });
+        if r.imp == "naive" && e.naive.is_none() {
+            e.naive = Some(r.median_ns);
+        }
+        e.best = e.best.min(r.median_ns);
     }
     by_case
 }
@@ -196,19 +210,22 @@ fn write_summary(md: &mut String, groups: &Groups, impls: &[String], by_case: &B
     );
     let _ = writeln!(md, "|---|---|---:|---|---:|---:|---:|---:|");
     for ((op, dtype, threads), rs) in groups {
+        let mut by_imp: HashMap<&str, Vec<&Record>> = HashMap::new();
+        for r in rs {
+            by_imp.entry(r.imp.as_str()).or_default().push(r);
+        }
         for imp in impls {
-            let mine: Vec<&Record> = rs.iter().copied().filter(|r| &r.imp == imp).collect();
-            if mine.is_empty() {
+            let Some(mine) = by_imp.get(imp.as_str()) else {
                 continue;
-            }
+            };
             let _ = writeln!(
                 md,
                 "| {op} | {dtype} | {threads} | {} | {} | {:.2} | {} | {} |",
                 escape_md(imp),
                 mine.len(),
                 geomean(&mine.iter().map(|r| r.ratio_to_memcpy).collect::<Vec<_>>()),
-                fmt_opt(Some(geomean_speedup(&mine, by_case)), 2),
-                fastest_count(&mine, by_case),
+                fmt_opt(Some(geomean_speedup(mine, by_case)), 2),
+                fastest_count(mine, by_case),
             );
         }
     }
@@ -227,11 +244,7 @@ fn geomean_speedup(mine: &[&Record], by_case: &ByCase) -> f64 {
 /// In how many configurations no other implementation had a lower median.
 fn fastest_count(mine: &[&Record], by_case: &ByCase) -> usize {
     mine.iter()
-        .filter(|r| {
-            by_case[&case_key(r)]
-                .iter()
-                .all(|o| o.median_ns >= r.median_ns)
-        })
+        .filter(|r| by_case[&case_key(r)].best >= r.median_ns)
         .count()
 }
 
@@ -261,13 +274,18 @@ fn write_group_table(
         "| shape | layout | impl | median | p10–p90 | GB/s | × memcpy | speed-up vs naive |"
     );
     let _ = writeln!(md, "|---|---|---|---:|---:|---:|---:|---:|");
+    let rank: HashMap<&str, usize> = impls
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
     let mut rows: Vec<&Record> = rs.to_vec();
-    rows.sort_by_key(|r| {
+    rows.sort_by_cached_key(|r| {
         (
             r.elements(),
             r.shape.clone(),
             r.layout != Layout::Contiguous,
-            impls.iter().position(|i| *i == r.imp),
+            rank.get(r.imp.as_str()).copied(),
         )
     });
     for r in rows {

@@ -5,7 +5,9 @@
 //!   (shape, memory format and length checked once at the API boundary);
 //! - [`plan`]: work planning — fixed chunks whose boundaries never depend on
 //!   the thread count, results collected in chunk order, the element-wise
-//!   passes over runs or rows, the channels-last "super-row" geometry.
+//!   passes over runs or rows, the channels-last "super-row" geometry;
+//! - [`pow2`]: exact power-of-two rescaling (exponent, `ldexp`) for the
+//!   implementations' redo of channels whose statistics overflow.
 //!
 //! Above it sit the validated problem types ([`crate::problem`]), the
 //! kernel trait ([`mod@crate::kernel`]) and the dtype dispatch
@@ -18,4 +20,5 @@
 //! this layer as peers: each owns its arithmetic and none imports another.
 
 pub mod plan;
+pub mod pow2;
 pub mod tensor;

@@ -30,10 +30,14 @@
 //! - **Determinism**: chunk boundaries depend only on the dims and partial
 //!   sums are added in chunk order, so results are bitwise identical for
 //!   any rayon thread count (and either schedule of the contiguous path).
+//! - **Huge data** (`huge`): a channel whose sums overflow on finite data
+//!   (values spanning more than ~1e154) is redone alone on values scaled
+//!   by a power of two; the SIMD kernels are unchanged.
 
 pub mod backward;
 pub mod coeffs;
 pub mod eval;
+mod huge;
 pub mod plan;
 pub mod reduce;
 pub mod simd;
@@ -48,16 +52,18 @@ use simd::Lane;
 pub struct Fused;
 
 impl<T: Lane> Kernel<T> for Fused {
-    fn forward_train(&self, p: TrainForward<'_, T>) {
-        train::forward(p)
+    fn forward_train(&self, mut p: TrainForward<'_, T>) {
+        train::forward(p.reborrow());
+        huge::fix_train(p);
     }
 
     fn forward_eval(&self, p: EvalForward<'_, T>) {
         eval::forward(p)
     }
 
-    fn backward(&self, p: Backward<'_, T>) {
-        backward::backward(p)
+    fn backward(&self, mut p: Backward<'_, T>) {
+        backward::backward(p.reborrow());
+        huge::fix_backward(p);
     }
 }
 

@@ -17,11 +17,14 @@
 //!
 //! Files: [`plan`] (parallel's chunk sizes), `stats` (group statistics and
 //! their merge), `forward` (train and eval), `backward`, [`lanes`] (the
-//! inner loops), [`avx512`] (the statistics' lane sums with intrinsics).
+//! inner loops), [`avx512`] (the statistics' lane sums with intrinsics),
+//! `huge` (a channel whose statistics overflow on finite data is redone on
+//! values scaled by a power of two).
 
 pub mod avx512;
 mod backward;
 mod forward;
+mod huge;
 pub mod lanes;
 pub mod plan;
 mod stats;
@@ -44,16 +47,18 @@ pub fn merge_shards(shards: &[Moments]) -> Moments {
 }
 
 impl<T: Element> Kernel<T> for Parallel {
-    fn forward_train(&self, p: TrainForward<'_, T>) {
-        forward::forward_train(p)
+    fn forward_train(&self, mut p: TrainForward<'_, T>) {
+        forward::forward_train(p.reborrow());
+        huge::fix_train(p);
     }
 
     fn forward_eval(&self, p: EvalForward<'_, T>) {
         forward::forward_eval(p)
     }
 
-    fn backward(&self, p: Backward<'_, T>) {
-        backward::backward(p)
+    fn backward(&self, mut p: Backward<'_, T>) {
+        backward::backward(p.reborrow());
+        huge::fix_backward(p);
     }
 }
 

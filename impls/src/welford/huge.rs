@@ -1,0 +1,147 @@
+//! `welford` on huge finite data: redo a channel whose statistics overflow.
+//!
+//! Shifted sums overflow `f64` only when a channel's values span more than
+//! about 1e154 (`(x − K)²`) or 1e308 (`x − K`), e.g. `x = [1e308, −1e308]`.
+//! Such a channel comes out of the streaming pass with a non-finite mean or
+//! variance although its values are finite. It is then redone, alone, by
+//! the same algorithm on `x·2^−e` with `e` the exponent of its largest
+//! `|x|` (exact: a power of two only shifts exponents): statistics of the
+//! scaled values in `[−1, 1]` cannot overflow, and batch norm is
+//! scale-equivariant, so `mean = mean_s·2^e`, `var = var_s·4^e` (inf only
+//! when the true variance exceeds `f64::MAX`), `y = y_s` with `eps·4^−e`,
+//! and backward `dx = dx_s·2^(e_dy − e_x)`, `grad_weight, grad_bias = ·2^e_dy`
+//! (backward also for a variance so large that its coefficients underflow).
+//! The check is one `is_finite` per channel, so normal data pay nothing.
+
+use super::{backward_pass, train};
+use crate::element::Element;
+use crate::engine::pow2::{exponent, ldexp};
+use crate::layout::{Dims, Layout};
+use crate::problem::{Affine, Backward, TrainForward};
+
+/// Exponent of channel `c`'s largest `|value|` (and of `extra`), or `None`
+/// when a value is NaN/inf (a non-finite result is then the right one).
+fn channel_exponent<T: Element>(v: &[T], dims: Dims, c: usize, extra: f64) -> Option<i32> {
+    let mut max = extra.abs();
+    for o in dims.channel_offsets(c) {
+        let a = v[o].as_f64().abs();
+        if !a.is_finite() {
+            return None;
+        }
+        max = max.max(a);
+    }
+    max.is_finite().then(|| exponent(max))
+}
+
+/// Channel `c` gathered into one contiguous channel, each value times `2^−e`.
+fn scaled<T: Element>(v: &[T], dims: Dims, c: usize, e: i32) -> Vec<T> {
+    (dims.channel_offsets(c))
+        .map(|o| T::from_f64(ldexp(v[o].as_f64(), -e)))
+        .collect()
+}
+
+/// One channel of N·S values as its own contiguous batch.
+fn one_channel(dims: Dims) -> Dims {
+    Dims {
+        n: 1,
+        c: 1,
+        s: dims.per_channel(),
+        layout: Layout::Contiguous,
+    }
+}
+
+/// `eps·4^−e`, kept positive (it is negligible next to the scaled variance).
+fn scaled_eps(eps: f64, e: i32) -> f64 {
+    ldexp(eps, -2 * e).max(f64::from_bits(1))
+}
+
+/// Redo, scaled, every channel of a finished training forward whose mean or
+/// variance is non-finite while its values are finite.
+pub(super) fn fix_train<T: Element>(p: TrainForward<'_, T>) {
+    let dims = p.dims;
+    for c in 0..dims.c {
+        if p.mean[c].is_finite() && p.var[c].is_finite() {
+            continue;
+        }
+        let Some(e) = channel_exponent(p.x, dims, c, 0.0) else {
+            continue;
+        };
+        let xs = scaled(p.x, dims, c, e);
+        let mut ys = xs.clone();
+        let (mut mean, mut var) = ([0.0], [0.0]);
+        let (w, b) = ([p.affine.weight(c)], [p.affine.bias(c)]);
+        train(TrainForward {
+            dims: one_channel(dims),
+            x: &xs,
+            y: &mut ys,
+            affine: Affine {
+                weight: Some(&w),
+                bias: Some(&b),
+            },
+            eps: scaled_eps(p.eps, e),
+            mean: &mut mean,
+            var: &mut var,
+            checked: p.checked,
+        });
+        p.mean[c] = ldexp(mean[0], e);
+        p.var[c] = ldexp(var[0], 2 * e);
+        for (o, v) in dims.channel_offsets(c).zip(ys) {
+            p.y[o] = v;
+        }
+    }
+}
+
+/// Variances above this (2^300 ≈ 2e90, never reached by `f32` data) make
+/// the backward coefficient `w·inv³·Σdy·(x − μ)/m` underflow in `f64`
+/// (`inv = 1/√(var + eps)`), so such channels are redone scaled as well.
+const HUGE_VAR: f64 = 2.037035976334486e90;
+
+/// Redo, scaled, every channel of a finished backward whose weight or bias
+/// gradient is non-finite, or whose variance exceeds [`HUGE_VAR`], while
+/// `x`, `dy` and the mean are finite (and the variance is not NaN).
+pub(super) fn fix_backward<T: Element>(p: Backward<'_, T>) {
+    let dims = p.dims;
+    for c in 0..dims.c {
+        let sums_ok = p.grad_weight[c].is_finite() && p.grad_bias[c].is_finite();
+        if sums_ok && p.var[c] <= HUGE_VAR {
+            continue;
+        }
+        let (mean, var) = (p.mean[c], p.var[c]);
+        if !mean.is_finite() || var.is_nan() {
+            continue;
+        }
+        let (Some(ex), Some(ey)) = (
+            channel_exponent(p.x, dims, c, mean),
+            channel_exponent(p.dy, dims, c, 0.0),
+        ) else {
+            continue;
+        };
+        let (xs, dys) = (scaled(p.x, dims, c, ex), scaled(p.dy, dims, c, ey));
+        let mut dxs = xs.clone();
+        let (ms, vs, w) = (
+            [ldexp(mean, -ex)],
+            [ldexp(var, -2 * ex)],
+            [p.weight.map_or(1.0, |w| w[c])],
+        );
+        let (mut gw, mut gb) = ([0.0], [0.0]);
+        backward_pass(Backward {
+            dims: one_channel(dims),
+            x: &xs,
+            dy: &dys,
+            dx: &mut dxs,
+            mean: &ms,
+            var: &vs,
+            weight: Some(&w),
+            eps: scaled_eps(p.eps, ex),
+            mode: p.mode,
+            grad_weight: &mut gw,
+            grad_bias: &mut gb,
+            checked: p.checked,
+        });
+        p.grad_weight[c] = ldexp(gw[0], ey);
+        p.grad_bias[c] = ldexp(gb[0], ey);
+        for (o, v) in dims.channel_offsets(c).zip(dxs) {
+            p.dx[o] = T::from_f64(ldexp(v.as_f64(), ey - ex));
+        }
+    }
+}
