@@ -72,6 +72,7 @@ fn report_in(staging: &Staging, records: &[Record], csv: &Path) -> Result<Report
     let staged_csv = staging.path().join("bench.csv");
     super::bench::write_csv(&staged_csv, records)?;
     let mut inputs = crate::report::read_inputs(std::slice::from_ref(&staged_csv))?;
+    crate::report::warn_skipped(&inputs);
     for s in &mut inputs.sources {
         s.path = csv.to_path_buf();
     }

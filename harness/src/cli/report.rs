@@ -24,6 +24,7 @@ pub struct ReportArgs {
 /// say where it went.
 pub fn run(args: ReportArgs) -> Result<ExitCode> {
     let inputs = crate::report::read_inputs(&args.csvs)?;
+    crate::report::warn_skipped(&inputs);
     let staging = Staging::new("--out", &args.out)?;
     crate::interrupt::install();
     let w = crate::report::write(&inputs, staging.path())?;

@@ -52,6 +52,13 @@ pub struct ReportFiles {
 /// [`MAX_WARNINGS`] of them.
 pub fn from_csvs(csvs: &[PathBuf], out: &Path) -> Result<ReportFiles> {
     let inputs = read_inputs(csvs)?;
+    warn_skipped(&inputs);
+    write(&inputs, out)
+}
+
+/// Name the rows left out of `inputs` on stderr, at most [`MAX_WARNINGS`]
+/// of them, then their count.
+pub fn warn_skipped(inputs: &ReportInputs) {
     for w in inputs.skipped.iter().take(MAX_WARNINGS) {
         eprintln!("bnh report: warning: {w}");
     }
@@ -61,7 +68,6 @@ pub fn from_csvs(csvs: &[PathBuf], out: &Path) -> Result<ReportFiles> {
             inputs.skipped.len() - MAX_WARNINGS
         );
     }
-    write(&inputs, out)
 }
 
 /// Most skipped rows named one by one on stderr.
