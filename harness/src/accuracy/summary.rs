@@ -66,7 +66,7 @@ pub fn table(rows: &[AccuracyRow], keep: impl Fn(&AccuracyRow) -> bool) -> Strin
     }
     for (imp, dt) in keys {
         // Names come from a CSV (`--from-csv`): escaped for the terminal.
-        let (shown_imp, shown_dt) = (escape(&imp), escape(&dt));
+        let (shown_imp, shown_dt) = (escape(imp), escape(dt));
         let _ = write!(out, "{shown_imp:<12} {shown_dt:<5}");
         for r in &ratios {
             let e = by_key[&(imp, dt)].get(&r.to_bits()).copied();
