@@ -1,11 +1,14 @@
 //! Batch-normalization implementations behind one trait.
 //!
 //! Layers, bottom up (no module imports one above it):
-//! - [`element`] ([`DType`], [`Element`]), [`error`], [`layout`] ([`Dims`],
-//!   [`Layout`]): element types, the one error type, memory formats;
+//! - [`element`] ([`DType`], [`Element`]; `f32`, `f64`, `bf16`, `f16`),
+//!   [`error`], [`layout`] ([`Dims`], [`Layout`]): element types, the one
+//!   error type, memory formats;
 //! - [`engine`]: the shared non-arithmetic layer — the validated [`Tensor`]
 //!   and the work planning (fixed chunks, thread-count independent order);
-//! - [`problem`]: the validated arguments of the three operations;
+//! - [`problem`]: the validated arguments of the three operations; [`huge`]:
+//!   the redo, on power-of-two-scaled values, of a channel whose statistics
+//!   overflowed on finite data (it runs an implementation's own pass);
 //! - [`mod@kernel`] ([`Kernel`], [`Implementation`], [`Kernels`]) and
 //!   [`dispatch`] (the one match over the dtype, [`fn@kernel`]);
 //! - the implementations, peers that each own their arithmetic:
@@ -25,6 +28,7 @@ pub mod error;
 pub mod formulas;
 pub mod fused;
 mod half_convert;
+pub mod huge;
 pub mod kernel;
 pub mod layout;
 pub mod module;

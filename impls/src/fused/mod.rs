@@ -37,12 +37,12 @@
 pub mod backward;
 pub mod coeffs;
 pub mod eval;
-mod huge;
 pub mod plan;
 pub mod reduce;
 pub mod simd;
 pub mod train;
 
+use crate::huge;
 use crate::kernel::{Implementation, Info, Kernel, Kernels};
 use crate::problem::{Backward, EvalForward, TrainForward};
 use simd::Lane;
@@ -52,18 +52,16 @@ use simd::Lane;
 pub struct Fused;
 
 impl<T: Lane> Kernel<T> for Fused {
-    fn forward_train(&self, mut p: TrainForward<'_, T>) {
-        train::forward(p.reborrow());
-        huge::fix_train(p);
+    fn forward_train(&self, p: TrainForward<'_, T>) {
+        huge::train_then_redo(p, train::forward)
     }
 
     fn forward_eval(&self, p: EvalForward<'_, T>) {
         eval::forward(p)
     }
 
-    fn backward(&self, mut p: Backward<'_, T>) {
-        backward::backward(p.reborrow());
-        huge::fix_backward(p);
+    fn backward(&self, p: Backward<'_, T>) {
+        huge::backward_then_redo(p, backward::backward)
     }
 }
 

@@ -9,7 +9,7 @@
 //!
 //! Channels-last: rows are cut into chunks of [`Rows::chunk_rows`] rows; a
 //! chunk is reduced into one `f64` lane per super-row column, the lane
-//! copies of a channel are folded in lane order ([`SuperRow::fold`]), and
+//! copies of a channel are folded in lane order ([`crate::engine::plan::SuperRow::fold`]), and
 //! the chunk sums are added in chunk order.
 
 use super::plan::{self, Rows};

@@ -24,12 +24,12 @@
 pub mod avx512;
 mod backward;
 mod forward;
-mod huge;
 pub mod lanes;
 pub mod plan;
 mod stats;
 
 use crate::element::Element;
+use crate::huge;
 use crate::kernel::{Implementation, Info, Kernel, Kernels};
 use crate::moments::Moments;
 use crate::problem::{Backward, EvalForward, TrainForward};
@@ -47,18 +47,16 @@ pub fn merge_shards(shards: &[Moments]) -> Moments {
 }
 
 impl<T: Element> Kernel<T> for Parallel {
-    fn forward_train(&self, mut p: TrainForward<'_, T>) {
-        forward::forward_train(p.reborrow());
-        huge::fix_train(p);
+    fn forward_train(&self, p: TrainForward<'_, T>) {
+        huge::train_then_redo(p, forward::forward_train)
     }
 
     fn forward_eval(&self, p: EvalForward<'_, T>) {
         forward::forward_eval(p)
     }
 
-    fn backward(&self, mut p: Backward<'_, T>) {
-        backward::backward(p.reborrow());
-        huge::fix_backward(p);
+    fn backward(&self, p: Backward<'_, T>) {
+        huge::backward_then_redo(p, backward::backward)
     }
 }
 

@@ -18,10 +18,9 @@
 //! A channel whose statistics overflow on finite data (values spanning more
 //! than ~1e154) is redone on values scaled by a power of two (module `huge`).
 
-mod huge;
-
 use crate::element::Element;
 use crate::formulas::{GradCoeffs, NormCoeffs};
+use crate::huge;
 use crate::kernel::{Implementation, Info, Kernel, Kernels};
 use crate::layout::Dims;
 use crate::moments::Moments;
@@ -60,9 +59,8 @@ fn train<T: Element>(p: TrainForward<'_, T>) {
 }
 
 impl<T: Element> Kernel<T> for Welford {
-    fn forward_train(&self, mut p: TrainForward<'_, T>) {
-        train(p.reborrow());
-        huge::fix_train(p);
+    fn forward_train(&self, p: TrainForward<'_, T>) {
+        huge::train_then_redo(p, train)
     }
 
     fn forward_eval(&self, p: EvalForward<'_, T>) {
@@ -74,9 +72,8 @@ impl<T: Element> Kernel<T> for Welford {
             .for_each_offset(|i, c| y[i] = T::from_f64(coeffs[c].apply(x[i].as_f64())));
     }
 
-    fn backward(&self, mut p: Backward<'_, T>) {
-        backward_pass(p.reborrow());
-        huge::fix_backward(p);
+    fn backward(&self, p: Backward<'_, T>) {
+        huge::backward_then_redo(p, backward_pass)
     }
 }
 

@@ -1,10 +1,13 @@
-//! `parallel` on huge finite data: redo a channel whose statistics overflow.
+//! Huge finite data: redo a channel whose statistics overflowed, with the
+//! implementation's own pass, on values scaled by a power of two.
 //!
 //! Shifted sums overflow `f64` only when a channel's values span more than
 //! about 1e154 (`(x − K)²`) or 1e308 (`x − K`), e.g. `x = [1e308, −1e308]`.
-//! Such a channel comes out of the statistics pass with a non-finite mean or
-//! variance although its values are finite. It is then redone, alone, by
-//! the same algorithm on `x·2^−e` with `e` the exponent of its largest
+//! Such a channel comes out of an implementation's statistics with a
+//! non-finite mean or variance although its values are finite. It is then
+//! redone, alone, by the same implementation's pass (given as a function,
+//! so `welford`, `parallel` and `fused` each keep their own arithmetic and
+//! share only this non-arithmetic wrapper) on `x·2^−e` with `e` the exponent of its largest
 //! `|x|` (exact: a power of two only shifts exponents): statistics of the
 //! scaled values in `[−1, 1]` cannot overflow, and batch norm is
 //! scale-equivariant, so `mean = mean_s·2^e`, `var = var_s·4^e` (inf only
@@ -13,8 +16,6 @@
 //! (backward also for a variance so large that its coefficients underflow).
 //! The check is one `is_finite` per channel, so normal data pay nothing.
 
-use super::backward::backward as backward_pass;
-use super::forward::forward_train as train;
 use crate::element::Element;
 use crate::engine::pow2::{exponent, ldexp};
 use crate::layout::{Dims, Layout};
@@ -56,9 +57,10 @@ fn scaled_eps(eps: f64, e: i32) -> f64 {
     ldexp(eps, -2 * e).max(f64::from_bits(1))
 }
 
-/// Redo, scaled, every channel of a finished training forward whose mean or
-/// variance is non-finite while its values are finite.
-pub(super) fn fix_train<T: Element>(p: TrainForward<'_, T>) {
+/// Run the training forward `pass`, then redo, scaled, every channel whose
+/// mean or variance came out non-finite while its values are finite.
+pub fn train_then_redo<T: Element>(mut p: TrainForward<'_, T>, pass: impl Fn(TrainForward<'_, T>)) {
+    pass(p.reborrow());
     let dims = p.dims;
     for c in 0..dims.c {
         if p.mean[c].is_finite() && p.var[c].is_finite() {
@@ -71,7 +73,7 @@ pub(super) fn fix_train<T: Element>(p: TrainForward<'_, T>) {
         let mut ys = xs.clone();
         let (mut mean, mut var) = ([0.0], [0.0]);
         let (w, b) = ([p.affine.weight(c)], [p.affine.bias(c)]);
-        train(TrainForward {
+        pass(TrainForward {
             dims: one_channel(dims),
             x: &xs,
             y: &mut ys,
@@ -95,12 +97,14 @@ pub(super) fn fix_train<T: Element>(p: TrainForward<'_, T>) {
 /// Variances above this (2^300 ≈ 2e90, never reached by `f32` data) make
 /// the backward coefficient `w·inv³·Σdy·(x − μ)/m` underflow in `f64`
 /// (`inv = 1/√(var + eps)`), so such channels are redone scaled as well.
-const HUGE_VAR: f64 = 2.037035976334486e90;
+pub const HUGE_VAR: f64 = 2.037035976334486e90;
 
-/// Redo, scaled, every channel of a finished backward whose weight or bias
-/// gradient is non-finite, or whose variance exceeds [`HUGE_VAR`], while
-/// `x`, `dy` and the mean are finite (and the variance is not NaN).
-pub(super) fn fix_backward<T: Element>(p: Backward<'_, T>) {
+/// Run the backward `pass`, then redo, scaled, every channel whose weight or
+/// bias gradient came out non-finite, or whose variance exceeds
+/// [`HUGE_VAR`], while `x`, `dy` and the mean are finite (and the variance
+/// is not NaN).
+pub fn backward_then_redo<T: Element>(mut p: Backward<'_, T>, pass: impl Fn(Backward<'_, T>)) {
+    pass(p.reborrow());
     let dims = p.dims;
     for c in 0..dims.c {
         let sums_ok = p.grad_weight[c].is_finite() && p.grad_bias[c].is_finite();
@@ -125,7 +129,7 @@ pub(super) fn fix_backward<T: Element>(p: Backward<'_, T>) {
             [p.weight.map_or(1.0, |w| w[c])],
         );
         let (mut gw, mut gb) = ([0.0], [0.0]);
-        backward_pass(Backward {
+        pass(Backward {
             dims: one_channel(dims),
             x: &xs,
             dy: &dys,
