@@ -313,6 +313,83 @@ def half_cases():
 CASES += half_cases()
 
 
+def parity_cases():
+    """Inputs PyTorch accepts beyond the first sets (issue: accept exactly what
+    PyTorch accepts), f32 and f64 each; names start with "parity_":
+      * momentum outside [0, 1] -- PyTorch has no range check and extrapolates,
+        running = (1 - m) * running + m * batch -- and momentum None;
+      * empty batch (0, 3, 4) and empty spatial dims (4, 3, 0, 5) in training,
+        eval and without tracking, with backward: y and grad_input empty,
+        running stats unchanged, num_batches_tracked + 1 in training,
+        grad_weight = grad_bias = 0;
+      * C = 1 with eps 0.5 and 0.6;
+      * what PyTorch rejects among these ("parity_error-..."): eps <= 0 in
+        training (also on an empty batch), eps < 0 in eval, one value per
+        channel in training whatever the momentum.
+    Non-finite momenta (NaN, +-inf), which PyTorch also accepts, cannot be
+    written in a bn-case/1 config (numbers only); the Rust tests cover them."""
+    out = []
+    for d in ("f32", "f64"):
+        def pc(name, note, shape, **kw):
+            out.append(case(f"parity_{name}-{d}", f"{d}: {note}", d, shape, **kw))
+        # ---- momentum outside [0, 1], and None ----------------------------------
+        pc("momentum-neg1.2-train", "BatchNorm1d (N,C,L) training, momentum -1.2 (extrapolates), nbt 4, backward",
+           (4, 3, 5), momentum=-1.2, nbt=4)
+        pc("momentum-neg1-train", "BatchNorm1d (N,C) training, momentum -1.0, backward",
+           (6, 4), momentum=-1.0)
+        pc("momentum1.5-cl-train", "BatchNorm2d channels_last training, momentum 1.5, backward",
+           (2, 3, 3, 3), cl=True, momentum=1.5)
+        pc("momentum1e3-train", "BatchNorm2d training, momentum 1000 (large), backward",
+           (3, 2, 2, 3), momentum=1000.0)
+        pc("momentum-neg1e3-no-affine-train", "BatchNorm1d (N,C,L) training, affine=False, momentum -1000, backward",
+           (3, 3, 4), affine=False, momentum=-1000.0)
+        pc("momentum-none-nbt5-train", "BatchNorm1d (N,C,L) training, momentum None with nbt 5 -> factor 1/6, backward",
+           (4, 3, 5), momentum=None, nbt=5)
+        # ---- empty batch (0, 3, 4) ------------------------------------------------
+        pc("empty-batch-0x3x4-train", "empty batch (0,3,4) training: y empty, running stats unchanged, "
+           "num_batches_tracked + 1, grad_weight = grad_bias = 0", (0, 3, 4), nbt=2)
+        pc("empty-batch-0x3x4-train-momentum-none", "empty batch (0,3,4) training, momentum None, nbt 2 -> 3, "
+           "running stats unchanged", (0, 3, 4), momentum=None, nbt=2)
+        pc("empty-batch-0x3x4-train-momentum-neg1.2", "empty batch (0,3,4) training, momentum -1.2: "
+           "running stats unchanged", (0, 3, 4), momentum=-1.2, nbt=1)
+        pc("empty-batch-0x3x4-eval", "empty batch (0,3,4) eval with running stats: nothing changes, "
+           "grad_weight = grad_bias = 0", (0, 3, 4), training=False, nbt=3)
+        pc("empty-batch-0x3-train-no-track", "empty batch (0,3) training without running stats",
+           (0, 3), track=False)
+        pc("empty-batch-0x3x4-eval-no-track", "empty batch (0,3,4) eval without running stats (batch stats)",
+           (0, 3, 4), training=False, track=False)
+        # ---- empty spatial dims (4, 3, 0, 5) -----------------------------------
+        pc("empty-spatial-4x3x0x5-train", "empty spatial dim (4,3,0,5) training: y empty, running stats "
+           "unchanged, num_batches_tracked + 1, grad_weight = grad_bias = 0", (4, 3, 0, 5), nbt=7)
+        pc("empty-spatial-4x3x0x5-cl-train", "empty spatial dim (4,3,0,5) channels_last training",
+           (4, 3, 0, 5), cl=True)
+        pc("empty-spatial-4x3x0x5-eval", "empty spatial dim (4,3,0,5) eval with running stats",
+           (4, 3, 0, 5), training=False, nbt=3)
+        pc("empty-spatial-2x3x2x0x2-eval-no-track-no-affine", "empty spatial dim (2,3,2,0,2) BatchNorm3d eval, "
+           "no running stats, affine=False", (2, 3, 2, 0, 2), training=False, track=False, affine=False)
+        # ---- C = 1, eps 0.5 / 0.6 ----------------------------------------------
+        pc("c1-eps0.5-train", "C=1 BatchNorm1d (N,C,L) training, eps 0.5, backward", (6, 1, 4), eps=0.5)
+        pc("c1-eps0.6-train", "C=1 BatchNorm2d training, eps 0.6, backward", (2, 1, 3, 3), eps=0.6)
+        pc("c1-eps0.6-eval", "C=1 BatchNorm1d (N,C) eval with running stats, eps 0.6, backward",
+           (5, 1), training=False, eps=0.6, nbt=2)
+        pc("c1-min-batch-train", "C=1 (2,1) training: the smallest legal batch", (2, 1), eps=0.5)
+        # ---- what PyTorch rejects -------------------------------------------------
+        pc("error-train-eps0", "training with eps 0 (PyTorch: eps must be positive during training)",
+           (2, 3, 4), eps=0.0)
+        pc("error-train-eps-neg", "training with eps -1e-5", (2, 3, 4), eps=-1e-5)
+        pc("error-empty-batch-train-eps0", "empty batch (0,3,4) training with eps 0: rejected before "
+           "the empty short-cut", (0, 3, 4), eps=0.0)
+        pc("error-eval-eps-neg", "eval with running stats, eps -0.5 (PyTorch: eps must be non-negative)",
+           (2, 3, 4), training=False, eps=-0.5)
+        pc("error-train-1x3-momentum-neg1.2", "training with one value per channel (1,3), momentum -1.2: "
+           "rejected for the value count, not the momentum", (1, 3), momentum=-1.2)
+        pc("error-train-1x1x1x1-c1", "C=1 training with one value per channel (1,1,1,1)", (1, 1, 1, 1))
+    return out
+
+
+CASES += parity_cases()
+
+
 # --------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------
@@ -458,9 +535,9 @@ def mp_reference(c, inp):
     x = inp["x"].numpy() if torch.is_tensor(inp["x"]) else inp["x"]
     go = inp["grad_output"]
     go = None if go is None else (go.numpy() if torch.is_tensor(go) else go)
-    xs = np.moveaxis(x, 1, 0).reshape(C, -1)
-    gos = None if go is None else np.moveaxis(go, 1, 0).reshape(C, -1)
-    n = xs.shape[1]
+    n = int(np.prod(shape)) // C  # values per channel (0 for an empty batch)
+    xs = np.moveaxis(x, 1, 0).reshape(C, n)
+    gos = None if go is None else np.moveaxis(go, 1, 0).reshape(C, n)
     eps = mpf(c["eps"])
     bn_training = c["training"] or not c["track"]
     update = c["training"] and c["track"]
@@ -479,6 +556,12 @@ def mp_reference(c, inp):
         gb = np.empty(C)
     for ch in range(C):
         vals = [mpf(float(v)) for v in xs[ch]]
+        if n == 0:
+            # PyTorch on an empty batch: no element, running stats unchanged
+            # (nbt is still incremented above), grad_weight = grad_bias = 0.
+            if go is not None and c["affine"]:
+                gw[ch] = gb[ch] = 0.0
+            continue
         if bn_training:
             mean = mpmath.fsum(vals) / n
             var = mpmath.fsum([(v - mean) ** 2 for v in vals]) / n
@@ -598,7 +681,7 @@ def condition(d):
     shape = d["shape"]
     C = shape[1]
     cl = d["memory_format"] == "channels_last"
-    x = np.moveaxis(from_mem_flat(d["inputs"]["x"], shape, cl), 1, 0).reshape(C, -1)
+    x = np.moveaxis(from_mem_flat(d["inputs"]["x"], shape, cl), 1, 0).reshape(C, int(np.prod(shape)) // C)
     eps = d["config"]["eps"]
     bn_training = d["training"] or not d["config"]["track_running_stats"]
     kappa = 1.0

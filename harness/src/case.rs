@@ -198,7 +198,9 @@ impl Case {
         }
     }
 
-    /// Rank 2 to 5, no zero dimension, at most 2^32 elements; returns the count.
+    /// Rank 2 to 5, at least one channel, at most 2^32 elements; returns the
+    /// count. N and spatial sizes may be 0 (an empty batch, which PyTorch
+    /// accepts); C may not, as PyTorch has no batch norm without channels.
     fn check_shape(&self) -> std::result::Result<usize, String> {
         let shape = &self.shape;
         if !(2..=5).contains(&shape.len()) {
@@ -207,8 +209,11 @@ impl Case {
                 shape.len()
             ));
         }
-        if shape.contains(&0) {
-            return Err(format!("shape {shape:?} has a zero dimension"));
+        if shape[1] == 0 {
+            return Err(format!(
+                "shape {shape:?} has C = 0 channels; a batch norm needs at least one \
+                 (N and spatial sizes may be 0)"
+            ));
         }
         shape
             .iter()

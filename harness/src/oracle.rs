@@ -233,8 +233,10 @@ fn check_len(what: &str, v: Option<&[f64]>, want: usize) -> Result<()> {
 }
 
 /// Run one module call in double-double. Rejects what the module rules
-/// reject (bad eps or momentum, fewer than 2 values per channel with batch
-/// statistics) and inconsistent lengths.
+/// reject (bad eps, exactly 1 value per channel with batch statistics) and
+/// inconsistent lengths. Any momentum is accepted, as in PyTorch; an empty
+/// batch gives PyTorch's results (empty outputs, buffers unchanged, the
+/// count incremented in training, zero parameter gradients).
 pub fn step(s: &OracleStep<'_>) -> Result<StepResult> {
     let running = check_step(s)?;
     let batch = s.training || running.is_none();
@@ -256,7 +258,7 @@ pub fn step(s: &OracleStep<'_>) -> Result<StepResult> {
 /// The running buffers and `num_batches_tracked` of a step, when tracked.
 type Running<'a> = Option<(&'a [f64], &'a [f64], i64)>;
 
-/// Lengths, eps, momentum and the all-or-none running buffers; returns the buffers.
+/// Lengths, eps and the all-or-none running buffers; returns the buffers.
 fn check_step<'a>(s: &OracleStep<'a>) -> Result<Running<'a>> {
     let d = &s.dims;
     let (len, c) = (d.n * d.c * d.s, d.c);
@@ -272,12 +274,6 @@ fn check_step<'a>(s: &OracleStep<'a>) -> Result<Running<'a>> {
     }
     if !(s.eps.is_finite() && s.eps > 0.0) {
         return Err(BnError::InvalidEps(s.eps).into());
-    }
-    if let Some(mo) = s
-        .momentum
-        .filter(|m| !(m.is_finite() && (0.0..=1.0).contains(m)))
-    {
-        return Err(BnError::InvalidMomentum(mo).into());
     }
     match (s.running_mean, s.running_var, s.num_batches_tracked) {
         (Some(rm), Some(rv), Some(nbt)) => Ok(Some((rm, rv, nbt))),
@@ -298,6 +294,11 @@ fn step_stats(s: &OracleStep<'_>, batch: bool, running: Running<'_>) -> Result<S
         return Ok(Stats::given(rm, rv));
     }
     let m = d.n * d.s;
+    if m == 0 {
+        // An empty batch (PyTorch accepts it): no statistics to compute and
+        // no element to normalize; the values are never read.
+        return Ok(Stats::given(&vec![0.0; d.c], &vec![0.0; d.c]));
+    }
     if m < 2 {
         return Err(BnError::TooFewValues {
             shape: vec![d.n, d.c, d.s],
@@ -320,6 +321,14 @@ fn step_running(
     };
     if s.training {
         let m = s.dims.n * s.dims.s;
+        if m == 0 {
+            // PyTorch on an empty batch: buffers unchanged, count still incremented.
+            return (
+                Some(rm.to_vec()),
+                Some(rv.to_vec()),
+                Some(n.saturating_add(1)),
+            );
+        }
         let (rm, rv, n) = update_running(rm, rv, n, s.momentum, stats, m);
         (Some(round(rm)), Some(round(rv)), Some(n))
     } else {
@@ -603,16 +612,50 @@ mod tests {
         })
         .is_err());
         assert!(step(&OracleStep { eps: 0.0, ..base }).is_err());
-        assert!(step(&OracleStep {
+        // No range check on momentum (as in PyTorch): 1.5 extrapolates,
+        // running = −0.5·running + 1.5·batch (mean 2, unbiased var 2).
+        let r = step(&OracleStep {
             momentum: Some(1.5),
             ..base
         })
-        .is_err());
+        .unwrap();
+        assert_eq!(r.running_mean, Some(vec![3.0]));
+        assert_eq!(r.running_var, Some(vec![2.5]));
         assert!(step(&OracleStep {
             weight: Some(&[1.0, 2.0]),
             ..base
         })
         .is_err());
+    }
+
+    /// PyTorch on an empty batch: empty outputs, buffers unchanged, the
+    /// count incremented in training only, zero parameter gradients.
+    #[test]
+    fn empty_batch_follows_pytorch() {
+        for (n, s) in [(0, 4), (4, 0)] {
+            for training in [true, false] {
+                let r = step(&OracleStep {
+                    dims: dims(n, 2, s, Layout::Contiguous),
+                    x: &[],
+                    grad_output: Some(&[]),
+                    weight: Some(&[1.5, 2.0]),
+                    bias: Some(&[0.25, 0.5]),
+                    running_mean: Some(&[0.5, 0.5]),
+                    running_var: Some(&[2.0, 2.0]),
+                    num_batches_tracked: Some(2),
+                    eps: 1e-5,
+                    momentum: Some(f64::NAN),
+                    training,
+                })
+                .unwrap();
+                assert!(r.y.is_empty() && r.grad_input == Some(vec![]));
+                assert_eq!(r.running_mean, Some(vec![0.5, 0.5]));
+                assert_eq!(r.running_var, Some(vec![2.0, 2.0]));
+                assert_eq!(r.num_batches_tracked, Some(if training { 3 } else { 2 }));
+                assert_eq!(r.grad_weight, Some(vec![0.0, 0.0]));
+                assert_eq!(r.grad_bias, Some(vec![0.0, 0.0]));
+            }
+        }
     }
 
     #[test]

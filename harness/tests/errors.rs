@@ -119,13 +119,100 @@ fn wrong_rank_is_rejected() {
     }
 }
 
+/// PyTorch (torch 2.15, measured) accepts an empty batch or an empty
+/// spatial dim in every mode: the output is empty, the running buffers are
+/// unchanged, `num_batches_tracked` is incremented in training (also with
+/// momentum None), and grad_weight / grad_bias are 0.
 #[test]
-fn empty_tensors_are_rejected() {
-    for shape in [vec![0, 3], vec![2, 3, 0], vec![2, 3, 4, 0, 1]] {
-        let mut bn = module(3);
-        let err = forward(&mut bn, &shape).unwrap_err();
-        assert!(matches!(err, Error::Empty { .. }), "{shape:?}: {err:?}");
+fn empty_inputs_run_as_in_pytorch() {
+    for shape in [
+        vec![0, 3],
+        vec![0, 3, 4],
+        vec![4, 3, 0, 5],
+        vec![2, 3, 4, 0, 1],
+    ] {
+        for (training, momentum) in [(true, Some(0.1)), (true, None), (false, Some(0.1))] {
+            for layout in Layout::ALL {
+                let mut bn = BatchNorm::<f32>::new(Config {
+                    momentum,
+                    ..Config::new(3)
+                })
+                .unwrap();
+                bn.training = training;
+                bn.weight = Some(vec![1.5; 3]);
+                bn.running_mean = Some(vec![0.5; 3]);
+                bn.running_var = Some(vec![2.0; 3]);
+                bn.num_batches_tracked = Some(2);
+                let what = format!("{shape:?} {layout} training={training} {momentum:?}");
+                let mut y: Vec<f32> = vec![];
+                bn.forward(
+                    welford(),
+                    nd_view(&shape, layout, &[]).unwrap(),
+                    nd_view_mut(&shape, layout, &mut y).unwrap(),
+                )
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert_eq!(bn.running_mean, Some(vec![0.5; 3]), "{what}");
+                assert_eq!(bn.running_var, Some(vec![2.0; 3]), "{what}");
+                let nbt = if training { 3 } else { 2 };
+                assert_eq!(bn.num_batches_tracked, Some(nbt), "{what}");
+                let mut dx: Vec<f32> = vec![];
+                let g = bn
+                    .backward(
+                        welford(),
+                        nd_view(&shape, layout, &[]).unwrap(),
+                        nd_view(&shape, layout, &[]).unwrap(),
+                        nd_view_mut(&shape, layout, &mut dx).unwrap(),
+                    )
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert_eq!(g.weight, Some(vec![0.0; 3]), "{what}");
+                assert_eq!(g.bias, Some(vec![0.0; 3]), "{what}");
+            }
+        }
+        // Without tracking (batch statistics in both modes): still accepted.
+        let mut bn = BatchNorm::<f32>::new(Config {
+            track_running_stats: false,
+            affine: false,
+            ..Config::new(3)
+        })
+        .unwrap();
+        for training in [true, false] {
+            bn.training = training;
+            assert_eq!(forward(&mut bn, &shape), Ok(vec![]), "{shape:?}");
+            assert_eq!(bn.num_batches_tracked, None);
+        }
     }
+}
+
+/// Kernels never see an empty tensor: the problem types refuse one, so a
+/// direct kernel-level caller gets an error instead of a division by zero.
+#[test]
+fn kernel_problems_refuse_empty_tensors() {
+    use bn_impls::problem::{Affine, TrainForward};
+    use bn_impls::Dims;
+    let dims = Dims::from_shape("x", &[0, 3, 4], Layout::Contiguous).unwrap();
+    let (x, mut y) = (vec![0.0f32; 0], vec![0.0f32; 0]);
+    let (mut mean, mut var) = (vec![0.0; 3], vec![0.0; 3]);
+    let err = TrainForward::new(
+        dims.tensor(&x).unwrap(),
+        dims.tensor_mut(&mut y).unwrap(),
+        Affine::default(),
+        1e-5,
+        &mut mean,
+        &mut var,
+    )
+    .err()
+    .unwrap();
+    assert!(matches!(err, Error::Empty { .. }), "{err:?}");
+    assert!(err.to_string().contains("BatchNorm"), "{err}");
+}
+
+/// An empty batch still has to pass the eps check (PyTorch: "batch_norm eps
+/// must be positive during training" for shape (0, 3, 4) and eps 0).
+#[test]
+fn empty_batch_with_bad_eps_is_still_rejected() {
+    let mut bn = module(3);
+    bn.config.eps = 0.0;
+    assert_eq!(forward(&mut bn, &[0, 3, 4]), Err(Error::InvalidEps(0.0)));
 }
 
 #[test]
@@ -152,24 +239,50 @@ fn non_positive_or_non_finite_eps_is_rejected() {
     .is_ok());
 }
 
+/// PyTorch has no range check on momentum. Running stats after one
+/// training step on x = [[1, 2]], [[3, 4]] (shape (2, 1, 2), f64, fresh
+/// buffers 0 / 1), printed by torch 2.15: (momentum, running_mean, running_var).
 #[test]
-fn momentum_outside_0_1_is_rejected() {
-    for m in [-0.1, 1.0 + 1e-12, 2.0, f64::NAN, f64::INFINITY] {
-        let cfg = Config {
-            momentum: Some(m),
-            ..Config::new(2)
-        };
-        let err = BatchNorm::<f32>::new(cfg).unwrap_err();
-        assert!(matches!(err, Error::InvalidMomentum(_)), "{m}: {err:?}");
-        assert!(err.to_string().contains("[0, 1]"));
-    }
-    for m in [Some(0.0), Some(1.0), None] {
-        let mut bn = BatchNorm::<f32>::new(Config {
-            momentum: m,
-            ..Config::new(2)
+fn any_momentum_is_accepted_as_in_pytorch() {
+    let torch: [(Option<f64>, f64, f64); 8] = [
+        (Some(-1.2), -3.0, 0.20000000000000018),
+        (Some(-1.0), -2.5, 0.33333333333333326),
+        (Some(1.5), 3.75, 2.0),
+        (Some(1e6), 2500000.0, 666667.6666666667),
+        (Some(f64::NAN), f64::NAN, f64::NAN),
+        (Some(f64::INFINITY), f64::NAN, f64::NAN),
+        (Some(f64::NEG_INFINITY), f64::NAN, f64::NAN),
+        (None, 2.5, 1.6666666666666667),
+    ];
+    let close = |got: f64, want: f64| {
+        (got.is_nan() && want.is_nan()) || (got - want).abs() <= 1e-12 * want.abs().max(1.0)
+    };
+    for (momentum, rm, rv) in torch {
+        let mut bn = BatchNorm::<f64>::new(Config {
+            momentum,
+            ..Config::new(1)
         })
         .unwrap();
-        forward(&mut bn, &[2, 2]).unwrap();
+        let x = [1.0, 2.0, 3.0, 4.0];
+        let mut y = [0.0; 4];
+        bn.forward(
+            welford(),
+            nd_view(&[2, 1, 2], Layout::Contiguous, &x).unwrap(),
+            nd_view_mut(&[2, 1, 2], Layout::Contiguous, &mut y).unwrap(),
+        )
+        .unwrap();
+        let (got_m, got_v) = (bn.running_mean.unwrap()[0], bn.running_var.unwrap()[0]);
+        assert!(
+            close(got_m, rm),
+            "{momentum:?}: running_mean {got_m} vs {rm}"
+        );
+        assert!(
+            close(got_v, rv),
+            "{momentum:?}: running_var {got_v} vs {rv}"
+        );
+        assert_eq!(bn.num_batches_tracked, Some(1));
+        // The output does not depend on the momentum.
+        assert!(y.iter().all(|v| v.is_finite()), "{momentum:?}: {y:?}");
     }
 }
 
@@ -340,8 +453,8 @@ fn bad_shapes_dtypes_and_numbers_are_rejected() {
     rejects("rank 6", "2 to 5 dims", |v| {
         v["shape"] = serde_json::json!([1, 3, 1, 1, 1, 1])
     });
-    rejects("zero dim", "zero dimension", |v| {
-        v["shape"] = serde_json::json!([0, 3, 5, 5])
+    rejects("zero channels", "C = 0", |v| {
+        v["shape"] = serde_json::json!([0, 0, 5, 5])
     });
     rejects("dtype", "f8", |v| v["dtype"] = "f8".into());
     rejects("param_dtype", "f32 parameters with bf16/f16 data", |v| {

@@ -13,8 +13,11 @@ pub enum Error {
     #[error("{what} has {actual} dimensions; batch norm takes (N, C) or (N, C, *spatial) with 2 to 5 dimensions")]
     BadRank { what: String, actual: usize },
 
-    /// A tensor has no elements (N, C or a spatial size is 0).
-    #[error("{what} is empty (shape {shape:?}); every dimension must be at least 1")]
+    /// A kernel problem was built from a tensor with no elements (N, C or a
+    /// spatial size is 0). Only the kernel-level API rejects this: the module
+    /// ([`crate::BatchNorm`]) accepts empty inputs as PyTorch does and never
+    /// hands them to a kernel.
+    #[error("{what} is empty (shape {shape:?}); kernels need at least one element; run empty batches through BatchNorm, which handles them as PyTorch does")]
     Empty { what: String, shape: Vec<usize> },
 
     /// The element count of a shape does not fit in memory addressing.
@@ -57,10 +60,6 @@ pub enum Error {
     #[error("eps = {0:?} is invalid; eps must be finite and > 0 (PyTorch's default is 1e-5)")]
     InvalidEps(f64),
 
-    /// `momentum` must lie in [0, 1] (or be `None` for a cumulative average).
-    #[error("momentum = {0:?} is invalid; momentum must be finite and in [0, 1], or None for a cumulative moving average")]
-    InvalidMomentum(f64),
-
     /// Batch statistics need at least two values per channel.
     #[error("expected more than 1 value per channel when using batch statistics, got input of shape {shape:?} (N x spatial = {count}); use a batch of at least 2, or eval mode with running statistics")]
     TooFewValues { shape: Vec<usize>, count: usize },
@@ -98,12 +97,10 @@ mod tests {
     /// Huge or tiny values print in short exponent form, not 309 digits.
     #[test]
     fn numbers_in_messages_are_short() {
-        let m = Error::InvalidMomentum(1e308).to_string();
-        assert!(m.starts_with("momentum = 1e308 is invalid"), "{m}");
+        let m = Error::InvalidEps(1e308).to_string();
+        assert!(m.starts_with("eps = 1e308 is invalid"), "{m}");
         let e = Error::InvalidEps(-1e-300).to_string();
         assert!(e.starts_with("eps = -1e-300 is invalid"), "{e}");
-        assert!(Error::InvalidMomentum(0.5)
-            .to_string()
-            .starts_with("momentum = 0.5 "));
+        assert!(Error::InvalidEps(0.5).to_string().starts_with("eps = 0.5 "));
     }
 }

@@ -95,18 +95,15 @@ pub struct Dims {
 }
 
 impl Dims {
-    /// Dims of a logical shape `(N, C, *spatial)`; rejects ranks outside 2..=5 and empty tensors.
+    /// Dims of a logical shape `(N, C, *spatial)`; rejects ranks outside
+    /// 2..=5 and element counts that overflow. Zero sizes are accepted
+    /// (PyTorch accepts empty batches and empty spatial dims); the problem
+    /// types ([`crate::problem`]) reject them, so kernels never see one.
     pub fn from_shape(what: &str, shape: &[usize], layout: Layout) -> Result<Dims> {
         if !(2..=5).contains(&shape.len()) {
             return Err(Error::BadRank {
                 what: what.to_string(),
                 actual: shape.len(),
-            });
-        }
-        if shape.contains(&0) {
-            return Err(Error::Empty {
-                what: what.to_string(),
-                shape: shape.to_vec(),
             });
         }
         let s = shape[2..]
@@ -132,7 +129,8 @@ impl Dims {
         self.n * self.c * self.s
     }
 
-    /// Always false: [`Dims::from_shape`] rejects empty tensors.
+    /// Whether N, C or a spatial size is 0 (no element): such a batch is
+    /// handled by the module, never passed to a kernel.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -9,8 +9,15 @@
 //! - training with tracking: `num_batches_tracked += 1`, factor = `momentum`
 //!   or `1 / num_batches_tracked` when momentum is `None` (cumulative
 //!   average), `running = (1 − factor)·running + factor·batch`, with the
-//!   **unbiased** variance `var · m / (m − 1)` for `running_var`;
-//! - eval with tracking normalizes with the running buffers and leaves them unchanged.
+//!   **unbiased** variance `var · m / (m − 1)` for `running_var`. Like
+//!   PyTorch, any momentum is accepted (no range check: a value outside
+//!   [0, 1] extrapolates, NaN or ±inf propagate into the buffers);
+//! - eval with tracking normalizes with the running buffers and leaves them unchanged;
+//! - an empty input (N = 0 or a spatial size 0) is accepted in every mode,
+//!   as PyTorch does: the output is empty, the running buffers are left
+//!   unchanged, but `num_batches_tracked` is still incremented in training
+//!   with tracking, and backward gives zero `grad_weight`/`grad_bias`. The
+//!   module handles this itself; kernels never see an empty tensor.
 
 use crate::dispatch::kernel;
 use crate::element::Element;
@@ -31,8 +38,9 @@ pub struct Config {
     pub num_features: usize,
     /// Added to the variance before the square root; finite and > 0.
     pub eps: f64,
-    /// Weight of the new batch in the running averages, in [0, 1];
-    /// `None` for a cumulative moving average.
+    /// Weight of the new batch in the running averages; `None` for a
+    /// cumulative moving average. Any value is accepted, as in PyTorch
+    /// (outside [0, 1] the update extrapolates; NaN/inf propagate).
     pub momentum: Option<f64>,
     /// Whether the module has learnable `weight` and `bias`.
     pub affine: bool,
@@ -52,20 +60,15 @@ impl Config {
         }
     }
 
-    /// Reject a zero channel count, a bad eps or a momentum outside [0, 1].
+    /// Reject a zero channel count or a bad eps. The momentum is not
+    /// checked: PyTorch has no range check on it, and neither do we.
     pub fn validate(&self) -> Result<()> {
         if self.num_features == 0 {
             return Err(Error::InvalidState(
                 "num_features is 0; a batch norm needs at least one channel".into(),
             ));
         }
-        check_eps(self.eps)?;
-        match self.momentum {
-            Some(m) if !(m.is_finite() && (0.0..=1.0).contains(&m)) => {
-                Err(Error::InvalidMomentum(m))
-            }
-            _ => Ok(()),
-        }
+        check_eps(self.eps)
     }
 }
 
@@ -236,13 +239,18 @@ impl<T: Element, P: Element> BatchNorm<T, P> {
             });
         }
         let y = TensorMut::from_ndarray("y", y)?;
+        self.saved = None;
+        if x.dims().is_empty() {
+            kernel::<T>(imp)?; // still reject a dtype the implementation lacks
+            self.saved = Some(self.forward_empty(shape));
+            return Ok(());
+        }
         let (weight, bias) = (to_f64(&self.weight), to_f64(&self.bias));
         let affine = Affine {
             weight: weight.as_deref(),
             bias: bias.as_deref(),
         };
         let k = kernel::<T>(imp)?;
-        self.saved = None;
         let saved = if self.uses_batch_stats() {
             self.forward_batch(k, x, y, affine, shape)?
         } else {
@@ -250,6 +258,30 @@ impl<T: Element, P: Element> BatchNorm<T, P> {
         };
         self.saved = Some(saved);
         Ok(())
+    }
+
+    /// PyTorch's result on an input with no element (N·S = 0): nothing to
+    /// write, running buffers unchanged, but `num_batches_tracked` is still
+    /// incremented in training with tracking (measured with torch 2.15,
+    /// also with `momentum=None`). The statistics saved for backward are
+    /// never read, as there is no element to take a gradient for.
+    fn forward_empty(&mut self, shape: Vec<usize>) -> Saved {
+        if self.training && self.config.track_running_stats {
+            let nbt = self.num_batches_tracked.get_or_insert(0);
+            *nbt = nbt.saturating_add(1);
+        }
+        let c = self.config.num_features;
+        let mode = if self.uses_batch_stats() {
+            GradMode::Batch
+        } else {
+            GradMode::Fixed
+        };
+        Saved {
+            shape,
+            mean: vec![0.0; c],
+            var: vec![0.0; c],
+            mode,
+        }
     }
 
     /// Normalize with batch statistics; in training with tracking, update the
@@ -348,6 +380,20 @@ impl<T: Element, P: Element> BatchNorm<T, P> {
         let weight = to_f64(&self.weight);
         let c = x.dims().c;
         let (mut gw, mut gb) = (vec![0.0; c], vec![0.0; c]);
+        let round = |v: Vec<f64>| {
+            self.config
+                .affine
+                .then(|| v.into_iter().map(P::from_f64).collect())
+        };
+        if x.dims().is_empty() {
+            kernel::<T>(imp)?;
+            // Sums over no element: PyTorch's grad_weight and grad_bias are 0
+            // (grad_input is empty, so there is nothing to write).
+            return Ok(ParamGrads {
+                weight: round(gw),
+                bias: round(gb),
+            });
+        }
         kernel::<T>(imp)?.backward(Backward::new(
             x,
             dy,
@@ -360,11 +406,6 @@ impl<T: Element, P: Element> BatchNorm<T, P> {
             &mut gw,
             &mut gb,
         )?);
-        let round = |v: Vec<f64>| {
-            self.config
-                .affine
-                .then(|| v.into_iter().map(P::from_f64).collect())
-        };
         Ok(ParamGrads {
             weight: round(gw),
             bias: round(gb),

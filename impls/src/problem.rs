@@ -5,7 +5,9 @@
 //! check that all tensors of a call agree and every per-channel length and
 //! number, and hand the kernel flat memory plus [`Dims`]. A kernel therefore
 //! never sees invalid input and never re-validates: adding an implementation
-//! means writing arithmetic only.
+//! means writing arithmetic only. In particular a kernel never sees an empty
+//! tensor (the constructors return [`Error::Empty`]); the module handles
+//! empty batches itself, as PyTorch does.
 //!
 //! Per-channel quantities (weight, bias, mean, variance, gradients of weight
 //! and bias) cross the boundary as `f64` whatever the data type: they are C
@@ -67,6 +69,18 @@ fn check_len<T>(what: &str, v: Option<&[T]>, c: usize) -> Result<()> {
         }),
         _ => Ok(()),
     }
+}
+
+/// Kernels never see an empty tensor: they may divide by N·S and index the
+/// first element. Empty batches are the module's business.
+fn check_not_empty(dims: Dims) -> Result<()> {
+    if dims.is_empty() {
+        return Err(Error::Empty {
+            what: "x".into(),
+            shape: vec![dims.n, dims.c, dims.s],
+        });
+    }
+    Ok(())
 }
 
 fn same_dims(what: &str, dims: Dims, other: Dims) -> Result<()> {
@@ -132,6 +146,7 @@ impl<'a, T> TrainForward<'a, T> {
         var: &'a mut [f64],
     ) -> Result<Self> {
         let dims = x.dims();
+        check_not_empty(dims)?;
         same_dims("y", dims, y.dims())?;
         let (x, y) = (x.data(), y.into_data());
         affine.check(dims.c)?;
@@ -175,6 +190,7 @@ impl<'a, T> EvalForward<'a, T> {
         eps: f64,
     ) -> Result<Self> {
         let dims = x.dims();
+        check_not_empty(dims)?;
         same_dims("y", dims, y.dims())?;
         let (x, y) = (x.data(), y.into_data());
         check_len("mean", Some(mean), dims.c)?;
@@ -259,6 +275,7 @@ impl<'a, T> Backward<'a, T> {
         grad_bias: &'a mut [f64],
     ) -> Result<Self> {
         let dims = x.dims();
+        check_not_empty(dims)?;
         same_dims("grad_output", dims, dy.dims())?;
         same_dims("grad_input", dims, dx.dims())?;
         let (x, dy, dx) = (x.data(), dy.data(), dx.into_data());

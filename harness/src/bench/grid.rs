@@ -33,7 +33,9 @@ impl Shape {
         }
         if dims.contains(&0) {
             return Err(Error::Usage(format!(
-                "shape '{label}' has a zero size; every dim must be at least 1"
+                "shape '{label}' has a zero size; benchmarks need every dim at least 1 \
+                 (empty batches are valid for the module and `bnh run-case`, but there is \
+                 nothing to time)"
             )));
         }
         // Keep every buffer addressable even as f64 (the kernels' own limit).
