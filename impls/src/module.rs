@@ -269,7 +269,7 @@ impl<T: Element, P: Element> BatchNorm<T, P> {
         }
         let (mut mean, mut var) = (vec![0.0; dims.c], vec![0.0; dims.c]);
         let eps = self.config.eps;
-        k.forward_train(TrainForward::new(x, y, affine, eps, &mut mean, &mut var)?);
+        k.try_forward_train(TrainForward::new(x, y, affine, eps, &mut mean, &mut var)?)?;
         if self.training && self.config.track_running_stats {
             self.update_running(&mean, &var, m);
         }
@@ -293,7 +293,7 @@ impl<T: Element, P: Element> BatchNorm<T, P> {
         let mean = to_f64(&self.running_mean).expect("validated: tracking");
         let var = to_f64(&self.running_var).expect("validated: tracking");
         let eps = self.config.eps;
-        k.forward_eval(EvalForward::new(x, y, &mean, &var, affine, eps)?);
+        k.try_forward_eval(EvalForward::new(x, y, &mean, &var, affine, eps)?)?;
         Ok(Saved {
             shape,
             mean,
@@ -348,7 +348,7 @@ impl<T: Element, P: Element> BatchNorm<T, P> {
         let weight = to_f64(&self.weight);
         let c = x.dims().c;
         let (mut gw, mut gb) = (vec![0.0; c], vec![0.0; c]);
-        kernel::<T>(imp)?.backward(Backward::new(
+        kernel::<T>(imp)?.try_backward(Backward::new(
             x,
             dy,
             dx,
@@ -359,7 +359,7 @@ impl<T: Element, P: Element> BatchNorm<T, P> {
             saved.mode,
             &mut gw,
             &mut gb,
-        )?);
+        )?)?;
         let round = |v: Vec<f64>| {
             self.config
                 .affine
