@@ -29,7 +29,9 @@ pub struct CheckReport {
 }
 
 impl CheckReport {
-    /// Implementations (by index) with their pass count and worst ratio.
+    /// Implementations (by index) with their pass count, the number of cases
+    /// judged (cases the implementation declined as unsupported are not) and
+    /// the worst ratio.
     pub fn summary(&self) -> Vec<(Info, usize, usize, f64)> {
         self.impls
             .iter()
@@ -40,7 +42,7 @@ impl CheckReport {
                     .iter()
                     .filter_map(|r| r.result.as_ref().ok().map(|v| &v[k]));
                 let (mut pass, mut total, mut worst) = (0, 0, 0.0f64);
-                for v in verdicts {
+                for v in verdicts.filter(|v| v.unsupported.is_none()) {
                     total += 1;
                     pass += v.pass() as usize;
                     worst = worst.max(v.worst_ratio());
@@ -50,13 +52,23 @@ impl CheckReport {
             .collect()
     }
 
-    /// True when every case loaded and every stable implementation passed every case.
+    /// How many cases implementation `k` declined as unsupported.
+    pub fn unsupported(&self, k: usize) -> usize {
+        self.rows
+            .iter()
+            .filter_map(|r| r.result.as_ref().ok())
+            .filter(|v| v[k].unsupported.is_some())
+            .count()
+    }
+
+    /// True when every case loaded and every stable implementation passed
+    /// every case it did not decline as unsupported.
     pub fn ok(&self) -> bool {
         self.rows.iter().all(|r| match &r.result {
             Ok(verdicts) => verdicts
                 .iter()
                 .zip(&self.impls)
-                .all(|(v, info)| v.pass() || !info.stable),
+                .all(|(v, info)| v.pass() || v.unsupported.is_some() || !info.stable),
             Err(_) => false,
         })
     }

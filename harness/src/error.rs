@@ -23,6 +23,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A `--plugin` library that cannot be used (see `docs/PLUGINS.md`).
+    #[error("{}: cannot use as a bnh plugin: {detail}", escape_path(path))]
+    Plugin { path: PathBuf, detail: String },
+
     /// A command-line value that makes no sense (bad shape, unknown name, ...).
     #[error("{0}")]
     Usage(String),

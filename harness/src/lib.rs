@@ -23,6 +23,7 @@
 //! - [`oracle`]: the precise reference, in [`dd`] arithmetic, that tests measure errors against;
 //! - [`output`]: every write (files, stdout): atomic, never over an input,
 //!   locked where runs could race, and names from files escaped;
+//! - [`plugin`]: `--plugin PATH`, C kernels loaded in-process (ABI v1, `include/bnh_kernel.h`);
 //! - [`report`]: REPORT.md and SVG charts from bench and accuracy CSVs (the one
 //!   place they are written);
 //! - [`run`]: running one case with one implementation under the module rules;
@@ -43,6 +44,7 @@ pub mod memory;
 pub mod num;
 pub mod oracle;
 pub mod output;
+pub mod plugin;
 pub mod report;
 pub mod run;
 pub mod tolerance;
@@ -51,11 +53,12 @@ pub use error::{Error, Result};
 
 use bn_impls::Implementation;
 
-/// Implementations named on a command line (all registered ones when `names` is empty).
+/// Implementations named on a command line (all registered ones and loaded
+/// `--plugin`s when `names` is empty).
 /// Names may be repeated flags or comma-separated lists.
 pub fn select_impls(names: &[String]) -> Result<Vec<&'static dyn Implementation>> {
     if names.is_empty() {
-        return Ok(bn_impls::registry::all().to_vec());
+        return Ok(plugin::all());
     }
     let mut out: Vec<&'static dyn Implementation> = Vec::new();
     for name in names.iter().flat_map(|n| n.split(',')).map(str::trim) {
@@ -64,7 +67,7 @@ pub fn select_impls(names: &[String]) -> Result<Vec<&'static dyn Implementation>
                 "empty implementation name; see `bnh list`".into(),
             ));
         }
-        let imp = bn_impls::registry::by_name(name)?;
+        let imp = plugin::by_name(name)?;
         if !out.iter().any(|i| i.info().name == name) {
             out.push(imp);
         }

@@ -5,11 +5,17 @@ use crate::num::{to_nums, Num};
 use bn_impls::layout::{nd_view, nd_view_mut};
 use bn_impls::{BatchNorm, Config, Element, ForDtype, Implementation};
 
-/// What an implementation made of a case: outputs, or the library's rejection.
+/// What an implementation made of a case: outputs, the library's rejection,
+/// or the implementation declining an input it does not support.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Outputs(Outputs),
     Rejected(String),
+    /// The implementation does not support this input (a dtype it lacks, or
+    /// a plugin function that returned nonzero): a verdict of its own, "not a
+    /// failure and not a crash". Only for inputs PyTorch accepts: the module
+    /// rules reject invalid input before any kernel runs.
+    Unsupported(String),
 }
 
 /// Run `case` with `imp`: forward, then backward when the case has `grad_output`.
@@ -37,6 +43,7 @@ pub fn run_case(case: &Case, imp: &dyn Implementation) -> Outcome {
     let result = case.dtype.dispatch(Typed(case, imp));
     match result {
         Ok(outputs) => Outcome::Outputs(outputs),
+        Err(e) if e.is_unsupported() => Outcome::Unsupported(e.to_string()),
         Err(e) => Outcome::Rejected(e.to_string()),
     }
 }

@@ -36,12 +36,16 @@ pub struct Verdict {
     pub problem: Option<String>,
     /// True for an error case that the implementation rejected, as PyTorch does.
     pub rejected_as_expected: bool,
+    /// The implementation declined the input ([`Outcome::Unsupported`]): neither
+    /// a pass nor a failure, shown as `unsupported`.
+    pub unsupported: Option<String>,
 }
 
 impl Verdict {
-    /// Whether every output agrees.
+    /// Whether every output agrees (false when [`Verdict::unsupported`]).
     pub fn pass(&self) -> bool {
-        self.problem.is_none()
+        self.unsupported.is_none()
+            && self.problem.is_none()
             && self
                 .checks
                 .iter()
@@ -140,8 +144,10 @@ pub fn judge(case: &Case, outcome: &Outcome) -> Verdict {
         checks: Vec::new(),
         problem: None,
         rejected_as_expected: false,
+        unsupported: None,
     };
     match (outcome, &case.expected, &case.expected_error) {
+        (Outcome::Unsupported(msg), _, _) => verdict.unsupported = Some(msg.clone()),
         (Outcome::Rejected(_), _, Some(_)) => verdict.rejected_as_expected = true,
         (Outcome::Outputs(_), _, Some(hint)) => {
             verdict.problem = Some(format!(

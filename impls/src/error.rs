@@ -79,12 +79,33 @@ pub enum Error {
         dtype: String,
     },
 
+    /// A kernel declined this input at run time (a plugin function returned
+    /// nonzero): "not supported", which callers report as a verdict, not a failure.
+    #[error("implementation '{implementation}' does not support this input ({op} returned {code}); pick another implementation (`bnh list`)")]
+    KernelUnsupported {
+        implementation: String,
+        op: String,
+        code: i32,
+    },
+
     /// An implementation name that is not in the registry.
     #[error("unknown implementation '{name}'; available: {}", available.join(", "))]
     UnknownImplementation {
         name: String,
         available: Vec<String>,
     },
+}
+
+impl Error {
+    /// True when the implementation does not support the input (a dtype it has
+    /// no kernel for, or a kernel that declined at run time): callers show
+    /// "unsupported" instead of a failure.
+    pub fn is_unsupported(&self) -> bool {
+        matches!(
+            self,
+            Error::UnsupportedDtype { .. } | Error::KernelUnsupported { .. }
+        )
+    }
 }
 
 /// Shorthand for results of this crate.

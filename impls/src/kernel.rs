@@ -1,6 +1,7 @@
 //! The one trait every batch-norm implementation implements.
 
 use crate::element::Element;
+use crate::error::Result;
 use crate::problem::{Backward, EvalForward, TrainForward};
 
 /// The arithmetic of batch normalization for one element type.
@@ -16,6 +17,25 @@ pub trait Kernel<T: Element>: Send + Sync {
     fn forward_eval(&self, p: EvalForward<'_, T>);
     /// Gradients of the input, weight and bias.
     fn backward(&self, p: Backward<'_, T>);
+
+    /// [`Kernel::forward_train`] for a kernel that may decline an input at run
+    /// time (a C plugin returning nonzero): `Err` means "not supported", never
+    /// a crash. Built-in kernels always succeed and keep this default; every
+    /// caller in bnh calls the `try_` methods.
+    fn try_forward_train(&self, p: TrainForward<'_, T>) -> Result<()> {
+        self.forward_train(p);
+        Ok(())
+    }
+    /// [`Kernel::forward_eval`] that may decline (see [`Kernel::try_forward_train`]).
+    fn try_forward_eval(&self, p: EvalForward<'_, T>) -> Result<()> {
+        self.forward_eval(p);
+        Ok(())
+    }
+    /// [`Kernel::backward`] that may decline (see [`Kernel::try_forward_train`]).
+    fn try_backward(&self, p: Backward<'_, T>) -> Result<()> {
+        self.backward(p);
+        Ok(())
+    }
 }
 
 /// What the harness needs to know about an implementation.

@@ -301,7 +301,7 @@ impl<T: Element, P: Element> BatchNorm<T, P> {
         }
         let (mut mean, mut var) = (vec![0.0; dims.c], vec![0.0; dims.c]);
         let eps = self.config.eps;
-        k.forward_train(TrainForward::new(x, y, affine, eps, &mut mean, &mut var)?);
+        k.try_forward_train(TrainForward::new(x, y, affine, eps, &mut mean, &mut var)?)?;
         if self.training && self.config.track_running_stats {
             self.update_running(&mean, &var, m);
         }
@@ -325,7 +325,7 @@ impl<T: Element, P: Element> BatchNorm<T, P> {
         let mean = to_f64(&self.running_mean).expect("validated: tracking");
         let var = to_f64(&self.running_var).expect("validated: tracking");
         let eps = self.config.eps;
-        k.forward_eval(EvalForward::new(x, y, &mean, &var, affine, eps)?);
+        k.try_forward_eval(EvalForward::new(x, y, &mean, &var, affine, eps)?)?;
         Ok(Saved {
             shape,
             mean,
@@ -394,7 +394,7 @@ impl<T: Element, P: Element> BatchNorm<T, P> {
                 bias: round(gb),
             });
         }
-        kernel::<T>(imp)?.backward(Backward::new(
+        kernel::<T>(imp)?.try_backward(Backward::new(
             x,
             dy,
             dx,
@@ -405,7 +405,7 @@ impl<T: Element, P: Element> BatchNorm<T, P> {
             saved.mode,
             &mut gw,
             &mut gb,
-        )?);
+        )?)?;
         Ok(ParamGrads {
             weight: round(gw),
             bias: round(gb),

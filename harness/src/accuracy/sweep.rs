@@ -212,16 +212,16 @@ fn run_impl<T: Element>(imp: &dyn Implementation, p: &Prepared) -> Result<[Vec<f
     let mut y = vec![T::zero(); x.len()];
     let mut dx = vec![T::zero(); x.len()];
     let (mut mean, mut var) = (vec![0.0; dims.c], vec![0.0; dims.c]);
-    k.forward_train(TrainForward::new(
+    k.try_forward_train(TrainForward::new(
         dims.tensor(&x)?,
         dims.tensor_mut(&mut y)?,
         Affine::default(),
         p.eps,
         &mut mean,
         &mut var,
-    )?);
+    )?)?;
     let (mut gw, mut gb) = (vec![0.0; dims.c], vec![0.0; dims.c]);
-    k.backward(Backward::new(
+    k.try_backward(Backward::new(
         dims.tensor(&x)?,
         dims.tensor(&dy)?,
         dims.tensor_mut(&mut dx)?,
@@ -232,7 +232,7 @@ fn run_impl<T: Element>(imp: &dyn Implementation, p: &Prepared) -> Result<[Vec<f
         GradMode::Batch,
         &mut gw,
         &mut gb,
-    )?);
+    )?)?;
     let wide = |v: Vec<T>| v.into_iter().map(T::as_f64).collect::<Vec<f64>>();
     Ok([wide(y), mean, var, wide(dx), gw])
 }

@@ -60,8 +60,24 @@ pub fn try_run(
                                 point.shape, point.layout
                             ),
                         });
-                        let timing =
-                            pool.install(|| measure(&mut work, imp, op, *threads, opts.min_time))?;
+                        let label = format!(
+                            "{name} {op} {dtype} {} {} t{threads}",
+                            point.shape, point.layout
+                        );
+                        let timing = match pool
+                            .install(|| measure(&mut work, imp, op, *threads, opts.min_time))
+                        {
+                            Ok(t) => t,
+                            // An implementation that declines this cell (a
+                            // plugin returning nonzero) leaves it out, noted.
+                            Err(Error::Bn(e)) if e.is_unsupported() => {
+                                crate::output::stdout::warn(&format!(
+                                    "bnh bench: skipped {label}: unsupported ({e})"
+                                ));
+                                continue;
+                            }
+                            Err(e) => return Err(e),
+                        };
                         let rec = record(name, op, dtype, point, *threads, &timing);
                         on_done(&rec)?;
                         out.push(rec);

@@ -154,7 +154,7 @@ impl<T: Element> Buffers<T> {
                     &mut self.mean,
                     &mut self.var,
                 )?;
-                kernel::<T>(imp)?.forward_train(p);
+                kernel::<T>(imp)?.try_forward_train(p)?;
             }
             Op::Eval => {
                 let p = EvalForward::new(
@@ -165,7 +165,7 @@ impl<T: Element> Buffers<T> {
                     affine,
                     EPS,
                 )?;
-                kernel::<T>(imp)?.forward_eval(p);
+                kernel::<T>(imp)?.try_forward_eval(p)?;
             }
             Op::Backward => {
                 let p = Backward::new(
@@ -180,7 +180,7 @@ impl<T: Element> Buffers<T> {
                     &mut self.grad_weight,
                     &mut self.grad_bias,
                 )?;
-                kernel::<T>(imp)?.backward(p);
+                kernel::<T>(imp)?.try_backward(p)?;
             }
         }
         Ok(())

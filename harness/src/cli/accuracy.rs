@@ -38,6 +38,9 @@ pub struct AccuracyArgs {
     /// Only redraw the chart from an existing CSV (no sweep).
     #[arg(long, value_name = "CSV")]
     from_csv: Option<PathBuf>,
+    /// A C kernel plugin (include/bnh_kernel.h) to load and register under its own name; repeatable.
+    #[arg(long = "plugin", value_name = "PATH")]
+    pub plugins: Vec<PathBuf>,
 }
 
 fn parse_dtypes(names: &[String]) -> Result<Vec<DType>> {
@@ -58,6 +61,7 @@ fn parse_dtypes(names: &[String]) -> Result<Vec<DType>> {
 
 /// Run the sweep (or read a CSV), write CSV and chart, print the summary.
 pub fn run(args: AccuracyArgs) -> Result<ExitCode> {
+    crate::plugin::load_all(&args.plugins)?;
     let chart_path = (args.chart.as_os_str() != "none").then_some(args.chart.clone());
     refuse_clobbering(&args, chart_path.as_deref())?;
     if let Some(p) = &chart_path {

@@ -27,6 +27,9 @@ pub struct AllArgs {
     /// Seconds of timed calls per measurement (default: the quick grid's).
     #[arg(long, value_name = "SECONDS")]
     pub min_time: Option<f64>,
+    /// A C kernel plugin (include/bnh_kernel.h) to load and register under its own name; repeatable.
+    #[arg(long = "plugin", value_name = "PATH")]
+    pub plugins: Vec<PathBuf>,
 }
 
 /// Check, bench, report, summarize; exit 1 when a stable implementation fails a check.
@@ -35,6 +38,7 @@ pub struct AllArgs {
 /// built in a staging folder and moved into `--out` only when all are
 /// written, so a failure or Ctrl-C leaves `--out` as it was.
 pub fn run(args: AllArgs) -> Result<ExitCode> {
+    crate::plugin::load_all(&args.plugins)?;
     let opts = quick_grid_options(&args)?;
     let staging = Staging::new("--out", &args.out)?;
     crate::interrupt::install();

@@ -9,7 +9,7 @@ use crate::export::{csv::CsvExporter, table::TableExporter, Exporter};
 use crate::output::partial::{self, PartialCsv};
 use crate::output::{escape_path, stdout::warn, write_atomic};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Options of `bnh bench`.
@@ -17,12 +17,16 @@ use std::process::ExitCode;
 pub struct BenchArgs {
     #[command(flatten)]
     pub bench: BenchFlags,
+    /// A C kernel plugin (include/bnh_kernel.h) to load and register under its own name; repeatable.
+    #[arg(long = "plugin", value_name = "PATH")]
+    pub plugins: Vec<PathBuf>,
 }
 
 /// Validate, sweep (rows appended to `NAME.partial.csv` as they are
 /// measured), write the CSV, then print the table: the files exist before
 /// anything is printed, so a closed stdout cannot lose them.
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
+    crate::plugin::load_all(&args.plugins)?;
     let opts = args.bench.validate()?;
     let mut rows = match &opts.csv {
         Some(p) if partial::applies(p) => Some(PartialCsv::start(p, &CsvExporter.serialize(&[])?)?),

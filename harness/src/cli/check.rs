@@ -19,10 +19,14 @@ pub struct CheckArgs {
     /// Also list each failure of the unstable implementations.
     #[arg(long, short)]
     verbose: bool,
+    /// A C kernel plugin (include/bnh_kernel.h) to load and register under its own name; repeatable.
+    #[arg(long = "plugin", value_name = "PATH")]
+    pub plugins: Vec<PathBuf>,
 }
 
 /// Run the check, print the table, exit 1 if a stable implementation fails.
 pub fn run(args: CheckArgs) -> Result<ExitCode> {
+    crate::plugin::load_all(&args.plugins)?;
     let impls = crate::select_impls(&args.imps)?;
     let paths = if args.paths.is_empty() {
         vec![shipped_fixtures()]
@@ -51,6 +55,8 @@ pub fn run(args: CheckArgs) -> Result<ExitCode> {
 fn cell(v: &Verdict) -> String {
     if v.rejected_as_expected {
         "rejected ok".into()
+    } else if v.unsupported.is_some() {
+        "unsupported".into()
     } else if v.pass() {
         format!("{:.3}", v.worst_ratio())
     } else if v.worst_ratio().is_finite() {
@@ -136,7 +142,7 @@ fn write_row(
         Ok(verdicts) => {
             for (v, info) in verdicts.iter().zip(&report.impls) {
                 let _ = write!(out, "  {:>width$}", cell(v), width = w.col);
-                if !v.pass() && (info.stable || verbose) {
+                if !v.pass() && v.unsupported.is_none() && (info.stable || verbose) {
                     let line = describe(&row.name, info.name, v);
                     let _ = writeln!(failures, "{}", escape(&line));
                 }
@@ -148,15 +154,19 @@ fn write_row(
 
 /// Pass counts and worst ratio per implementation, then the verdict line.
 fn write_summary(out: &mut String, report: &CheckReport, w: Widths) {
-    for (info, pass, total, worst) in report.summary() {
+    for (k, (info, pass, total, worst)) in report.summary().into_iter().enumerate() {
         let kind = if info.stable {
             "stable"
         } else {
             "unstable (failures do not fail the check)"
         };
+        let declined = match report.unsupported(k) {
+            0 => String::new(),
+            u => format!(", {u} unsupported (declined by the implementation; not failures)"),
+        };
         let _ = writeln!(
             out,
-            "{:width$}  {pass}/{total} cases pass, worst ratio {worst:.3e}  [{kind}]",
+            "{:width$}  {pass}/{total} cases pass{declined}, worst ratio {worst:.3e}  [{kind}]",
             info.name,
             width = w.col
         );

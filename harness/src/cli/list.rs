@@ -2,6 +2,7 @@
 
 use crate::error::Result;
 use serde::Serialize;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Options of `bnh list`.
@@ -10,6 +11,9 @@ pub struct ListArgs {
     /// Print a JSON array of {name, stable, description} (the bn-case/1 contract).
     #[arg(long)]
     json: bool,
+    /// A C kernel plugin (include/bnh_kernel.h) to load and register under its own name; repeatable.
+    #[arg(long = "plugin", value_name = "PATH")]
+    pub plugins: Vec<PathBuf>,
 }
 
 /// One entry of `bnh list --json`, fields in the contract's order.
@@ -20,9 +24,10 @@ struct Entry {
     description: &'static str,
 }
 
-/// Print the registry.
+/// Print the registry and the loaded plugins.
 pub fn run(args: ListArgs) -> Result<ExitCode> {
-    let infos: Vec<_> = bn_impls::registry::all().iter().map(|i| i.info()).collect();
+    crate::plugin::load_all(&args.plugins)?;
+    let infos: Vec<_> = crate::plugin::all().iter().map(|i| i.info()).collect();
     if args.json {
         let entries: Vec<Entry> = infos
             .iter()

@@ -19,6 +19,9 @@ pub struct RunCaseArgs {
     /// Where to write `{"outputs": {...}}` or `{"error": "..."}`.
     #[arg(long, value_name = "OUT")]
     out: PathBuf,
+    /// A C kernel plugin (include/bnh_kernel.h) to load and register under its own name; repeatable.
+    #[arg(long = "plugin", value_name = "PATH")]
+    pub plugins: Vec<PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -32,7 +35,8 @@ enum RunCaseReply<'a> {
 /// Run the case and write the result; a rejected input is a result (exit 0),
 /// an unreadable or invalid case file is an error (non-zero, nothing written).
 pub fn run(args: RunCaseArgs) -> Result<ExitCode> {
-    let imp = bn_impls::registry::by_name(&args.imp)?;
+    crate::plugin::load_all(&args.plugins)?;
+    let imp = crate::plugin::by_name(&args.imp)?;
     // Before reading or running anything: never write over the case, and
     // know the output can be written.
     refuse_overlap(&[("", &args.case)], &[("--out", &args.out)])?;
@@ -41,7 +45,7 @@ pub fn run(args: RunCaseArgs) -> Result<ExitCode> {
     let outcome = run_case(&case, imp);
     let written = match &outcome {
         Outcome::Outputs(o) => RunCaseReply::Outputs(o),
-        Outcome::Rejected(msg) => RunCaseReply::Error(msg),
+        Outcome::Rejected(msg) | Outcome::Unsupported(msg) => RunCaseReply::Error(msg),
     };
     let mut text = serde_json::to_string(&written).expect("plain data");
     text.push('\n');
