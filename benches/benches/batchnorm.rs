@@ -1,9 +1,11 @@
 //! Criterion benches of every registered implementation × operation over a
-//! grid, with a memcpy of the same tensor in every group as the roofline.
+//! grid, with the three roofline copies (libc memcpy, a vector loop, non-temporal
+//! stores) of the same tensor in every group; `bnh import-criterion` divides by the fastest.
 //!
 //! Ids: group `OP/DTYPE/LAYOUT/SHAPE/tTHREADS`, function = implementation
-//! name or `memcpy`; `Throughput::Bytes` is the bytes the operation must move
-//! (train 3×, eval 2×, backward 3× the size of `x`; memcpy 2×).
+//! name or a copy id (`memcpy`, `copy-vector`, `copy-nontemporal`); `Throughput::Bytes`
+//! is the bytes the operation must move
+//! (train 3×, eval 2×, backward 3× the size of `x`; copies 2×).
 //!
 //! Environment: `BN_BENCH_GRID` = standard (default) | quick | batch-sweep |
 //! feature-sweep; `BN_BENCH_THREADS` = rayon pool size (default 1).
@@ -11,8 +13,9 @@
 //! same CSV as `bnh bench`. Buffers and timing code are the harness's own
 //! (`bn_harness::bench::workload`), so both paths measure the same call.
 
-use bn_harness::bench::criterion_import::{group_id, MEMCPY_ID};
+use bn_harness::bench::criterion_import::{copy_id, group_id};
 use bn_harness::bench::grid::{cases, GridName};
+use bn_harness::bench::roofline::Copy;
 use bn_harness::bench::workload::workload;
 use bn_harness::bench::Op;
 use clap::ValueEnum;
@@ -66,9 +69,11 @@ fn batchnorm(c: &mut Criterion) {
                     });
                 }
                 g.throughput(Throughput::Bytes((2 * bytes) as u64));
-                g.bench_function(MEMCPY_ID, |b| {
-                    pool.install(|| b.iter(|| work.memcpy(threads)))
-                });
+                for copy in Copy::ALL {
+                    g.bench_function(copy_id(copy), |b| {
+                        pool.install(|| b.iter(|| work.copy(copy, threads)))
+                    });
+                }
                 g.finish();
             }
         }
@@ -77,7 +82,7 @@ fn batchnorm(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    // Short settings keep the standard grid (234 benchmarks) to minutes;
+    // Short settings keep the standard grid (13 cases × 2 dtypes × 3 ops × (4 implementations + 3 copies)) to minutes;
     // raise them with criterion's own flags for a careful run.
     config = Criterion::default()
         .sample_size(10)

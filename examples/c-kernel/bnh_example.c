@@ -11,10 +11,16 @@
  *
  * -DBNH_EXAMPLE_BUG builds a twin named c-example-buggy whose training
  * variance is the unbiased one (divided by m - 1): bnh check must catch it.
+ * -DBNH_EXAMPLE_REPEAT=4 builds a deliberately slowed twin (same name, eval
+ * forward done 4 times): `bnh compare` must call it a regression.
  */
 #include "bnh_kernel.h"
 #include <math.h>
 #include <stddef.h>
+
+#ifndef BNH_EXAMPLE_REPEAT
+#define BNH_EXAMPLE_REPEAT 1
+#endif
 
 #ifdef BNH_EXAMPLE_BUG
 #define EXAMPLE_NAME "c-example-buggy"
@@ -92,7 +98,8 @@ static int32_t forward_eval(const bnh_desc *d, const void *x, void *y, const dou
                             const double *bias, const double *mean, const double *var) {
     if (!supported(d))
         return 1;
-    normalize(d, x, y, weight, bias, mean, var);
+    for (int r = 0; r < BNH_EXAMPLE_REPEAT; r++)
+        normalize(d, x, y, weight, bias, mean, var);
     return 0;
 }
 

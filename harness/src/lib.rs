@@ -33,6 +33,7 @@ pub mod accuracy;
 pub mod bench;
 pub mod case;
 pub mod cli;
+pub mod compare;
 pub mod conformance;
 pub mod data;
 pub mod dd;

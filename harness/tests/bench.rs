@@ -4,7 +4,7 @@
 use bn_harness::bench::criterion_import::import;
 use bn_harness::bench::grid::{cases, GridName, Shape};
 use bn_harness::bench::options::BenchFlags;
-use bn_harness::bench::{Op, Record, CSV_COLUMNS};
+use bn_harness::bench::{round, Op, Record, CSV_COLUMNS};
 use bn_harness::export::csv::{read_csv, CsvExporter};
 use bn_harness::export::Exporter;
 use bn_impls::{DType, Layout};
@@ -32,8 +32,9 @@ fn args(extra: &[&str]) -> BenchFlags {
 
 // ---- CSV schema ----
 
-/// The header the issue fixes, column for column.
-const ISSUE_HEADER: &str = "impl,op,dtype,layout,shape,n,c,spatial,threads,bytes,median_ns,p10_ns,p90_ns,memcpy_ns,ratio_to_memcpy,gb_per_s,samples";
+/// The header the issue fixes, column for column, then the columns added
+/// since (issue 13: which copy is the roofline, the read-only pass).
+const ISSUE_HEADER: &str = "impl,op,dtype,layout,shape,n,c,spatial,threads,bytes,median_ns,p10_ns,p90_ns,memcpy_ns,ratio_to_memcpy,gb_per_s,samples,roofline,read_ns";
 
 fn record(imp: &str, op: &str, shape: &str, threads: usize, median: f64, memcpy: f64) -> Record {
     let s: Shape = shape.parse().unwrap();
@@ -55,6 +56,8 @@ fn record(imp: &str, op: &str, shape: &str, threads: usize, median: f64, memcpy:
         ratio_to_memcpy: 0.0,
         gb_per_s: 0.0,
         samples: 20,
+        roofline: "memcpy".into(),
+        read_ns: memcpy / 2.0,
     };
     r.derive();
     r
@@ -139,6 +142,13 @@ fn committed_csvs_read_and_write_back_unchanged() {
             .unwrap()
             .replace("\r\n", "\n");
         let written = String::from_utf8(CsvExporter.serialize(&recs).unwrap()).unwrap();
+        // A CSV from before a column was added writes back with that column
+        // appended (defaulted); everything it had is unchanged.
+        let columns = text.lines().next().unwrap().split(',').count();
+        let written: String = written
+            .lines()
+            .map(|l| l.split(',').take(columns).collect::<Vec<_>>().join(",") + "\n")
+            .collect();
         assert!(written == text, "{name} does not write back unchanged");
         seen += 1;
     }
@@ -567,6 +577,57 @@ fn a_tiny_sweep_measures_every_implementation_and_op() {
         .iter()
         .filter(|r| r.shape == "6x5")
         .all(|r| r.layout == Layout::Contiguous));
+}
+
+/// Issue 13/14: every row of one run is divided by the run's best copy for
+/// its size and thread count, so rows of one size and thread count share
+/// one ruler (whatever their own interleaved samples were), the winning copy
+/// is named, and the read-only pass is recorded.
+#[test]
+fn rows_of_one_size_and_thread_count_share_the_runs_best_copy() {
+    let o = args(&[
+        "--shapes",
+        "16x8x4x4,64x32",
+        "--layouts",
+        "contiguous,channels_last",
+        "--threads",
+        "1,2",
+        "--min-time",
+        "0.002",
+    ])
+    .validate()
+    .unwrap();
+    let mut provisional = Vec::new();
+    let recs = bn_harness::bench::sweep::run(&o, |_| {}, |r| provisional.push(r.clone())).unwrap();
+    assert_eq!(provisional.len(), recs.len());
+    let mut rulers = std::collections::BTreeMap::new();
+    for r in &recs {
+        assert!(
+            ["memcpy", "vector", "nontemporal"].contains(&r.roofline.as_str()),
+            "{r:?}"
+        );
+        assert!(r.read_ns > 0.0, "{r:?}");
+        let ruler = rulers
+            .entry((r.bytes, r.threads))
+            .or_insert((r.memcpy_ns, r.roofline.clone()));
+        assert_eq!(*ruler, (r.memcpy_ns, r.roofline.clone()), "{r:?}");
+        assert_eq!(r.ratio_to_memcpy, round(r.median_ns / r.memcpy_ns, 4));
+    }
+    // Two sizes × two thread counts; both layouts, 4 impls and 3 ops share
+    // each ruler. A median of pooled samples is never below the smallest
+    // median of the parts: the pooled ruler is at least the fastest row's own.
+    assert_eq!(rulers.len(), 4);
+    for (p, r) in provisional.iter().zip(&recs) {
+        assert_eq!((p.median_ns, &p.imp), (r.median_ns, &r.imp));
+    }
+    for ((bytes, threads), (ruler, _)) in &rulers {
+        let fastest_own = provisional
+            .iter()
+            .filter(|p| (p.bytes, p.threads) == (*bytes, *threads))
+            .map(|p| p.memcpy_ns)
+            .fold(f64::INFINITY, f64::min);
+        assert!(*ruler >= fastest_own - 0.1, "{ruler} < {fastest_own}");
+    }
 }
 
 #[test]

@@ -2,12 +2,14 @@
 //!
 //! The criterion benches (`benches/benches/batchnorm.rs`) name each group
 //! [`group_id`] = `OP/DTYPE/LAYOUT/SHAPE/tTHREADS` and each function the
-//! implementation name, with a `memcpy` function in every group as the
-//! roofline. Criterion stores, per benchmark, `new/benchmark.json` (the ids),
+//! implementation name, with the roofline copies ([`copy_id`]: `memcpy`,
+//! `copy-vector`, `copy-nontemporal`) in every group; the fastest of those
+//! present is the group's roofline. Criterion stores, per benchmark, `new/benchmark.json` (the ids),
 //! `new/estimates.json` (the median's point estimate) and `new/sample.json`
 //! (iterations and total time per sample, from which p10/p90 come).
 
 use super::grid::Shape;
+use super::roofline::Copy;
 use super::runner::percentile;
 use super::{round, Op, Record};
 use crate::error::{Error, Result};
@@ -17,8 +19,21 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The function id of the memcpy roofline in each criterion group.
+/// The function id of the libc memcpy in each criterion group (required).
 pub const MEMCPY_ID: &str = "memcpy";
+
+/// The criterion function id of a roofline copy.
+pub fn copy_id(copy: Copy) -> &'static str {
+    match copy {
+        Copy::Memcpy => MEMCPY_ID,
+        Copy::Vector => "copy-vector",
+        Copy::NonTemporal => "copy-nontemporal",
+    }
+}
+
+fn is_copy(func: &str) -> bool {
+    Copy::ALL.into_iter().any(|c| copy_id(c) == func)
+}
 
 /// The criterion group id of one case: `OP/DTYPE/LAYOUT/SHAPE/tTHREADS`.
 pub fn group_id(op: Op, dtype: &str, layout: &str, shape: &Shape, threads: usize) -> String {
@@ -78,7 +93,8 @@ fn find_benchmarks(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Records for every group under `criterion_dir` (default `target/criterion`)
-/// that has our id format and a memcpy function; other benchmarks are skipped.
+/// that has our id format and a memcpy function; other benchmarks are
+/// skipped. Each row's roofline is the fastest copy of its group.
 pub fn import(criterion_dir: &Path) -> Result<Vec<Record>> {
     if !criterion_dir.is_dir() {
         return Err(Error::Usage(format!(
@@ -89,11 +105,16 @@ pub fn import(criterion_dir: &Path) -> Result<Vec<Record>> {
     let groups = read_groups(criterion_dir)?;
     let mut out = Vec::new();
     for (gid, funcs) in &groups {
-        let (Some(id), Some(copy)) = (GroupId::parse(gid), funcs.get(MEMCPY_ID)) else {
+        let (Some(id), true) = (GroupId::parse(gid), funcs.contains_key(MEMCPY_ID)) else {
             continue;
         };
-        for (imp, m) in funcs.iter().filter(|(f, _)| f.as_str() != MEMCPY_ID) {
-            out.push(record(imp, &id, m, copy));
+        let best = Copy::ALL
+            .into_iter()
+            .filter_map(|c| funcs.get(copy_id(c)).map(|m| (c, m)))
+            .min_by(|a, b| a.1.median_ns.total_cmp(&b.1.median_ns))
+            .expect("memcpy is present");
+        for (imp, m) in funcs.iter().filter(|(f, _)| !is_copy(f)) {
+            out.push(record(imp, &id, m, best));
         }
     }
     Ok(out)
@@ -165,8 +186,8 @@ impl GroupId {
     }
 }
 
-/// The CSV row of one implementation in one group, with the group's memcpy.
-fn record(imp: &str, id: &GroupId, m: &Measured, copy: &Measured) -> Record {
+/// The CSV row of one implementation in one group, with the group's fastest copy.
+fn record(imp: &str, id: &GroupId, m: &Measured, (kind, copy): (Copy, &Measured)) -> Record {
     let mut rec = Record {
         imp: imp.to_string(),
         op: id.op,
@@ -185,6 +206,8 @@ fn record(imp: &str, id: &GroupId, m: &Measured, copy: &Measured) -> Record {
         ratio_to_memcpy: 0.0,
         gb_per_s: 0.0,
         samples: m.samples,
+        roofline: kind.name().to_string(),
+        read_ns: 0.0,
     };
     rec.derive();
     rec

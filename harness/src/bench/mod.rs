@@ -7,7 +7,8 @@
 //! - [`grid`]: shapes, layouts and the named grids; shape parsing;
 //! - [`options`]: validated `bnh bench` options;
 //! - [`workload`]: the timed operations ([`Op`]), preallocated buffers and one call of each;
-//! - [`runner`]: warm-up, sampling, statistics and the interleaved memcpy roofline;
+//! - [`roofline`]: the copies (libc, vector, non-temporal) and the read pass rows are set against;
+//! - [`runner`]: warm-up, sampling, statistics and the interleaved roofline probes;
 //! - [`sweep`]: every measurement of validated options, one rayon pool per thread count;
 //! - [`machine`]: the machine description written beside each CSV;
 //! - [`criterion_import`]: criterion's results turned into the same records.
@@ -16,6 +17,7 @@ pub mod criterion_import;
 pub mod grid;
 pub mod machine;
 pub mod options;
+pub mod roofline;
 pub mod runner;
 pub mod sweep;
 pub mod workload;
@@ -26,7 +28,7 @@ use bn_impls::{DType, Layout};
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// The CSV columns, in order: the stable schema documented in docs/BENCHMARKS.md.
-pub const CSV_COLUMNS: [&str; 17] = [
+pub const CSV_COLUMNS: [&str; 19] = [
     "impl",
     "op",
     "dtype",
@@ -44,7 +46,14 @@ pub const CSV_COLUMNS: [&str; 17] = [
     "ratio_to_memcpy",
     "gb_per_s",
     "samples",
+    "roofline",
+    "read_ns",
 ];
+
+/// Columns added to the schema after its first version: a CSV without them
+/// still reads (the fields take their defaults), so older files and other
+/// tools' files keep working.
+pub const OPTIONAL_COLUMNS: &[&str] = &["roofline", "read_ns"];
 
 /// One measurement: one implementation, operation, dtype, layout, shape and
 /// thread count. Field order is the CSV column order ([`CSV_COLUMNS`]).
@@ -78,7 +87,10 @@ pub struct Record {
     pub p10_ns: f64,
     /// 90th percentile of the per-sample times.
     pub p90_ns: f64,
-    /// Median time of copying `x` into a preallocated buffer, timed interleaved.
+    /// The roofline: median time of the fastest way to copy `x` into a
+    /// preallocated buffer (see `roofline` and [`roofline`]), over every
+    /// copy timed interleaved with the run's measurements of this size and
+    /// thread count.
     pub memcpy_ns: f64,
     /// `median_ns / memcpy_ns`.
     pub ratio_to_memcpy: f64,
@@ -86,6 +98,15 @@ pub struct Record {
     pub gb_per_s: f64,
     /// Number of timed samples the statistics are over.
     pub samples: usize,
+    /// Which copy set `memcpy_ns` ([`roofline::Copy::name`]: `memcpy`,
+    /// `vector` or `nontemporal`; `copy_` for PyTorch's rows). Empty in CSVs
+    /// written before the column existed.
+    #[serde(default)]
+    pub roofline: String,
+    /// Median time of a read-only pass over `x` (a sum of its words), timed
+    /// like the copies; 0 where not measured (old CSVs, other tools).
+    #[serde(default)]
+    pub read_ns: f64,
 }
 
 impl Record {
@@ -104,6 +125,11 @@ impl Record {
     /// Bandwidth of the memcpy roofline (one read and one write of `x`), GB/s.
     pub fn memcpy_gb_per_s(&self) -> f64 {
         2.0 * self.bytes as f64 / self.memcpy_ns
+    }
+
+    /// Bandwidth of the read-only pass, GB/s (None where not measured).
+    pub fn read_gb_per_s(&self) -> Option<f64> {
+        (self.read_ns > 0.0).then(|| self.bytes as f64 / self.read_ns)
     }
 }
 

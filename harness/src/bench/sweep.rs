@@ -2,12 +2,13 @@
 
 use super::grid::BenchPoint;
 use super::options::BenchOptions;
-use super::runner::{measure, Timing};
+use super::runner::{measure, Probes, Timing};
 use super::workload::workload;
 use super::{round, Op, Record};
 use crate::error::{Error, Result};
 use bn_impls::DType;
 use rayon::ThreadPool;
+use std::collections::BTreeMap;
 
 /// What is about to be measured, for progress displays.
 #[derive(Debug, Clone)]
@@ -24,7 +25,13 @@ pub struct SweepStep<'a> {
 ///
 /// Buffers are allocated once per (shape, layout, dtype) and shared by every
 /// implementation, operation and thread count; each thread count has its own
-/// rayon pool, in which both the kernel and the memcpy roofline run.
+/// rayon pool, in which both the kernel and the roofline probes run.
+///
+/// Rows passed to `on_done` are provisional: their roofline is the best copy
+/// timed with that row. The returned rows are final: every row is divided by
+/// the best copy of the whole run for its size in bytes and thread count
+/// (all probes of those rows pooled), so two implementations of equal speed
+/// get equal ratios whatever their own copy samples were.
 pub fn run(
     opts: &BenchOptions,
     on_step: impl FnMut(&SweepStep),
@@ -45,6 +52,7 @@ pub fn try_run(
 ) -> Result<Vec<Record>> {
     let pools = thread_pools(&opts.threads)?;
     let mut out = Vec::with_capacity(opts.count());
+    let mut pooled: BTreeMap<(u64, usize), Probes> = BTreeMap::new();
     for point in &opts.points {
         for &dtype in &opts.dtypes {
             let mut work = workload(point, dtype)?;
@@ -79,6 +87,10 @@ pub fn try_run(
                             Err(e) => return Err(e),
                         };
                         let rec = record(name, op, dtype, point, *threads, &timing);
+                        pooled
+                            .entry((rec.bytes, rec.threads))
+                            .or_default()
+                            .extend(&timing.probes);
                         on_done(&rec)?;
                         out.push(rec);
                     }
@@ -86,7 +98,24 @@ pub fn try_run(
             }
         }
     }
+    for rec in &mut out {
+        if let Some(probes) = pooled.get(&(rec.bytes, rec.threads)) {
+            set_roofline(rec, probes);
+        }
+    }
     Ok(out)
+}
+
+/// Divide `rec` by the best copy in `probes` and record the read pass.
+fn set_roofline(rec: &mut Record, probes: &Probes) {
+    if let Some((copy, ns)) = probes.best_copy() {
+        rec.memcpy_ns = round(ns, 1);
+        rec.roofline = copy.name().to_string();
+    }
+    if let Some(ns) = probes.read_median() {
+        rec.read_ns = round(ns, 1);
+    }
+    rec.derive();
 }
 
 /// One rayon pool per thread count, started before any measurement.
@@ -127,11 +156,13 @@ fn record(
         median_ns: round(t.median_ns, 1),
         p10_ns: round(t.p10_ns, 1),
         p90_ns: round(t.p90_ns, 1),
-        memcpy_ns: round(t.memcpy_ns, 1),
+        memcpy_ns: 0.0,
         ratio_to_memcpy: 0.0,
         gb_per_s: 0.0,
         samples: t.samples,
+        roofline: String::new(),
+        read_ns: 0.0,
     };
-    rec.derive();
+    set_roofline(&mut rec, &t.probes);
     rec
 }

@@ -11,13 +11,13 @@
 //! of the library pays per call.
 
 use super::grid::BenchPoint;
+use super::roofline::{self, Copy};
 use crate::data::Rng;
 use crate::memory::try_zeroed;
 use bn_impls::{
     kernel, Affine, Backward, DType, Dims, Element, EvalForward, ForDtype, GradMode,
     Implementation, TrainForward,
 };
-use rayon::prelude::*;
 use serde::Serialize;
 
 /// The three timed operations. Serialized by [`Op::name`] (the CSV spelling).
@@ -186,39 +186,57 @@ impl<T: Element> Buffers<T> {
         Ok(())
     }
 
-    /// The roofline: copy `x` into a preallocated buffer of the same size.
-    ///
-    /// With more than one thread the copy is split into `threads` contiguous
-    /// chunks run by rayon, so an N-thread kernel is compared with an
-    /// N-thread copy (a 1-thread copy would understate the roofline).
-    pub fn memcpy(&mut self, threads: usize) {
-        if threads <= 1 {
-            self.copy_dst.copy_from_slice(&self.x);
-        } else {
-            let chunk = self.x.len().div_ceil(threads).max(1);
-            self.copy_dst
-                .par_chunks_mut(chunk)
-                .zip(self.x.par_chunks(chunk))
-                .for_each(|(d, s)| d.copy_from_slice(s));
-        }
-        std::hint::black_box(&mut self.copy_dst);
+    /// One roofline copy of `x` into a preallocated buffer of the same size
+    /// with routine `copy` (see [`roofline`]), split into `threads`
+    /// contiguous chunks, so an N-thread kernel is compared with an N-thread
+    /// copy (a 1-thread copy would understate the roofline).
+    pub fn copy(&mut self, copy: Copy, threads: usize) {
+        let src = as_bytes(&self.x);
+        // SAFETY: see `as_bytes`; `copy_dst` is exclusively borrowed here and
+        // any byte pattern is a valid `T` for the plain float types
+        // `Element` is implemented for (f32, f64, bf16, f16).
+        let dst = unsafe {
+            std::slice::from_raw_parts_mut(
+                self.copy_dst.as_mut_ptr().cast::<u8>(),
+                std::mem::size_of_val(self.copy_dst.as_slice()),
+            )
+        };
+        copy.run(dst, src, threads);
     }
+
+    /// The read-only pass over `x` (see [`roofline::read`]).
+    pub fn read(&self, threads: usize) -> u64 {
+        roofline::read(as_bytes(&self.x), threads)
+    }
+}
+
+/// The bytes of a slice of elements.
+fn as_bytes<T: Element>(v: &[T]) -> &[u8] {
+    // SAFETY: the `Element` types (f32, f64, bf16, f16) are plain numbers
+    // with no padding, so all `size_of_val(v)` bytes are initialized; `u8`
+    // has alignment 1 and the lifetime is `v`'s.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
 }
 
 /// [`Buffers`] of any element type, so the runner is not generic.
 pub trait Measured: Send {
     /// One call of `op` (see [`Buffers::call`]).
     fn call(&mut self, imp: &dyn Implementation, op: Op) -> crate::Result<()>;
-    /// One roofline copy (see [`Buffers::memcpy`]).
-    fn memcpy(&mut self, threads: usize);
+    /// One roofline copy (see [`Buffers::copy`]).
+    fn copy(&mut self, copy: Copy, threads: usize);
+    /// One read-only pass (see [`Buffers::read`]).
+    fn read(&self, threads: usize) -> u64;
 }
 
 impl<T: Element> Measured for Buffers<T> {
     fn call(&mut self, imp: &dyn Implementation, op: Op) -> crate::Result<()> {
         Buffers::call(self, imp, op)
     }
-    fn memcpy(&mut self, threads: usize) {
-        Buffers::memcpy(self, threads)
+    fn copy(&mut self, copy: Copy, threads: usize) {
+        Buffers::copy(self, copy, threads)
+    }
+    fn read(&self, threads: usize) -> u64 {
+        Buffers::read(self, threads)
     }
 }
 

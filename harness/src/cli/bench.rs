@@ -45,7 +45,11 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     };
     if let Some(path) = &opts.csv {
         match rows {
-            Some(p) => p.finish(&sidecar_path(path), machine_json().as_bytes())?,
+            Some(p) => p.finish(
+                &CsvExporter.serialize(&records)?,
+                &sidecar_path(path),
+                machine_json().as_bytes(),
+            )?,
             None => write_csv(path, &records)?,
         }
         if partial::applies(path) {

@@ -4,6 +4,7 @@ mod accuracy;
 mod all;
 pub mod bench;
 mod check;
+mod compare;
 mod import_criterion;
 mod list;
 mod report;
@@ -40,6 +41,8 @@ pub enum Command {
     ImportCriterion(import_criterion::ImportCriterionArgs),
     /// Sweep input conditioning and measure every implementation's error against the oracle.
     Accuracy(accuracy::AccuracyArgs),
+    /// Compare two bench CSVs: the change of every measurement, judged against noise.
+    Compare(compare::CompareArgs),
 }
 
 /// Run a parsed command line; the exit code says whether checks passed.
@@ -53,5 +56,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::All(a) => all::run(a),
         Command::ImportCriterion(a) => import_criterion::run(a),
         Command::Accuracy(a) => accuracy::run(a),
+        Command::Compare(a) => compare::run(a),
     }
 }

@@ -1,7 +1,7 @@
 //! The CSV format: header [`CSV_COLUMNS`], one row per measurement.
 
 use super::Exporter;
-use crate::bench::{Record, CSV_COLUMNS};
+use crate::bench::{Record, CSV_COLUMNS, OPTIONAL_COLUMNS};
 use crate::error::{Error, Result};
 use std::path::Path;
 
@@ -37,8 +37,9 @@ pub fn row_bytes(record: &Record) -> Result<Vec<u8>> {
         .map_err(|e| Error::Usage(format!("cannot write CSV: {e}")))
 }
 
-/// Read records from a CSV with (at least) the columns of [`CSV_COLUMNS`];
-/// extra columns are ignored, so the schema can grow.
+/// Read records from a CSV with (at least) the columns of [`CSV_COLUMNS`]
+/// (those of [`OPTIONAL_COLUMNS`] may be absent); extra columns are
+/// ignored, so the schema can grow.
 pub fn read_csv(path: &Path) -> Result<Vec<Record>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut r = ::csv::ReaderBuilder::new()
@@ -50,6 +51,7 @@ pub fn read_csv(path: &Path) -> Result<Vec<Record>> {
         .clone();
     if let Some(missing) = CSV_COLUMNS
         .iter()
+        .filter(|c| !OPTIONAL_COLUMNS.contains(c))
         .find(|c| !headers.iter().any(|h| h == **c))
     {
         return Err(Error::Usage(format!(

@@ -111,10 +111,17 @@ impl PartialCsv {
         Some(self.partial)
     }
 
-    /// Write the machine file `sidecar` (atomically), then rename the
-    /// partial CSV over the CSV, keeping an old CSV's permissions. Both
-    /// happen under the lock, so the pair always comes from one run.
-    pub fn finish(self, sidecar: &Path, machine: &[u8]) -> Result<()> {
+    /// Replace the provisional rows with `csv` (the finished table: bench
+    /// rows get their final roofline only when the run is over), write the
+    /// machine file `sidecar` (atomically), then rename the partial CSV over
+    /// the CSV, keeping an old CSV's permissions. All of it happens under the
+    /// lock, so the pair always comes from one run.
+    pub fn finish(mut self, csv: &[u8], sidecar: &Path, machine: &[u8]) -> Result<()> {
+        use std::io::{Seek, SeekFrom};
+        let fail = |e| Error::io(&self.partial, e);
+        self.file.set_len(0).map_err(fail)?;
+        self.file.seek(SeekFrom::Start(0)).map_err(fail)?;
+        self.write(csv)?;
         let fail = |e| Error::io(&self.partial, e);
         self.file.sync_all().map_err(fail)?;
         if let Ok(m) = fs::metadata(&self.real) {

@@ -322,3 +322,43 @@ pub fn scratch(suite: &str, name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("harness/ is inside the repo")
+        .to_path_buf()
+}
+
+/// The C compiler (`$CC`, else `cc`), or `None` with the reason printed.
+pub fn c_compiler() -> Option<String> {
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    match Command::new(&cc).arg("--version").output() {
+        Ok(o) if o.status.success() => Some(cc),
+        _ => {
+            eprintln!("skipped: no C compiler ({cc} --version failed); set CC to run this test");
+            None
+        }
+    }
+}
+
+/// Compile the C file `src` (relative to the repo) into the shared library
+/// `out` with `defines`, against include/bnh_kernel.h.
+pub fn build_plugin(cc: &str, src: &str, defines: &[&str], out: &std::path::Path) {
+    let o = Command::new(cc)
+        .args(["-O2", "-shared", "-fPIC", "-I"])
+        .arg(repo().join("include"))
+        .args(defines)
+        .arg(repo().join(src))
+        .arg("-o")
+        .arg(out)
+        .arg("-lm")
+        .output()
+        .expect("run the C compiler");
+    assert!(
+        o.status.success(),
+        "compiling {src} {defines:?} failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

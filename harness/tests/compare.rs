@@ -1,0 +1,135 @@
+//! `bnh compare`: a deliberately slowed build is a regression, two runs of
+//! one build are within noise, and bad input is refused before anything is
+//! written.
+
+mod common;
+
+use common::{bnh, build_plugin, c_compiler, scratch};
+use std::path::Path;
+
+/// `bnh bench` of the example C plugin's eval at one shape into `csv`.
+fn bench(lib: &Path, csv: &Path) {
+    let o = bnh(&[
+        "bench",
+        "--plugin",
+        lib.to_str().unwrap(),
+        "--impls",
+        "c-example",
+        "--ops",
+        "eval",
+        "--dtypes",
+        "f32",
+        "--shapes",
+        "8x16x32x32",
+        "--layouts",
+        "contiguous,channels_last",
+        "--min-time",
+        "0.1",
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn a_slowed_build_fails_the_gate_and_a_rerun_is_within_noise() {
+    let Some(cc) = c_compiler() else { return };
+    let dir = scratch("compare", "gate");
+    let (fast, slow) = (dir.join("fast.so"), dir.join("slow.so"));
+    let src = "examples/c-kernel/bnh_example.c";
+    build_plugin(&cc, src, &[], &fast);
+    build_plugin(&cc, src, &["-DBNH_EXAMPLE_REPEAT=4"], &slow);
+    let (a, b, c) = (dir.join("a.csv"), dir.join("b.csv"), dir.join("c.csv"));
+    bench(&fast, &a);
+    bench(&fast, &b);
+    bench(&slow, &c);
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+
+    // Slowed 4×: every row slower, exit 1, named on stderr; files written.
+    let (md, out_csv) = (dir.join("cmp.md"), dir.join("cmp.csv"));
+    let o = bnh(&[
+        "compare",
+        &s(&a),
+        &s(&c),
+        "--fail-above",
+        "50",
+        "--md",
+        &s(&md),
+        "--csv",
+        &s(&out_csv),
+    ]);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    assert!(out.contains("2 slower"), "{out}");
+    assert!(err.contains("c-example eval f32"), "{err}");
+    let md = std::fs::read_to_string(&md).unwrap();
+    assert!(md.contains("**slower**"), "{md}");
+    let rows = std::fs::read_to_string(&out_csv).unwrap();
+    assert_eq!(rows.lines().count(), 3, "{rows}");
+    assert!(
+        rows.lines().skip(1).all(|l| l.ends_with(",slower")),
+        "{rows}"
+    );
+
+    // The same build twice: no row slower by more than the gate.
+    let o = bnh(&["compare", &s(&a), &s(&b), "--fail-above", "50"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("2 measurements compared"), "{out}");
+}
+
+#[test]
+fn bad_input_is_refused_with_exit_2_and_nothing_written() {
+    let dir = scratch("compare", "bad");
+    let a = dir.join("a.csv");
+    let header = bn_harness::bench::CSV_COLUMNS.join(",");
+    std::fs::write(
+        &a,
+        format!(
+            "{header}\nfused,eval,f32,contiguous,2x3,2,3,1,1,24,100,90,110,50,2,1,20,memcpy,30\n"
+        ),
+    )
+    .unwrap();
+    let other = dir.join("b.csv");
+    std::fs::write(
+        &other,
+        format!(
+            "{header}\nnaive,eval,f32,contiguous,2x3,2,3,1,1,24,100,90,110,50,2,1,20,memcpy,30\n"
+        ),
+    )
+    .unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let md = dir.join("out.md");
+    for (args, needle) in [
+        (vec![s(&a), s(&other)], "no measurement in common"),
+        (
+            vec![s(&a), s(&a), "--fail-above".into(), "-5".into()],
+            "--fail-above -5",
+        ),
+        (
+            vec![s(&a), s(&a), "--noise".into(), "nan".into()],
+            "--noise",
+        ),
+        (vec![s(&a), s(&dir.join("missing.csv"))], "missing.csv"),
+        (
+            vec![s(&a), s(&a), "--md".into(), s(&a)],
+            "same file as the input",
+        ),
+        (
+            vec![s(&a), s(&other), "--md".into(), s(&md)],
+            "no measurement in common",
+        ),
+    ] {
+        let mut argv = vec!["compare"];
+        argv.extend(args.iter().map(String::as_str));
+        let o = bnh(&argv);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{argv:?}: {err}");
+        assert!(err.contains(needle), "{argv:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one message: {err}");
+    }
+    assert!(!md.exists(), "nothing written on bad input");
+}
