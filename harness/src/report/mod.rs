@@ -17,6 +17,7 @@ pub mod charts;
 pub mod inputs;
 pub mod sanitize;
 pub mod tables;
+pub mod versus_torch;
 
 use crate::accuracy::export::AccuracyRow;
 use crate::bench::machine::Machine;
