@@ -169,13 +169,22 @@ mod tests {
         ];
         let md = markdown(&recs).unwrap();
         // Train: naive is the best built-in (the plugin is not bnh's), 2× faster.
-        assert!(md.contains("| train | f32 | contiguous | 64x64 | 1 | naive |"), "{md}");
+        assert!(
+            md.contains("| train | f32 | contiguous | 64x64 | 1 | naive |"),
+            "{md}"
+        );
         assert!(md.contains("| 2.00× |"), "{md}");
         // Eval: PyTorch wins; floor of eval is one copy, so 3.00× its floor.
-        assert!(md.contains("**PyTorch faster**: bnh at 3.00× its floor"), "{md}");
+        assert!(
+            md.contains("**PyTorch faster**: bnh at 3.00× its floor"),
+            "{md}"
+        );
         // Backward has no PyTorch row: not in the table.
         assert!(!md.contains("| backward |"), "{md}");
-        assert!(md.contains("bnh faster in 1 of 2 cells, PyTorch in 1."), "{md}");
+        assert!(
+            md.contains("bnh faster in 1 of 2 cells, PyTorch in 1."),
+            "{md}"
+        );
         assert!(markdown(&recs[..3]).is_none());
     }
 

@@ -109,7 +109,16 @@ impl SuperRow {
 
     /// A per-channel array repeated to the super-row width `L`.
     pub fn rep(&self, v: &[f64]) -> Vec<f64> {
-        v.iter().copied().cycle().take(self.l).collect()
+        // Whole-slice copies: `cycle().take()` has no exact size hint and
+        // cost more than the kernel itself on small tensors.
+        // The copy doubles what is there, so few channels take few calls.
+        let mut out = Vec::with_capacity(self.l);
+        out.extend_from_slice(&v[..v.len().min(self.l)]);
+        while !v.is_empty() && out.len() < self.l {
+            let n = out.len().min(self.l - out.len());
+            out.extend_from_within(..n);
+        }
+        out
     }
 
     /// Fold the `L/C` lane copies of each channel into `out` (length C), in
@@ -160,5 +169,25 @@ mod tests {
         sr.fold(&acc, &mut out);
         assert_eq!(out, [9.0, 12.0, 15.0]);
         assert_eq!(sr.rep(&[1.0, 2.0, 3.0]).len(), 9);
+    }
+
+    /// Lane `l` of a repeated array holds channel `l mod C`, for every
+    /// channel count and width (including widths that are not multiples).
+    #[test]
+    fn repeated_arrays_cycle_the_channels() {
+        for c in 1..=12 {
+            let v: Vec<f64> = (0..c).map(|i| i as f64 + 0.5).collect();
+            for l in [c, 2 * c, 3 * c + 1, 64, 130] {
+                let sr = SuperRow {
+                    c,
+                    m: l.div_ceil(c),
+                    l,
+                };
+                let want: Vec<f64> = v.iter().copied().cycle().take(l).collect();
+                assert_eq!(sr.rep(&v), want, "c {c} l {l}");
+            }
+        }
+        let sr = SuperRow::new(1, 8);
+        assert!(sr.rep(&[]).is_empty());
     }
 }

@@ -116,9 +116,8 @@ fn channels_last<T: Lane>(
         simd::rows_grad(lv, &x[r.clone()], &dy[r], &kr, acc)
     });
     let gr: Vec<Grad> = (0..dims.c).map(|c| pr.grad(c, sums[c])).collect();
-    let lanes = || gr.iter().cycle().take(g.sr.l);
-    let kd: Vec<f64> = lanes().map(|g| g.kd).collect();
-    let (kx, kc): (Vec<f64>, Vec<f64>) = lanes().map(|g| (g.kx, g.kc)).unzip();
+    let lanes = |f: fn(&Grad) -> f64| g.sr.rep(&gr.iter().map(f).collect::<Vec<f64>>());
+    let (kd, kx, kc) = (lanes(|g| g.kd), lanes(|g| g.kx), lanes(|g| g.kc));
     let negzero = vec![-0.0; g.sr.l];
     rows_pass(g.task_rows * dims.c, dx, |r, out| match pr.mode {
         GradMode::Batch => simd::rows_dx(lv, &x[r.clone()], &dy[r], out, [&kr, &kd, &kx, &kc]),
