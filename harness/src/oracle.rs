@@ -55,9 +55,22 @@ impl Stats {
         }
     }
 
-    /// `1 / √(σ² + ε)` per channel.
+    /// `1 / √(σ² + ε)` per channel. Where `σ² + ε` is 0, negative, NaN or
+    /// +inf (eval with eps 0, a negative running variance, NaN or inf eps,
+    /// all of which PyTorch accepts) the IEEE answer (+inf, NaN, NaN, 0) is
+    /// exact and double-double arithmetic would only add NaN error terms.
     pub fn inv_std(&self, eps: f64) -> Vec<DD> {
-        self.var.iter().map(|&v| (v + eps).sqrt().recip()).collect()
+        self.var
+            .iter()
+            .map(|&v| {
+                let s = v + eps;
+                if s.hi > 0.0 && s.hi.is_finite() {
+                    s.sqrt().recip()
+                } else {
+                    DD::from(1.0 / s.hi.sqrt())
+                }
+            })
+            .collect()
     }
 }
 
@@ -94,9 +107,14 @@ pub fn normalize(
         .enumerate()
         .map(|(i, &v)| {
             let c = channel_of(dims, i);
-            let x_hat = (DD::from(v) - stats.mean[c]) * inv[c];
             let w = weight.map_or(1.0, |w| w[c]);
             let b = bias.map_or(0.0, |b| b[c]);
+            if !inv[c].hi.is_finite() {
+                // ±inf or NaN scale: IEEE f64 gives PyTorch's ±inf / NaN per
+                // element (double-double error terms of ∞ are NaN).
+                return DD::from((v - stats.mean[c].hi) * inv[c].hi * w + b);
+            }
+            let x_hat = (DD::from(v) - stats.mean[c]) * inv[c];
             x_hat * w + b
         })
         .collect()
@@ -157,18 +175,40 @@ pub fn backward(
     let inv = stats.inv_std(eps);
     let x_hat = |i: usize, c: usize| (DD::from(x[i]) - stats.mean[c]) * inv[c];
     let mut sum_dy = vec![DD::ZERO; dims.c];
-    let mut sum_dy_xhat = vec![DD::ZERO; dims.c];
+    // `Σ dy·x̂ = (Σ dy·(x − μ))·inv`, in PyTorch's order (`dotp · invstd`):
+    // equal in exact arithmetic, and with an infinite `inv` (eps 0 on a zero
+    // variance) it is PyTorch's ±inf where `Σ dy·(x − μ)·inv` would be NaN.
+    let mut sum_dy_xc = vec![DD::ZERO; dims.c];
     for (i, &g) in dy.iter().enumerate() {
         let c = channel_of(dims, i);
         sum_dy[c] = sum_dy[c] + g;
-        sum_dy_xhat[c] = sum_dy_xhat[c] + x_hat(i, c) * g;
+        sum_dy_xc[c] = sum_dy_xc[c] + (DD::from(x[i]) - stats.mean[c]) * g;
     }
+    let sum_dy_xhat: Vec<DD> = sum_dy_xc
+        .iter()
+        .zip(&inv)
+        .map(|(&s, &v)| {
+            if v.hi.is_finite() {
+                s * v
+            } else {
+                DD::from(s.hi * v.hi)
+            }
+        })
+        .collect();
     let grad_input = dy
         .iter()
         .enumerate()
         .map(|(i, &g)| {
             let c = channel_of(dims, i);
             let scale = inv[c] * weight.map_or(1.0, |w| w[c]);
+            if !scale.hi.is_finite() {
+                // As in `normalize`: IEEE arithmetic for a non-finite scale
+                // (only reachable with fixed statistics: eps 0 on a zero variance).
+                return DD::from(match mode {
+                    GradMode::Batch => f64::NAN,
+                    GradMode::Fixed => scale.hi * g,
+                });
+            }
             match mode {
                 GradMode::Batch => {
                     let inner = DD::from(g) - sum_dy[c] / m - x_hat(i, c) * sum_dy_xhat[c] / m;
@@ -272,17 +312,19 @@ fn check_step<'a>(s: &OracleStep<'a>) -> Result<Running<'a>> {
     ] {
         check_len(what, v, c)?;
     }
-    if !(s.eps.is_finite() && s.eps > 0.0) {
-        return Err(BnError::InvalidEps(s.eps).into());
-    }
-    match (s.running_mean, s.running_var, s.num_batches_tracked) {
-        (Some(rm), Some(rv), Some(nbt)) => Ok(Some((rm, rv, nbt))),
-        (None, None, None) => Ok(None),
-        _ => Err(BnError::InvalidState(
-            "give all of running_mean, running_var, num_batches_tracked, or none".into(),
-        )
-        .into()),
-    }
+    let running = match (s.running_mean, s.running_var, s.num_batches_tracked) {
+        (Some(rm), Some(rv), Some(nbt)) => Some((rm, rv, nbt)),
+        (None, None, None) => None,
+        _ => {
+            return Err(BnError::InvalidState(
+                "give all of running_mean, running_var, num_batches_tracked, or none".into(),
+            )
+            .into())
+        }
+    };
+    // PyTorch's eps rule, which depends on the statistics used.
+    bn_impls::problem::check_eps(s.eps, s.training || running.is_none())?;
+    Ok(running)
 }
 
 /// The statistics the step normalizes with: the batch's (at least 2 values

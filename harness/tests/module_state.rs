@@ -160,7 +160,13 @@ fn deserialized_invalid_state_is_rejected_at_the_next_forward() {
     let mut bn: BatchNorm<f32> = serde_json::from_value(v).unwrap();
     forward(&mut bn, &batch(3)).unwrap();
     let err = rejected_at_forward("eps 0", "eps", |v| v["config"]["eps"] = json!(0.0));
-    assert_eq!(err, Error::InvalidEps(0.0));
+    assert_eq!(
+        err,
+        Error::InvalidEps {
+            eps: 0.0,
+            batch_stats: true
+        }
+    );
     rejected_at_forward("no channels", "num_features", |v| {
         v["config"]["num_features"] = json!(0)
     });

@@ -56,9 +56,15 @@ pub enum Error {
         actual: String,
     },
 
-    /// `eps` must be a positive, finite number.
-    #[error("eps = {0:?} is invalid; eps must be finite and > 0 (PyTorch's default is 1e-5)")]
-    InvalidEps(f64),
+    /// `eps` out of PyTorch's range: it must be > 0 when normalizing with
+    /// batch statistics and ≥ 0 otherwise (NaN and +inf pass, as in PyTorch).
+    #[error("{}", eps_message(*eps, *batch_stats))]
+    InvalidEps {
+        /// The rejected value.
+        eps: f64,
+        /// Whether the call normalizes with batch statistics (training).
+        batch_stats: bool,
+    },
 
     /// Batch statistics need at least two values per channel.
     #[error("expected more than 1 value per channel when using batch statistics, got input of shape {shape:?} (N x spatial = {count}); use a batch of at least 2, or eval mode with running statistics")]
@@ -108,6 +114,15 @@ impl Error {
     }
 }
 
+/// PyTorch's two eps messages, with the fix.
+fn eps_message(eps: f64, batch_stats: bool) -> String {
+    if batch_stats {
+        format!("batch_norm eps must be positive during training, but got {eps:?}; use eps > 0 (PyTorch's default is 1e-5)")
+    } else {
+        format!("batch_norm eps must be non-negative, but got {eps:?}; use eps >= 0 (PyTorch's default is 1e-5)")
+    }
+}
+
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -118,10 +133,16 @@ mod tests {
     /// Huge or tiny values print in short exponent form, not 309 digits.
     #[test]
     fn numbers_in_messages_are_short() {
-        let m = Error::InvalidEps(1e308).to_string();
-        assert!(m.starts_with("eps = 1e308 is invalid"), "{m}");
-        let e = Error::InvalidEps(-1e-300).to_string();
-        assert!(e.starts_with("eps = -1e-300 is invalid"), "{e}");
-        assert!(Error::InvalidEps(0.5).to_string().starts_with("eps = 0.5 "));
+        let e = |eps, batch_stats| Error::InvalidEps { eps, batch_stats }.to_string();
+        let m = e(-1e308, true);
+        assert!(
+            m.starts_with("batch_norm eps must be positive during training, but got -1e308;"),
+            "{m}"
+        );
+        let m = e(-1e-300, false);
+        assert!(
+            m.starts_with("batch_norm eps must be non-negative, but got -1e-300;"),
+            "{m}"
+        );
     }
 }

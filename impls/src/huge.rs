@@ -54,7 +54,14 @@ fn one_channel(dims: Dims) -> Dims {
 
 /// `eps·4^−e`, kept positive (it is negligible next to the scaled variance).
 fn scaled_eps(eps: f64, e: i32) -> f64 {
-    ldexp(eps, -2 * e).max(f64::from_bits(1))
+    let s = ldexp(eps, -2 * e);
+    // A positive eps stays positive; 0 (eval) and NaN (which PyTorch
+    // accepts) stay what they are.
+    if eps > 0.0 {
+        s.max(f64::from_bits(1))
+    } else {
+        s
+    }
 }
 
 /// Run the training forward `pass`, then redo, scaled, every channel whose

@@ -60,15 +60,16 @@ impl Config {
         }
     }
 
-    /// Reject a zero channel count or a bad eps. The momentum is not
-    /// checked: PyTorch has no range check on it, and neither do we.
+    /// Reject a zero channel count. Neither the momentum nor eps is checked
+    /// here: PyTorch's module takes any value of both; eps is checked at
+    /// each forward, against the mode ([`check_eps`]), as `batch_norm` does.
     pub fn validate(&self) -> Result<()> {
         if self.num_features == 0 {
             return Err(Error::InvalidState(
                 "num_features is 0; a batch norm needs at least one channel".into(),
             ));
         }
-        check_eps(self.eps)
+        Ok(())
     }
 }
 
@@ -240,6 +241,8 @@ impl<T: Element, P: Element> BatchNorm<T, P> {
         }
         let y = TensorMut::from_ndarray("y", y)?;
         self.saved = None;
+        // Before the empty-batch path: PyTorch checks eps first.
+        check_eps(self.config.eps, self.uses_batch_stats())?;
         if x.dims().is_empty() {
             kernel::<T>(imp)?; // still reject a dtype the implementation lacks
             self.saved = Some(self.forward_empty(shape));

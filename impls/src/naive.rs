@@ -195,12 +195,19 @@ impl<T: Element> Kernel<T> for Naive {
         };
         for cs in channel_blocks(dims) {
             let c0 = cs.start;
+            // Σdy and Σdy·(x − mean), then Σdy·x̂ = inv_std·Σdy·(x − mean)
+            // as PyTorch's CPU kernel (`dotp · invstd`): with an infinite
+            // inv_std (eval, eps 0, zero variance) that is ±inf, not NaN.
             let accumulate = |c: usize| {
-                let (mean, inv_std, _) = coeff(c);
-                move |(s, q): (T, T), x: T, g: T| (s + g, q + g * (x - mean) * inv_std)
+                let (mean, _, _) = coeff(c);
+                move |(s, q): (T, T), x: T, g: T| (s + g, q + g * (x - mean))
             };
             let zero = (T::zero(), T::zero());
-            let sums = fold_block(dims, cs.clone(), [x, dy], zero, accumulate);
+            let sums: Vec<(T, T)> = fold_block(dims, cs.clone(), [x, dy], zero, accumulate)
+                .into_iter()
+                .zip(cs.clone())
+                .map(|((s, q), c)| (s, q * coeff(c).1))
+                .collect();
             let grad = |c: usize| {
                 let (mean, inv_std, w) = coeff(c);
                 let (sum_dy, sum_dy_xhat) = sums[c - c0];

@@ -51,12 +51,16 @@ pub fn inv_std(var: f64, eps: f64) -> f64 {
     1.0 / (var + eps).sqrt()
 }
 
-/// Check `eps` the way every entry point must: finite and strictly positive.
-pub fn check_eps(eps: f64) -> Result<()> {
-    if eps.is_finite() && eps > 0.0 {
-        Ok(())
+/// Check `eps` as PyTorch's `batch_norm` does: with batch statistics
+/// (`batch_stats`, training) it must not be ≤ 0, otherwise not < 0. NaN and
+/// +inf pass both checks in PyTorch, and so here: the results are then NaN
+/// (NaN eps) or the bias (inf eps: `1/√(var + ∞) = 0`), as in PyTorch.
+pub fn check_eps(eps: f64, batch_stats: bool) -> Result<()> {
+    let bad = if batch_stats { eps <= 0.0 } else { eps < 0.0 };
+    if bad {
+        Err(Error::InvalidEps { eps, batch_stats })
     } else {
-        Err(Error::InvalidEps(eps))
+        Ok(())
     }
 }
 
@@ -150,7 +154,7 @@ impl<'a, T> TrainForward<'a, T> {
         same_dims("y", dims, y.dims())?;
         let (x, y) = (x.data(), y.into_data());
         affine.check(dims.c)?;
-        check_eps(eps)?;
+        check_eps(eps, true)?;
         check_len("mean", Some(&*mean), dims.c)?;
         check_len("var", Some(&*var), dims.c)?;
         Ok(TrainForward {
@@ -196,7 +200,7 @@ impl<'a, T> EvalForward<'a, T> {
         check_len("mean", Some(mean), dims.c)?;
         check_len("var", Some(var), dims.c)?;
         affine.check(dims.c)?;
-        check_eps(eps)?;
+        check_eps(eps, false)?;
         Ok(EvalForward {
             dims,
             x,
@@ -284,7 +288,7 @@ impl<'a, T> Backward<'a, T> {
         check_len("weight", weight, dims.c)?;
         check_len("grad_weight", Some(&*grad_weight), dims.c)?;
         check_len("grad_bias", Some(&*grad_bias), dims.c)?;
-        check_eps(eps)?;
+        check_eps(eps, mode == GradMode::Batch)?;
         Ok(Backward {
             dims,
             x,

@@ -27,12 +27,14 @@ pub fn forward<T: Lane>(p: EvalForward<'_, T>) {
 
 /// Channels-last `y = (x − k)·a + c` per channel (`kac = [k, a, c]`, one
 /// value per channel), tasks of whole super-rows. Data of at most 25 bits
-/// fold the shift into the bias ([`coeffs::fold_shift`]).
+/// fold the shift into the bias ([`coeffs::fold_shift`]) — unless a scale is
+/// not finite (eval with eps 0 on a zero variance): `(x − k)·∞` is ±∞ or NaN
+/// element by element, which the folded `x·∞ − k·∞` would turn into NaN.
 pub fn rows<T: Lane>(lv: Level, g: &Rows, x: &[T], y: &mut [T], kac: [&[f64]; 3]) {
     let [k, a, c] = kac;
     let task = g.task_rows * g.sr.c;
     let ar = g.sr.rep(a);
-    if coeffs::fold_shift::<T>() {
+    if coeffs::fold_shift::<T>() && a.iter().all(|v| v.is_finite()) {
         let b: Vec<f64> = (0..k.len()).map(|i| c[i] - k[i] * a[i]).collect();
         let br = g.sr.rep(&b);
         rows_pass(task, y, |r, out| {

@@ -45,10 +45,12 @@ pub fn forward_train<T: Element>(p: TrainForward<'_, T>) {
 /// any condition number `|k|/σ` under 2²⁶, while distinct `f32` values limit
 /// the condition number of non-constant data to about 2²⁴; `x = k` (a
 /// constant channel) cancels exactly. Measured: the f32 offset-1e4 agreement
-/// error of `y` is unchanged (0.43 units). `f64` data keeps the unfolded form.
+/// error of `y` is unchanged (0.43 units). `f64` data keeps the unfolded
+/// form, and so does a non-finite scale (eval with eps 0 on a zero
+/// variance), where `x·∞ − k·∞` would be NaN instead of `(x − k)·∞`.
 fn rows_normalize<T: Element>(plan: &RowPlan, x: &[T], y: &mut [T], k: [&[f64]; 3]) {
     let [kk, a, b] = k;
-    if T::DTYPE.mantissa_bits() <= f32::MANTISSA_DIGITS {
+    if T::DTYPE.mantissa_bits() <= f32::MANTISSA_DIGITS && a.iter().all(|v| v.is_finite()) {
         let b: Vec<f64> = kk
             .iter()
             .zip(a)
