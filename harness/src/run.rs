@@ -16,14 +16,42 @@ pub enum Outcome {
     /// failure and not a crash". Only for inputs PyTorch accepts: the module
     /// rules reject invalid input before any kernel runs.
     Unsupported(String),
+    /// A multi-step case ([`crate::steps`]): one outcome per step run, in
+    /// order. The run stops at the first step that is not `Outputs`, so the
+    /// list is shorter than the case's steps when a step was rejected.
+    Steps(Vec<Outcome>),
 }
 
-/// Run `case` with `imp`: forward, then backward when the case has `grad_output`.
+impl Outcome {
+    /// One step's result as an outcome.
+    fn of(result: bn_impls::Result<Outputs>) -> Outcome {
+        match result {
+            Ok(outputs) => Outcome::Outputs(outputs),
+            Err(e) if e.is_unsupported() => Outcome::Unsupported(e.to_string()),
+            Err(e) => Outcome::Rejected(e.to_string()),
+        }
+    }
+}
+
+/// Run `case` with `imp`: forward, then backward when the case has
+/// `grad_output`. A multi-step case runs every step in order on one module
+/// and gives [`Outcome::Steps`].
 pub fn run_case(case: &Case, imp: &dyn Implementation) -> Outcome {
+    let mut results = run_calls(case, imp);
+    if case.steps.is_some() {
+        Outcome::Steps(results.into_iter().map(Outcome::of).collect())
+    } else {
+        Outcome::of(results.pop().expect("one call"))
+    }
+}
+
+/// Every call of `case` (one for a single case) on one module, stopping at
+/// the first error.
+fn run_calls(case: &Case, imp: &dyn Implementation) -> Vec<bn_impls::Result<Outputs>> {
     /// Picks the data type, then [`WithParams`] the parameter type.
     struct Typed<'a>(&'a Case, &'a dyn Implementation);
     impl ForDtype for Typed<'_> {
-        type Output = bn_impls::Result<Outputs>;
+        type Output = Vec<bn_impls::Result<Outputs>>;
         fn call<T: Element>(self) -> Self::Output {
             let params = WithParams::<T>(self.0, self.1, std::marker::PhantomData);
             self.0.param_dtype().dispatch(params)
@@ -35,17 +63,12 @@ pub fn run_case(case: &Case, imp: &dyn Implementation) -> Outcome {
         std::marker::PhantomData<T>,
     );
     impl<T: Element> ForDtype for WithParams<'_, T> {
-        type Output = bn_impls::Result<Outputs>;
+        type Output = Vec<bn_impls::Result<Outputs>>;
         fn call<P: Element>(self) -> Self::Output {
             run_typed::<T, P>(self.0, self.1)
         }
     }
-    let result = case.dtype.dispatch(Typed(case, imp));
-    match result {
-        Ok(outputs) => Outcome::Outputs(outputs),
-        Err(e) if e.is_unsupported() => Outcome::Unsupported(e.to_string()),
-        Err(e) => Outcome::Rejected(e.to_string()),
-    }
+    case.dtype.dispatch(Typed(case, imp))
 }
 
 fn narrow<T: Element>(v: &[Num]) -> Vec<T> {
@@ -56,11 +79,8 @@ fn widen<T: Element>(v: Vec<T>) -> Vec<Num> {
     to_nums(v.into_iter().map(T::as_f64))
 }
 
-/// Run `case` on data of type `T` with parameters of type `P`.
-fn run_typed<T: Element, P: Element>(
-    case: &Case,
-    imp: &dyn Implementation,
-) -> bn_impls::Result<Outputs> {
+/// The module of `case` in its initial state (the file's `inputs`).
+fn module<T: Element, P: Element>(case: &Case) -> bn_impls::Result<BatchNorm<T, P>> {
     let cfg = case.config;
     let mut bn = BatchNorm::<T, P>::new(Config {
         num_features: case.channels(),
@@ -76,8 +96,40 @@ fn run_typed<T: Element, P: Element>(
     bn.running_mean = inputs.running_mean.as_deref().map(narrow);
     bn.running_var = inputs.running_var.as_deref().map(narrow);
     bn.num_batches_tracked = inputs.num_batches_tracked;
+    Ok(bn)
+}
 
-    let (shape, layout) = (&case.shape[..], case.memory_format);
+/// Run every call of `case` on data of type `T` with parameters of type `P`.
+fn run_typed<T: Element, P: Element>(
+    case: &Case,
+    imp: &dyn Implementation,
+) -> Vec<bn_impls::Result<Outputs>> {
+    let mut bn = match module::<T, P>(case) {
+        Ok(bn) => bn,
+        Err(e) => return vec![Err(e)],
+    };
+    let mut results = Vec::new();
+    for k in 0..case.step_count() {
+        let result = call(&mut bn, &case.step_case(k), imp);
+        let failed = result.is_err();
+        results.push(result);
+        if failed {
+            break;
+        }
+    }
+    results
+}
+
+/// One call on `bn`: the mode, batch and gradient of `step` (a single case,
+/// see [`Case::step_case`]); the module's buffers carry over to the next call.
+fn call<T: Element, P: Element>(
+    bn: &mut BatchNorm<T, P>,
+    step: &Case,
+    imp: &dyn Implementation,
+) -> bn_impls::Result<Outputs> {
+    bn.training = step.training;
+    let inputs = &step.inputs;
+    let (shape, layout) = (&step.shape[..], step.memory_format);
     let x: Vec<T> = narrow(&inputs.x);
     let mut y = vec![T::zero(); x.len()];
     bn.forward(
@@ -102,8 +154,8 @@ fn run_typed<T: Element, P: Element>(
     }
     Ok(Outputs {
         y: Some(widen(y)),
-        running_mean: bn.running_mean.map(widen),
-        running_var: bn.running_var.map(widen),
+        running_mean: bn.running_mean.clone().map(widen),
+        running_var: bn.running_var.clone().map(widen),
         num_batches_tracked: bn.num_batches_tracked,
         grad_input,
         grad_weight,

@@ -32,6 +32,44 @@ enum RunCaseReply<'a> {
     Error(&'a str),
 }
 
+/// The reply of a multi-step case: the last step's reply (so a reader of
+/// single cases finds `outputs` or `error` as usual) and every step's.
+#[derive(Serialize)]
+struct StepsReply<'a> {
+    #[serde(flatten)]
+    last: RunCaseReply<'a>,
+    steps: Vec<RunCaseReply<'a>>,
+}
+
+/// One outcome as the reply of one call.
+fn reply(outcome: &Outcome) -> RunCaseReply<'_> {
+    match outcome {
+        Outcome::Outputs(o) => RunCaseReply::Outputs(o),
+        Outcome::Rejected(msg) | Outcome::Unsupported(msg) => RunCaseReply::Error(msg),
+        Outcome::Steps(_) => unreachable!("steps do not nest"),
+    }
+}
+
+/// The text written to `--out`: `{"outputs": ...}` or `{"error": ...}`; for a
+/// multi-step case also `"steps": [...]`, one such object per step run.
+pub fn reply_text(outcome: &Outcome) -> String {
+    let mut text = match outcome {
+        Outcome::Steps(steps) => {
+            let last = steps
+                .last()
+                .map_or(RunCaseReply::Error("no step ran"), reply);
+            serde_json::to_string(&StepsReply {
+                last,
+                steps: steps.iter().map(reply).collect(),
+            })
+        }
+        single => serde_json::to_string(&reply(single)),
+    }
+    .expect("plain data");
+    text.push('\n');
+    text
+}
+
 /// Run the case and write the result; a rejected input is a result (exit 0),
 /// an unreadable or invalid case file is an error (non-zero, nothing written).
 pub fn run(args: RunCaseArgs) -> Result<ExitCode> {
@@ -43,12 +81,6 @@ pub fn run(args: RunCaseArgs) -> Result<ExitCode> {
     check_writable("--out", &args.out)?;
     let case = Case::load(&args.case)?;
     let outcome = run_case(&case, imp);
-    let written = match &outcome {
-        Outcome::Outputs(o) => RunCaseReply::Outputs(o),
-        Outcome::Rejected(msg) | Outcome::Unsupported(msg) => RunCaseReply::Error(msg),
-    };
-    let mut text = serde_json::to_string(&written).expect("plain data");
-    text.push('\n');
-    write_atomic(&args.out, text.as_bytes())?;
+    write_atomic(&args.out, reply_text(&outcome).as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
