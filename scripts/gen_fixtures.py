@@ -1148,6 +1148,96 @@ def verify_steps(folder):
     return ok
 
 
+# --------------------------------------------------------------------------
+# state dicts (safetensors), for harness/src/state_dict.rs
+# --------------------------------------------------------------------------
+# Each entry: a module trained a few steps in PyTorch, saved with
+# safetensors.torch.save_file(model.state_dict(), NAME.safetensors), and a
+# NAME.json beside it with what the file must read back as (the module's
+# config, the key prefix, and every tensor's exact values). Written with
+# --state-dicts-out DIR (harness/tests/state_dicts: outside the case
+# fixtures, whose *.json files are all bn-case/1).
+
+STATE_DICTS = [
+    # name, dtype, C, rank, momentum, affine, track, steps, prefix
+    ("f32-3steps", "f32", 3, 3, 0.1, True, True, 3, ""),
+    ("f64-momentum-none-4steps-prefix-bn1", "f64", 4, 4, None, True, True, 4, "bn1."),
+    ("f32-affine-false-2steps", "f32", 3, 2, 0.1, False, True, 2, ""),
+    ("f32-no-track", "f32", 5, 3, 0.1, True, False, 1, ""),
+    ("f32-no-track-prefix-bn1", "f32", 2, 4, 0.1, True, False, 1, "bn1."),
+    ("bf16-2steps", "bf16", 3, 3, 0.1, True, True, 2, ""),
+    ("f16-2steps-prefix-bn1", "f16", 3, 2, 0.3, True, True, 2, "bn1."),
+]
+
+
+def build_state_dict(entry, folder):
+    from collections import OrderedDict
+    from safetensors.torch import save_file
+    name, dtype, C, rank, momentum, affine, track, steps, prefix = entry
+    g = torch.Generator().manual_seed(zlib.crc32(name.encode()))
+    dt = DTYPES[dtype]
+    bn = MODULES[rank](C, momentum=momentum, affine=affine, track_running_stats=track, dtype=dt)
+    with torch.no_grad():
+        if affine:  # not the defaults 1 and 0, so a swapped key would show
+            bn.weight.copy_(torch.rand(C, generator=g, dtype=torch.float64).to(dt) + 0.5)
+            bn.bias.copy_(torch.randn(C, generator=g, dtype=torch.float64).to(dt))
+        bn.train()
+        for k in range(steps):
+            shape = [4, C] + [3] * (rank - 2)
+            bn(((torch.randn(shape, generator=g, dtype=torch.float64) + k) * 2).to(dt))
+    if prefix:
+        # the module inside a model: other layers' keys sit beside it
+        model = torch.nn.Sequential(OrderedDict(
+            conv=torch.nn.Linear(2, 2, dtype=dt), **{prefix.rstrip("."): bn}))
+        sd = model.state_dict()
+    else:
+        sd = bn.state_dict()
+    sd = {k: v.contiguous() for k, v in sd.items()}
+    save_file(sd, os.path.join(folder, name + ".safetensors"))
+    state = {}
+    for key, t in bn.state_dict().items():
+        state[key] = int(t.item()) if key == "num_batches_tracked" else enc_list(t.double())
+    meta = {"name": name, "dtype": dtype, "num_features": C, "affine": affine,
+            "track_running_stats": track, "prefix": prefix, "momentum": momentum,
+            "training_steps": steps, "source": "torch " + torch.__version__,
+            "keys": sorted(sd.keys()), "state": state}
+    with open(os.path.join(folder, name + ".json"), "w") as f:
+        f.write(json.dumps(meta, indent=1, allow_nan=False) + "\n")
+    return name
+
+
+def check_bnh_states(args):
+    """Used by harness/tests/state_dict.rs: args are FILE META pairs; for
+    each, load the safetensors FILE bnh wrote into a fresh PyTorch module of
+    the config META describes (strict load_state_dict) and print its state
+    as one line of JSON (exact values)."""
+    assert len(args) % 2 == 0, "give FILE META pairs"
+    for path, meta_path in zip(args[::2], args[1::2]):
+        check_bnh_state(path, meta_path)
+
+
+def check_bnh_state(path, meta_path):
+    from safetensors.torch import load_file
+    with open(meta_path) as f:
+        meta = json.load(f)
+    dt = DTYPES[meta["dtype"]]
+    sd = load_file(path)
+    prefix = meta["prefix"]
+    own = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+    bn = torch.nn.BatchNorm1d(meta["num_features"], affine=meta["affine"],
+                              track_running_stats=meta["track_running_stats"], dtype=dt)
+    bn.load_state_dict(own, strict=True)
+    out = {}
+    for key, t in bn.state_dict().items():
+        if key == "num_batches_tracked":
+            assert t.dtype == torch.int64 and t.dim() == 0, (t.dtype, t.shape)
+            out[key] = int(t.item())
+        else:
+            assert t.dtype == dt, (key, t.dtype)
+            out[key] = enc_list(t.double())
+    print(json.dumps(out))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", help="folder to write <name>.json cases into")
@@ -1156,12 +1246,21 @@ def main():
                     help="folder to write the multi-step cases (steps_*.json) into")
     ap.add_argument("--verify-steps", metavar="DIR",
                     help="check the steps_*.json files in DIR (each step as a single case)")
+    ap.add_argument("--state-dicts-out", metavar="DIR",
+                    help="folder to write the safetensors state-dict fixtures (+ .json) into")
+    ap.add_argument("--check-bnh-state", nargs="+", metavar="FILE META",
+                    help="FILE META pairs: load each state dict bnh wrote into PyTorch "
+                         "(config from META) and print it, one JSON line per pair")
     ap.add_argument("--only", metavar="PREFIXES",
                     help="with --out: only the cases whose name starts with one of these "
                          "comma-separated prefixes (e.g. bf16_,f16_)")
     args = ap.parse_args()
-    if not (args.out or args.verify or args.steps_out or args.verify_steps):
-        ap.error("give --out DIR, --verify DIR, --steps-out DIR and/or --verify-steps DIR")
+    if args.check_bnh_state:
+        check_bnh_states(args.check_bnh_state)
+        return
+    if not (args.out or args.verify or args.steps_out or args.verify_steps or args.state_dicts_out):
+        ap.error("give --out DIR, --verify DIR, --steps-out DIR, --verify-steps DIR "
+                 "and/or --state-dicts-out DIR")
     torch.set_num_threads(1)
     if args.out:
         os.makedirs(args.out, exist_ok=True)
@@ -1190,6 +1289,10 @@ def main():
             with open(os.path.join(args.steps_out, s["name"] + ".json"), "w") as f:
                 f.write(text)
             print(f"{s['name']}.json  {len(text)} bytes")
+    if args.state_dicts_out:
+        os.makedirs(args.state_dicts_out, exist_ok=True)
+        for entry in STATE_DICTS:
+            print(build_state_dict(entry, args.state_dicts_out) + ".safetensors")
     if args.verify:
         if not verify(args.verify):
             sys.exit(1)
