@@ -1187,6 +1187,8 @@ def build_state_dict(entry, folder):
             bn(((torch.randn(shape, generator=g, dtype=torch.float64) + k) * 2).to(dt))
     if prefix:
         # the module inside a model: other layers' keys sit beside it
+        # (seeded: the Linear's initial values come from the global RNG)
+        torch.manual_seed(zlib.crc32(name.encode()))
         model = torch.nn.Sequential(OrderedDict(
             conv=torch.nn.Linear(2, 2, dtype=dt), **{prefix.rstrip("."): bn}))
         sd = model.state_dict()
