@@ -21,6 +21,13 @@ Only a subset of the cases (e.g. while iterating on the half-precision set):
 
     python3 scripts/gen_fixtures.py --out DIR --only bf16_,f16_
 
+Multi-step cases (several calls on one module, `steps`) and safetensors state
+dicts (needs the `safetensors` package) are written and checked with:
+
+    python3 scripts/gen_fixtures.py --steps-out harness/tests/fixtures/steps
+    python3 scripts/gen_fixtures.py --verify-steps harness/tests/fixtures/steps
+    python3 scripts/gen_fixtures.py --state-dicts-out harness/tests/state_dicts
+
 Requirements: python3 with torch (CPU is enough), numpy and mpmath.
 Format: see docs/BN-CASE-FORMAT.md (bn-case/1). Each case is one forward (+ backward
 when grad_output is given) of nn.BatchNorm{1,2,3}d, i.e. F.batch_norm with the
