@@ -21,6 +21,13 @@ Only a subset of the cases (e.g. while iterating on the half-precision set):
 
     python3 scripts/gen_fixtures.py --out DIR --only bf16_,f16_
 
+Multi-step cases (several calls on one module, `steps`) and safetensors state
+dicts (needs the `safetensors` package) are written and checked with:
+
+    python3 scripts/gen_fixtures.py --steps-out harness/tests/fixtures/steps
+    python3 scripts/gen_fixtures.py --verify-steps harness/tests/fixtures/steps
+    python3 scripts/gen_fixtures.py --state-dicts-out harness/tests/state_dicts
+
 Requirements: python3 with torch (CPU is enough), numpy and mpmath.
 Format: see docs/BN-CASE-FORMAT.md (bn-case/1). Each case is one forward (+ backward
 when grad_output is given) of nn.BatchNorm{1,2,3}d, i.e. F.batch_norm with the
@@ -874,16 +881,395 @@ def verify(folder):
     return ok
 
 
+# --------------------------------------------------------------------------
+# multi-step cases (bn-case/1 extension "Multi-step cases")
+# --------------------------------------------------------------------------
+# One module, several calls in order: the running statistics and
+# num_batches_tracked carry over from step to step; weight and bias do not
+# change (no optimizer); each step's gradients are that step's alone
+# (zero_grad before every backward). Written with --steps-out DIR, one file
+# per sequence, named steps_*.json. Each step's `expected` is what one
+# persistent nn.BatchNormNd module computed; its `reference` is that call
+# computed more precisely (f32: PyTorch float64; f64 and bf16: mpmath) from
+# the exact values the step started from: the buffers PyTorch held after the
+# step before (so every step, read with those buffers as its inputs, is an
+# ordinary single case -- see verify_steps).
+
+def step(training=True, grad=False, shape=None, offset=0.0, spread=1.0):
+    """One call: module mode, whether a backward follows, the batch shape
+    (None: the sequence's shape) and how the batch is drawn."""
+    return dict(training=training, grad=grad, shape=shape, offset=offset, spread=spread)
+
+
+def seq(name, note, dtype, shape, steps, *, cl=False, eps=1e-5, momentum=0.1,
+        affine=True, track=True, nbt=0, param_dtype=None):
+    return dict(name=name, note=note, dtype=dtype, shape=list(shape), steps=steps, cl=cl,
+                eps=eps, momentum=momentum, affine=affine, track=track, nbt=nbt,
+                param_dtype=param_dtype)
+
+
+def step_sequences():
+    out = []
+    for d in ("f32", "f64"):
+        out += [
+            seq(f"steps_train3-momentum0.1-{d}", f"{d}: BatchNorm1d (N,C,L), 3 training steps, momentum 0.1",
+                d, (4, 3, 5), [step(offset=0.0), step(offset=0.5, spread=2.0), step(offset=-1.0)]),
+            seq(f"steps_train4-momentum-none-then-eval-{d}",
+                f"{d}: BatchNorm1d (N,C), momentum None (cumulative average over num_batches_tracked), "
+                "4 training steps from nbt 0, then eval with the averaged statistics",
+                d, (6, 4), [step(offset=0.3 * k, spread=1.0 + 0.5 * k) for k in range(4)]
+                + [step(training=False, offset=0.2)], momentum=None),
+            seq(f"steps_train-eval-train-eval-{d}",
+                f"{d}: BatchNorm2d mode switches train -> eval -> train -> eval, momentum 0.3, nbt 5",
+                d, (3, 3, 2, 4), [step(), step(training=False), step(offset=1.0), step(training=False, offset=0.5)],
+                momentum=0.3, nbt=5),
+            seq(f"steps_empty-batch-middle-momentum-none-{d}",
+                f"{d}: BatchNorm1d (N,C,L), momentum None: train, train on an empty batch (0,3,5) "
+                "(num_batches_tracked still counts it, so the next factor is 1/3), train, eval",
+                d, (4, 3, 5), [step(), step(shape=(0, 3, 5)), step(offset=2.0), step(training=False)],
+                momentum=None),
+        ]
+    out += [
+        seq("steps_affine-false-f64", "f64: BatchNorm1d (N,C,L), affine=False, 3 training steps then eval, backward",
+            "f64", (5, 3, 4), [step(grad=True), step(offset=1.0, grad=True), step(offset=-0.5, grad=True),
+                               step(training=False, grad=True)], affine=False),
+        seq("steps_no-track-f32", "f32: BatchNorm1d (N,C,L), track_running_stats=False: train, eval (batch "
+            "statistics, no buffers), train with a different batch size",
+            "f32", (4, 3, 5), [step(grad=True), step(training=False, offset=1.0), step(shape=(2, 3, 5), grad=True)],
+            track=False),
+        seq("steps_cl-2d-f32", "f32: BatchNorm2d channels_last (C=5, 3x3), 3 training steps (momentum 0.1) then eval",
+            "f32", (2, 5, 3, 3), [step(), step(offset=0.5), step(offset=-0.5, spread=3.0), step(training=False)],
+            cl=True),
+        seq("steps_cl-2d-f64-momentum-none", "f64: BatchNorm2d channels_last (C=4, 2x3), momentum None, 3 training "
+            "steps from nbt 2, then eval, backward",
+            "f64", (3, 4, 2, 3), [step(grad=True), step(offset=0.5, grad=True), step(offset=1.5, grad=True),
+                                  step(training=False, grad=True)], cl=True, momentum=None, nbt=2),
+        seq("steps_backward-each-step-f32", "f32: BatchNorm1d (N,C,L), backward on every step: 3 training steps "
+            "(momentum 0.2) then eval with backward", "f32", (4, 3, 6),
+            [step(grad=True), step(offset=1.0, grad=True), step(offset=-2.0, spread=0.5, grad=True),
+             step(training=False, grad=True)], momentum=0.2),
+        seq("steps_bf16-mixed-train2-eval", "bf16 data, f32 params: BatchNorm2d, 2 training steps then eval, backward",
+            "bf16", (3, 3, 2, 3), [step(grad=True), step(offset=0.5, grad=True), step(training=False, grad=True)],
+            param_dtype="f32"),
+        seq("steps_bf16-mixed-momentum-none-3", "bf16 data, f32 params: BatchNorm1d (N,C), momentum None, "
+            "3 training steps", "bf16", (8, 4), [step(), step(offset=1.0), step(offset=-1.0)],
+            param_dtype="f32", momentum=None),
+        seq("steps_error-last-step-f32", "f32: 2 training steps, then a training step with one value per "
+            "channel (1,3): PyTorch rejects it, which ends the sequence", "f32", (4, 3),
+            [step(), step(offset=1.0), step(shape=(1, 3))]),
+    ]
+    return out
+
+
+STEP_SEQUENCES = step_sequences()
+
+
+def make_step_inputs(s):
+    """Initial module state and every step's batch (logical float64, rounded to dtype)."""
+    g = torch.Generator().manual_seed(zlib.crc32(s["name"].encode()))
+    dt = DTYPES[s["dtype"]]
+    pdt = DTYPES[s["param_dtype"] or s["dtype"]]
+    C = s["shape"][1]
+    rnd = lambda t: None if t is None else t.to(dt).to(torch.float64)
+    prnd = lambda t: None if t is None else t.to(pdt).to(torch.float64)
+    state = dict(weight=None, bias=None, running_mean=None, running_var=None,
+                 num_batches_tracked=s["nbt"] if s["track"] else None)
+    if s["affine"]:
+        sign = torch.where(torch.rand(C, generator=g) < 0.2, -1.0, 1.0).double()
+        state["weight"] = prnd(sign * (0.5 + 1.5 * torch.rand(C, generator=g, dtype=torch.float64)))
+        state["bias"] = prnd(torch.randn(C, generator=g, dtype=torch.float64))
+    if s["track"]:
+        state["running_mean"] = prnd(0.5 * torch.randn(C, generator=g, dtype=torch.float64))
+        state["running_var"] = prnd(0.5 + torch.rand(C, generator=g, dtype=torch.float64))
+    calls = []
+    for st in s["steps"]:
+        shape = list(st["shape"] or s["shape"])
+        x = torch.randn(shape, generator=g, dtype=torch.float64) * st["spread"] + st["offset"]
+        go = torch.randn(shape, generator=g, dtype=torch.float64) if st["grad"] else None
+        calls.append(dict(training=st["training"], shape=shape, x=rnd(x), grad_output=rnd(go)))
+    return state, calls
+
+
+def torch_steps(s, state, calls, dt, pdt=None):
+    """Run the calls on one persistent nn.BatchNormNd (data dt, module pdt).
+    Returns one dict of logical float64 outputs per call; a call PyTorch
+    rejects gives {"error": message} and ends the list."""
+    pdt = dt if pdt is None else pdt
+    C = s["shape"][1]
+    mod = MODULES[len(s["shape"])](C, eps=s["eps"], momentum=s["momentum"], affine=s["affine"],
+                                   track_running_stats=s["track"], dtype=pdt)
+    with torch.no_grad():
+        if s["affine"]:
+            mod.weight.copy_(state["weight"].to(pdt))
+            mod.bias.copy_(state["bias"].to(pdt))
+        if s["track"]:
+            mod.running_mean.copy_(state["running_mean"].to(pdt))
+            mod.running_var.copy_(state["running_var"].to(pdt))
+            mod.num_batches_tracked.fill_(state["num_batches_tracked"])
+    outs = []
+    for call in calls:
+        mod.train(call["training"])
+        mod.zero_grad(set_to_none=True)
+        x = call["x"].to(dt)
+        if s["cl"]:
+            x = x.to(memory_format=memfmt(len(call["shape"])))
+        x = x.detach().requires_grad_(True)
+        try:
+            y = mod(x)
+        except Exception as e:
+            outs.append(dict(error=str(e).strip().splitlines()[0]))
+            break
+        assert y.dtype == dt
+        out = dict(y=y.detach().double(), grad_input=None, grad_weight=None, grad_bias=None,
+                   running_mean=None, running_var=None, num_batches_tracked=None)
+        if s["track"]:
+            assert mod.running_mean.dtype == pdt
+            out["running_mean"] = mod.running_mean.detach().double().clone()
+            out["running_var"] = mod.running_var.detach().double().clone()
+            out["num_batches_tracked"] = int(mod.num_batches_tracked.item())
+        if call["grad_output"] is not None:
+            go = call["grad_output"].to(dt)
+            if s["cl"]:
+                go = go.to(memory_format=memfmt(len(call["shape"])))
+            y.backward(go)
+            out["grad_input"] = x.grad.detach().double()
+            if s["affine"]:
+                out["grad_weight"] = mod.weight.grad.detach().double().clone()
+                out["grad_bias"] = mod.bias.grad.detach().double().clone()
+        outs.append(out)
+    return outs
+
+
+def build_sequence(s):
+    dt = DTYPES[s["dtype"]]
+    pdt = DTYPES[s["param_dtype"] or s["dtype"]]
+    state, calls = make_step_inputs(s)
+    cl = s["cl"]
+    got = torch_steps(s, state, calls, dt, pdt)
+    # Reference of each step: that call computed precisely from the exact
+    # values it started from (the buffers PyTorch held after the step before).
+    ref = []
+    before = dict(state)
+    for call, out in zip(calls, got):
+        if "error" in out:
+            break
+        c = dict(shape=call["shape"], eps=s["eps"], momentum=s["momentum"], affine=s["affine"],
+                 track=s["track"], training=call["training"], cl=cl)
+        inp = dict(before, x=call["x"], grad_output=call["grad_output"])
+        if s["dtype"] == "f32":
+            ref.append(run_torch(c, inp, torch.float64))
+        else:
+            ref.append(mp_reference(c, inp))
+        if s["track"]:
+            before = dict(before, running_mean=out["running_mean"], running_var=out["running_var"],
+                          num_batches_tracked=out["num_batches_tracked"])
+    how = ("torch float64" if s["dtype"] == "f32" else "mpmath 60 digits" + (
+        " on the exact %s inputs" % s["dtype"] if s["dtype"] in HALF_DTYPES else "")) + (
+        ", each step from the buffers PyTorch held before it")
+    vec = lambda t: None if t is None else enc_list(t)
+    d = {"format": FORMAT, "name": s["name"], "note": s["note"] + "; reference: " + how,
+         "source": "torch " + torch.__version__, "dtype": s["dtype"]}
+    if s["param_dtype"] is not None:
+        d["param_dtype"] = s["param_dtype"]
+    d.update({
+        "shape": s["shape"],
+        "memory_format": "channels_last" if cl else "contiguous",
+        "config": {"eps": s["eps"], "momentum": s["momentum"], "affine": s["affine"],
+                   "track_running_stats": s["track"]},
+        "inputs": {k: vec(state[k]) for k in ("weight", "bias", "running_mean", "running_var")}
+                  | {"num_batches_tracked": state["num_batches_tracked"]},
+        "steps": [],
+    })
+    for k, (call, out) in enumerate(zip(calls, got)):
+        st = {"training": call["training"]}
+        if call["shape"] != s["shape"]:
+            st["shape"] = call["shape"]
+        st["inputs"] = {"x": enc_list(mem_flat(call["x"], cl)),
+                        "grad_output": None if call["grad_output"] is None
+                        else enc_list(mem_flat(call["grad_output"], cl))}
+        if "error" in out:
+            st["expected_error"] = out["error"]
+        else:
+            st["expected"] = enc_outputs(out, cl)
+            st["reference"] = enc_outputs(ref[k], cl)
+        d["steps"].append(st)
+    if len(got) < len(calls):
+        raise RuntimeError(f"{s['name']}: PyTorch stopped before the last step")
+    if s["name"].startswith("steps_error") != ("error" in got[-1]):
+        raise RuntimeError(f"{s['name']}: the last step's error/no-error is not what the name says")
+    return d
+
+
+def verify_steps(folder):
+    """Check every steps_*.json in folder: each step read as a single case
+    passes the single-case checks of verify() (lengths, dtype-exact values,
+    |expected - reference| small), and the buffers after step k equal the
+    state step k + 1 starts from in PyTorch (re-run here). Returns False on a problem."""
+    import tempfile
+    ok = True
+    for fn in sorted(os.listdir(folder)):
+        if not (fn.startswith("steps_") and fn.endswith(".json")):
+            continue
+        with open(os.path.join(folder, fn)) as f:
+            d = json.load(f)
+        problems = []
+        if fn != d["name"] + ".json":
+            problems.append("file name != name")
+        # each step as a single case, with the buffers PyTorch had before it
+        state = dict(d["inputs"])
+        with tempfile.TemporaryDirectory() as tmp:
+            for k, st in enumerate(d["steps"]):
+                single = {key: d[key] for key in d if key not in ("steps", "inputs", "name")}
+                single["name"] = f"step{k}"
+                single["shape"] = st.get("shape", d["shape"])
+                single["training"] = st["training"]
+                single["inputs"] = dict(state, x=st["inputs"]["x"], grad_output=st["inputs"]["grad_output"])
+                for key in ("expected", "reference", "expected_error"):
+                    if key in st:
+                        single[key] = st[key]
+                with open(os.path.join(tmp, f"step{k}.json"), "w") as f:
+                    json.dump(single, f)
+                if "expected" in st and d["config"]["track_running_stats"]:
+                    state = dict(state, running_mean=st["expected"]["running_mean"],
+                                 running_var=st["expected"]["running_var"],
+                                 num_batches_tracked=st["expected"]["num_batches_tracked"])
+            # Re-running PyTorch from the previous step's expected buffers must
+            # reproduce each step's expected outputs (the state carries over).
+            for k, st in enumerate(d["steps"]):
+                if "expected" not in st:
+                    continue
+                with open(os.path.join(tmp, f"step{k}.json")) as f:
+                    single = json.load(f)
+                inp = logical_inputs(single)
+                cc = case_config(single)
+                pdt = DTYPES[single.get("param_dtype", single["dtype"])]
+                again = enc_outputs(run_torch(cc, inp, DTYPES[single["dtype"]], pdt), cc["cl"])
+                if again != st["expected"]:
+                    problems.append(f"step {k}: PyTorch from the previous step's buffers differs")
+            print(f"-- {fn}: steps read as single cases:")
+            if not verify(tmp):
+                problems.append("a step fails the single-case checks")
+        if problems:
+            ok = False
+        print("%-55s %s" % (fn, "PROBLEM: " + "; ".join(problems) if problems else "ok"))
+    return ok
+
+
+# --------------------------------------------------------------------------
+# state dicts (safetensors), for harness/src/state_dict.rs
+# --------------------------------------------------------------------------
+# Each entry: a module trained a few steps in PyTorch, saved with
+# safetensors.torch.save_file(model.state_dict(), NAME.safetensors), and a
+# NAME.json beside it with what the file must read back as (the module's
+# config, the key prefix, and every tensor's exact values). Written with
+# --state-dicts-out DIR (harness/tests/state_dicts: outside the case
+# fixtures, whose *.json files are all bn-case/1).
+
+STATE_DICTS = [
+    # name, dtype, C, rank, momentum, affine, track, steps, prefix
+    ("f32-3steps", "f32", 3, 3, 0.1, True, True, 3, ""),
+    ("f64-momentum-none-4steps-prefix-bn1", "f64", 4, 4, None, True, True, 4, "bn1."),
+    ("f32-affine-false-2steps", "f32", 3, 2, 0.1, False, True, 2, ""),
+    ("f32-no-track", "f32", 5, 3, 0.1, True, False, 1, ""),
+    ("f32-no-track-prefix-bn1", "f32", 2, 4, 0.1, True, False, 1, "bn1."),
+    ("bf16-2steps", "bf16", 3, 3, 0.1, True, True, 2, ""),
+    ("f16-2steps-prefix-bn1", "f16", 3, 2, 0.3, True, True, 2, "bn1."),
+]
+
+
+def build_state_dict(entry, folder):
+    from collections import OrderedDict
+    from safetensors.torch import save_file
+    name, dtype, C, rank, momentum, affine, track, steps, prefix = entry
+    g = torch.Generator().manual_seed(zlib.crc32(name.encode()))
+    dt = DTYPES[dtype]
+    bn = MODULES[rank](C, momentum=momentum, affine=affine, track_running_stats=track, dtype=dt)
+    with torch.no_grad():
+        if affine:  # not the defaults 1 and 0, so a swapped key would show
+            bn.weight.copy_(torch.rand(C, generator=g, dtype=torch.float64).to(dt) + 0.5)
+            bn.bias.copy_(torch.randn(C, generator=g, dtype=torch.float64).to(dt))
+        bn.train()
+        for k in range(steps):
+            shape = [4, C] + [3] * (rank - 2)
+            bn(((torch.randn(shape, generator=g, dtype=torch.float64) + k) * 2).to(dt))
+    if prefix:
+        # the module inside a model: other layers' keys sit beside it
+        # (seeded: the Linear's initial values come from the global RNG)
+        torch.manual_seed(zlib.crc32(name.encode()))
+        model = torch.nn.Sequential(OrderedDict(
+            conv=torch.nn.Linear(2, 2, dtype=dt), **{prefix.rstrip("."): bn}))
+        sd = model.state_dict()
+    else:
+        sd = bn.state_dict()
+    sd = {k: v.contiguous() for k, v in sd.items()}
+    save_file(sd, os.path.join(folder, name + ".safetensors"))
+    state = {}
+    for key, t in bn.state_dict().items():
+        state[key] = int(t.item()) if key == "num_batches_tracked" else enc_list(t.double())
+    meta = {"name": name, "dtype": dtype, "num_features": C, "affine": affine,
+            "track_running_stats": track, "prefix": prefix, "momentum": momentum,
+            "training_steps": steps, "source": "torch " + torch.__version__,
+            "keys": sorted(sd.keys()), "state": state}
+    with open(os.path.join(folder, name + ".json"), "w") as f:
+        f.write(json.dumps(meta, indent=1, allow_nan=False) + "\n")
+    return name
+
+
+def check_bnh_states(args):
+    """Used by harness/tests/state_dict.rs: args are FILE META pairs; for
+    each, load the safetensors FILE bnh wrote into a fresh PyTorch module of
+    the config META describes (strict load_state_dict) and print its state
+    as one line of JSON (exact values)."""
+    assert len(args) % 2 == 0, "give FILE META pairs"
+    for path, meta_path in zip(args[::2], args[1::2]):
+        check_bnh_state(path, meta_path)
+
+
+def check_bnh_state(path, meta_path):
+    from safetensors.torch import load_file
+    with open(meta_path) as f:
+        meta = json.load(f)
+    dt = DTYPES[meta["dtype"]]
+    sd = load_file(path)
+    prefix = meta["prefix"]
+    own = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+    bn = torch.nn.BatchNorm1d(meta["num_features"], affine=meta["affine"],
+                              track_running_stats=meta["track_running_stats"], dtype=dt)
+    bn.load_state_dict(own, strict=True)
+    out = {}
+    for key, t in bn.state_dict().items():
+        if key == "num_batches_tracked":
+            assert t.dtype == torch.int64 and t.dim() == 0, (t.dtype, t.shape)
+            out[key] = int(t.item())
+        else:
+            assert t.dtype == dt, (key, t.dtype)
+            out[key] = enc_list(t.double())
+    print(json.dumps(out))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", help="folder to write <name>.json cases into")
     ap.add_argument("--verify", metavar="DIR", help="check all bn-case/1 files in DIR")
+    ap.add_argument("--steps-out", metavar="DIR",
+                    help="folder to write the multi-step cases (steps_*.json) into")
+    ap.add_argument("--verify-steps", metavar="DIR",
+                    help="check the steps_*.json files in DIR (each step as a single case)")
+    ap.add_argument("--state-dicts-out", metavar="DIR",
+                    help="folder to write the safetensors state-dict fixtures (+ .json) into")
+    ap.add_argument("--check-bnh-state", nargs="+", metavar="FILE META",
+                    help="FILE META pairs: load each state dict bnh wrote into PyTorch "
+                         "(config from META) and print it, one JSON line per pair")
     ap.add_argument("--only", metavar="PREFIXES",
                     help="with --out: only the cases whose name starts with one of these "
                          "comma-separated prefixes (e.g. bf16_,f16_)")
     args = ap.parse_args()
-    if not args.out and not args.verify:
-        ap.error("give --out DIR and/or --verify DIR")
+    if args.check_bnh_state:
+        check_bnh_states(args.check_bnh_state)
+        return
+    if not (args.out or args.verify or args.steps_out or args.verify_steps or args.state_dicts_out):
+        ap.error("give --out DIR, --verify DIR, --steps-out DIR, --verify-steps DIR "
+                 "and/or --state-dicts-out DIR")
     torch.set_num_threads(1)
     if args.out:
         os.makedirs(args.out, exist_ok=True)
@@ -899,8 +1285,28 @@ def main():
             with open(os.path.join(args.out, c["name"] + ".json"), "w") as f:
                 f.write(s)
             print(f"{c['name']}.json  {len(s)} bytes" + ("  [error]" if "expected_error" in d else ""))
+    if args.steps_out:
+        os.makedirs(args.steps_out, exist_ok=True)
+        prefixes = tuple(args.only.split(",")) if args.only else ("",)
+        names = set()
+        for s in STEP_SEQUENCES:
+            assert s["name"] not in names, s["name"]
+            names.add(s["name"])
+            if not s["name"].startswith(prefixes):
+                continue
+            text = dumps(build_sequence(s))
+            with open(os.path.join(args.steps_out, s["name"] + ".json"), "w") as f:
+                f.write(text)
+            print(f"{s['name']}.json  {len(text)} bytes")
+    if args.state_dicts_out:
+        os.makedirs(args.state_dicts_out, exist_ok=True)
+        for entry in STATE_DICTS:
+            print(build_state_dict(entry, args.state_dicts_out) + ".safetensors")
     if args.verify:
         if not verify(args.verify):
+            sys.exit(1)
+    if args.verify_steps:
+        if not verify_steps(args.verify_steps):
             sys.exit(1)
 
 

@@ -93,6 +93,10 @@ pub struct Case {
     pub reference: Option<Outputs>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_error: Option<String>,
+    /// Every call of a multi-step case, step 0 included (the fields above
+    /// are then step 0's); `None` for a single call. See [`crate::steps`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<Vec<crate::steps::Step>>,
 }
 
 impl Case {
@@ -111,20 +115,27 @@ impl Case {
         };
         // Check the tag first, so a file of another format gets that message
         // rather than a complaint about its first unfamiliar field.
-        let value: serde_json::Value =
+        let mut value: serde_json::Value =
             serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
         match value.get("format").and_then(|f| f.as_str()) {
             Some(FORMAT) => {}
             Some(other) => return Err(bad(format!("format is '{other}', expected '{FORMAT}'"))),
             None => return Err(bad(format!("no \"format\": \"{FORMAT}\" field"))),
         }
-        let case: Case = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
-        case.validate().map_err(bad)?;
+        // A multi-step file becomes step 0's single case plus its steps.
+        let steps = crate::steps::split(&mut value).map_err(bad)?;
+        let mut case: Case = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
+        case.steps = steps;
+        if case.steps.is_some() {
+            case.validate_steps().map_err(bad)?; // names the step in its messages
+        } else {
+            case.validate().map_err(bad)?;
+        }
         Ok(case)
     }
 
     /// Structural checks: every length follows from the shape and config.
-    fn validate(&self) -> std::result::Result<(), String> {
+    pub(crate) fn validate(&self) -> std::result::Result<(), String> {
         let numel = self.check_shape()?;
         self.check_input_lengths(numel)?;
         self.check_presence()?;

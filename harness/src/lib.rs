@@ -27,6 +27,8 @@
 //! - [`report`]: REPORT.md and SVG charts from bench and accuracy CSVs (the one
 //!   place they are written);
 //! - [`run`]: running one case with one implementation under the module rules;
+//! - [`state_dict`]: a module's state as a safetensors file with PyTorch's key names;
+//! - [`steps`]: multi-step cases (several calls on one module, `steps` in a case file);
 //! - [`tolerance`]: the bn-case/1 agreement rule and the verdict on one run.
 
 pub mod accuracy;
@@ -48,6 +50,8 @@ pub mod output;
 pub mod plugin;
 pub mod report;
 pub mod run;
+pub mod state_dict;
+pub mod steps;
 pub mod tolerance;
 
 pub use error::{Error, Result};

@@ -408,11 +408,26 @@ fn step_grads(s: &OracleStep<'_>, batch: bool, stats: &Stats) -> StepGrads {
 /// case's dtype (as `bnh run-case` does), outputs are the oracle's `f64`
 /// values (not rounded to the dtype), so they can be compared with a
 /// case's `reference`. A rejected input gives [`Outcome::Rejected`].
+/// A multi-step case gives [`Outcome::Steps`]: each step computed from the
+/// buffers PyTorch held before it ([`Case::step_case`]), as its `reference` is.
 pub fn run_case(case: &Case) -> Outcome {
-    match case_outputs(case) {
+    let one = |case: &Case| match case_outputs(case) {
         Ok(o) => Outcome::Outputs(o),
         Err(e) => Outcome::Rejected(e.to_string()),
+    };
+    if case.steps.is_none() {
+        return one(case);
     }
+    let mut outcomes = Vec::new();
+    for k in 0..case.step_count() {
+        let outcome = one(&case.step_case(k));
+        let stop = !matches!(outcome, Outcome::Outputs(_));
+        outcomes.push(outcome);
+        if stop {
+            break;
+        }
+    }
+    Outcome::Steps(outcomes)
 }
 
 fn case_outputs(case: &Case) -> Result<Outputs> {

@@ -26,6 +26,20 @@ pub struct OutputCheck {
     pub ratio: f64,
     /// Why it fails beyond the ratio (misplaced NaN, missing output, ...).
     pub problem: Option<String>,
+    /// The step of a multi-step case this output belongs to (`None` for a
+    /// single case).
+    pub step: Option<usize>,
+}
+
+impl OutputCheck {
+    /// The output's name as a report shows it: `y`, or `steps[2].y` in a
+    /// multi-step case.
+    pub fn label(&self) -> String {
+        match self.step {
+            Some(k) => format!("steps[{k}].{}", self.name),
+            None => self.name.to_string(),
+        }
+    }
 }
 
 /// The verdict on one case run.
@@ -104,6 +118,7 @@ pub fn check_tensor(name: &'static str, got: &[Num], reference: &[Num], tol: f64
         tol,
         ratio: 0.0,
         problem: None,
+        step: None,
     };
     if got.len() != reference.len() {
         check.ratio = f64::INFINITY;
@@ -147,6 +162,13 @@ pub fn judge(case: &Case, outcome: &Outcome) -> Verdict {
         unsupported: None,
     };
     match (outcome, &case.expected, &case.expected_error) {
+        (Outcome::Steps(outcomes), _, _) => return judge_steps(case, outcomes),
+        (_, _, _) if case.steps.is_some() => {
+            verdict.problem = Some(format!(
+                "a multi-step case needs one result per step ({} steps), got a single result",
+                case.step_count()
+            ))
+        }
         (Outcome::Unsupported(msg), _, _) => verdict.unsupported = Some(msg.clone()),
         (Outcome::Rejected(_), _, Some(_)) => verdict.rejected_as_expected = true,
         (Outcome::Outputs(_), _, Some(hint)) => {
@@ -163,6 +185,59 @@ pub fn judge(case: &Case, outcome: &Outcome) -> Verdict {
         (Outcome::Outputs(_), None, None) => {
             verdict.problem = Some("case has neither expected nor expected_error".into())
         }
+    }
+    verdict
+}
+
+/// Judge the outcomes of a multi-step case: each step as a single case
+/// (its own `expected`, `reference` and tolerance), merged into one verdict
+/// whose checks carry their step. A step that was not run (the run stopped
+/// earlier) fails the case. `rejected_as_expected` stays false: a last step
+/// rejected as PyTorch does simply adds no check, and the verdict shows the
+/// ratios of the steps before it.
+fn judge_steps(case: &Case, outcomes: &[Outcome]) -> Verdict {
+    let mut verdict = Verdict {
+        checks: Vec::new(),
+        problem: None,
+        rejected_as_expected: false,
+        unsupported: None,
+    };
+    if case.steps.is_none() {
+        verdict.problem = Some(format!(
+            "a single case needs one result, got {} step results",
+            outcomes.len()
+        ));
+        return verdict;
+    }
+    let n = case.step_count();
+    if outcomes.len() > n {
+        verdict.problem = Some(format!(
+            "{} step results for a case of {n} steps",
+            outcomes.len()
+        ));
+        return verdict;
+    }
+    for (k, outcome) in outcomes.iter().enumerate() {
+        let v = judge(&case.step_case(k), outcome);
+        if let Some(msg) = v.unsupported {
+            verdict.unsupported = Some(format!("step {k}: {msg}"));
+            return verdict;
+        }
+        if verdict.problem.is_none() {
+            verdict.problem = v.problem.map(|p| format!("step {k}: {p}"));
+        }
+        verdict.checks.extend(
+            v.checks
+                .into_iter()
+                .map(|c| OutputCheck { step: Some(k), ..c }),
+        );
+    }
+    if outcomes.len() < n && verdict.problem.is_none() {
+        verdict.problem = Some(format!(
+            "only {} of {n} steps ran (the run stopped after step {})",
+            outcomes.len(),
+            outcomes.len().saturating_sub(1)
+        ));
     }
     verdict
 }
@@ -203,6 +278,7 @@ fn missing(name: &'static str, why: &str) -> OutputCheck {
         tol: 0.0,
         ratio: f64::INFINITY,
         problem: Some(why.to_string()),
+        step: None,
     }
 }
 

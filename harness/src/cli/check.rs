@@ -186,10 +186,13 @@ fn describe(case: &str, imp: &str, v: &Verdict) -> String {
     }
     let w = v.worst().expect("a failing verdict has a check");
     match &w.problem {
-        Some(p) => format!("  {case} / {imp}: {}: {p}", w.name),
+        Some(p) => format!("  {case} / {imp}: {}: {p}", w.label()),
         None => format!(
             "  {case} / {imp}: {}: max error {:.3e} > tolerance {:.3e} (ratio {:.3e})",
-            w.name, w.max_abs_err, w.tol, w.ratio
+            w.label(),
+            w.max_abs_err,
+            w.tol,
+            w.ratio
         ),
     }
 }

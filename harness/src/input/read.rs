@@ -16,6 +16,19 @@ pub const MAX_CASE_BYTES: u64 = 256 << 20;
 /// problem) a folder, a device, FIFO or socket, and a file over `limit` bytes.
 /// `what` names the file in messages ("case file").
 pub fn read_limited(path: &Path, limit: u64, what: &str) -> Result<String> {
+    let bytes = read_limited_bytes(path, limit, what)?;
+    String::from_utf8(bytes).map_err(|e| {
+        Error::Usage(format!(
+            "{}: not UTF-8 text (byte {}); a {what} is JSON text",
+            escape_path(path),
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+/// [`read_limited`] for a binary file (e.g. a safetensors state dict): the
+/// same refusals, the bytes as they are.
+pub fn read_limited_bytes(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
     // `stat` first: opening a FIFO would block until something writes to it.
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {
@@ -35,13 +48,7 @@ pub fn read_limited(path: &Path, limit: u64, what: &str) -> Result<String> {
         .read_to_end(&mut bytes)
         .map_err(|e| Error::io(path, e))?;
     check_size(path, bytes.len() as u64, limit, what)?;
-    String::from_utf8(bytes).map_err(|e| {
-        Error::Usage(format!(
-            "{}: not UTF-8 text (byte {}); a {what} is JSON text",
-            escape_path(path),
-            e.utf8_error().valid_up_to()
-        ))
-    })
+    Ok(bytes)
 }
 
 /// The message for a device, FIFO or socket where a file was expected.
@@ -55,7 +62,7 @@ pub fn not_regular(path: &Path, what: &str) -> Error {
 fn check_size(path: &Path, size: u64, limit: u64, what: &str) -> Result<()> {
     if size > limit {
         return Err(Error::Usage(format!(
-            "{}: the {what} is {size} bytes, over the limit of {limit} bytes ({} MiB); split it into smaller cases",
+            "{}: the {what} is {size} bytes, over the limit of {limit} bytes ({} MiB); use a smaller file",
             escape_path(path),
             limit >> 20
         )));
