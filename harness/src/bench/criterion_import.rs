@@ -185,6 +185,8 @@ fn record(imp: &str, id: &GroupId, m: &Measured, copy: &Measured) -> Record {
         ratio_to_memcpy: 0.0,
         gb_per_s: 0.0,
         samples: m.samples,
+        source: super::provenance::CRITERION.to_string(),
+        run_id: super::provenance::run_id().to_string(),
     };
     rec.derive();
     rec

@@ -131,6 +131,8 @@ fn record(
         ratio_to_memcpy: 0.0,
         gb_per_s: 0.0,
         samples: t.samples,
+        source: super::provenance::source_of(imp),
+        run_id: super::provenance::run_id().to_string(),
     };
     rec.derive();
     rec
