@@ -16,6 +16,7 @@ pub mod accuracy;
 pub mod charts;
 pub mod findings;
 pub mod inputs;
+pub mod plot;
 pub mod ranking;
 pub mod sanitize;
 pub mod tables;
