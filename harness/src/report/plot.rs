@@ -81,11 +81,15 @@ where
             .draw_series(LineSeries::new(pts.iter().copied(), line))
             .map_err(plot_err)?;
     }
-    if let Some(kind) = style.marker {
+    if let Some(kind) = style.marker.filter(|_| pts.len() <= MAX_MARKED) {
         draw_markers(chart, pts, kind, style.color)?;
     }
     Ok(())
 }
+
+/// Most points of a series that get markers: beyond, markers would merge
+/// into a band and only slow the SVG down (the line and legend remain).
+pub const MAX_MARKED: usize = 300;
 
 /// Markers of shape `kind` at `pts`.
 pub fn draw_markers<'a, DB, CT>(
