@@ -657,3 +657,29 @@ fn report_adds_the_accuracy_section_when_given_an_accuracy_csv() {
     let svg = std::fs::read_to_string(dir.join("b/accuracy.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("welford"));
 }
+
+/// Noisy measurements (p90/p10 > 1.5) are counted and named in one
+/// warning, and marked `~` in REPORT.md; steady ones get no warning.
+#[test]
+fn noisy_measurements_are_warned_about_and_marked() {
+    use bn_harness::cli::bench::noisy_warning;
+    let steady = record("welford", "train", "64x32x4x4", 1, 1000.0, 500.0);
+    let mut noisy = record("fused", "train", "64x32x4x4", 1, 800.0, 500.0);
+    noisy.p10_ns = 500.0;
+    noisy.p90_ns = 1500.0;
+    assert!(!steady.is_noisy() && noisy.is_noisy());
+    assert_eq!(noisy_warning(std::slice::from_ref(&steady)), None);
+    let w = noisy_warning(&[steady.clone(), noisy.clone()]).unwrap();
+    assert!(w.contains("1 of 2 measurements are noisy"), "{w}");
+    assert!(
+        w.contains("fused train f32 64x32x4x4 contiguous t1 at 3.00×"),
+        "{w}"
+    );
+    let dir = tmp_dir("noisy");
+    let csv = dir.join("n.csv");
+    std::fs::write(&csv, CsvExporter.serialize(&[steady, noisy]).unwrap()).unwrap();
+    let w = bn_harness::report::from_csvs(&[csv], &dir.join("out")).unwrap();
+    let md = std::fs::read_to_string(w.report).unwrap();
+    assert!(md.contains("**800 ns** ~"), "{md}");
+    assert!(md.contains("1.25× over welford ~"), "{md}");
+}

@@ -80,17 +80,22 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
 }
 
 /// Warn on stderr, as hyperfine does, when measurements are too noisy to
-/// rank on (p90/p10 above [`crate::bench::NOISY_SPREAD`]): how many, the
-/// worst one, and what to do. Also used by `bnh all`.
+/// rank on (see [`noisy_warning`]). Also used by `bnh all`.
 pub fn warn_noisy(records: &[Record]) {
+    if let Some(w) = noisy_warning(records) {
+        warn(&w);
+    }
+}
+
+/// The warning for measurements with p90/p10 above
+/// [`crate::bench::NOISY_SPREAD`]: how many, the worst, and what to do;
+/// None when every measurement is steady.
+pub fn noisy_warning(records: &[Record]) -> Option<String> {
     let noisy: Vec<&Record> = records.iter().filter(|r| r.is_noisy()).collect();
-    let Some(worst) = noisy
+    let worst = noisy
         .iter()
-        .max_by(|a, b| a.spread().total_cmp(&b.spread()))
-    else {
-        return;
-    };
-    warn(&format!(
+        .max_by(|a, b| a.spread().total_cmp(&b.spread()))?;
+    Some(format!(
         "bnh bench: warning: {} of {} measurements are noisy (p90/p10 > {}; worst: {} {} {} {} {} t{} at {:.2}×): \
          other processes or frequency changes disturbed them; their medians (marked ~ in REPORT.md) \
          may not rank implementations reliably. Rerun on a quiet machine or raise --min-time.",
@@ -104,7 +109,7 @@ pub fn warn_noisy(records: &[Record]) {
         worst.layout,
         worst.threads,
         worst.spread()
-    ));
+    ))
 }
 
 /// The error of a stopped sweep, saying where its measurements were kept.

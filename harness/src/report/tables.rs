@@ -162,6 +162,14 @@ fn write_summary(
         }
     );
     let groups = ranking::summarize(ranked, ranking::by_op_and_class);
+    if groups.is_empty() {
+        let _ = writeln!(
+            md,
+            "No implementation of ours was measured (only PyTorch's rows), so nothing is \
+             ranked; the per-shape tables list the times.\n"
+        );
+        return;
+    }
     let exceptions = exceptions(ranked, &groups);
     let torch_h = if has_torch { " PyTorch |" } else { "" };
     let torch_sep = if has_torch { "---|" } else { "" };
@@ -233,6 +241,10 @@ fn exceptions(
 
 /// The summary broken down by layout, dtype and threads.
 fn write_breakdown(md: &mut String, ranked: &BTreeMap<Config, Ranked>, has_torch: bool) {
+    let groups = ranking::summarize(ranked, ranking::by_every_facet);
+    if groups.is_empty() {
+        return;
+    }
     let _ = writeln!(md, "## Breakdown by layout, dtype and threads\n");
     let torch_h = if has_torch { " PyTorch |" } else { "" };
     let torch_sep = if has_torch { "---|" } else { "" };
@@ -241,7 +253,7 @@ fn write_breakdown(md: &mut String, ranked: &BTreeMap<Config, Ranked>, has_torch
         "| op | size of x | layout | dtype | threads | configs | winner (wins) | margin | × copy |{torch_h}"
     );
     let _ = writeln!(md, "|---|---|---|---|---:|---:|---|---|---:|{torch_sep}");
-    for (k, s) in ranking::summarize(ranked, ranking::by_every_facet) {
+    for (k, s) in groups {
         let torch = if has_torch {
             format!(" {} |", torch_cell(&s.torch))
         } else {
