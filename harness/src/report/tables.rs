@@ -201,8 +201,15 @@ fn write_summary(
     }
     md.push('\n');
     let _ = writeln!(md, "### Why\n");
+    // The findings compare one row per implementation and configuration:
+    // the latest run's, as ranked.
+    let latest: Vec<Record> = ranking::latest_runs(records)
+        .0
+        .into_iter()
+        .cloned()
+        .collect();
     for op in op_order(records) {
-        let f = findings::for_op(op, records);
+        let f = findings::for_op(op, &latest);
         if !f.is_empty() {
             let _ = writeln!(md, "**{op}**\n\n{f}");
         }
