@@ -9,6 +9,9 @@
 # 4. bnh report over all CSVs -> OUT_DIR/REPORT.md and SVG charts.
 # Knobs: BN_THREADS (default 1,2), BN_MIN_TIME seconds per measurement
 # (default 0.2). Run it on a quiet machine: timings are only as good as that.
+# bnh's commands write into the scratch folder reports/local/ by default; this
+# script is the one place that replaces the committed run, so every output
+# path below is given explicitly (--csv, --out "$OUT" with OUT=reports).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-reports}
@@ -45,7 +48,7 @@ else
   echo "PyTorch not importable: skipping the torch comparison" >&2
 fi
 echo "== bnh accuracy" >&2
-"$BNH" accuracy --csv "$OUT/accuracy.csv" --chart none > "$OUT/accuracy.txt"
+"$BNH" accuracy --out "$OUT" --csv "$OUT/accuracy.csv" --chart none > "$OUT/accuracy.txt"
 csvs+=("$OUT/accuracy.csv")
 "$BNH" report "${csvs[@]}" --out "$OUT"
 echo "reference run took $(( $(date +%s) - start )) s; report: $OUT/REPORT.md" >&2

@@ -51,8 +51,10 @@ import sys
 import tempfile
 import time
 
+# The provenance columns (source, run_id) come last, as in bnh's CSVs, so
+# readers of the first 17 columns keep working.
 COLUMNS = ("impl,op,dtype,layout,shape,n,c,spatial,threads,bytes,median_ns,p10_ns,p90_ns,"
-           "memcpy_ns,ratio_to_memcpy,gb_per_s,samples").split(",")
+           "memcpy_ns,ratio_to_memcpy,gb_per_s,samples,source,run_id").split(",")
 NOALLOC_TUNABLES = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736"
 PASSES = {"train": 3, "eval": 2, "backward": 3}
 EPS = 1e-5
@@ -184,6 +186,7 @@ def run_variant(args, label):
                             "p10_ns": round(p10, 1), "p90_ns": round(p90, 1), "memcpy_ns": round(cp, 1),
                             "ratio_to_memcpy": round(med / cp, 4),
                             "gb_per_s": round(PASSES[op] * nbytes / med, 3), "samples": n,
+                            "source": "torch", "run_id": args.run_id,
                         })
                         print(f"{label:13} {op:8} {dt} {layout:13} {rows[-1]['shape']:14} t{t} "
                               f"{med / 1e6:9.3f} ms  x{med / cp:6.2f} memcpy", file=sys.stderr)
@@ -223,7 +226,11 @@ def main():
     p.add_argument("--csv", required=True)
     p.add_argument("--variant", choices=["both", "torch", "torch-noalloc"], default="both",
                    help="both (default) runs torch, then torch-noalloc in a child process")
+    p.add_argument("--run-id", help="the run_id column (default: UTC time and process id, "
+                                    "one per invocation, like bnh's)")
     args = p.parse_args()
+    if not args.run_id:
+        args.run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-p{os.getpid()}"
     for op in args.ops.split(","):
         if op not in PASSES:
             sys.exit(f"torch_bench: unknown op '{op}'; use train, eval or backward")
@@ -248,7 +255,8 @@ def main():
                 if variant == "torch-noalloc":
                     env["GLIBC_TUNABLES"] = NOALLOC_TUNABLES
                 argv = [a for a in sys.argv[1:]]
-                cmd = [sys.executable, os.path.abspath(__file__)] + argv + ["--variant", variant, "--csv", part]
+                cmd = ([sys.executable, os.path.abspath(__file__)] + argv
+                       + ["--variant", variant, "--csv", part, "--run-id", args.run_id])
                 subprocess.run(cmd, env=env, check=True)
                 with open(part, newline="") as f:
                     rows.extend(csv.DictReader(f))

@@ -3,9 +3,10 @@
 //! stores) of the same tensor in every group; `bnh import-criterion` divides by the fastest.
 //!
 //! Ids: group `OP/DTYPE/LAYOUT/SHAPE/tTHREADS`, function = implementation
-//! name or a copy id (`memcpy`, `copy-vector`, `copy-nontemporal`); `Throughput::Bytes`
-//! is the bytes the operation must move
-//! (train 3×, eval 2×, backward 3× the size of `x`; copies 2×).
+//! name or a copy id (`memcpy`, `copy-vector`, `copy-nontemporal`);
+//! `Throughput::BytesDecimal` is the bytes the operation must move (train 3×,
+//! eval 2×, backward 3× the size of `x`; copies 2×), so criterion prints GB/s
+//! (10^9 bytes/s), the unit of `bnh bench` and REPORT.md.
 //!
 //! Environment: `BN_BENCH_GRID` = standard (default) | quick | batch-sweep |
 //! feature-sweep; `BN_BENCH_THREADS` = rayon pool size (default 1).
@@ -62,13 +63,15 @@ fn batchnorm(c: &mut Criterion) {
                 if bytes > FLAT_ABOVE_BYTES {
                     g.sampling_mode(SamplingMode::Flat);
                 }
-                g.throughput(Throughput::Bytes((op.tensor_passes() * bytes) as u64));
+                g.throughput(Throughput::BytesDecimal(
+                    (op.tensor_passes() * bytes) as u64,
+                ));
                 for &imp in bn_impls::registry::all() {
                     g.bench_function(imp.info().name, |b| {
                         pool.install(|| b.iter(|| work.call(imp, op).expect("valid workload")))
                     });
                 }
-                g.throughput(Throughput::Bytes((2 * bytes) as u64));
+                g.throughput(Throughput::BytesDecimal((2 * bytes) as u64));
                 for copy in Copy::ALL {
                     g.bench_function(copy_id(copy), |b| {
                         pool.install(|| b.iter(|| work.copy(copy, threads)))

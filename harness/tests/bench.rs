@@ -33,8 +33,9 @@ fn args(extra: &[&str]) -> BenchFlags {
 // ---- CSV schema ----
 
 /// The header the issue fixes, column for column, then the columns added
-/// since (issue 13: which copy is the roofline, the read-only pass).
-const ISSUE_HEADER: &str = "impl,op,dtype,layout,shape,n,c,spatial,threads,bytes,median_ns,p10_ns,p90_ns,memcpy_ns,ratio_to_memcpy,gb_per_s,samples,roofline,read_ns";
+/// since: the roofline's (which copy, the read-only pass) and provenance
+/// (appended, so readers of the first 17 keep working).
+const ISSUE_HEADER: &str = "impl,op,dtype,layout,shape,n,c,spatial,threads,bytes,median_ns,p10_ns,p90_ns,memcpy_ns,ratio_to_memcpy,gb_per_s,samples,roofline,read_ns,source,run_id";
 
 fn record(imp: &str, op: &str, shape: &str, threads: usize, median: f64, memcpy: f64) -> Record {
     let s: Shape = shape.parse().unwrap();
@@ -58,6 +59,8 @@ fn record(imp: &str, op: &str, shape: &str, threads: usize, median: f64, memcpy:
         samples: 20,
         roofline: "memcpy".into(),
         read_ns: memcpy / 2.0,
+        source: bn_harness::bench::provenance::inferred_source(imp).into(),
+        run_id: "run-a".into(),
     };
     r.derive();
     r
@@ -141,15 +144,31 @@ fn committed_csvs_read_and_write_back_unchanged() {
         let text = std::fs::read_to_string(&path)
             .unwrap()
             .replace("\r\n", "\n");
+        // Written back with the provenance columns appended: the first 17
+        // columns are the file's, byte for byte.
         let written = String::from_utf8(CsvExporter.serialize(&recs).unwrap()).unwrap();
-        // A CSV from before a column was added writes back with that column
-        // appended (defaulted); everything it had is unchanged.
-        let columns = text.lines().next().unwrap().split(',').count();
-        let written: String = written
+        let first_17: String = written
             .lines()
-            .map(|l| l.split(',').take(columns).collect::<Vec<_>>().join(",") + "\n")
+            .map(|l| l.split(',').take(17).collect::<Vec<_>>().join(",") + "\n")
             .collect();
-        assert!(written == text, "{name} does not write back unchanged");
+        let file_17: String = text
+            .lines()
+            .map(|l| l.split(',').take(17).collect::<Vec<_>>().join(",") + "\n")
+            .collect();
+        assert!(first_17 == file_17, "{name} does not write back unchanged");
+        // Provenance inferred for a CSV without it: torch rows from their
+        // names, the run from the file name.
+        for r in &recs {
+            let want = if r.imp.starts_with("torch") {
+                "torch"
+            } else {
+                "bnh"
+            };
+            assert_eq!(
+                (r.source.as_str(), r.run_id.as_str()),
+                (want, name.as_str())
+            );
+        }
         seen += 1;
     }
     assert!(seen >= 2, "no committed CSVs under {}", reports.display());
@@ -488,19 +507,36 @@ fn report_renders_tables_and_charts_from_a_tiny_csv() {
     for needle in [
         "# Batch-norm benchmark report",
         "## Summary",
-        "## train — f32, 1 thread(s)",
-        "## backward — f32, 2 thread(s)",
-        "| 64x32x4x4 | contiguous | welford |",
+        "### Why",
+        "## Breakdown by layout, dtype and threads",
+        "### train — f32, 1 thread(s)",
+        "### backward — f32, 2 thread(s)",
         "torch-noalloc",
         "like-for-like",
+        "## Method",
     ] {
         assert!(md.contains(needle), "REPORT.md lacks {needle:?}");
     }
-    // welford is 4× naive everywhere, and 2× memcpy.
+    // Top-down: summary, breakdown, per-shape tables, method.
+    let at = |s: &str| md.find(s).unwrap();
+    assert!(at("## Summary") < at("## Breakdown") && at("## Breakdown") < at("## Per-shape"));
+    assert!(at("## Per-shape") < at("## Method"));
+    // welford takes 1/4 of naive's time and 1/2 of torch-noalloc's, 2× a copy,
+    // in every configuration: the winner, its margin over the runner-up
+    // (naive is 4×; torch is not ranked) and PyTorch's position.
     assert!(
-        md.contains("| train | f32 | 1 | welford | 3 | 2.00 | 4.00 | 3 |"),
+        md.contains(
+            "| train | small (x ≤ 1 MiB, cache) | 4 | **welford** (4/4) | 4.00× over naive | 2.00× (1.50) | torch-noalloc 2.00× slower | – |"
+        ),
         "{md}"
     );
+    // Per-shape rows: the winner in bold, named, with its margin and ratio.
+    assert!(
+        md.contains("| 64x32x4x4 | contiguous | 128 KiB | 160.00 µs | **40.00 µs** | 80.00 µs | welford | 4.00× | 2.00× |"),
+        "{md}"
+    );
+    // 3 ops × 3 shapes × 2 thread counts, each counted once.
+    assert!(md.contains("in 18 configurations"), "{md}");
     let names: Vec<String> = w
         .charts
         .iter()
@@ -674,4 +710,30 @@ fn report_adds_the_accuracy_section_when_given_an_accuracy_csv() {
     assert!(b < a);
     let svg = std::fs::read_to_string(dir.join("b/accuracy.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("welford"));
+}
+
+/// Noisy measurements (p90/p10 > 1.5) are counted and named in one
+/// warning, and marked `~` in REPORT.md; steady ones get no warning.
+#[test]
+fn noisy_measurements_are_warned_about_and_marked() {
+    use bn_harness::cli::bench::noisy_warning;
+    let steady = record("welford", "train", "64x32x4x4", 1, 1000.0, 500.0);
+    let mut noisy = record("fused", "train", "64x32x4x4", 1, 800.0, 500.0);
+    noisy.p10_ns = 500.0;
+    noisy.p90_ns = 1500.0;
+    assert!(!steady.is_noisy() && noisy.is_noisy());
+    assert_eq!(noisy_warning(std::slice::from_ref(&steady)), None);
+    let w = noisy_warning(&[steady.clone(), noisy.clone()]).unwrap();
+    assert!(w.contains("1 of 2 measurements are noisy"), "{w}");
+    assert!(
+        w.contains("fused train f32 64x32x4x4 contiguous t1 at 3.00×"),
+        "{w}"
+    );
+    let dir = tmp_dir("noisy");
+    let csv = dir.join("n.csv");
+    std::fs::write(&csv, CsvExporter.serialize(&[steady, noisy]).unwrap()).unwrap();
+    let w = bn_harness::report::from_csvs(&[csv], &dir.join("out")).unwrap();
+    let md = std::fs::read_to_string(w.report).unwrap();
+    assert!(md.contains("**800 ns** ~"), "{md}");
+    assert!(md.contains("1.25× over welford ~"), "{md}");
 }

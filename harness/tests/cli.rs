@@ -164,3 +164,201 @@ fn unknown_implementation_fails_without_writing() {
         "welford",
     );
 }
+
+/// `bnh` run in `dir` (for commands whose default outputs are relative).
+fn bnh_in(dir: &Path, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_bnh"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run bnh")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Negative numbers reach our validators (clap would call `-1` an unknown
+/// flag): one message naming the value and the accepted range, exit 2.
+#[test]
+fn negative_numbers_get_our_message() {
+    for (args, want) in [
+        (
+            &["bench", "--min-time", "-1"][..],
+            "--min-time -1: give a number of seconds in (0, 3600]",
+        ),
+        (
+            &["all", "--min-time", "-0.5"][..],
+            "--min-time -0.5: give a number of seconds in (0, 3600]",
+        ),
+        (
+            &["bench", "--threads", "-2"][..],
+            "--threads -2: a pool needs 1 to",
+        ),
+        (
+            &["accuracy", "--quick", "--max-n", "-5", "--chart", "none"][..],
+            "--max-n -5 is too small",
+        ),
+    ] {
+        let o = bnh(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("unexpected argument"), "{args:?}");
+    }
+}
+
+/// One spelling for choosing implementations: `--impls a,b` and
+/// `--impl a --impl b` select the same ones in `check` and `bench`.
+#[test]
+fn implementations_are_chosen_the_same_way_in_every_command() {
+    let case = fixture("bn2d-small.json");
+    let case = case.to_str().unwrap();
+    let a = bnh(&["check", case, "--impls", "naive,welford"]);
+    let b = bnh(&["check", case, "--impl", "naive", "--impl", "welford"]);
+    assert!(a.status.success(), "{}", stderr(&a));
+    assert_eq!(a.stdout, b.stdout);
+    let text = String::from_utf8_lossy(&a.stdout);
+    assert!(text.contains("naive") && text.contains("welford") && !text.contains("fused"));
+    let bench = [
+        "bench", "--grid", "quick", "--shapes", "8x4", "--ops", "eval",
+    ];
+    let time = ["--min-time", "0.001"];
+    for select in [
+        &["--impls", "naive,welford"][..],
+        &["--impl", "naive", "--impl", "welford"][..],
+        &["--impl", "naive,welford"][..],
+    ] {
+        let args: Vec<&str> = bench.iter().chain(select).chain(&time).copied().collect();
+        let o = bnh(&args);
+        assert!(o.status.success(), "{select:?}: {}", stderr(&o));
+        let out = String::from_utf8_lossy(&o.stdout);
+        let rows: Vec<&str> = out.lines().skip(1).collect();
+        assert_eq!(rows.len(), 2, "{select:?}: {out}");
+        assert!(rows[0].starts_with("naive") && rows[1].starts_with("welford"));
+    }
+    // `--ops` lists its values in the help.
+    let help = String::from_utf8_lossy(&bnh(&["bench", "--help"]).stdout).into_owned();
+    assert!(help.contains("train, eval, backward"), "{help}");
+}
+
+/// `--export-json PATH` (hyperfine's flag) writes the summary of `check`
+/// and `bench` as JSON.
+#[test]
+fn check_and_bench_export_their_summary_as_json() {
+    let dir = scratch("cli", "json");
+    let case = fixture("bn2d-small.json");
+    let path = dir.join("check.json");
+    let o = bnh(&[
+        "check",
+        case.to_str().unwrap(),
+        "--impls",
+        "welford,fused",
+        "--export-json",
+        path.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(v["command"], "check");
+    assert_eq!(v["pass"], true);
+    let impls = v["impls"].as_array().unwrap();
+    assert_eq!(impls.len(), 2);
+    assert_eq!(impls[0]["impl"], "welford");
+    assert_eq!(
+        (impls[0]["pass"].as_u64(), impls[0]["total"].as_u64()),
+        (Some(1), Some(1))
+    );
+
+    let path = dir.join("bench.json");
+    let o = bnh(&[
+        "bench",
+        "--grid",
+        "quick",
+        "--shapes",
+        "8x4",
+        "--impls",
+        "welford",
+        "--min-time",
+        "0.001",
+        "--json",
+        path.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(v["command"], "bench");
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3, "one per op");
+    assert_eq!(results[0]["source"], "bnh");
+    assert_eq!(results[0]["run_id"], v["run_id"]);
+    assert_eq!(v["fastest"].as_array().unwrap().len(), 3);
+    // A bad path fails before measuring.
+    let o = bnh(&[
+        "bench",
+        "--export-json",
+        dir.join("no/such/dir/x.json").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+/// Every file in `dir`, recursively, with its bytes.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out: Vec<(PathBuf, Vec<u8>)> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| (e.path().to_path_buf(), std::fs::read(e.path()).unwrap()))
+        .collect();
+    out.sort();
+    out
+}
+
+/// `bnh report`, `bnh accuracy` and `bnh all` write into the scratch folder
+/// `reports/local/` by default: the committed reference run in `reports/`
+/// changes only with `--out reports`. Run in a temp copy of a `reports/`.
+#[test]
+fn default_outputs_go_to_reports_local_and_leave_reports_alone() {
+    let dir = scratch("cli", "scratch-out");
+    let reports = dir.join("reports");
+    std::fs::create_dir_all(&reports).unwrap();
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports");
+    for name in [
+        "REPORT.md",
+        "bench-standard.csv",
+        "bench-standard.machine.json",
+    ] {
+        std::fs::copy(committed.join(name), reports.join(name)).unwrap();
+    }
+    let before = snapshot(&reports);
+    let local = reports.join("local");
+
+    let o = bnh_in(&dir, &["report", "reports/bench-standard.csv"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(local.join("REPORT.md").is_file());
+    assert!(local.join("time_per_element_train.svg").is_file());
+
+    let o = bnh_in(
+        &dir,
+        &[
+            "accuracy", "--quick", "--impls", "welford", "--dtypes", "f64", "--max-n", "100",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(local.join("accuracy.csv").is_file() && local.join("accuracy.svg").is_file());
+
+    let o = bnh_in(&dir, &["all", "--impls", "welford", "--min-time", "0.001"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(local.join("bench.csv").is_file());
+    // `all` ends with the one line that adds PyTorch (or says how to install it).
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let last = out.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("add PyTorch:") && last.contains("torch_bench.py"),
+        "{out}"
+    );
+
+    // Nothing outside reports/local changed.
+    let after: Vec<(PathBuf, Vec<u8>)> = snapshot(&reports)
+        .into_iter()
+        .filter(|(p, _)| !p.starts_with(&local))
+        .collect();
+    assert!(before == after, "reports/ changed outside reports/local");
+}

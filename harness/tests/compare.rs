@@ -89,7 +89,7 @@ fn bad_input_is_refused_with_exit_2_and_nothing_written() {
     std::fs::write(
         &a,
         format!(
-            "{header}\nfused,eval,f32,contiguous,2x3,2,3,1,1,24,100,90,110,50,2,1,20,memcpy,30\n"
+            "{header}\nfused,eval,f32,contiguous,2x3,2,3,1,1,24,100,90,110,50,2,1,20,memcpy,30,bnh,run1\n"
         ),
     )
     .unwrap();
@@ -97,7 +97,7 @@ fn bad_input_is_refused_with_exit_2_and_nothing_written() {
     std::fs::write(
         &other,
         format!(
-            "{header}\nnaive,eval,f32,contiguous,2x3,2,3,1,1,24,100,90,110,50,2,1,20,memcpy,30\n"
+            "{header}\nnaive,eval,f32,contiguous,2x3,2,3,1,1,24,100,90,110,50,2,1,20,memcpy,30,bnh,run1\n"
         ),
     )
     .unwrap();

@@ -198,3 +198,102 @@ fn report_time_is_linear_in_rows() {
     let (code, err) = report(&dir, &[&csv], Duration::from_secs(20));
     assert_eq!(code, Some(0), "{err}");
 }
+
+/// The header with the provenance columns `bnh bench` writes now.
+const HEADER_WITH_PROVENANCE: &str = "impl,op,dtype,layout,shape,n,c,spatial,threads,bytes,median_ns,p10_ns,p90_ns,memcpy_ns,ratio_to_memcpy,gb_per_s,samples,source,run_id";
+
+/// Merging CSVs keeps their runs and sources apart: the case of two
+/// runs measuring one configuration, one CSV given twice (true duplicates:
+/// dropped with one warning) and an old torch CSV without provenance
+/// (inferred). Configurations are counted once each.
+#[test]
+fn merged_csvs_keep_sources_and_runs_apart() {
+    let dir = scratch("report-robust", "merge");
+    let with = |run: &str, rows: &[String]| -> Vec<String> {
+        rows.iter().map(|r| format!("{r},bnh,{run}")).collect()
+    };
+    // Run 1: naive and fused on 5 train shapes; run 2: naive again on one of them.
+    let run1: Vec<String> = [1, 4, 16, 64, 256]
+        .iter()
+        .flat_map(|&n| {
+            [
+                row("naive", "train", n, 1, 400.0 * n as f64),
+                row("fused", "train", n, 1, 100.0 * n as f64),
+            ]
+        })
+        .collect();
+    let run2 = vec![row("naive", "train", 64, 1, 500.0 * 64.0)];
+    let a = dir.join("run1.csv");
+    let b = dir.join("run2.csv");
+    let torch = dir.join("torch.csv");
+    write_csv(
+        &a,
+        HEADER_WITH_PROVENANCE,
+        &with("20261201T000000Z-p1", &run1),
+    );
+    write_csv(
+        &b,
+        HEADER_WITH_PROVENANCE,
+        &with("20261201T010000Z-p2", &run2),
+    );
+    write_csv(
+        &torch,
+        HEADER,
+        &[row("torch-noalloc", "train", 64, 1, 200.0 * 64.0)],
+    );
+    let (code, err) = report(&dir, &[&a, &a, &b, &torch], Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{err}");
+    // run1.csv given twice: its 10 rows once more, one warning.
+    assert_eq!(err.matches("duplicate row(s) dropped").count(), 1, "{err}");
+    assert!(err.contains("10 duplicate row(s)"), "{err}");
+    let md = std::fs::read_to_string(dir.join("out/REPORT.md")).unwrap();
+    // 5 configurations (not 6 with the second naive row, nor 10 with the duplicates).
+    assert!(md.contains("in 5 configurations"), "{md}");
+    assert!(md.contains("from 3 run(s)"), "{md}");
+    // The later run of naive is ranked; the earlier one is listed beside it.
+    assert!(
+        md.contains("| 64x4x8 | contiguous | 8 KiB | 32.00 µs (run 20261201T000000Z-p1: 25.60 µs) | **6.40 µs** | 12.80 µs | fused | 5.00× |"),
+        "{md}"
+    );
+    // The old torch CSV's rows are torch's, from a run named after the file.
+    assert!(md.contains("- torch, `torch.csv`: 1"), "{md}");
+    assert!(md.contains("torch-noalloc 2.00× slower"), "{md}");
+}
+
+/// The accuracy chart marks what it cannot draw at its value: a band for
+/// "no correct digits", a NaN/inf strip, and a NaN result drawn there (not
+/// at 1, where the old chart clamped it).
+#[test]
+fn accuracy_chart_marks_nan_and_errors_beyond_one() {
+    use bn_harness::accuracy::chart::{place, render_svg, Placed};
+    use bn_harness::accuracy::export::AccuracyRow;
+    let row = |imp: &str, ratio: f64, err: f64| AccuracyRow {
+        imp: imp.into(),
+        dtype: "f32".into(),
+        op: "y".into(),
+        n_per_channel: 100,
+        offset_ratio: ratio,
+        scale: 1.0,
+        max_rel_err: err,
+        max_ulp_err: 0.0,
+        nan_count: 0,
+    };
+    let finite = vec![row("naive", 1.0, 1e-7), row("naive", 1e4, 1e-3)];
+    let nan = vec![row("naive", 1.0, 1e-7), row("naive", 1e4, f64::NAN)];
+    let a = render_svg(&finite).unwrap();
+    let b = render_svg(&nan).unwrap();
+    for svg in [&a, &b] {
+        assert!(svg.contains("≥ 1: no correct digits"), "band label missing");
+        assert!(
+            svg.contains("NaN/inf (oracle finite)"),
+            "strip label missing"
+        );
+    }
+    assert_ne!(
+        a, b,
+        "a NaN error must be drawn differently from a finite one"
+    );
+    assert_eq!(place(f64::NAN), Placed::NonFinite);
+    assert_eq!(place(7e13), Placed::Top);
+    assert_eq!(place(0.5), Placed::At(0.5));
+}

@@ -11,21 +11,36 @@
 //! at N·S = 2: there the exact gradient is only ≈ eps/σ² of the terms it is
 //! computed from, so its relative error measures that output's conditioning
 //! (the same for every implementation), not the algorithm; the CSV keeps
-//! those rows. Errors are clamped to
-//! [1e-17, 1]: a point drawn at 1 is a result with no correct digits or a
-//! NaN/inf where the oracle is finite (the CSV keeps the exact values).
+//! those rows. Nothing is clamped silently: errors ≥ 1 (no correct digit)
+//! are drawn in a shaded band labelled so, up to [`BAND_TOP`] (larger ones on
+//! its top edge, which is labelled so); NaN/inf results (where the oracle is finite) get
+//! their own strip above it, as ✕; errors below [`FLOOR`] (exact results)
+//! sit on a labelled floor. Each implementation has its own marker shape and
+//! a small x offset, so identical series stay distinguishable, and the
+//! legend is a strip above the panels. The CSV keeps the exact values.
 //! Files are written by [`crate::report::write_accuracy_chart`].
 
 use super::export::AccuracyRow;
 use crate::error::{Error, Result};
+use crate::report::plot::{draw_legend, draw_markers, Style};
 use crate::report::sanitize::{plausible, MAX_VALUE, MIN_VALUE};
 use plotters::prelude::*;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-const FLOOR: f64 = 1e-17;
-const CEIL: f64 = 1.0;
+/// Errors below this (including exact results) are drawn on it.
+pub const FLOOR: f64 = 1e-17;
+/// From here up: no correct digit (the shaded band).
+pub const NO_DIGITS: f64 = 1.0;
+/// Top of the band: larger finite errors are drawn on it (the edge is labelled).
+pub const BAND_TOP: f64 = 1e4;
+/// Where NaN/inf results are drawn (their own strip above the band).
+pub const NON_FINITE_Y: f64 = 1e6;
+/// Top of the y axis.
+const Y_TOP: f64 = 1e7;
 const WIDTH: u32 = 1500;
-const HEIGHT: u32 = 900;
+const HEIGHT: u32 = 960;
+/// Height of the legend strip.
+const LEGEND_H: u32 = 40;
 
 /// One panel's x axis: which sweep axis, its label, and which rows it shows.
 struct Panel {
@@ -56,11 +71,51 @@ const PANELS: [Panel; 3] = [
     },
 ];
 
-fn clamp(e: f64) -> f64 {
+/// The error as the chart orders it: NaN counts as infinite (no digit and
+/// not even a number), so a maximum keeps it.
+fn as_error(e: f64) -> f64 {
     if e.is_nan() {
-        CEIL
+        f64::INFINITY
     } else {
-        e.clamp(FLOOR, CEIL)
+        e
+    }
+}
+
+/// Where an error is drawn, and whether it sits at an edge (`Floor`,
+/// `Top`: beyond the band) or in the NaN/inf strip.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Placed {
+    /// Drawn at its value.
+    At(f64),
+    /// Below [`FLOOR`] (exact or nearly): drawn on the floor.
+    Floor,
+    /// A finite error above [`BAND_TOP`]: drawn on the band's top edge.
+    Top,
+    /// NaN or infinity: drawn in the NaN/inf strip.
+    NonFinite,
+}
+
+/// Where an error goes on the chart (see [`Placed`]).
+pub fn place(e: f64) -> Placed {
+    let e = as_error(e);
+    if !e.is_finite() {
+        Placed::NonFinite
+    } else if e < FLOOR {
+        Placed::Floor
+    } else if e > BAND_TOP {
+        Placed::Top
+    } else {
+        Placed::At(e)
+    }
+}
+
+/// The y coordinate of a placement.
+fn y_of(p: Placed) -> f64 {
+    match p {
+        Placed::At(e) => e,
+        Placed::Floor => FLOOR,
+        Placed::Top => BAND_TOP,
+        Placed::NonFinite => NON_FINITE_Y,
     }
 }
 
@@ -83,7 +138,7 @@ fn worst(rows: &[AccuracyRow]) -> Worst<'_> {
     let mut out: Worst = HashMap::new();
     for r in rows.iter().filter(|r| charted(r) && drawable(r)) {
         for (p, panel) in PANELS.iter().enumerate().filter(|(_, p)| (p.keep)(r)) {
-            let e = clamp(r.max_rel_err);
+            let e = as_error(r.max_rel_err);
             let slot = out
                 .entry((r.dtype.as_str(), p))
                 .or_default()
@@ -170,7 +225,18 @@ where
     let impls = unique(rows, |r| &r.imp);
     let dtypes = unique(rows, |r| &r.dtype);
     let worst = worst(rows);
-    let cells = root.split_evenly((dtypes.len(), PANELS.len()));
+    let (top, panels) = root.split_vertically(LEGEND_H);
+    let mut legend: Vec<(String, Style)> = impls
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.clone(), Style::of_index(i)))
+        .collect();
+    legend.push((
+        "✕ = NaN/inf (top strip); shaded band: error ≥ 1, no correct digits; on its top edge: error > 1e4 (exact values in the CSV)".into(),
+        Style::reference(WHITE, false),
+    ));
+    draw_legend(&top, &legend).map_err(|e| e.to_string())?;
+    let cells = panels.split_evenly((dtypes.len(), PANELS.len()));
     for (d, dtype) in dtypes.iter().enumerate() {
         for (p, panel) in PANELS.iter().enumerate() {
             let area = &cells[d * PANELS.len() + p];
@@ -180,34 +246,135 @@ where
                 .margin(10)
                 .x_label_area_size(40)
                 .y_label_area_size(70)
-                .build_cartesian_2d((lo..hi).log_scale(), (FLOOR / 10.0..CEIL * 3.0).log_scale())?;
+                .build_cartesian_2d((lo..hi).log_scale(), (FLOOR / 10.0..Y_TOP).log_scale())?;
             chart
                 .configure_mesh()
                 .x_desc(panel.x_label)
                 .y_desc("max relative error")
                 .x_label_formatter(&|v| format!("{v:.0e}"))
-                .y_label_formatter(&|v| format!("{v:.0e}"))
+                .y_label_formatter(&|v| {
+                    if *v >= NON_FINITE_Y {
+                        "NaN/inf".into()
+                    } else {
+                        format!("{v:.0e}")
+                    }
+                })
                 .label_style(("sans-serif", 12))
                 .draw()?;
+            draw_bands(&mut chart, lo, hi)?;
+            let n = impls.len() as f64;
             for (i, imp) in impls.iter().enumerate() {
+                // A small multiplicative x offset per implementation (±0.05
+                // decade at most), so equal series are drawn side by side.
+                let shift = 10f64.powf(0.1 * ((i as f64 + 0.5) / n - 0.5));
                 let pts = series(&worst, imp, dtype, p);
-                let color = Palette99::pick(i).to_rgba();
-                chart
-                    .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
-                    .label(imp.as_str())
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                    });
-                chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
+                draw_impl(&mut chart, &pts, shift, Style::of_index(i))?;
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .label_font(("sans-serif", 12))
-                .draw()?;
         }
     }
     Ok(())
+}
+
+/// The shaded "no correct digits" band, the NaN/inf strip and the floor,
+/// each labelled, so no placed value is mistaken for a measured one.
+fn draw_bands<DB: DrawingBackend, CT>(
+    chart: &mut ChartContext<'_, DB, CT>,
+    lo: f64,
+    hi: f64,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+    CT: plotters::coord::CoordTranslate<From = (f64, f64)>,
+{
+    let band = RGBColor(214, 39, 40).mix(0.10);
+    let strip = RGBColor(60, 60, 60).mix(0.12);
+    chart.draw_series(std::iter::once(Rectangle::new(
+        [(lo, NO_DIGITS), (hi, BAND_TOP)],
+        band.filled(),
+    )))?;
+    chart.draw_series(std::iter::once(Rectangle::new(
+        [(lo, BAND_TOP * 10.0), (hi, Y_TOP)],
+        strip.filled(),
+    )))?;
+    chart.draw_series(std::iter::once(Rectangle::new(
+        [(lo, FLOOR / 10.0), (hi, FLOOR)],
+        strip.filled(),
+    )))?;
+    let font = ("sans-serif", 11).into_font();
+    for (y, text) in [
+        (NO_DIGITS * 1.5, "≥ 1: no correct digits"),
+        (BAND_TOP / 4.0, "> 1e4 drawn on this edge"),
+        (NON_FINITE_Y * 2.0, "NaN/inf (oracle finite)"),
+        (FLOOR / 1.6, "≤ 1e-17 (exact)"),
+    ] {
+        chart.draw_series(std::iter::once(Text::new(
+            text,
+            (lo * 1.2, y),
+            font.clone(),
+        )))?;
+    }
+    Ok(())
+}
+
+/// One implementation's points: a line through the finite ones (broken
+/// at NaN/inf), its marker at each (errors beyond the band on its top
+/// edge) and ✕ in the NaN/inf strip.
+fn draw_impl<'a, DB: DrawingBackend + 'a, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    pts: &[(f64, f64)],
+    shift: f64,
+    style: Style,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+    CT: plotters::coord::CoordTranslate<From = (f64, f64)>,
+{
+    let placed: Vec<(f64, Placed)> = pts.iter().map(|&(x, e)| (x * shift, place(e))).collect();
+    let line = style.color.stroke_width(style.width);
+    let mut run: Vec<(f64, f64)> = Vec::new();
+    for (x, p) in placed
+        .iter()
+        .copied()
+        .chain(std::iter::once((0.0, Placed::NonFinite)))
+    {
+        if p == Placed::NonFinite {
+            if run.len() > 1 {
+                chart.draw_series(LineSeries::new(run.clone(), line))?;
+            }
+            run.clear();
+        } else {
+            run.push((x, y_of(p)));
+        }
+    }
+    let at = |want: fn(Placed) -> bool| -> Vec<(f64, f64)> {
+        placed
+            .iter()
+            .filter(|(_, p)| want(*p))
+            .map(|&(x, p)| (x, y_of(p)))
+            .collect()
+    };
+    let finite = at(|p| p != Placed::NonFinite);
+    draw_markers(chart, &finite, style.marker.unwrap_or(0), style.color)
+        .map_err(|e| e.to_string())?;
+    chart.draw_series(
+        at(|p| p == Placed::NonFinite)
+            .into_iter()
+            .map(|p| Cross::new(p, 7, style.color.stroke_width(3))),
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_placed_not_clamped() {
+        assert_eq!(place(f64::NAN), Placed::NonFinite);
+        assert_eq!(place(f64::INFINITY), Placed::NonFinite);
+        assert_eq!(place(7e13), Placed::Top);
+        assert_eq!(place(3.0), Placed::At(3.0));
+        assert_eq!(place(1e-9), Placed::At(1e-9));
+        assert_eq!(place(0.0), Placed::Floor);
+    }
 }

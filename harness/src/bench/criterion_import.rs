@@ -208,6 +208,8 @@ fn record(imp: &str, id: &GroupId, m: &Measured, (kind, copy): (Copy, &Measured)
         samples: m.samples,
         roofline: kind.name().to_string(),
         read_ns: 0.0,
+        source: super::provenance::CRITERION.to_string(),
+        run_id: super::provenance::run_id().to_string(),
     };
     rec.derive();
     rec

@@ -17,6 +17,7 @@ pub mod criterion_import;
 pub mod grid;
 pub mod machine;
 pub mod options;
+pub mod provenance;
 pub mod roofline;
 pub mod runner;
 pub mod sweep;
@@ -28,7 +29,11 @@ use bn_impls::{DType, Layout};
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// The CSV columns, in order: the stable schema documented in docs/BENCHMARKS.md.
-pub const CSV_COLUMNS: [&str; 19] = [
+/// Columns after the first [`REQUIRED_COLUMNS`] were added later (the
+/// roofline's `roofline`, `read_ns`; provenance's `source`, `run_id`), so a
+/// reader of the first [`REQUIRED_COLUMNS`] columns keeps working; a CSV without them is
+/// still read (see [`provenance::fill_missing`]).
+pub const CSV_COLUMNS: [&str; 21] = [
     "impl",
     "op",
     "dtype",
@@ -48,12 +53,14 @@ pub const CSV_COLUMNS: [&str; 19] = [
     "samples",
     "roofline",
     "read_ns",
+    "source",
+    "run_id",
 ];
 
-/// Columns added to the schema after its first version: a CSV without them
-/// still reads (the fields take their defaults), so older files and other
-/// tools' files keep working.
-pub const OPTIONAL_COLUMNS: &[&str] = &["roofline", "read_ns"];
+/// How many leading columns of [`CSV_COLUMNS`] a bench CSV must have: the
+/// schema before the roofline and provenance columns were added (older CSVs
+/// and other tools' CSVs); the later ones take their defaults when absent.
+pub const REQUIRED_COLUMNS: usize = 17;
 
 /// One measurement: one implementation, operation, dtype, layout, shape and
 /// thread count. Field order is the CSV column order ([`CSV_COLUMNS`]).
@@ -107,6 +114,14 @@ pub struct Record {
     /// like the copies; 0 where not measured (old CSVs, other tools).
     #[serde(default)]
     pub read_ns: f64,
+    /// Who measured the row: `bnh`, `torch`, `criterion` or `plugin:NAME`
+    /// (empty in an old CSV until [`provenance::fill_missing`] infers it).
+    #[serde(default)]
+    pub source: String,
+    /// Which invocation measured the row (one id per `bnh bench` run; the
+    /// file name for an old CSV), so merged CSVs keep their runs apart.
+    #[serde(default)]
+    pub run_id: String,
 }
 
 impl Record {
@@ -122,6 +137,18 @@ impl Record {
         self.n * self.c * self.spatial
     }
 
+    /// Spread of the samples, `p90 / p10` (1.0: every sample alike).
+    pub fn spread(&self) -> f64 {
+        self.p90_ns / self.p10_ns
+    }
+
+    /// Whether the measurement is too noisy to rank on (see [`NOISY_SPREAD`]).
+    pub fn is_noisy(&self) -> bool {
+        // NaN (a zero p10) counts as noisy: nothing can be ranked on it.
+        use std::cmp::Ordering::{Equal, Less};
+        !matches!(self.spread().partial_cmp(&NOISY_SPREAD), Some(Less | Equal))
+    }
+
     /// Bandwidth of the memcpy roofline (one read and one write of `x`), GB/s.
     pub fn memcpy_gb_per_s(&self) -> f64 {
         2.0 * self.bytes as f64 / self.memcpy_ns
@@ -132,6 +159,19 @@ impl Record {
         (self.read_ns > 0.0).then(|| self.bytes as f64 / self.read_ns)
     }
 }
+
+/// A measurement whose `p90 / p10` exceeds this is flagged as unreliable
+/// (hyperfine warns likewise when outliers or spread make a mean suspect).
+///
+/// Why 1.5: on a quiet machine our samples (each ≥ 100 µs, see
+/// [`runner::TARGET_SAMPLE`]) spread by a few percent, so p90/p10 stays below
+/// about 1.1; at 1.5 a fifth of the samples are off from the rest by more
+/// than the margins a report ranks on (implementations of one op are often
+/// within 1.1–1.5× of each other), so the median can move by that much
+/// between runs and a ranking on it is not trustworthy. Spreads of this
+/// size come from the machine (other processes, frequency changes, page
+/// faults), not from the kernel.
+pub const NOISY_SPREAD: f64 = 1.5;
 
 /// Read a CSV column through the type's `FromStr`, so an unknown value gets
 /// the same message as the command-line flag, naming the accepted values

@@ -14,10 +14,11 @@ use std::time::Duration;
 /// before [`BenchFlags::validate`] turns them into [`BenchOptions`].
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchFlags {
-    /// Implementations to time (default: every registered one), e.g. naive,welford.
-    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    /// Implementations to time (default: every registered one): `--impls a,b`
+    /// or `--impl a --impl b`.
+    #[arg(long, alias = "impl", value_delimiter = ',', value_name = "A,B")]
     pub impls: Vec<String>,
-    /// Operations to time (default: all three).
+    /// Operations to time, comma-separated from: train, eval, backward (default: all).
     #[arg(long, value_delimiter = ',', value_name = "OPS")]
     pub ops: Vec<String>,
     /// Element types (default: the grid's; f32,f64 for standard, f32 otherwise).
@@ -33,10 +34,15 @@ pub struct BenchFlags {
     #[arg(long, value_enum, default_value = "standard")]
     pub grid: GridName,
     /// Rayon pool sizes to run each measurement in (default: 1).
-    #[arg(long, value_delimiter = ',', value_name = "1,2")]
-    pub threads: Vec<usize>,
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "1,2",
+        allow_negative_numbers = true
+    )]
+    pub threads: Vec<i64>,
     /// Seconds of timed calls per measurement (default: 0.05 for quick, 0.25 otherwise).
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub min_time: Option<f64>,
     /// Write one CSV row per measurement here (plus a NAME.machine.json sidecar).
     #[arg(long, value_name = "PATH")]
@@ -154,6 +160,7 @@ impl BenchFlags {
     }
 
     /// `--threads` checked against 1..=[`MAX_THREADS`] (duplicates dropped), or `[1]`.
+    /// Parsed as signed so `--threads -1` gets this message, not clap's.
     fn threads(&self) -> Result<Vec<usize>> {
         let given = if self.threads.is_empty() {
             &[1][..]
@@ -162,11 +169,14 @@ impl BenchFlags {
         };
         let mut threads = Vec::new();
         for &t in given {
-            if t == 0 || t > MAX_THREADS {
-                return Err(Error::Usage(format!(
-                    "--threads {t}: a pool needs 1 to {MAX_THREADS} threads"
-                )));
-            }
+            let t = match usize::try_from(t) {
+                Ok(t) if (1..=MAX_THREADS).contains(&t) => t,
+                _ => {
+                    return Err(Error::Usage(format!(
+                        "--threads {t}: a pool needs 1 to {MAX_THREADS} threads"
+                    )))
+                }
+            };
             if !threads.contains(&t) {
                 threads.push(t);
             }

@@ -162,6 +162,8 @@ fn record(
         samples: t.samples,
         roofline: String::new(),
         read_ns: 0.0,
+        source: super::provenance::source_of(imp),
+        run_id: super::provenance::run_id().to_string(),
     };
     set_roofline(&mut rec, &t.probes);
     rec

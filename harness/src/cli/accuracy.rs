@@ -14,24 +14,30 @@ pub struct AccuracyArgs {
     /// A small grid (seconds) instead of the full sweep (about a minute).
     #[arg(long)]
     quick: bool,
-    /// Implementations to sweep, comma-separated (default: all registered).
-    #[arg(long, value_name = "A,B")]
+    /// Implementations to sweep (default: all registered): `--impls a,b` or
+    /// `--impl a --impl b`.
+    #[arg(long, alias = "impl", value_delimiter = ',', value_name = "A,B")]
     impls: Vec<String>,
     /// Data types to sweep, comma-separated: f32, f64 (default: both).
     #[arg(long, value_name = "f32,f64", value_delimiter = ',')]
     dtypes: Vec<String>,
     /// Largest number of values per channel to sweep (drops larger sizes).
-    #[arg(long, value_name = "N")]
-    max_n: Option<usize>,
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    max_n: Option<i64>,
     /// Seed of the random data.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Where to write the CSV.
-    #[arg(long, value_name = "PATH", default_value = "reports/accuracy.csv")]
-    csv: PathBuf,
-    /// Where to write the SVG chart (`--chart none` to skip it).
-    #[arg(long, value_name = "PATH", default_value = "reports/accuracy.svg")]
-    chart: PathBuf,
+    /// Folder for accuracy.csv and accuracy.svg when --csv / --chart are not
+    /// given (default: a scratch folder ignored by git; `--out reports`
+    /// replaces the committed reference files, on purpose only).
+    #[arg(long, value_name = "DIR", default_value = crate::output::SCRATCH_DIR)]
+    out: PathBuf,
+    /// Where to write the CSV (default: OUT/accuracy.csv).
+    #[arg(long, value_name = "PATH")]
+    csv: Option<PathBuf>,
+    /// Where to write the SVG chart (default: OUT/accuracy.svg; `--chart none` to skip it).
+    #[arg(long, value_name = "PATH")]
+    chart: Option<PathBuf>,
     /// Memory the sweep may use, e.g. 2G (default: what the OS reports available).
     #[arg(long, value_name = "SIZE")]
     max_memory: Option<String>,
@@ -60,9 +66,21 @@ fn parse_dtypes(names: &[String]) -> Result<Vec<DType>> {
 }
 
 /// Run the sweep (or read a CSV), write CSV and chart, print the summary.
-pub fn run(args: AccuracyArgs) -> Result<ExitCode> {
+pub fn run(mut args: AccuracyArgs) -> Result<ExitCode> {
     crate::plugin::load_all(&args.plugins)?;
-    let chart_path = (args.chart.as_os_str() != "none").then_some(args.chart.clone());
+    if args.csv.is_none() || args.chart.is_none() {
+        make_out_dir(&args)?;
+    }
+    let csv = args
+        .csv
+        .take()
+        .unwrap_or_else(|| args.out.join("accuracy.csv"));
+    args.csv = Some(csv);
+    let chart = args
+        .chart
+        .clone()
+        .unwrap_or_else(|| args.out.join("accuracy.svg"));
+    let chart_path = (chart.as_os_str() != "none").then_some(chart);
     refuse_clobbering(&args, chart_path.as_deref())?;
     if let Some(p) = &chart_path {
         check_writable("--chart", p)?;
@@ -80,12 +98,21 @@ pub fn run(args: AccuracyArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Create `--out` (the default scratch folder) for the files that go there,
+/// after the options are known to be good, so a typo creates nothing.
+fn make_out_dir(args: &AccuracyArgs) -> Result<()> {
+    crate::select_impls(&args.impls)?;
+    parse_dtypes(&args.dtypes)?;
+    crate::output::check_out_dir("--out", &args.out)?;
+    std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))
+}
+
 /// Refuse outputs that are one file (`--csv X --chart X`) or that are the
 /// input (`--from-csv X --chart X`), before any work.
 fn refuse_clobbering(args: &AccuracyArgs, chart: Option<&Path>) -> Result<()> {
     let mut outputs: Vec<(&str, &Path)> = Vec::new();
     if args.from_csv.is_none() {
-        outputs.push(("--csv", &args.csv));
+        outputs.extend(args.csv.as_deref().map(|c| ("--csv", c)));
     }
     outputs.extend(chart.map(|c| ("--chart", c)));
     let inputs: Vec<(&str, &Path)> = args
@@ -101,15 +128,24 @@ fn refuse_clobbering(args: &AccuracyArgs, chart: Option<&Path>) -> Result<()> {
 fn sweep_to_csv(args: &AccuracyArgs) -> Result<Vec<AccuracyRow>> {
     let impls = crate::select_impls(&args.impls)?;
     let dtypes = parse_dtypes(&args.dtypes)?;
-    check_writable("--csv", &args.csv)?;
+    let csv = args
+        .csv
+        .clone()
+        .unwrap_or_else(|| args.out.join("accuracy.csv"));
+    check_writable("--csv", &csv)?;
     // Also try a file in its folder, so a read-only folder fails before the sweep.
-    crate::bench::options::check_writable(&args.csv)?;
+    crate::bench::options::check_writable(&csv)?;
     let mut grid = if args.quick {
         sweep::Grid::quick()
     } else {
         sweep::Grid::full()
     };
     if let Some(n) = args.max_n {
+        let n = usize::try_from(n).map_err(|_| {
+            Error::Usage(format!(
+                "--max-n {n} is too small; batch statistics need at least 2 values per channel"
+            ))
+        })?;
         grid = grid.cap_n(n)?;
     }
     if let Some(budget) = crate::memory::Budget::new(args.max_memory.as_deref())? {
@@ -132,12 +168,12 @@ fn sweep_to_csv(args: &AccuracyArgs) -> Result<Vec<AccuracyRow>> {
         }
     };
     let rows = sweep::run(&grid, &dtypes, &impls, args.seed, &progress)?;
-    write_atomic(&args.csv, export::to_csv(&rows)?.as_bytes())?;
+    write_atomic(&csv, export::to_csv(&rows)?.as_bytes())?;
     crate::output::stdout::warn(&format!(
         "bnh accuracy: {} rows in {:.2} s -> {}",
         rows.len(),
         start.elapsed().as_secs_f64(),
-        args.csv.display()
+        csv.display()
     ));
     Ok(rows)
 }

@@ -18,14 +18,16 @@ use std::process::ExitCode;
 /// Options of `bnh all`.
 #[derive(Debug, clap::Args)]
 pub struct AllArgs {
-    /// Folder for bench.csv, REPORT.md and the charts.
-    #[arg(long, default_value = "reports/quick")]
+    /// Folder for bench.csv, REPORT.md and the charts (default: a scratch
+    /// folder ignored by git; `--out reports` only on purpose).
+    #[arg(long, default_value = crate::output::SCRATCH_DIR)]
     pub out: PathBuf,
-    /// Implementations (default: every registered one), e.g. naive,welford.
-    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    /// Implementations (default: every registered one): `--impls a,b` or
+    /// `--impl a --impl b`.
+    #[arg(long, alias = "impl", value_delimiter = ',', value_name = "A,B")]
     pub impls: Vec<String>,
     /// Seconds of timed calls per measurement (default: the quick grid's).
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub min_time: Option<f64>,
     /// A C kernel plugin (include/bnh_kernel.h) to load and register under its own name; repeatable.
     #[arg(long = "plugin", value_name = "PATH")]
@@ -59,7 +61,8 @@ pub fn run(args: AllArgs) -> Result<ExitCode> {
     print_conformance(&conformance);
     print_fastest(&records);
     print_files(&csv, &written);
-    Ok(if conformance.ok() {
+    super::bench::warn_noisy(&records);
+    let code = if conformance.ok() {
         crate::outln!("all: PASS");
         ExitCode::SUCCESS
     } else {
@@ -67,7 +70,9 @@ pub fn run(args: AllArgs) -> Result<ExitCode> {
             "all: FAIL (a stable implementation failed a conformance case; run `bnh check`)"
         );
         ExitCode::FAILURE
-    })
+    };
+    print_torch_hint(&csv, &written);
+    Ok(code)
 }
 
 /// bench.csv, its sidecar, REPORT.md and the charts written into the
@@ -130,6 +135,36 @@ fn print_fastest(records: &[Record]) {
     for (op, imp, ratio) in fastest_per_op(records) {
         let imp = crate::output::escape(&imp);
         crate::outln!("  {op:9} {imp:12} {ratio:.2}x memcpy");
+    }
+}
+
+/// The one line that adds PyTorch to the report: the command when `torch`
+/// imports, how to install it when not (checked with `python3 -c 'import torch'`).
+fn print_torch_hint(csv: &Path, written: &ReportFiles) {
+    let out = written
+        .report
+        .parent()
+        .map_or_else(|| ".".to_string(), escape_path);
+    let torch_csv = csv.with_file_name("torch.csv");
+    let importable = std::process::Command::new("python3")
+        .args(["-c", "import torch"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if importable {
+        crate::outln!(
+            "add PyTorch: python3 scripts/torch_bench.py --grid quick --csv {t} && bnh report {c} {t} --out {out}",
+            t = escape_path(&torch_csv),
+            c = escape_path(csv),
+        );
+    } else {
+        crate::outln!(
+            "add PyTorch: pip install torch (CPU: --index-url https://download.pytorch.org/whl/cpu), then python3 scripts/torch_bench.py --grid quick --csv {t} && bnh report {c} {t} --out {out}",
+            t = escape_path(&torch_csv),
+            c = escape_path(csv),
+        );
     }
 }
 

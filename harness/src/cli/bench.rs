@@ -20,6 +20,10 @@ pub struct BenchArgs {
     /// A C kernel plugin (include/bnh_kernel.h) to load and register under its own name; repeatable.
     #[arg(long = "plugin", value_name = "PATH")]
     pub plugins: Vec<PathBuf>,
+    /// Also write every measurement and the fastest per op as JSON here
+    /// (hyperfine's flag), atomically.
+    #[arg(long, alias = "json", value_name = "PATH")]
+    pub export_json: Option<PathBuf>,
 }
 
 /// Validate, sweep (rows appended to `NAME.partial.csv` as they are
@@ -28,6 +32,13 @@ pub struct BenchArgs {
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
     crate::plugin::load_all(&args.plugins)?;
     let opts = args.bench.validate()?;
+    if let Some(p) = &args.export_json {
+        crate::output::check_writable("--export-json", p)?;
+        let mut outputs: Vec<(&str, &Path)> =
+            opts.csv.iter().map(|c| ("--csv", c.as_path())).collect();
+        outputs.push(("--export-json", p));
+        crate::output::refuse_overlap(&[], &outputs)?;
+    }
     let mut rows = match &opts.csv {
         Some(p) if partial::applies(p) => Some(PartialCsv::start(p, &CsvExporter.serialize(&[])?)?),
         _ => None,
@@ -60,11 +71,49 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             ));
         }
     }
+    if let Some(p) = &args.export_json {
+        let json = crate::export::json::bench_summary(&records);
+        write_atomic(p, &crate::export::json::to_bytes(&json)?)?;
+    }
     crate::out!(
         "{}",
         String::from_utf8_lossy(&TableExporter.serialize(&records)?)
     );
+    warn_noisy(&records);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Warn on stderr, as hyperfine does, when measurements are too noisy to
+/// rank on (see [`noisy_warning`]). Also used by `bnh all`.
+pub fn warn_noisy(records: &[Record]) {
+    if let Some(w) = noisy_warning(records) {
+        warn(&w);
+    }
+}
+
+/// The warning for measurements with p90/p10 above
+/// [`crate::bench::NOISY_SPREAD`]: how many, the worst, and what to do;
+/// None when every measurement is steady.
+pub fn noisy_warning(records: &[Record]) -> Option<String> {
+    let noisy: Vec<&Record> = records.iter().filter(|r| r.is_noisy()).collect();
+    let worst = noisy
+        .iter()
+        .max_by(|a, b| a.spread().total_cmp(&b.spread()))?;
+    Some(format!(
+        "bnh bench: warning: {} of {} measurements are noisy (p90/p10 > {}; worst: {} {} {} {} {} t{} at {:.2}×): \
+         other processes or frequency changes disturbed them; their medians (marked ~ in REPORT.md) \
+         may not rank implementations reliably. Rerun on a quiet machine or raise --min-time.",
+        noisy.len(),
+        records.len(),
+        crate::bench::NOISY_SPREAD,
+        crate::output::escape(&worst.imp),
+        worst.op,
+        worst.dtype,
+        worst.shape,
+        worst.layout,
+        worst.threads,
+        worst.spread()
+    ))
 }
 
 /// The error of a stopped sweep, saying where its measurements were kept.

@@ -13,9 +13,18 @@ use std::process::ExitCode;
 pub struct CheckArgs {
     /// Case files or folders of *.json cases (default: the fixtures shipped in the repo).
     paths: Vec<PathBuf>,
-    /// Implementations to check (default: all registered); repeat the flag for several.
-    #[arg(long = "impl", value_name = "NAME")]
+    /// Implementations to check (default: all registered): `--impls a,b` or
+    /// `--impl a --impl b`.
+    #[arg(
+        long = "impls",
+        alias = "impl",
+        value_delimiter = ',',
+        value_name = "A,B"
+    )]
     imps: Vec<String>,
+    /// Also write the summary (per implementation: passes, worst ratio) as JSON here.
+    #[arg(long, alias = "json", value_name = "PATH")]
+    export_json: Option<PathBuf>,
     /// Also list each failure of the unstable implementations.
     #[arg(long, short)]
     verbose: bool,
@@ -28,6 +37,9 @@ pub struct CheckArgs {
 pub fn run(args: CheckArgs) -> Result<ExitCode> {
     crate::plugin::load_all(&args.plugins)?;
     let impls = crate::select_impls(&args.imps)?;
+    if let Some(p) = &args.export_json {
+        crate::output::check_writable("--export-json", p)?;
+    }
     let paths = if args.paths.is_empty() {
         vec![shipped_fixtures()]
     } else {
@@ -43,6 +55,10 @@ pub fn run(args: CheckArgs) -> Result<ExitCode> {
                 .collect::<Vec<_>>()
                 .join(", ")
         )));
+    }
+    if let Some(p) = &args.export_json {
+        let json = crate::export::json::check_summary(&report);
+        crate::output::write_atomic(p, &crate::export::json::to_bytes(&json)?)?;
     }
     crate::out!("{}", render(&report, args.verbose));
     Ok(if report.ok() {

@@ -14,8 +14,10 @@ pub struct ReportArgs {
     /// and accuracy CSVs (`bnh accuracy --csv`).
     #[arg(required = true, value_name = "CSV")]
     pub csvs: Vec<PathBuf>,
-    /// Folder for REPORT.md and the charts (created if missing).
-    #[arg(long, default_value = "reports")]
+    /// Folder for REPORT.md and the charts (created if missing). The default
+    /// is a scratch folder ignored by git; `--out reports` replaces the
+    /// committed reference report, on purpose only.
+    #[arg(long, default_value = crate::output::SCRATCH_DIR)]
     pub out: PathBuf,
 }
 

@@ -246,6 +246,8 @@ mod tests {
             samples: 10,
             roofline: String::new(),
             read_ns: 0.0,
+            source: "bnh".into(),
+            run_id: "r".into(),
         }
     }
 

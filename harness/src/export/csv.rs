@@ -1,7 +1,7 @@
 //! The CSV format: header [`CSV_COLUMNS`], one row per measurement.
 
 use super::Exporter;
-use crate::bench::{Record, CSV_COLUMNS, OPTIONAL_COLUMNS};
+use crate::bench::{provenance, Record, CSV_COLUMNS, REQUIRED_COLUMNS};
 use crate::error::{Error, Result};
 use std::path::Path;
 
@@ -37,9 +37,10 @@ pub fn row_bytes(record: &Record) -> Result<Vec<u8>> {
         .map_err(|e| Error::Usage(format!("cannot write CSV: {e}")))
 }
 
-/// Read records from a CSV with (at least) the columns of [`CSV_COLUMNS`]
-/// (those of [`OPTIONAL_COLUMNS`] may be absent); extra columns are
-/// ignored, so the schema can grow.
+/// Read records from a CSV with (at least) the first [`REQUIRED_COLUMNS`]
+/// columns of [`CSV_COLUMNS`]; extra columns are ignored, so the schema can
+/// grow. Rows without provenance (an older CSV) get it inferred
+/// ([`provenance::fill_missing`]).
 pub fn read_csv(path: &Path) -> Result<Vec<Record>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut r = ::csv::ReaderBuilder::new()
@@ -49,21 +50,23 @@ pub fn read_csv(path: &Path) -> Result<Vec<Record>> {
         .headers()
         .map_err(|e| Error::Usage(format!("{}: not a bench CSV: {e}", path.display())))?
         .clone();
-    if let Some(missing) = CSV_COLUMNS
+    if let Some(missing) = CSV_COLUMNS[..REQUIRED_COLUMNS]
         .iter()
-        .filter(|c| !OPTIONAL_COLUMNS.contains(c))
         .find(|c| !headers.iter().any(|h| h == **c))
     {
         return Err(Error::Usage(format!(
             "{}: not a bench CSV: column '{missing}' is missing (expected {})",
             path.display(),
-            CSV_COLUMNS.join(",")
+            CSV_COLUMNS[..REQUIRED_COLUMNS].join(",")
         )));
     }
-    r.deserialize()
+    let mut records = r
+        .deserialize()
         .enumerate()
         .map(|(i, rec)| rec.map_err(|e| row_error(path, &headers, i + 2, &e)))
-        .collect()
+        .collect::<Result<Vec<Record>>>()?;
+    provenance::fill_missing(&mut records, path);
+    Ok(records)
 }
 
 /// A bad row: the file, the row (the header is row 1), the column when the

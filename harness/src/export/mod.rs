@@ -2,9 +2,11 @@
 //! (the structure of hyperfine's `src/export`).
 //!
 //! - [`csv::CsvExporter`]: the stable CSV schema ([`crate::bench::CSV_COLUMNS`]);
-//! - [`table::TableExporter`]: an aligned plain-text table for the terminal.
+//! - [`table::TableExporter`]: an aligned plain-text table for the terminal;
+//! - [`json`]: `--export-json` summaries of `bnh check` and `bnh bench`.
 
 pub mod csv;
+pub mod json;
 pub mod table;
 
 use crate::bench::Record;

@@ -19,6 +19,11 @@ pub mod staging;
 pub mod stdout;
 pub mod target;
 
+/// Where `bnh report`, `bnh accuracy` and `bnh all` write by default: a
+/// scratch folder ignored by git, so the committed reference run in
+/// `reports/` changes only when `--out reports` is asked for.
+pub const SCRATCH_DIR: &str = "reports/local";
+
 pub use atomic::write_atomic;
 pub use escape::{escape, escape_path};
 pub use target::{check_out_dir, check_writable, refuse_overlap};

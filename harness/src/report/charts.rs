@@ -1,41 +1,65 @@
-//! SVG charts (plotters): per operation, time per element vs tensor size and
-//! GB/s vs size with the memcpy roofline (log-log); thread scaling when the
-//! data has more than one thread count.
+//! SVG charts (plotters), one file per operation and kind, each a grid of
+//! small multiples: one panel per layout × dtype × thread count present in
+//! the data, so no facet is hidden.
 //!
-//! Each chart shows one slice of the data so its lines are comparable:
-//! dtype f32 when present, contiguous layout, the smallest thread count
-//! (thread-scaling charts: every thread count). Points of different shapes
-//! with the same size are joined in size order.
+//! - `time_per_element_OP.svg`: time per element vs bytes of x, one point
+//!   per shape (shapes of equal size are separate points, never averaged;
+//!   shape names label the x axis when they fit), with the memcpy of x and
+//!   the bytes-moved floor (`memcpy × passes / 2`);
+//! - `gbps_OP.svg`: GB/s (10^9 bytes/s of minimum traffic) with the copy's;
+//! - `time_per_element_OP_batch_sweep.svg` / `_feature_sweep`: a sweep
+//!   family (fixed C and S, or fixed N and S) against N or C itself;
+//! - `thread_scaling_OP.svg`: speed-up over the fewest threads per layout ×
+//!   dtype, with the ideal (linear) line and the copy's own scaling.
+//!
+//! Overlapping series stay visible (a marker shape per implementation) and
+//! the legend sits in a strip above the panels, outside the data.
 
+use super::plot::{draw_legend, draw_series, grid, legend_rows, plot_err, Style};
+use super::ranking::copy_floor;
 use super::sanitize::{plausible, MAX_VALUE, MIN_VALUE};
 use super::tables::{geomean, impl_order, op_order};
 use crate::bench::{Op, Record};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::output::write_atomic;
-use bn_impls::{DType, Layout};
-use plotters::coord::Shift;
 use plotters::prelude::*;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-const SIZE: (u32, u32) = (960, 600);
-const PALETTE: [RGBColor; 8] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(23, 190, 207),
-];
+/// Pixel size of one panel.
+const PANEL: (u32, u32) = (560, 400);
+/// Most shapes whose names label an x axis; beyond, byte ticks.
+const MAX_SHAPE_LABELS: usize = 10;
 
-/// One line on a chart.
+/// One line on a panel.
 struct Series {
     name: String,
-    color: RGBColor,
-    width: u32,
+    style: Style,
     points: Vec<(f64, f64)>,
+}
+
+/// The x axis of a figure: bytes of x, or a count (N, C, threads).
+#[derive(Clone, Copy, PartialEq)]
+enum XAxis {
+    Bytes,
+    Count,
+    Threads,
+}
+
+/// One panel: its caption, lines and x-axis labels (`(x, label)`).
+struct Panel {
+    caption: String,
+    series: Vec<Series>,
+    labels: Vec<(f64, String)>,
+}
+
+/// A chart of panels sharing axes descriptions and a legend.
+struct Figure {
+    title: String,
+    x_desc: String,
+    y_desc: String,
+    x: XAxis,
+    panels: Vec<Panel>,
 }
 
 /// `1536` → `1.5 KiB`: tick labels of byte axes.
@@ -110,19 +134,13 @@ fn compact(v: f64) -> String {
     }
 }
 
-fn plot_err<E: std::fmt::Debug>(e: E) -> Error {
-    Error::Usage(format!("cannot draw chart: {e:?}"))
-}
-
-fn color_of(impls: &[String], name: &str) -> RGBColor {
-    let i = impls.iter().position(|n| n == name).unwrap_or(0);
-    PALETTE[i % PALETTE.len()]
-}
-
 /// A point that can be drawn on log axes (see [`super::sanitize::plausible`]).
 fn drawable(&(x, y): &(f64, f64)) -> bool {
     plausible(x) && plausible(y)
 }
+
+/// Data bounds `((x0, x1), (y0, y1))` of the drawable points.
+type Bounds = ((f64, f64), (f64, f64));
 
 fn bounds(series: &[Series]) -> Option<Bounds> {
     let pts = series.iter().flat_map(|s| s.points.iter());
@@ -138,42 +156,8 @@ fn bounds(series: &[Series]) -> Option<Bounds> {
     (x0 <= x1).then_some(((x0, x1), (y0, y1)))
 }
 
-/// Draw a chart into an SVG string; `log_x` also picks byte labels on x.
-/// `None` (with a warning on stderr naming the points) when no point can be
-/// drawn: the rest of the report is still written.
-fn draw(
-    title: &str,
-    x_desc: &str,
-    y_desc: &str,
-    series: &[Series],
-    log_x: bool,
-    legend: SeriesLabelPosition,
-) -> Result<Option<String>> {
-    let Some(bounds) = bounds(series) else {
-        eprintln!("bnh report: warning: {}", no_data(title, series));
-        return Ok(None);
-    };
-    let labels = Labels {
-        title,
-        x_desc,
-        y_desc,
-    };
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_err)?;
-        if log_x {
-            draw_log_log(&root, &labels, bounds, series, legend)?;
-        } else {
-            draw_linear(&root, &labels, bounds, series, legend)?;
-        }
-        root.present().map_err(plot_err)?;
-    }
-    Ok(Some(svg))
-}
-
 /// The warning for a chart with nothing to draw, naming each line's first
-/// point (implementation, size or thread count, value).
+/// point (implementation, x, value).
 fn no_data(title: &str, series: &[Series]) -> String {
     let points: Vec<String> = series
         .iter()
@@ -195,195 +179,144 @@ fn no_data(title: &str, series: &[Series]) -> String {
     )
 }
 
-/// The words on a chart: its title and the two axis descriptions.
-struct Labels<'a> {
-    title: &'a str,
-    x_desc: &'a str,
-    y_desc: &'a str,
+/// The legend of a figure: every series name once, in first-seen order.
+fn legend_of(fig: &Figure) -> Vec<(String, Style)> {
+    let mut out: Vec<(String, Style)> = Vec::new();
+    for s in fig.panels.iter().flat_map(|p| &p.series) {
+        if !out.iter().any(|(n, _)| *n == s.name) {
+            out.push((s.name.clone(), s.style));
+        }
+    }
+    out
 }
 
-/// Data bounds `((x0, x1), (y0, y1))` of the positive, finite points.
-type Bounds = ((f64, f64), (f64, f64));
+/// Draw a figure into an SVG string; `None` (with a warning on stderr naming
+/// the points) when no panel has a drawable point.
+fn draw(fig: &Figure) -> Result<Option<String>> {
+    let all: Vec<&Series> = fig.panels.iter().flat_map(|p| &p.series).collect();
+    let any = all.iter().any(|s| s.points.iter().any(drawable));
+    if !any {
+        let owned: Vec<Series> = all
+            .iter()
+            .map(|s| Series {
+                name: s.name.clone(),
+                style: s.style,
+                points: s.points.clone(),
+            })
+            .collect();
+        eprintln!("bnh report: warning: {}", no_data(&fig.title, &owned));
+        return Ok(None);
+    }
+    let (rows, cols) = grid(fig.panels.len());
+    let width = PANEL.0 * cols as u32;
+    let legend = legend_of(fig);
+    let legend_h = 12 + 22 * legend_rows(&legend, width);
+    let height = 50 + legend_h + PANEL.1 * rows as u32;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let root = root
+            .titled(&fig.title, ("sans-serif", 20))
+            .map_err(plot_err)?;
+        let (top, panels) = root.split_vertically(legend_h);
+        draw_legend(&top, &legend)?;
+        let cells = panels.split_evenly((rows, cols));
+        for (panel, area) in fig.panels.iter().zip(&cells) {
+            draw_panel(area, fig, panel)?;
+        }
+        root.present().map_err(plot_err)?;
+    }
+    Ok(Some(svg))
+}
 
-/// Log-log axes with byte labels on x (the size charts).
-fn draw_log_log(
-    root: &DrawingArea<SVGBackend<'_>, Shift>,
-    labels: &Labels,
-    ((x0, x1), (y0, y1)): Bounds,
-    series: &[Series],
-    legend: SeriesLabelPosition,
+/// The label of x value `v` from a panel's labels (the nearest one).
+fn label_at(labels: &[(f64, String)], v: f64) -> String {
+    labels
+        .iter()
+        .min_by(|a, b| (a.0 / v).ln().abs().total_cmp(&(b.0 / v).ln().abs()))
+        .map(|(_, l)| l.clone())
+        .unwrap_or_default()
+}
+
+/// One panel: log x (linear for threads), log y (linear for speed-ups).
+fn draw_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    fig: &Figure,
+    panel: &Panel,
 ) -> Result<()> {
-    // Headroom above the data keeps the legend (upper right) off the lines.
-    let (y_lo, y_hi) = (y0 / 1.5, y1 * 5.0);
-    let mut chart = builder(root, labels.title)
+    let Some(((x0, x1), (y0, y1))) = bounds(&panel.series) else {
+        return Ok(());
+    };
+    let mut b = ChartBuilder::on(area);
+    b.caption(&panel.caption, ("sans-serif", 15))
+        .margin(12)
+        .x_label_area_size(if panel.labels.is_empty() { 40 } else { 150 })
+        .y_label_area_size(70);
+    if fig.x == XAxis::Threads {
+        let mut chart = b
+            .build_cartesian_2d(x0 - 0.3..x1 + 0.3, 0.0..(y1.max(x1 / x0) * 1.15))
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc(&fig.x_desc)
+            .y_desc(&fig.y_desc)
+            .x_labels(((x1 - x0) as usize + 1).min(16))
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.1}"))
+            .label_style(("sans-serif", 12))
+            .draw()
+            .map_err(plot_err)?;
+        for s in &panel.series {
+            let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(drawable).collect();
+            draw_series(&mut chart, &pts, s.style)?;
+        }
+        return Ok(());
+    }
+    let (xl, xh) = (x0 / 1.4, x1 * 1.4);
+    let (yl, yh) = (y0 / 1.5, y1 * 1.5);
+    let x_keys = if !panel.labels.is_empty() {
+        panel.labels.iter().map(|(x, _)| *x).collect()
+    } else if fig.x == XAxis::Bytes {
+        byte_ticks(xl, xh)
+    } else {
+        decade_ticks(xl, xh)
+    };
+    let mut chart = b
         .build_cartesian_2d(
-            (x0 / 1.3..x1 * 1.3)
-                .log_scale()
-                .with_key_points(byte_ticks(x0 / 1.3, x1 * 1.3)),
-            (y_lo..y_hi)
-                .log_scale()
-                .with_key_points(decade_ticks(y_lo, y_hi)),
+            (xl..xh).log_scale().with_key_points(x_keys),
+            (yl..yh).log_scale().with_key_points(decade_ticks(yl, yh)),
         )
         .map_err(plot_err)?;
-    chart
-        .configure_mesh()
-        .x_desc(labels.x_desc)
-        .y_desc(labels.y_desc)
-        .x_label_formatter(&|v| human_bytes(*v))
-        .y_label_formatter(&|v| compact(*v))
-        .axis_desc_style(("sans-serif", 18))
-        .label_style(("sans-serif", 14))
-        .draw()
-        .map_err(plot_err)?;
-    draw_lines(&mut chart, series, 3, legend)
-}
-
-/// Linear axes with integer labels on x (the thread-scaling chart).
-fn draw_linear(
-    root: &DrawingArea<SVGBackend<'_>, Shift>,
-    labels: &Labels,
-    ((x0, x1), (_, y1)): Bounds,
-    series: &[Series],
-    legend: SeriesLabelPosition,
-) -> Result<()> {
-    let mut chart = builder(root, labels.title)
-        .build_cartesian_2d(x0 - 0.2..x1 + 0.2, 0.0..(y1.max(x1) * 1.25))
-        .map_err(plot_err)?;
-    chart
-        .configure_mesh()
-        .x_desc(labels.x_desc)
-        .y_desc(labels.y_desc)
-        .x_labels(((x1 - x0) as usize + 1).min(16))
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .light_line_style(WHITE)
-        .y_label_formatter(&|v| format!("{v:.2}"))
-        .axis_desc_style(("sans-serif", 18))
-        .label_style(("sans-serif", 14))
-        .draw()
-        .map_err(plot_err)?;
-    draw_lines(&mut chart, series, 4, legend)
-}
-
-fn builder<'a, 'b>(
-    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
-    title: &str,
-) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
-    let mut b = ChartBuilder::on(root);
-    b.caption(title, ("sans-serif", 22))
-        .margin(20)
-        .x_label_area_size(55)
-        .y_label_area_size(85);
-    b
-}
-
-/// Each series as a line with point markers, labelled for the legend, then the legend.
-fn draw_lines<'a, DB, CT>(
-    chart: &mut ChartContext<'a, DB, CT>,
-    series: &[Series],
-    marker: i32,
-    legend: SeriesLabelPosition,
-) -> Result<()>
-where
-    DB: DrawingBackend + 'a,
-    CT: plotters::coord::CoordTranslate<From = (f64, f64)>,
-{
-    for s in series {
-        let style = s.color.stroke_width(s.width);
-        let points: Vec<(f64, f64)> = s.points.iter().copied().filter(drawable).collect();
-        chart
-            .draw_series(LineSeries::new(points.clone(), style))
-            .map_err(plot_err)?
-            .label(s.name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
-        chart
-            .draw_series(
-                points
-                    .into_iter()
-                    .map(|p| Circle::new(p, marker, s.color.filled())),
-            )
-            .map_err(plot_err)?;
-    }
-    legend_box(chart, legend)
-}
-
-fn legend_box<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
-    chart: &mut ChartContext<'a, DB, CT>,
-    pos: SeriesLabelPosition,
-) -> Result<()> {
-    chart
-        .configure_series_labels()
-        .position(pos)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 15))
-        .draw()
-        .map_err(plot_err)
-}
-
-/// The slice a size chart shows: f32 if present, contiguous, fewest threads.
-fn size_slice(records: &[Record], op: Op) -> (Vec<&Record>, DType, usize) {
-    let of_op: Vec<&Record> = records.iter().filter(|r| r.op == op).collect();
-    let dtype = if of_op.iter().any(|r| r.dtype == DType::F32) {
-        DType::F32
-    } else {
-        of_op.first().map_or(DType::F32, |r| r.dtype)
+    let labels = &panel.labels;
+    let x_fmt = |v: &f64| {
+        if !labels.is_empty() {
+            label_at(labels, *v)
+        } else if fig.x == XAxis::Bytes {
+            human_bytes(*v)
+        } else {
+            compact(*v)
+        }
     };
-    let threads = of_op.iter().map(|r| r.threads).min().unwrap_or(1);
-    let slice = of_op
-        .into_iter()
-        .filter(|r| r.dtype == dtype && r.threads == threads && r.layout == Layout::Contiguous)
-        .collect();
-    (slice, dtype, threads)
-}
-
-/// Rows measured by another tool (the PyTorch script: `torch`, `torch-noalloc`).
-/// Their memcpy is timed through Python (`dst.copy_(x)`, microseconds of
-/// dispatch per call), so the roofline line uses bnh's own copies when present.
-fn is_external(imp: &str) -> bool {
-    imp.starts_with("torch")
-}
-
-/// The records whose memcpy draws the roofline line (see [`is_external`]).
-fn roofline_records<'a>(slice: &[&'a Record]) -> Vec<&'a Record> {
-    let own: Vec<&Record> = slice
-        .iter()
-        .copied()
-        .filter(|r| !is_external(&r.imp))
-        .collect();
-    if own.is_empty() {
-        slice.to_vec()
-    } else {
-        own
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(&fig.x_desc)
+        .y_desc(&fig.y_desc)
+        .x_label_formatter(&x_fmt)
+        .y_label_formatter(&|v| compact(*v))
+        .label_style(("sans-serif", 12));
+    if !labels.is_empty() {
+        mesh.x_label_style(
+            ("sans-serif", 10)
+                .into_font()
+                .transform(FontTransform::Rotate90),
+        );
     }
-}
-
-/// Points per implementation, x = bytes of `x`, sorted; several records at
-/// one size (different shapes) are averaged geometrically. One pass over
-/// the slice (grouped by implementation, then size).
-fn by_impl(
-    slice: &[&Record],
-    impls: &[String],
-    y: &dyn Fn(&Record) -> f64,
-) -> Vec<(String, Vec<(f64, f64)>)> {
-    let mut at: HashMap<&str, BTreeMap<u64, Vec<f64>>> = HashMap::new();
-    for r in slice {
-        at.entry(r.imp.as_str())
-            .or_default()
-            .entry(r.bytes)
-            .or_default()
-            .push(y(r));
+    mesh.draw().map_err(plot_err)?;
+    for s in &panel.series {
+        let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(drawable).collect();
+        draw_series(&mut chart, &pts, s.style)?;
     }
-    impls
-        .iter()
-        .filter_map(|imp| {
-            let pts: Vec<(f64, f64)> = at
-                .remove(imp.as_str())?
-                .into_iter()
-                .map(|(b, v)| (b as f64, geomean(&v)))
-                .collect();
-            Some((imp.clone(), pts))
-        })
-        .collect()
+    Ok(())
 }
 
 fn save(out: &Path, name: &str, svg: &str, written: &mut Vec<PathBuf>) -> Result<()> {
@@ -393,48 +326,111 @@ fn save(out: &Path, name: &str, svg: &str, written: &mut Vec<PathBuf>) -> Result
     Ok(())
 }
 
+/// Whether a row is PyTorch's: its copies are timed through Python
+/// (`dst.copy_(x)`, microseconds of dispatch per call), so the copy lines
+/// use bnh's own copies when present.
+fn is_external(r: &Record) -> bool {
+    super::ranking::is_torch(r)
+}
+
+/// One facet of the data: layout, dtype and thread count.
+type Facet = (&'static str, &'static str, usize);
+
+fn facet_of(r: &Record) -> Facet {
+    (r.dtype.name(), r.layout.name(), r.threads)
+}
+
+/// `f32 · contiguous · 1 thread(s)`.
+fn facet_caption((dtype, layout, threads): Facet) -> String {
+    format!("{dtype} · {layout} · {threads} thread(s)")
+}
+
+/// The records of `op` by facet, in order (dtype, layout, threads).
+fn by_facet(records: &[Record], op: Op) -> BTreeMap<Facet, Vec<&Record>> {
+    let mut out: BTreeMap<Facet, Vec<&Record>> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.op == op) {
+        out.entry(facet_of(r)).or_default().push(r);
+    }
+    out
+}
+
 /// Render every chart into `out`; returns the files written.
 pub fn render_all(records: &[Record], out: &Path) -> Result<Vec<PathBuf>> {
     let impls = impl_order(records);
     let mut written = Vec::new();
     for op in op_order(records) {
-        let (slice, dtype, threads) = size_slice(records, op);
-        if slice.is_empty() {
-            continue;
-        }
-        let where_ = format!("{dtype}, contiguous, {threads} thread(s)");
-        let all = format!("all shapes, {where_}");
-        size_charts(&slice, &impls, op, &all, "", out, &mut written)?;
-        let families = [
-            (
-                "batch_sweep",
-                "batch sweep",
-                sweep_family(&slice, |r| (r.c, r.spatial), |r| r.n),
-            ),
-            (
-                "feature_sweep",
-                "feature sweep",
-                sweep_family(&slice, |r| (r.n, r.spatial), |r| r.c),
-            ),
-        ];
-        for (suffix, what, family) in families {
-            if let Some((fixed, rows)) = family {
-                let desc = match suffix {
-                    "batch_sweep" => format!("{what}, C={} S={}, {where_}", fixed.0, fixed.1),
-                    _ => format!("{what}, N={} S={}, {where_}", fixed.0, fixed.1),
-                };
-                size_charts(
-                    &rows,
-                    &impls,
-                    op,
-                    &desc,
-                    &format!("_{suffix}"),
-                    out,
-                    &mut written,
-                )?;
+        let facets = by_facet(records, op);
+        let every = "every layout × dtype × threads measured; one point per shape";
+        for (kind, y_desc) in [
+            ("time_per_element", "time per element (ns, log)"),
+            ("gbps", "GB/s (10^9 B/s of minimum traffic, log)"),
+        ] {
+            let panels: Vec<Panel> = facets
+                .iter()
+                .map(|(f, rs)| size_panel(*f, rs, &impls, op, kind, &|r| r.bytes as f64, true))
+                .collect();
+            let what = if kind == "gbps" {
+                "bandwidth"
+            } else {
+                "time per element"
+            };
+            let fig = Figure {
+                title: format!("{op}: {what} vs size ({every})"),
+                x_desc: "bytes of x (log)".into(),
+                y_desc: y_desc.into(),
+                x: XAxis::Bytes,
+                panels,
+            };
+            if let Some(svg) = draw(&fig)? {
+                save(out, &format!("{kind}_{op}.svg"), &svg, &mut written)?;
             }
         }
-        if let Some(svg) = thread_chart(records, op, dtype, &impls)? {
+        for (suffix, what, var) in [
+            ("batch_sweep", "batch sweep: N varies, C and S fixed", 'N'),
+            (
+                "feature_sweep",
+                "feature sweep: C varies, N and S fixed",
+                'C',
+            ),
+        ] {
+            let panels: Vec<Panel> = facets
+                .iter()
+                .filter_map(|(f, rs)| {
+                    let (fixed, fam) = if var == 'N' {
+                        sweep_family(rs, |r| (r.c, r.spatial), |r| r.n)?
+                    } else {
+                        sweep_family(rs, |r| (r.n, r.spatial), |r| r.c)?
+                    };
+                    let x: &dyn Fn(&Record) -> f64 = if var == 'N' {
+                        &|r| r.n as f64
+                    } else {
+                        &|r| r.c as f64
+                    };
+                    let mut p = size_panel(*f, &fam, &impls, op, "time_per_element", x, false);
+                    p.caption = if var == 'N' {
+                        format!("{}; C={} S={}", p.caption, fixed.0, fixed.1)
+                    } else {
+                        format!("{}; N={} S={}", p.caption, fixed.0, fixed.1)
+                    };
+                    Some(p)
+                })
+                .collect();
+            if panels.is_empty() {
+                continue;
+            }
+            let fig = Figure {
+                title: format!("{op}: time per element, {what}"),
+                x_desc: format!("{var} (log)"),
+                y_desc: "time per element (ns, log)".into(),
+                x: XAxis::Count,
+                panels,
+            };
+            if let Some(svg) = draw(&fig)? {
+                let name = format!("time_per_element_{op}_{suffix}.svg");
+                save(out, &name, &svg, &mut written)?;
+            }
+        }
+        if let Some(svg) = thread_chart(records, op, &impls)? {
             save(out, &format!("thread_scaling_{op}.svg"), &svg, &mut written)?;
         }
     }
@@ -443,7 +439,7 @@ pub fn render_all(records: &[Record], out: &Path) -> Result<Vec<PathBuf>> {
 
 /// The largest family of records that share `fixed` and vary `var` over at
 /// least four values: a batch sweep (fixed C and S) or a feature sweep
-/// (fixed N and S), charted on its own so its line is one clean sweep.
+/// (fixed N and S), charted against the swept quantity itself.
 fn sweep_family<'a>(
     slice: &[&'a Record],
     fixed: impl Fn(&Record) -> (usize, usize),
@@ -466,115 +462,193 @@ fn sweep_family<'a>(
         .map(|(_, k, rows)| (k, rows))
 }
 
-/// Time per element and GB/s (with the memcpy line) vs size for one slice.
-fn size_charts(
-    slice: &[&Record],
+/// One panel of a size chart: a line per implementation (one point per
+/// shape, in x then shape order), then the copy line(s); shape names label
+/// the x axis when they fit (with their size when x is bytes).
+fn size_panel(
+    facet: Facet,
+    rows: &[&Record],
     impls: &[String],
     op: Op,
-    desc: &str,
-    suffix: &str,
-    out: &Path,
-    written: &mut Vec<PathBuf>,
-) -> Result<()> {
-    let series = impl_lines(slice, impls, &|r| r.median_ns / r.elements() as f64);
-    if let Some(svg) = draw(
-        &format!("{op}: time per element vs size ({desc})"),
-        "tensor size (bytes of x, log scale)",
-        "time per element (ns, log scale)",
-        &series,
-        true,
-        SeriesLabelPosition::UpperRight,
-    )? {
-        let name = format!("time_per_element_{op}{suffix}.svg");
-        save(out, &name, &svg, written)?;
-    }
-
-    let mut series = impl_lines(slice, impls, &|r| r.gb_per_s);
-    series.push(memcpy_bandwidth_line(slice));
-    if let Some(svg) = draw(
-        &format!("{op}: bandwidth vs size ({desc})"),
-        "tensor size (bytes of x, log scale)",
-        "GB/s (minimum bytes moved / median time, log scale)",
-        &series,
-        true,
-        SeriesLabelPosition::UpperRight,
-    )? {
-        save(out, &format!("gbps_{op}{suffix}.svg"), &svg, written)?;
-    }
-    Ok(())
-}
-
-/// One coloured line per implementation of `y` against bytes of `x`.
-fn impl_lines(slice: &[&Record], impls: &[String], y: &dyn Fn(&Record) -> f64) -> Vec<Series> {
-    by_impl(slice, impls, y)
-        .into_iter()
-        .map(|(name, points)| Series {
-            color: color_of(impls, &name),
-            name,
-            width: 2,
-            points,
-        })
-        .collect()
-}
-
-/// The memcpy roofline: bandwidth of the interleaved copies vs size.
-fn memcpy_bandwidth_line(slice: &[&Record]) -> Series {
-    let mut copy: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
-    for r in roofline_records(slice) {
-        copy.entry(r.bytes).or_default().push(r.memcpy_gb_per_s());
-    }
-    Series {
-        name: "memcpy (read + write of x)".into(),
-        color: BLACK,
-        width: 3,
-        points: copy
-            .into_iter()
-            .map(|(b, v)| (b as f64, geomean(&v)))
-            .collect(),
-    }
-}
-
-/// Speed-up over the fewest threads, geometric mean over the contiguous
-/// shapes measured at every thread count; None with a single thread count.
-fn thread_chart(
-    records: &[Record],
-    op: Op,
-    dtype: DType,
-    impls: &[String],
-) -> Result<Option<String>> {
-    let slice: Vec<&Record> = records
-        .iter()
-        .filter(|r| r.op == op && r.dtype == dtype && r.layout == Layout::Contiguous)
-        .collect();
-    let mut counts: Vec<usize> = slice.iter().map(|r| r.threads).collect();
-    counts.sort_unstable();
-    counts.dedup();
-    if counts.len() < 2 {
-        return Ok(None);
-    }
+    kind: &str,
+    x: &dyn Fn(&Record) -> f64,
+    bytes_axis: bool,
+) -> Panel {
+    let y = |r: &Record| {
+        if kind == "gbps" {
+            r.gb_per_s
+        } else {
+            r.median_ns / r.elements() as f64
+        }
+    };
     let mut by_imp: HashMap<&str, Vec<&Record>> = HashMap::new();
-    for r in &slice {
+    for r in rows {
         by_imp.entry(r.imp.as_str()).or_default().push(r);
     }
-    let mine = |imp: &str| by_imp.get(imp).map_or(&[][..], |v| v.as_slice());
-    let mut series: Vec<Series> = impls
+    let mut series: Vec<Series> = Vec::new();
+    for (i, imp) in impls.iter().enumerate() {
+        let Some(mut mine) = by_imp.remove(imp.as_str()) else {
+            continue;
+        };
+        mine.sort_by(|a, b| x(a).total_cmp(&x(b)).then(a.shape.cmp(&b.shape)));
+        series.push(Series {
+            name: imp.clone(),
+            style: Style::of_index(i),
+            points: mine.iter().map(|r| (x(r), y(r))).collect(),
+        });
+    }
+    series.extend(copy_lines(rows, op, kind, x));
+    let shapes: BTreeSet<(u64, &str)> = rows
         .iter()
-        .filter_map(|imp| thread_line(mine(imp), imp, impls, counts[0]))
+        .map(|r| (x(r).to_bits(), r.shape.as_str()))
         .collect();
-    series.push(memcpy_thread_line(impls, &mine, counts[0]));
-    draw(
-        &format!("{op}: thread scaling ({dtype}, contiguous; geomean over shapes)"),
-        "threads (rayon pool size; torch: set_num_threads)",
-        &format!("speed-up over {} thread(s)", counts[0]),
-        &series,
-        false,
-        SeriesLabelPosition::UpperLeft,
-    )
+    let labels = if shapes.len() <= MAX_SHAPE_LABELS {
+        let mut at: BTreeMap<u64, Vec<&str>> = BTreeMap::new();
+        for (xb, s) in shapes {
+            at.entry(xb).or_default().push(s);
+        }
+        at.into_iter()
+            .map(|(xb, names)| {
+                let x = f64::from_bits(xb);
+                let size = if bytes_axis {
+                    format!(" ({})", human_bytes(x))
+                } else {
+                    String::new()
+                };
+                (x, format!("{}{size}", names.join(" | ")))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Panel {
+        caption: facet_caption(facet),
+        series,
+        labels,
+    }
+}
+
+/// The copy of x (time per element or bandwidth) per shape, from bnh's own
+/// copies when present, and on time charts the bytes-moved floor
+/// (`copy × passes / 2`).
+fn copy_lines(rows: &[&Record], op: Op, kind: &str, x: &dyn Fn(&Record) -> f64) -> Vec<Series> {
+    let own = rows.iter().any(|r| !is_external(r));
+    let mut at: BTreeMap<(u64, &str), Vec<f64>> = BTreeMap::new();
+    for r in rows.iter().filter(|r| !own || !is_external(r)) {
+        let v = if kind == "gbps" {
+            r.memcpy_gb_per_s()
+        } else {
+            r.memcpy_ns / r.elements() as f64
+        };
+        at.entry((x(r).to_bits(), r.shape.as_str()))
+            .or_default()
+            .push(v);
+    }
+    let mut pts: Vec<(f64, f64)> = at
+        .into_iter()
+        .map(|((xb, _), v)| (f64::from_bits(xb), geomean(&v)))
+        .collect();
+    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut out = vec![Series {
+        name: "memcpy of x (read + write)".into(),
+        style: Style::reference(BLACK, false),
+        points: pts.clone(),
+    }];
+    if kind != "gbps" {
+        let floor = copy_floor(op);
+        out.push(Series {
+            name: format!("floor: memcpy × {floor:.2} (bytes moved)"),
+            style: Style::reference(RGBColor(120, 120, 120), true),
+            points: pts.into_iter().map(|(x, y)| (x, y * floor)).collect(),
+        });
+    }
+    out
+}
+
+/// Speed-up over the fewest threads, one panel per layout × dtype, with the
+/// ideal (linear) line and the copy's own speed-up; None with a single
+/// thread count. Each point is the geometric mean over the shapes measured
+/// at both thread counts (named in the caption), never a mix of others.
+fn thread_chart(records: &[Record], op: Op, impls: &[String]) -> Result<Option<String>> {
+    let mut by_ld: BTreeMap<(&str, &str), Vec<&Record>> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.op == op) {
+        by_ld
+            .entry((r.dtype.name(), r.layout.name()))
+            .or_default()
+            .push(r);
+    }
+    let mut panels = Vec::new();
+    for ((dtype, layout), rows) in by_ld {
+        let counts: BTreeSet<usize> = rows.iter().map(|r| r.threads).collect();
+        if counts.len() < 2 {
+            continue;
+        }
+        let base = *counts.iter().next().expect("two counts");
+        let top = *counts.iter().last().expect("two counts");
+        let mut by_imp: HashMap<&str, Vec<&Record>> = HashMap::new();
+        for r in &rows {
+            by_imp.entry(r.imp.as_str()).or_default().push(r);
+        }
+        let mut series: Vec<Series> = Vec::new();
+        for (i, imp) in impls.iter().enumerate() {
+            let Some(mine) = by_imp.get(imp.as_str()) else {
+                continue;
+            };
+            let pts = per_thread_count(&base_pairs(mine, base), |b, r| b.median_ns / r.median_ns);
+            if !pts.is_empty() {
+                series.push(Series {
+                    name: imp.clone(),
+                    style: Style::of_index(i),
+                    points: pts,
+                });
+            }
+        }
+        let own = rows.iter().any(|r| !is_external(r));
+        let pairs: Vec<(&Record, &Record)> = by_imp
+            .values()
+            .filter(|v| v.iter().all(|r| !own || !is_external(r)))
+            .flat_map(|v| base_pairs(v, base))
+            .collect();
+        series.push(Series {
+            name: "memcpy of x".into(),
+            style: Style::reference(BLACK, false),
+            points: per_thread_count(&pairs, |b, r| b.memcpy_ns / r.memcpy_ns),
+        });
+        series.push(Series {
+            name: "ideal (linear scaling)".into(),
+            style: Style::reference(RGBColor(120, 120, 120), true),
+            points: counts
+                .iter()
+                .map(|&t| (t as f64, t as f64 / base as f64))
+                .collect(),
+        });
+        let shapes: BTreeSet<&str> = rows
+            .iter()
+            .filter(|r| r.threads == top)
+            .map(|r| r.shape.as_str())
+            .collect();
+        panels.push(Panel {
+            caption: format!("{dtype} · {layout}; geomean over {} shape(s)", shapes.len()),
+            series,
+            labels: Vec::new(),
+        });
+    }
+    if panels.is_empty() {
+        return Ok(None);
+    }
+    draw(&Figure {
+        title: format!(
+            "{op}: thread scaling per layout × dtype (speed-up over the fewest threads)"
+        ),
+        x_desc: "threads (rayon pool; torch: set_num_threads)".into(),
+        y_desc: "speed-up".into(),
+        x: XAxis::Threads,
+        panels,
+    })
 }
 
 /// `(at base threads, at t threads)` pairs of one implementation's records
-/// of the same shape, `base` being the fewest threads: one pass with a map
-/// from shape to the base record (the first one of that shape).
+/// of the same shape, `base` being the fewest threads.
 fn base_pairs<'a>(mine: &[&'a Record], base: usize) -> Vec<(&'a Record, &'a Record)> {
     let mut at_base: HashMap<&str, &Record> = HashMap::new();
     for r in mine.iter().filter(|r| r.threads == base) {
@@ -599,38 +673,6 @@ fn per_thread_count(
         .collect()
 }
 
-/// One implementation's speed-up per thread count (None if it has no pairs).
-fn thread_line(mine: &[&Record], imp: &str, impls: &[String], base: usize) -> Option<Series> {
-    let pts = per_thread_count(&base_pairs(mine, base), |b, r| b.median_ns / r.median_ns);
-    (!pts.is_empty()).then(|| Series {
-        name: imp.to_string(),
-        color: color_of(impls, imp),
-        width: 2,
-        points: pts,
-    })
-}
-
-/// The copies' own speed-up per thread count, from bnh's copies when
-/// present (see [`is_external`]).
-fn memcpy_thread_line<'a>(
-    impls: &[String],
-    mine: &dyn Fn(&str) -> &'a [&'a Record],
-    base: usize,
-) -> Series {
-    let all_external = impls.iter().all(|i| is_external(i));
-    let pairs: Vec<(&Record, &Record)> = impls
-        .iter()
-        .filter(|imp| !is_external(imp) || all_external)
-        .flat_map(|imp| base_pairs(mine(imp), base))
-        .collect();
-    Series {
-        name: "memcpy".into(),
-        color: BLACK,
-        width: 3,
-        points: per_thread_count(&pairs, |b, r| b.memcpy_ns / r.memcpy_ns),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -638,10 +680,23 @@ mod tests {
     fn series(points: Vec<(f64, f64)>) -> Vec<Series> {
         vec![Series {
             name: "fused".into(),
-            color: BLACK,
-            width: 2,
+            style: Style::of_index(0),
             points,
         }]
+    }
+
+    fn figure(series: Vec<Series>) -> Figure {
+        Figure {
+            title: "t".into(),
+            x_desc: "x".into(),
+            y_desc: "y".into(),
+            x: XAxis::Bytes,
+            panels: vec![Panel {
+                caption: "p".into(),
+                series,
+                labels: Vec::new(),
+            }],
+        }
     }
 
     /// Ticks stay few and finite whatever the range (the issue: a range up
@@ -673,10 +728,10 @@ mod tests {
         let bad = series(vec![(128.0, 1e308), (256.0, f64::NAN), (512.0, 0.0)]);
         let msg = no_data("t", &bad);
         assert!(msg.contains("fused at x = 1.28e2: 1e308"), "{msg}");
-        let drawn = draw("t", "x", "y", &bad, true, SeriesLabelPosition::UpperRight).unwrap();
+        let drawn = draw(&figure(bad)).unwrap();
         assert!(drawn.is_none());
         let mixed = series(vec![(128.0, 1e308), (256.0, 2.0), (512.0, 3.0)]);
-        let drawn = draw("t", "x", "y", &mixed, true, SeriesLabelPosition::UpperRight).unwrap();
+        let drawn = draw(&figure(mixed)).unwrap();
         assert!(drawn.is_some());
     }
 }

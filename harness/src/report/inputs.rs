@@ -5,9 +5,10 @@ use super::accuracy::is_accuracy_csv;
 use super::{sanitize, Source};
 use crate::accuracy::export::AccuracyRow;
 use crate::bench::machine::{sidecar_path, Machine};
-use crate::bench::Record;
+use crate::bench::{provenance, Record};
 use crate::error::{Error, Result};
 use crate::export::csv::read_csv;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// Everything one report renders: bench records with the files they came
@@ -23,6 +24,9 @@ pub struct ReportInputs {
     /// One warning per row left out because a value cannot be drawn
     /// (non-finite, non-positive or absurdly large; see [`super::sanitize`]).
     pub skipped: Vec<String>,
+    /// Other things the reader should know, one warning each (e.g. true
+    /// duplicates dropped when one CSV is given twice).
+    pub notes: Vec<String>,
 }
 
 /// Read every CSV in `csvs`: accuracy CSVs into `accuracy`, the others as
@@ -47,7 +51,46 @@ pub fn read_inputs(csvs: &[PathBuf]) -> Result<ReportInputs> {
         });
         inputs.records.extend(rows);
     }
+    let (dropped, first) = provenance::dedup(&mut inputs.records);
+    if let Some(first) = first {
+        inputs.notes.push(format!(
+            "{dropped} duplicate row(s) dropped (same source, run, implementation, op, dtype, \
+             layout, shape and threads, e.g. {first}); was a CSV given twice? kept the first of each"
+        ));
+    }
+    relabel_sources(&mut inputs.records);
     Ok(inputs)
+}
+
+/// Keep sources apart where they overlap: when one implementation was
+/// measured in the same configuration (op, dtype, layout, shape, threads)
+/// by more than one source (e.g. `bnh` and `criterion`), every row of that
+/// implementation from those sources is labelled `NAME@SOURCE`, so tables
+/// and charts show both measurements side by side. Several runs of one
+/// source are kept apart by the report itself (it ranks on the latest run
+/// and lists the others, see [`super::ranking::latest_runs`]).
+pub fn relabel_sources(records: &mut [Record]) {
+    let mut sources: HashMap<(String, String), HashSet<String>> = HashMap::new();
+    for r in records.iter() {
+        let config = format!(
+            "{} {} {} {} t{}",
+            r.op, r.dtype, r.layout, r.shape, r.threads
+        );
+        sources
+            .entry((r.imp.clone(), config))
+            .or_default()
+            .insert(r.source.clone());
+    }
+    let mixed: HashSet<String> = sources
+        .into_iter()
+        .filter(|(_, v)| v.len() > 1)
+        .map(|((imp, _), _)| imp)
+        .collect();
+    for r in records.iter_mut() {
+        if mixed.contains(&r.imp) {
+            r.imp = format!("{}@{}", r.imp, r.source);
+        }
+    }
 }
 
 /// The machine sidecar of a bench CSV, if it has one.

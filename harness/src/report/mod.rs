@@ -9,12 +9,16 @@
 //! - [`inputs`]: reading bench and accuracy CSVs and machine sidecars;
 //! - [`sanitize`]: leaving out (and naming) rows whose values cannot be drawn;
 //! - [`tables`]: the Markdown tables of REPORT.md;
+//! - [`versus_torch`]: the cell-by-cell table with PyTorch (absolute medians);
 //! - [`charts`]: the bench charts (time per element, bandwidth, thread scaling);
 //! - [`accuracy`]: the accuracy chart and section.
 
 pub mod accuracy;
 pub mod charts;
+pub mod findings;
 pub mod inputs;
+pub mod plot;
+pub mod ranking;
 pub mod sanitize;
 pub mod tables;
 pub mod versus_torch;
@@ -62,6 +66,9 @@ pub fn from_csvs(csvs: &[PathBuf], out: &Path) -> Result<ReportFiles> {
 pub fn warn_skipped(inputs: &ReportInputs) {
     for w in inputs.skipped.iter().take(MAX_WARNINGS) {
         eprintln!("bnh report: warning: {w}");
+    }
+    for n in &inputs.notes {
+        eprintln!("bnh report: warning: {n}");
     }
     if inputs.skipped.len() > MAX_WARNINGS {
         eprintln!(
@@ -113,7 +120,14 @@ fn bench_part(
     if records.is_empty() {
         return Ok((None, Vec::new()));
     }
-    let charts = charts::render_all(records, out)?;
+    // Charts draw one point per implementation and configuration: the
+    // latest run's (the tables list the others).
+    let latest: Vec<Record> = ranking::latest_runs(records)
+        .0
+        .into_iter()
+        .cloned()
+        .collect();
+    let charts = charts::render_all(&latest, out)?;
     let names: Vec<String> = charts
         .iter()
         .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))

@@ -150,6 +150,8 @@ mod tests {
             samples: 5,
             roofline: "vector".into(),
             read_ns: 60.0,
+            source: String::new(),
+            run_id: "r".into(),
         };
         r.derive();
         r
