@@ -39,6 +39,31 @@ pub struct Verdict {
     /// The implementation declined the input ([`Outcome::Unsupported`]): neither
     /// a pass nor a failure, shown as `unsupported`.
     pub unsupported: Option<String>,
+    /// An out-of-process implementation (`--external`) that gave no result:
+    /// a failure (with the reason in [`Verdict::problem`]) of its own kind.
+    pub run_failure: Option<RunFailure>,
+}
+
+/// Why an `--external` program gave no result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunFailure {
+    /// Still running at `--timeout`; killed.
+    Timeout,
+    /// Nonzero exit, a signal, or no valid output file.
+    Crashed,
+}
+
+impl Verdict {
+    /// The verdict on a run that gave no result: a failure of kind `kind`.
+    pub fn run_failed(kind: RunFailure, why: String) -> Verdict {
+        Verdict {
+            checks: Vec::new(),
+            problem: Some(why),
+            rejected_as_expected: false,
+            unsupported: None,
+            run_failure: Some(kind),
+        }
+    }
 }
 
 impl Verdict {
@@ -145,6 +170,7 @@ pub fn judge(case: &Case, outcome: &Outcome) -> Verdict {
         problem: None,
         rejected_as_expected: false,
         unsupported: None,
+        run_failure: None,
     };
     match (outcome, &case.expected, &case.expected_error) {
         (Outcome::Unsupported(msg), _, _) => verdict.unsupported = Some(msg.clone()),
