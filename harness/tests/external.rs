@@ -137,8 +137,13 @@ fn a_hanging_external_times_out_and_the_check_completes() {
     let cases = few_cases("hang");
     let csv = cases.parent().unwrap().join("verdicts.csv");
     let start = Instant::now();
-    // The background sleep keeps the pipes open after `sh` is killed: only
-    // killing the whole process group lets the check finish.
+    // The background sleep (its pid noted in `pids`) would outlive `sh`:
+    // only killing the whole process group ends it.
+    let pids = cases.parent().unwrap().join("pids");
+    let hang = format!(
+        "hang=sh -c 'sleep 1000 & echo $! >> \"$0\"; sleep 1000' {} {{case}} {{out}}",
+        shell_quote(pids.to_str().unwrap())
+    );
     let o = bnh(&[
         "check",
         cases.to_str().unwrap(),
@@ -147,7 +152,7 @@ fn a_hanging_external_times_out_and_the_check_completes() {
         "--timeout",
         "1",
         "--external",
-        "hang=sh -c 'sleep 1000 & sleep 1000' sh {case} {out}",
+        &hang,
         "--external",
         &bnh_external("good", "fused"),
         "--csv",
@@ -168,6 +173,22 @@ fn a_hanging_external_times_out_and_the_check_completes() {
         assert!(detail.contains("--timeout"), "{detail}");
     }
     assert!(csv_rows(&csv, "good").iter().all(|r| r.1 == "pass"));
+    let pids = std::fs::read_to_string(&pids).unwrap();
+    assert_eq!(pids.lines().count(), 4, "{pids}");
+    for pid in pids.lines() {
+        assert!(!alive(pid), "background process {pid} outlived the timeout");
+    }
+}
+
+/// Whether process `pid` still runs (a zombie awaiting its reaper does not).
+fn alive(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => false,
+        Ok(stat) => {
+            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+            !state.starts_with('Z') && !state.starts_with('X')
+        }
+    }
 }
 
 #[test]
