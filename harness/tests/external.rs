@@ -369,3 +369,24 @@ fn torch_kernel_passes_every_shipped_case() {
     let bad: Vec<_> = rows.iter().filter(|r| r.1 != "pass").collect();
     assert!(bad.is_empty(), "{bad:#?}");
 }
+
+#[test]
+fn list_names_the_externals_and_refuses_a_missing_program() {
+    let o = bnh(&["list", "--json", "--external", "mine=sh kernel.sh"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mine = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "mine")
+        .expect("the external is listed");
+    assert_eq!(mine["stable"], true);
+    assert!(mine["description"]
+        .as_str()
+        .unwrap()
+        .contains("sh kernel.sh"));
+    let o = bnh(&["list", "--external", "mine=no-such-program-bnh"]);
+    assert_eq!(o.status.code(), Some(2));
+}
