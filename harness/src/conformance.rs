@@ -2,8 +2,10 @@
 
 use crate::case::{collect_case_files, Case};
 use crate::error::Result;
+use crate::external::run::RunResult;
+use crate::external::External;
 use crate::run::run_case;
-use crate::tolerance::{judge, Verdict};
+use crate::tolerance::{judge, RunFailure, Verdict};
 use bn_impls::{Implementation, Info};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -76,18 +78,41 @@ impl CheckReport {
 
 /// Run every case under `roots` with every implementation in `impls`.
 pub fn check(roots: &[PathBuf], impls: &[&dyn Implementation]) -> Result<CheckReport> {
+    check_with_externals(roots, impls, &[])
+}
+
+/// [`check`], plus every `--external` program on every case that loads
+/// (their columns come after `impls`'). Their output files go to a temp
+/// folder removed at the end; Ctrl-C stops the running programs and makes
+/// this an [`crate::Error::Interrupted`] (no partial report).
+pub fn check_with_externals(
+    roots: &[PathBuf],
+    impls: &[&dyn Implementation],
+    externals: &[External],
+) -> Result<CheckReport> {
     let files = collect_case_files(roots)?;
+    let scratch = crate::output::temp_builder()
+        .tempdir()
+        .map_err(|e| crate::Error::io(std::env::temp_dir(), e))?;
     let rows = files
         .par_iter()
-        .map(|path| match Case::load(path) {
-            Ok(case) => CheckRow {
-                path: path.clone(),
-                name: case.name.clone(),
-                result: Ok(impls
+        .enumerate()
+        .map(|(k, path)| match Case::load(path) {
+            Ok(case) => {
+                let mut verdicts: Vec<Verdict> = impls
                     .iter()
                     .map(|imp| judge(&case, &run_case(&case, *imp)))
-                    .collect()),
-            },
+                    .collect();
+                for (e, ext) in externals.iter().enumerate() {
+                    let out = scratch.path().join(format!("{k}-{e}.json"));
+                    verdicts.push(judge_external(&case, &ext.run(path, &out)));
+                }
+                CheckRow {
+                    path: path.clone(),
+                    name: case.name.clone(),
+                    result: Ok(verdicts),
+                }
+            }
             Err(e) => CheckRow {
                 path: path.clone(),
                 name: path
@@ -99,8 +124,19 @@ pub fn check(roots: &[PathBuf], impls: &[&dyn Implementation]) -> Result<CheckRe
             },
         })
         .collect();
-    Ok(CheckReport {
-        impls: impls.iter().map(|i| i.info()).collect(),
-        rows,
-    })
+    crate::interrupt::check("bnh check stopped; no verdicts written")?;
+    let mut infos: Vec<Info> = impls.iter().map(|i| i.info()).collect();
+    infos.extend(externals.iter().map(|e| e.info));
+    Ok(CheckReport { impls: infos, rows })
+}
+
+/// The verdict on one external run: its outcome judged like a built-in's,
+/// or a `timeout`/`crashed` failure.
+fn judge_external(case: &Case, result: &RunResult) -> Verdict {
+    match result {
+        RunResult::Finished(outcome) => judge(case, outcome),
+        RunResult::TimedOut(why) => Verdict::run_failed(RunFailure::Timeout, why.clone()),
+        RunResult::Crashed(why) => Verdict::run_failed(RunFailure::Crashed, why.clone()),
+        RunResult::Interrupted => Verdict::run_failed(RunFailure::Crashed, "interrupted".into()),
+    }
 }

@@ -15,6 +15,7 @@
 //! - [`dd`]: double-double arithmetic (≈106-bit significands) for the oracle;
 //! - [`error`]: the harness's error type, each message naming the problem and the fix;
 //! - [`export`]: bench records written as CSV (the stable schema) or a terminal table;
+//! - [`external`]: `--external NAME=COMMAND`, implementations run out of process (any language);
 //! - [`input`]: bounded reads and loop-safe folder walks of input files;
 //! - [`interrupt`]: Ctrl-C during a sweep stops it cleanly, keeping what was measured;
 //! - [`memory`]: memory budgets (`--max-memory`, the OS's available memory),
@@ -41,6 +42,7 @@ pub mod data;
 pub mod dd;
 pub mod error;
 pub mod export;
+pub mod external;
 pub mod input;
 pub mod interrupt;
 pub mod memory;

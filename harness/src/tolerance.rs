@@ -53,6 +53,31 @@ pub struct Verdict {
     /// The implementation declined the input ([`Outcome::Unsupported`]): neither
     /// a pass nor a failure, shown as `unsupported`.
     pub unsupported: Option<String>,
+    /// An out-of-process implementation (`--external`) that gave no result:
+    /// a failure (with the reason in [`Verdict::problem`]) of its own kind.
+    pub run_failure: Option<RunFailure>,
+}
+
+/// Why an `--external` program gave no result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunFailure {
+    /// Still running at `--timeout`; killed.
+    Timeout,
+    /// Nonzero exit, a signal, or no valid output file.
+    Crashed,
+}
+
+impl Verdict {
+    /// The verdict on a run that gave no result: a failure of kind `kind`.
+    pub fn run_failed(kind: RunFailure, why: String) -> Verdict {
+        Verdict {
+            checks: Vec::new(),
+            problem: Some(why),
+            rejected_as_expected: false,
+            unsupported: None,
+            run_failure: Some(kind),
+        }
+    }
 }
 
 impl Verdict {
@@ -160,6 +185,7 @@ pub fn judge(case: &Case, outcome: &Outcome) -> Verdict {
         problem: None,
         rejected_as_expected: false,
         unsupported: None,
+        run_failure: None,
     };
     match (outcome, &case.expected, &case.expected_error) {
         (Outcome::Steps(outcomes), _, _) => return judge_steps(case, outcomes),
@@ -201,6 +227,7 @@ fn judge_steps(case: &Case, outcomes: &[Outcome]) -> Verdict {
         problem: None,
         rejected_as_expected: false,
         unsupported: None,
+        run_failure: None,
     };
     if case.steps.is_none() {
         verdict.problem = Some(format!(

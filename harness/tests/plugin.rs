@@ -410,3 +410,85 @@ fn unusable_files_and_duplicate_plugins_are_refused() {
         assert!(err.contains(expect), "{args:?}: {err}");
     }
 }
+
+/// `bnh accuracy` skips what a plugin declines (bf16) with a printed reason,
+/// keeps what it supports (f32) and the built-ins' bf16 rows: exit 0.
+#[test]
+fn accuracy_skips_a_declined_dtype() {
+    let Some(cc) = compiler() else { return };
+    let dir = scratch("plugin", "accuracy-skip");
+    let lib = example(&cc, &dir, false);
+    let csv = dir.join("accuracy.csv");
+    let o = bnh(&[
+        "accuracy",
+        "--quick",
+        "--max-n",
+        "2",
+        "--plugin",
+        lib.to_str().unwrap(),
+        "--impls",
+        "c-example,welford",
+        "--dtypes",
+        "f32,bf16",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--chart",
+        "none",
+    ]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        err.contains("skipped c-example on bf16") && err.contains("unsupported"),
+        "{err}"
+    );
+    let body = std::fs::read_to_string(&csv).unwrap();
+    let rows = |imp: &str, dtype: &str| {
+        body.lines()
+            .filter(|l| l.starts_with(&format!("{imp},{dtype},")))
+            .count()
+    };
+    assert_eq!(rows("c-example", "bf16"), 0, "{body}");
+    assert!(rows("c-example", "f32") > 0, "{body}");
+    assert!(rows("welford", "bf16") > 0, "{body}");
+}
+
+/// A plugin that declines bf16/f16 (the ABI's BNH_BF16/BNH_F16 codes; the
+/// example returns nonzero for them) gets `unsupported` on every bf16/f16
+/// case PyTorch accepts, and `pass` where PyTorch rejects the input (the
+/// module rules reject it before the kernel is asked): `bnh check --csv`.
+#[test]
+fn half_cases_are_unsupported_for_a_plugin_declining_bf16_and_f16() {
+    let Some(cc) = compiler() else { return };
+    let dir = scratch("plugin", "half-unsupported");
+    let lib = example(&cc, &dir, false);
+    let csv = dir.join("verdicts.csv");
+    let o = bnh(&[
+        "check",
+        &fixtures(),
+        "--plugin",
+        lib.to_str().unwrap(),
+        "--impl",
+        "c-example",
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
+    let body = std::fs::read_to_string(&csv).unwrap();
+    let (mut half, mut rejected) = (0, 0);
+    for line in body.lines().skip(1) {
+        let f: Vec<&str> = line.splitn(4, ',').collect();
+        let (case, verdict) = (f[0], f[2]);
+        if !(case.starts_with("bf16_") || case.starts_with("f16_")) {
+            assert_eq!(verdict, "pass", "{line}");
+        } else if case.contains("_error-") {
+            assert_eq!(verdict, "pass", "{line}");
+            rejected += 1;
+        } else {
+            assert_eq!(verdict, "unsupported", "{line}");
+            half += 1;
+        }
+    }
+    assert!(half >= 60, "bf16/f16 cases found: {half}\n{body}");
+    assert!(rejected > 0, "no bf16/f16 error case found\n{body}");
+}

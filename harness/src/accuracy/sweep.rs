@@ -255,17 +255,30 @@ impl ForDtype for RunImpl<'_> {
     }
 }
 
-/// Measure one point for every implementation in one dtype.
+/// An implementation that declined a point (a plugin returning nonzero, a
+/// dtype it lacks): `(implementation, dtype, reason)`, not an error.
+type Declined = (String, DType, String);
+
+/// Measure one point for every implementation in one dtype; implementations
+/// that decline it are left out and listed.
 fn measure(
     p: &Point,
     dtype: DType,
     impls: &[&'static dyn Implementation],
     seed: u64,
-) -> Result<Vec<AccuracyRow>> {
+) -> Result<(Vec<AccuracyRow>, Vec<Declined>)> {
     let prep = prepare(p, dtype, seed)?;
     let mut rows = Vec::new();
+    let mut declined = Vec::new();
     for &imp in impls {
-        let got = dtype.dispatch(RunImpl(imp, &prep))?;
+        let got = match dtype.dispatch(RunImpl(imp, &prep)) {
+            Ok(got) => got,
+            Err(Error::Bn(e)) if e.is_unsupported() => {
+                declined.push((imp.info().name.to_string(), dtype, e.to_string()));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         for (k, op) in OPS.iter().enumerate() {
             let e = compare(&got[k], &prep.reference[k], dtype);
             rows.push(AccuracyRow {
@@ -281,7 +294,28 @@ fn measure(
             });
         }
     }
-    Ok(rows)
+    Ok((rows, declined))
+}
+
+/// One line per (implementation, dtype) that declined points: how many, and
+/// the first reason (printed, so the missing rows are explained).
+fn report_declined(declined: &[Declined]) {
+    let mut seen: Vec<(&str, DType)> = Vec::new();
+    for (imp, dtype, why) in declined {
+        if seen.contains(&(imp.as_str(), *dtype)) {
+            continue;
+        }
+        seen.push((imp, *dtype));
+        let count = declined
+            .iter()
+            .filter(|(i, d, _)| i == imp && d == dtype)
+            .count();
+        crate::output::stdout::warn(&format!(
+            "bnh accuracy: skipped {} on {dtype} at {count} point(s): declined as unsupported ({})",
+            crate::output::escape(imp),
+            crate::output::escape(why)
+        ));
+    }
 }
 
 /// Run the sweep: every point × dtype that [fits](Point::fits), points in
@@ -303,7 +337,7 @@ pub fn run(
         .collect();
     let total = jobs.len();
     let done = std::sync::atomic::AtomicUsize::new(0);
-    let parts: Vec<Result<Vec<AccuracyRow>>> = jobs
+    let parts: Vec<Result<(Vec<AccuracyRow>, Vec<Declined>)>> = jobs
         .par_iter()
         .map(|(p, d)| {
             let r = measure(p, *d, impls, seed);
@@ -312,10 +346,13 @@ pub fn run(
             r
         })
         .collect();
-    let mut rows = Vec::new();
+    let (mut rows, mut declined) = (Vec::new(), Vec::new());
     for part in parts {
-        rows.extend(part?);
+        let (r, d) = part?;
+        rows.extend(r);
+        declined.extend(d);
     }
+    report_declined(&declined);
     Ok(rows)
 }
 

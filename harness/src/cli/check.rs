@@ -1,9 +1,12 @@
-//! `bnh check [PATH...] [--impl NAME...]`.
+//! `bnh check [PATH...] [--impl NAME...] [--plugin LIB...] [--external NAME=COMMAND...] [--csv PATH]`.
 
-use crate::conformance::{check, shipped_fixtures, CheckReport, CheckRow};
+mod verdicts_csv;
+
+use crate::conformance::{check_with_externals, shipped_fixtures, CheckReport, CheckRow};
 use crate::error::{Error, Result};
-use crate::output::{escape, escape_path};
-use crate::tolerance::Verdict;
+use crate::external::External;
+use crate::output::{check_writable, escape, escape_path, refuse_overlap};
+use crate::tolerance::{RunFailure, Verdict};
 use std::fmt::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,21 +34,51 @@ pub struct CheckArgs {
     /// A C kernel plugin (include/bnh_kernel.h) to load and register under its own name; repeatable.
     #[arg(long = "plugin", value_name = "PATH")]
     pub plugins: Vec<PathBuf>,
+    /// A program in any language to check out of process, as NAME=COMMAND;
+    /// `{case}` and `{out}` in COMMAND become the case file and the output
+    /// file to write (docs/EXTERNAL.md); repeatable.
+    #[arg(long = "external", value_name = "NAME=COMMAND")]
+    pub externals: Vec<String>,
+    /// Seconds one --external run may take before it is killed (verdict `timeout`).
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::external::DEFAULT_TIMEOUT_SECS)]
+    pub timeout: f64,
+    /// Also write every verdict as CSV: case,impl,verdict,worst_ratio,output,detail.
+    #[arg(long, value_name = "PATH")]
+    pub csv: Option<PathBuf>,
 }
 
-/// Run the check, print the table, exit 1 if a stable implementation fails.
+/// Run the check, print the table (and write the CSV), exit 1 if a stable
+/// implementation or an external fails.
 pub fn run(args: CheckArgs) -> Result<ExitCode> {
     crate::plugin::load_all(&args.plugins)?;
-    let impls = crate::select_impls(&args.imps)?;
     if let Some(p) = &args.export_json {
         crate::output::check_writable("--export-json", p)?;
     }
+    let timeout = crate::external::timeout(args.timeout)?;
+    let externals = crate::external::parse_all(&args.externals, timeout)?;
+    let (externals, impls) = select(&args.imps, externals)?;
     let paths = if args.paths.is_empty() {
         vec![shipped_fixtures()]
     } else {
         args.paths
     };
-    let report = check(&paths, &impls)?;
+    if let Some(csv) = &args.csv {
+        // Every case file found, not only the folders named: `--csv` must
+        // not be one of them.
+        let files = crate::case::collect_case_files(&paths)?;
+        let inputs: Vec<(&str, &std::path::Path)> = paths
+            .iter()
+            .chain(&files)
+            .map(|p| ("", p.as_path()))
+            .collect();
+        refuse_overlap(&inputs, &[("--csv", csv)])?;
+        check_writable("--csv", csv)?;
+    }
+    if !externals.is_empty() {
+        // Ctrl-C kills the running programs instead of orphaning them.
+        crate::interrupt::install();
+    }
+    let report = check_with_externals(&paths, &impls, &externals)?;
     if report.rows.is_empty() {
         return Err(Error::Usage(format!(
             "no *.json case files under {}",
@@ -55,6 +88,9 @@ pub fn run(args: CheckArgs) -> Result<ExitCode> {
                 .collect::<Vec<_>>()
                 .join(", ")
         )));
+    }
+    if let Some(path) = &args.csv {
+        verdicts_csv::write(&report, path)?;
     }
     if let Some(p) = &args.export_json {
         let json = crate::export::json::check_summary(&report);
@@ -68,11 +104,46 @@ pub fn run(args: CheckArgs) -> Result<ExitCode> {
     })
 }
 
+/// The implementations and externals `--impl` names: with no `--impl`, all
+/// of them; an `--impl` list that names only externals runs only those;
+/// externals are always run unless `--impl` names some and not them.
+fn select(
+    names: &[String],
+    externals: Vec<External>,
+) -> Result<(Vec<External>, Vec<&'static dyn bn_impls::Implementation>)> {
+    let names: Vec<String> = names
+        .iter()
+        .flat_map(|n| n.split(','))
+        .map(|n| n.trim().to_string())
+        .collect();
+    let is_external = |n: &String| externals.iter().any(|e| e.info.name == n);
+    let named_externals = names.iter().any(is_external);
+    let others: Vec<String> = names.iter().filter(|n| !is_external(n)).cloned().collect();
+    let impls = if named_externals && others.is_empty() {
+        Vec::new()
+    } else {
+        crate::select_impls(&others)?
+    };
+    let externals = if named_externals {
+        externals
+            .into_iter()
+            .filter(|e| names.iter().any(|n| n == e.info.name))
+            .collect()
+    } else {
+        externals
+    };
+    Ok((externals, impls))
+}
+
 fn cell(v: &Verdict) -> String {
     if v.rejected_as_expected {
         "rejected ok".into()
     } else if v.unsupported.is_some() {
         "unsupported".into()
+    } else if v.run_failure == Some(RunFailure::Timeout) {
+        "TIMEOUT".into()
+    } else if v.run_failure == Some(RunFailure::Crashed) {
+        "CRASHED".into()
     } else if v.pass() {
         format!("{:.3}", v.worst_ratio())
     } else if v.worst_ratio().is_finite() {

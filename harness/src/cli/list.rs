@@ -1,4 +1,4 @@
-//! `bnh list [--json]`.
+//! `bnh list [--json] [--plugin LIB...] [--external NAME=COMMAND...]`.
 
 use crate::error::Result;
 use serde::Serialize;
@@ -14,6 +14,12 @@ pub struct ListArgs {
     /// A C kernel plugin (include/bnh_kernel.h) to load and register under its own name; repeatable.
     #[arg(long = "plugin", value_name = "PATH")]
     pub plugins: Vec<PathBuf>,
+    /// A program checked out of process, as NAME=COMMAND (docs/EXTERNAL.md): listed by name; repeatable.
+    #[arg(long = "external", value_name = "NAME=COMMAND")]
+    pub externals: Vec<String>,
+    /// Accepted as on `bnh check` (and validated), so one command line serves both.
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::external::DEFAULT_TIMEOUT_SECS)]
+    pub timeout: f64,
 }
 
 /// One entry of `bnh list --json`, fields in the contract's order.
@@ -27,7 +33,10 @@ struct Entry {
 /// Print the registry and the loaded plugins.
 pub fn run(args: ListArgs) -> Result<ExitCode> {
     crate::plugin::load_all(&args.plugins)?;
-    let infos: Vec<_> = crate::plugin::all().iter().map(|i| i.info()).collect();
+    let timeout = crate::external::timeout(args.timeout)?;
+    let externals = crate::external::parse_all(&args.externals, timeout)?;
+    let mut infos: Vec<_> = crate::plugin::all().iter().map(|i| i.info()).collect();
+    infos.extend(externals.iter().map(|e| e.info));
     if args.json {
         let entries: Vec<Entry> = infos
             .iter()
