@@ -68,6 +68,11 @@ pub enum Error {
     #[error("invalid module state: {0}")]
     InvalidState(String),
 
+    /// An activation call whose inputs do not fit the activation (a residual
+    /// without `add_relu`, backward of another activation than forward's).
+    #[error("activation mismatch: {0}")]
+    Activation(String),
+
     /// `backward` was called without a preceding `forward`.
     #[error("backward called before forward; run forward on this batch first")]
     NoForward,

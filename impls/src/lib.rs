@@ -21,6 +21,7 @@
 //! Batch normalization: Ioffe & Szegedy, "Batch Normalization: Accelerating
 //! Deep Network Training by Reducing Internal Covariate Shift", ICML 2015.
 
+pub mod activation;
 pub mod dispatch;
 pub mod element;
 pub mod engine;
@@ -39,6 +40,7 @@ pub mod problem;
 pub mod registry;
 pub mod welford;
 
+pub use activation::Activation;
 pub use dispatch::kernel;
 pub use element::{DType, Element, ForDtype};
 pub use engine::tensor::{Tensor, TensorMut};
@@ -47,4 +49,6 @@ pub use kernel::{Implementation, Info, Kernel, Kernels};
 pub use layout::{Dims, Layout};
 pub use module::{BatchNorm, Config, ParamGrads};
 pub use moments::Moments;
-pub use problem::{Affine, Backward, EvalForward, GradMode, TrainForward};
+pub use problem::{
+    Affine, Backward, BackwardRelu, EvalForward, EvalRelu, GradMode, TrainForward, TrainRelu,
+};
