@@ -93,6 +93,25 @@ pub enum Error {
         code: i32,
     },
 
+    /// A batch-norm statistic or parameter that cannot be folded (not
+    /// finite, or a negative variance).
+    #[error("{what}[{index}] = {value:?} cannot be folded: {why}")]
+    InvalidStatistic {
+        what: String,
+        index: usize,
+        value: f64,
+        why: String,
+    },
+
+    /// A folded weight or bias that does not fit the weight's dtype.
+    #[error("folded {what}[{index}] = {value:.6e} overflows {dtype}; fold in a wider dtype (f32 or f64)")]
+    FoldOverflow {
+        what: String,
+        index: usize,
+        value: f64,
+        dtype: String,
+    },
+
     /// An implementation name that is not in the registry.
     #[error("unknown implementation '{name}'; available: {}", available.join(", "))]
     UnknownImplementation {
