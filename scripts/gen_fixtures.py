@@ -394,7 +394,8 @@ CASES += parity_cases()
 
 
 def activation_cases():
-    """act_*: relu(bn(x)) and relu(bn(x) + residual) (the end of a ResNet
+    """act_* (bf16_act_*, f16_act_* for the half types, named like every
+    half file): relu(bn(x)) and relu(bn(x) + residual) (the end of a ResNet
     block), forward in training and eval with backward (grad_input,
     grad_weight, grad_bias, and grad_residual for add_relu), every dtype and
     both memory formats; a NaN input (the ReLU keeps NaN and passes its
@@ -420,13 +421,13 @@ def activation_cases():
           "f64", (2, 3, 2, 3, 3), cl=True, momentum=None, nbt=1, act="add_relu"),
         a("act_add_relu-f32-eval-no-track", "relu(BatchNorm2d(x) + residual) f32 eval without running stats (batch stats)",
           "f32", (3, 2, 3, 3), training=False, track=False, act="add_relu"),
-        a("act_relu-bf16-train-bn2d", "relu(BatchNorm2d(x)) bf16 training, bf16 parameters",
+        a("bf16_act_relu-train-bn2d", "relu(BatchNorm2d(x)) bf16 training, bf16 parameters",
           "bf16", (4, 3, 3, 3), param_dtype="bf16", act="relu"),
-        a("act_add_relu-bf16-train-mixed", "relu(BatchNorm2d(x) + residual) bf16 training with f32 parameters",
+        a("bf16_act_add_relu-train-mixed", "relu(BatchNorm2d(x) + residual) bf16 training with f32 parameters",
           "bf16", (4, 3, 3, 3), param_dtype="f32", act="add_relu"),
-        a("act_add_relu-f16-eval-cl", "relu(BatchNorm2d(x) + residual) channels_last f16 eval, f16 parameters",
+        a("f16_act_add_relu-eval-cl", "relu(BatchNorm2d(x) + residual) channels_last f16 eval, f16 parameters",
           "f16", (2, 5, 3, 3), cl=True, training=False, nbt=3, param_dtype="f16", act="add_relu"),
-        a("act_relu-f16-train-mixed", "relu(BatchNorm1d(x)) (N,C,L) f16 training with f32 parameters",
+        a("f16_act_relu-train-mixed", "relu(BatchNorm1d(x)) (N,C,L) f16 training with f32 parameters",
           "f16", (4, 3, 6), param_dtype="f32", act="relu"),
     ]
 
