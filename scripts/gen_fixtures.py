@@ -93,20 +93,23 @@ MODULES = {2: torch.nn.BatchNorm1d, 3: torch.nn.BatchNorm1d,
 def case(name, note, dtype, shape, *, cl=False, eps=1e-5, momentum=0.1,
          affine=True, track=True, training=True, nbt=0, grad=True,
          offsets=None, spread=1.0, nan_at=None, const=None, rm_near_offset=False,
-         param_dtype=None, spreads=None, dist="normal"):
+         param_dtype=None, spreads=None, dist="normal", act=None):
     """offsets: per-channel additive offset (ill-conditioned inputs);
     nan_at: (channel, k) -> the k-th element (logical order) of channel is NaN;
     const: (channel, value) -> that channel is constant;
     param_dtype: dtype of weight/bias/running stats (None: same as dtype and
       no `param_dtype` field in the file -- the f32/f64 cases);
     spreads: per-channel spread instead of the single `spread`;
-    dist: "normal" (randn * spread) or "uniform" ((2 rand - 1) * spread)."""
+    dist: "normal" (randn * spread) or "uniform" ((2 rand - 1) * spread);
+    act: None, "relu" (relu(bn(x))) or "add_relu" (relu(bn(x) + residual),
+      residual ~ randn); only activation cases carry the fields, so the
+      files of the other cases stay byte-identical."""
     return dict(name=name, note=note, dtype=dtype, shape=list(shape), cl=cl,
                 eps=eps, momentum=momentum, affine=affine, track=track,
                 training=training, nbt=nbt, grad=grad, offsets=offsets,
                 spread=spread, nan_at=nan_at, const=const,
                 rm_near_offset=rm_near_offset, param_dtype=param_dtype,
-                spreads=spreads, dist=dist)
+                spreads=spreads, dist=dist, act=act)
 
 
 CASES = [
@@ -397,6 +400,48 @@ def parity_cases():
 CASES += parity_cases()
 
 
+def activation_cases():
+    """act_* (bf16_act_*, f16_act_* for the half types, named like every
+    half file): relu(bn(x)) and relu(bn(x) + residual) (the end of a ResNet
+    block), forward in training and eval with backward (grad_input,
+    grad_weight, grad_bias, and grad_residual for add_relu), every dtype and
+    both memory formats; a NaN input (the ReLU keeps NaN and passes its
+    gradient) and an ill-conditioned one."""
+    a = case
+    return [
+        a("act_relu-f32-train-bn2d", "relu(BatchNorm2d(x)) f32 training", "f32", (4, 3, 5, 5), act="relu"),
+        a("act_relu-f32-eval-bn2d-cl", "relu(BatchNorm2d(x)) channels_last f32 eval with running stats",
+          "f32", (2, 5, 3, 3), cl=True, training=False, nbt=4, act="relu"),
+        a("act_relu-f64-train-bn1d", "relu(BatchNorm1d(x)) (N,C) f64 training", "f64", (8, 5), act="relu"),
+        a("act_relu-f32-train-nan", "relu(BatchNorm2d(x)) f32 training, one NaN in channel 1 (relu keeps NaN, its gradient passes)",
+          "f32", (4, 3, 3, 3), nan_at=(1, 5), act="relu"),
+        a("act_relu-f32-train-illcond-offset1e4", "relu(BatchNorm2d(x)) f32 training, offsets 1e4",
+          "f32", (4, 3, 3, 3), offsets=[1e4, -1e4, 1e4], act="relu"),
+        a("act_add_relu-f32-train-bn2d", "relu(BatchNorm2d(x) + residual) f32 training", "f32", (4, 3, 4, 4), act="add_relu"),
+        a("act_add_relu-f32-train-bn2d-cl", "relu(BatchNorm2d(x) + residual) channels_last f32 training",
+          "f32", (2, 5, 3, 3), cl=True, act="add_relu"),
+        a("act_add_relu-f32-eval-bn2d", "relu(BatchNorm2d(x) + residual) f32 eval with running stats",
+          "f32", (3, 4, 3, 3), training=False, nbt=7, act="add_relu"),
+        a("act_add_relu-f64-eval-bn1d-3d", "relu(BatchNorm1d(x) + residual) (N,C,L) f64 eval with running stats",
+          "f64", (3, 4, 5), training=False, nbt=2, act="add_relu"),
+        a("act_add_relu-f64-train-bn3d-cl", "relu(BatchNorm3d(x) + residual) channels_last_3d f64 training, momentum None",
+          "f64", (2, 3, 2, 3, 3), cl=True, momentum=None, nbt=1, act="add_relu"),
+        a("act_add_relu-f32-eval-no-track", "relu(BatchNorm2d(x) + residual) f32 eval without running stats (batch stats)",
+          "f32", (3, 2, 3, 3), training=False, track=False, act="add_relu"),
+        a("bf16_act_relu-train-bn2d", "relu(BatchNorm2d(x)) bf16 training, bf16 parameters",
+          "bf16", (4, 3, 3, 3), param_dtype="bf16", act="relu"),
+        a("bf16_act_add_relu-train-mixed", "relu(BatchNorm2d(x) + residual) bf16 training with f32 parameters",
+          "bf16", (4, 3, 3, 3), param_dtype="f32", act="add_relu"),
+        a("f16_act_add_relu-eval-cl", "relu(BatchNorm2d(x) + residual) channels_last f16 eval, f16 parameters",
+          "f16", (2, 5, 3, 3), cl=True, training=False, nbt=3, param_dtype="f16", act="add_relu"),
+        a("f16_act_relu-train-mixed", "relu(BatchNorm1d(x)) (N,C,L) f16 training with f32 parameters",
+          "f16", (4, 3, 6), param_dtype="f32", act="relu"),
+    ]
+
+
+CASES += activation_cases()
+
+
 # --------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------
@@ -479,10 +524,12 @@ def make_inputs(c):
             rm = 0.5 * torch.randn(C, generator=g, dtype=torch.float64)
         rv = 0.5 + torch.rand(C, generator=g, dtype=torch.float64)
     go = torch.randn(shape, generator=g, dtype=torch.float64) if c["grad"] else None
+    # Drawn last, so cases without a residual draw exactly what they always did.
+    res = torch.randn(shape, generator=g, dtype=torch.float64) if c.get("act") == "add_relu" else None
     rnd = lambda t: None if t is None else t.to(dt).to(torch.float64)
     prnd = lambda t: None if t is None else t.to(pdt).to(torch.float64)
     return dict(x=rnd(x), weight=prnd(weight), bias=prnd(bias), running_mean=prnd(rm),
-                running_var=prnd(rv), grad_output=rnd(go),
+                running_var=prnd(rv), grad_output=rnd(go), residual=rnd(res),
                 num_batches_tracked=c["nbt"] if c["track"] else None)
 
 
@@ -511,6 +558,15 @@ def run_torch(c, inp, dt, pdt=None):
         x = x.to(memory_format=memfmt(len(shape)))
     x = x.detach().requires_grad_(True)
     y = mod(x)
+    res = None
+    if c.get("act") == "add_relu":
+        res = inp["residual"].to(dt)
+        if c["cl"]:
+            res = res.to(memory_format=memfmt(len(shape)))
+        res = res.detach().requires_grad_(True)
+        y = torch.relu(y + res)
+    elif c.get("act") == "relu":
+        y = torch.relu(y)
     if c["cl"]:
         assert y.is_contiguous(memory_format=memfmt(len(shape))), "output not channels_last"
     assert y.dtype == dt, f"y has dtype {y.dtype}, expected {dt}"
@@ -528,6 +584,8 @@ def run_torch(c, inp, dt, pdt=None):
             go = go.to(memory_format=memfmt(len(shape)))
         y.backward(go)
         out["grad_input"] = x.grad.detach().double()
+        if res is not None:
+            out["grad_residual"] = res.grad.detach().double()
         if c["affine"]:
             out["grad_weight"] = mod.weight.grad.detach().double()
             out["grad_bias"] = mod.bias.grad.detach().double()
@@ -545,6 +603,11 @@ def mp_reference(c, inp):
     n = int(np.prod(shape)) // C  # values per channel (0 for an empty batch)
     xs = np.moveaxis(x, 1, 0).reshape(C, n)
     gos = None if go is None else np.moveaxis(go, 1, 0).reshape(C, n)
+    act = c.get("act")
+    res = inp.get("residual")
+    res = None if res is None else (res.numpy() if torch.is_tensor(res) else res)
+    rs = None if res is None else np.moveaxis(res, 1, 0).reshape(C, n)
+    grs = None if (go is None or res is None) else np.empty_like(xs)
     eps = mpf(c["eps"])
     bn_training = c["training"] or not c["track"]
     update = c["training"] and c["track"]
@@ -579,7 +642,14 @@ def mp_reference(c, inp):
         w = mpf(float(inp["weight"][ch])) if c["affine"] else mpf(1)
         b = mpf(float(inp["bias"][ch])) if c["affine"] else mpf(0)
         xhat = [(v - mean) * invstd for v in vals]
-        ys[ch] = [float(h * w + b) for h in xhat]
+        zs = [h * w + b for h in xhat]
+        if rs is not None:
+            zs = [z + mpf(float(r)) for z, r in zip(zs, rs[ch])]
+        if act is not None:
+            # torch.relu, and threshold_backward's mask (output <= 0 -> 0) on
+            # the exact output.
+            zs = [mpf(0) if z < 0 else z for z in zs]  # NaN stays NaN
+        ys[ch] = [float(z) for z in zs]
         if update:
             rm0 = mpf(float(inp["running_mean"][ch]))
             rv0 = mpf(float(inp["running_var"][ch]))
@@ -587,6 +657,10 @@ def mp_reference(c, inp):
             rv_new[ch] = float((1 - factor) * rv0 + factor * var * n / (n - 1))
         if go is not None:
             g = [mpf(float(v)) for v in gos[ch]]
+            if act is not None:
+                g = [mpf(0) if z <= 0 else gi for gi, z in zip(g, zs)]  # NaN passes
+            if grs is not None:
+                grs[ch] = [float(gi) for gi in g]
             sg = mpmath.fsum(g)
             sgx = mpmath.fsum([gi * h for gi, h in zip(g, xhat)])
             if bn_training:
@@ -597,25 +671,34 @@ def mp_reference(c, inp):
                 gw[ch] = float(sgx)
                 gb[ch] = float(sg)
     unflat = lambda a: np.moveaxis(a.reshape([C, shape[0]] + list(shape[2:])), 0, 1)
-    return dict(y=unflat(ys), running_mean=rm_new, running_var=rv_new,
-                num_batches_tracked=nbt if c["track"] else None,
-                grad_input=None if gis is None else unflat(gis),
-                grad_weight=gw, grad_bias=gb)
+    out = dict(y=unflat(ys), running_mean=rm_new, running_var=rv_new,
+               num_batches_tracked=nbt if c["track"] else None,
+               grad_input=None if gis is None else unflat(gis),
+               grad_weight=gw, grad_bias=gb)
+    if res is not None:
+        out["grad_residual"] = None if grs is None else unflat(grs)
+    return out
 
 
 OUT_KEYS = ["y", "running_mean", "running_var", "num_batches_tracked",
             "grad_input", "grad_weight", "grad_bias"]
 
 
+def out_keys(out):
+    """OUT_KEYS, plus grad_residual for an add_relu case (only those files
+    have the key, so the others stay byte-identical)."""
+    return OUT_KEYS + (["grad_residual"] if "grad_residual" in out else [])
+
+
 def enc_outputs(out, cl):
     res = {}
-    for k in OUT_KEYS:
+    for k in out_keys(out):
         v = out[k]
         if v is None or k == "num_batches_tracked":
             res[k] = v
         else:
             t = torch.as_tensor(v, dtype=torch.float64)
-            res[k] = enc_list(mem_flat(t, cl) if k in ("y", "grad_input") else t.reshape(-1))
+            res[k] = enc_list(mem_flat(t, cl) if k in ("y", "grad_input", "grad_residual") else t.reshape(-1))
     return res
 
 
@@ -641,6 +724,8 @@ def build_case(c):
         "num_batches_tracked": inp["num_batches_tracked"],
         "grad_output": None if inp["grad_output"] is None else enc_list(mem_flat(inp["grad_output"], cl)),
     }
+    if inp["residual"] is not None:
+        inputs["residual"] = enc_list(mem_flat(inp["residual"], cl))
     d = {
         "format": FORMAT, "name": c["name"], "note": c["note"],
         "source": "torch " + torch.__version__, "dtype": c["dtype"]}
@@ -651,8 +736,11 @@ def build_case(c):
         "memory_format": "channels_last" if cl else "contiguous",
         "config": {"eps": c["eps"], "momentum": c["momentum"], "affine": c["affine"],
                    "track_running_stats": c["track"]},
-        "training": c["training"], "inputs": inputs,
+        "training": c["training"],
     })
+    if c.get("act") is not None:  # activation cases only (bn-case/1 extension)
+        d["activation"] = c["act"]
+    d["inputs"] = inputs
     try:
         out = run_torch(c, inp, dt, pdt)
     except Exception as e:  # PyTorch rejects the input
@@ -730,14 +818,16 @@ def logical_inputs(d):
         x=torch.from_numpy(from_mem_flat(inp["x"], shape, cl)),
         grad_output=None if inp["grad_output"] is None else torch.from_numpy(from_mem_flat(inp["grad_output"], shape, cl)),
         weight=vec(inp["weight"]), bias=vec(inp["bias"]), running_mean=vec(inp["running_mean"]),
-        running_var=vec(inp["running_var"]), num_batches_tracked=inp["num_batches_tracked"])
+        running_var=vec(inp["running_var"]), num_batches_tracked=inp["num_batches_tracked"],
+        residual=None if inp.get("residual") is None else torch.from_numpy(from_mem_flat(inp["residual"], shape, cl)))
 
 
 def case_config(d):
     """The case() fields that run_torch / mp_reference read, from a file."""
     return dict(shape=d["shape"], eps=d["config"]["eps"], momentum=d["config"]["momentum"],
                 affine=d["config"]["affine"], track=d["config"]["track_running_stats"],
-                training=d["training"], cl=d["memory_format"] == "channels_last")
+                training=d["training"], cl=d["memory_format"] == "channels_last",
+                act=d.get("activation"))
 
 
 def verify(folder):
@@ -799,7 +889,7 @@ def verify(folder):
             exp, ref = d["expected"], d["reference"]
             kappa = condition(d)
             worst = []
-            for k in OUT_KEYS:
+            for k in out_keys(exp):
                 e, r = exp[k], ref[k]
                 if (e is None) != (r is None):
                     problems.append(f"{k}: null mismatch")
@@ -810,7 +900,7 @@ def verify(folder):
                     if e != r or not isinstance(e, int):
                         problems.append("nbt")
                     continue
-                want = numel if k in ("y", "grad_input") else C
+                want = numel if k in ("y", "grad_input", "grad_residual") else C
                 if len(e) != want or len(r) != want:
                     problems.append("len " + k)
                     continue
@@ -843,13 +933,13 @@ def verify(folder):
                 logical = logical_inputs(d)
                 cc = case_config(d)
                 if d["dtype"] == "f32":
-                    for key in ("x", "grad_output"):
+                    for key in ("x", "grad_output", "residual"):
                         if logical[key] is not None:
                             logical[key] = logical[key].numpy()
                     other, what = enc_outputs(mp_reference(cc, logical), cl), "torch-f64 ref vs mpmath"
                 else:
                     other, what = enc_outputs(run_torch(cc, logical, torch.float64), cl), "mpmath ref vs torch-f64"
-                for k in OUT_KEYS:
+                for k in out_keys(ref):
                     if ref[k] is None or k == "num_batches_tracked":
                         continue
                     ra = np.array([dec(t) for t in ref[k]])

@@ -55,9 +55,9 @@ fn batchnorm(c: &mut Criterion) {
         .expect("rayon pool");
     for case in cases(&grid.shapes(), &grid.default_layouts()) {
         for dtype in grid.default_dtypes() {
-            let mut work = workload(&case, dtype).expect("grid shapes are valid");
+            let mut work = workload(&case, dtype, false).expect("grid shapes are valid");
             let bytes = case.shape.elements() * dtype.size();
-            for op in Op::ALL {
+            for op in Op::DEFAULT {
                 let id = group_id(op, dtype.name(), case.layout.name(), &case.shape, threads);
                 let mut g = c.benchmark_group(id);
                 if bytes > FLAT_ABOVE_BYTES {

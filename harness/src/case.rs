@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::input::{read_limited, regular_files, MAX_CASE_BYTES};
 use crate::num::Num;
 use crate::output::escape_path;
-use bn_impls::{DType, Layout};
+use bn_impls::{Activation, DType, Layout};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -38,6 +38,10 @@ pub struct Inputs {
     pub running_var: Option<Vec<Num>>,
     pub num_batches_tracked: Option<i64>,
     pub grad_output: Option<Vec<Num>>,
+    /// Added before the ReLU of an `add_relu` case (`x`'s shape and memory
+    /// order); absent otherwise (bn-case/1 activation extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub residual: Option<Vec<Num>>,
 }
 
 /// Outputs of a call, in PyTorch's names; `null` where not applicable.
@@ -51,11 +55,15 @@ pub struct Outputs {
     pub grad_input: Option<Vec<Num>>,
     pub grad_weight: Option<Vec<Num>>,
     pub grad_bias: Option<Vec<Num>>,
+    /// The residual's gradient of an `add_relu` case with `grad_output`;
+    /// absent (not `null`) otherwise, so plain outputs serialize as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grad_residual: Option<Vec<Num>>,
 }
 
 impl Outputs {
     /// The float outputs with their names, in file order.
-    pub fn tensors(&self) -> [(&'static str, Option<&[Num]>); 6] {
+    pub fn tensors(&self) -> [(&'static str, Option<&[Num]>); 7] {
         [
             ("y", self.y.as_deref()),
             ("running_mean", self.running_mean.as_deref()),
@@ -63,8 +71,14 @@ impl Outputs {
             ("grad_input", self.grad_input.as_deref()),
             ("grad_weight", self.grad_weight.as_deref()),
             ("grad_bias", self.grad_bias.as_deref()),
+            ("grad_residual", self.grad_residual.as_deref()),
         ]
     }
+}
+
+/// Outputs whose length is the whole tensor's (the others have one value per channel).
+pub fn is_tensor_output(name: &str) -> bool {
+    matches!(name, "y" | "grad_input" | "grad_residual")
 }
 
 /// One bn-case/1 file.
@@ -86,6 +100,11 @@ pub struct Case {
     pub memory_format: Layout,
     pub config: CaseConfig,
     pub training: bool,
+    /// What follows the batch norm: absent or `"none"` for plain batch
+    /// norm, `"relu"`, or `"add_relu"` with `inputs.residual`
+    /// (bn-case/1 activation extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation: Option<Activation>,
     pub inputs: Inputs,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected: Option<Outputs>,
@@ -145,7 +164,42 @@ impl Case {
             _ => {}
         }
         self.check_output_lengths(numel)?;
+        self.check_activation()?;
         self.check_dtypes()
+    }
+
+    /// The activation of the case (absent means none).
+    pub fn activation(&self) -> Activation {
+        self.activation.unwrap_or_default()
+    }
+
+    /// `inputs.residual` is given exactly for `add_relu`, and
+    /// `grad_residual` appears only in an `add_relu` case with `grad_output`.
+    fn check_activation(&self) -> std::result::Result<(), String> {
+        let act = self.activation();
+        match (act.has_residual(), self.inputs.residual.is_some()) {
+            (true, false) => {
+                return Err("activation add_relu needs inputs.residual (x's shape)".into())
+            }
+            (false, true) => {
+                return Err(format!(
+                    "inputs.residual is given but activation is {}; use add_relu or drop it",
+                    act.name()
+                ))
+            }
+            _ => {}
+        }
+        let may_have = act.has_residual() && self.inputs.grad_output.is_some();
+        for (part, outputs) in [("expected", &self.expected), ("reference", &self.reference)] {
+            let has = outputs.as_ref().is_some_and(|o| o.grad_residual.is_some());
+            if has && !may_have {
+                return Err(format!(
+                    "{part}.grad_residual is given but the case is not add_relu with grad_output; \
+                     drop it"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// `param_dtype` is one PyTorch accepts with `dtype` (the same, or `f32`
@@ -178,6 +232,7 @@ impl Case {
         let i = &self.inputs;
         exact("inputs.x", Some(&i.x), data)?;
         exact("inputs.grad_output", i.grad_output.as_deref(), data)?;
+        exact("inputs.residual", i.residual.as_deref(), data)?;
         for (what, v) in [
             ("inputs.weight", &i.weight),
             ("inputs.bias", &i.bias),
@@ -202,7 +257,7 @@ impl Case {
     /// The dtype an output is stored and judged in: `dtype` for `y` and
     /// `grad_input`, `param_dtype` for the per-channel outputs.
     pub fn output_dtype(&self, name: &str) -> DType {
-        if matches!(name, "y" | "grad_input") {
+        if is_tensor_output(name) {
             self.dtype
         } else {
             self.param_dtype()
@@ -255,6 +310,7 @@ impl Case {
         let (i, c) = (&self.inputs, self.shape[1]);
         self.check_len("inputs.x", Some(&i.x), numel)?;
         self.check_len("inputs.grad_output", i.grad_output.as_deref(), numel)?;
+        self.check_len("inputs.residual", i.residual.as_deref(), numel)?;
         for (what, v) in [
             ("inputs.weight", &i.weight),
             ("inputs.bias", &i.bias),
@@ -307,7 +363,7 @@ impl Case {
         for (part, outputs) in [("expected", &self.expected), ("reference", &self.reference)] {
             let Some(o) = outputs else { continue };
             for (name, v) in o.tensors() {
-                let want = if matches!(name, "y" | "grad_input") {
+                let want = if is_tensor_output(name) {
                     numel
                 } else {
                     self.shape[1]

@@ -13,7 +13,10 @@
 //!   nothing (the textbook one-pass `E[x²] − μ²` is not used);
 //! - `y = (x − μ)/√(σ² + ε)·w + b`, the running-statistics update, and the
 //!   backward pass `dx = w/√(σ²+ε) · (dy − Σdy/m − x̂·Σ(dy·x̂)/m)` (batch
-//!   statistics) or `dx = dy·w/√(σ²+ε)` (fixed statistics).
+//!   statistics) or `dx = dy·w/√(σ²+ε)` (fixed statistics);
+//! - with an activation ([`step_act`]): `relu(bn(x) [+ residual])` on the
+//!   double-double value, and the backward with `dy` masked where that exact
+//!   output is `<= 0` (PyTorch's ReLU: NaN kept, its gradient passed).
 //!
 //! Inputs are `f64` slices in the tensor's memory order (`f32` data widens
 //! exactly); results are rounded once to `f64` at the end, so they are
@@ -27,7 +30,7 @@ use crate::dd::DD;
 use crate::error::Result;
 use crate::num::{to_f64s, to_nums, Num};
 use crate::run::Outcome;
-use bn_impls::{DType, Dims, Error as BnError, GradMode, Layout};
+use bn_impls::{Activation, DType, Dims, Error as BnError, GradMode, Layout};
 
 /// Channel of the element at flat offset `i`, written from the layout's
 /// definition (contiguous = row-major (N, C, S); channels-last = row-major (N, S, C)).
@@ -278,21 +281,73 @@ fn check_len(what: &str, v: Option<&[f64]>, want: usize) -> Result<()> {
 /// batch gives PyTorch's results (empty outputs, buffers unchanged, the
 /// count incremented in training, zero parameter gradients).
 pub fn step(s: &OracleStep<'_>) -> Result<StepResult> {
+    step_act(s, Activation::None, None).map(|(r, _)| r)
+}
+
+/// [`step`] followed by an activation: `y = relu(bn(x) [+ residual])` on the
+/// double-double value (`residual` given exactly for
+/// [`Activation::AddRelu`], in `x`'s memory order), the backward with `dy`
+/// masked where that exact output is `<= 0`, and the residual's gradient
+/// (the masked `dy`) returned beside the result when `grad_output` is given.
+pub fn step_act(
+    s: &OracleStep<'_>,
+    act: Activation,
+    residual: Option<&[f64]>,
+) -> Result<(StepResult, Option<Vec<f64>>)> {
     let running = check_step(s)?;
+    check_len("residual", residual, s.x.len())?;
+    if act.has_residual() != residual.is_some() {
+        return Err(BnError::Activation(format!(
+            "the oracle needs a residual exactly for add_relu (activation {})",
+            act.name()
+        ))
+        .into());
+    }
     let batch = s.training || running.is_none();
     let stats = step_stats(s, batch, running)?;
-    let y = round(normalize(s.x, &s.dims, &stats, s.weight, s.bias, s.eps));
+    let mut z = normalize(s.x, &s.dims, &stats, s.weight, s.bias, s.eps);
+    if let Some(r) = residual {
+        z.iter_mut().zip(r).for_each(|(v, &r)| *v = *v + r);
+    }
+    if act != Activation::None {
+        // torch.relu: v < 0 → 0, NaN kept.
+        z.iter_mut()
+            .filter(|v| v.to_f64() < 0.0)
+            .for_each(|v| *v = DD::ZERO);
+    }
+    // threshold_backward on the exact output: dy where !(y <= 0).
+    let masked: Option<Vec<f64>> = (act != Activation::None).then(|| {
+        let dy = s.grad_output.unwrap_or(&[]);
+        dy.iter()
+            .zip(&z)
+            .map(|(&g, v)| if v.to_f64() <= 0.0 { 0.0 } else { g })
+            .collect()
+    });
+    let y = round(z);
     let (running_mean, running_var, num_batches_tracked) = step_running(s, running, &stats);
-    let (grad_input, grad_weight, grad_bias) = step_grads(s, batch, &stats);
-    Ok(StepResult {
-        y,
-        running_mean,
-        running_var,
-        num_batches_tracked,
-        grad_input,
-        grad_weight,
-        grad_bias,
-    })
+    let grad_step = OracleStep {
+        grad_output: masked.as_deref().filter(|_| s.grad_output.is_some()),
+        ..*s
+    };
+    let grad_step = if act == Activation::None {
+        *s
+    } else {
+        grad_step
+    };
+    let (grad_input, grad_weight, grad_bias) = step_grads(&grad_step, batch, &stats);
+    let grad_residual = masked.filter(|_| act.has_residual() && s.grad_output.is_some());
+    Ok((
+        StepResult {
+            y,
+            running_mean,
+            running_var,
+            num_batches_tracked,
+            grad_input,
+            grad_weight,
+            grad_bias,
+        },
+        grad_residual,
+    ))
 }
 
 /// The running buffers and `num_batches_tracked` of a step, when tracked.
@@ -447,19 +502,25 @@ fn case_outputs(case: &Case) -> Result<Outputs> {
         per_channel(&i.running_mean),
         per_channel(&i.running_var),
     );
-    let r = step(&OracleStep {
-        dims,
-        x: &x,
-        grad_output: go.as_deref(),
-        weight: w.as_deref(),
-        bias: b.as_deref(),
-        running_mean: rm.as_deref(),
-        running_var: rv.as_deref(),
-        num_batches_tracked: i.num_batches_tracked,
-        eps: case.config.eps,
-        momentum: case.config.momentum,
-        training: case.training,
-    })?;
+    let act = case.activation.unwrap_or_default();
+    let residual = i.residual.as_deref().map(data);
+    let (r, grad_residual) = step_act(
+        &OracleStep {
+            dims,
+            x: &x,
+            grad_output: go.as_deref(),
+            weight: w.as_deref(),
+            bias: b.as_deref(),
+            running_mean: rm.as_deref(),
+            running_var: rv.as_deref(),
+            num_batches_tracked: i.num_batches_tracked,
+            eps: case.config.eps,
+            momentum: case.config.momentum,
+            training: case.training,
+        },
+        act,
+        residual.as_deref(),
+    )?;
     let nums = |v: Option<Vec<f64>>| v.map(to_nums);
     Ok(Outputs {
         y: Some(to_nums(r.y)),
@@ -469,6 +530,7 @@ fn case_outputs(case: &Case) -> Result<Outputs> {
         grad_input: nums(r.grad_input),
         grad_weight: nums(r.grad_weight),
         grad_bias: nums(r.grad_bias),
+        grad_residual: nums(grad_residual),
     })
 }
 

@@ -4,7 +4,7 @@ use crate::case::{Case, Outputs};
 use crate::num::{to_nums, Num};
 use crate::state_dict::ModuleState;
 use bn_impls::layout::{nd_view, nd_view_mut};
-use bn_impls::{BatchNorm, Config, DType, Element, ForDtype, Implementation};
+use bn_impls::{Activation, BatchNorm, Config, DType, Element, ForDtype, Implementation};
 
 /// What an implementation made of a case: outputs, the library's rejection,
 /// or the implementation declining an input it does not support.
@@ -178,26 +178,46 @@ fn call<T: Element, P: Element>(
     let inputs = &step.inputs;
     let (shape, layout) = (&step.shape[..], step.memory_format);
     let x: Vec<T> = narrow(&inputs.x);
+    let act = step.activation();
+    let residual: Option<Vec<T>> = inputs.residual.as_deref().map(narrow);
+    let residual_view = residual
+        .as_deref()
+        .map(|r| nd_view(shape, layout, r))
+        .transpose()?;
     let mut y = vec![T::zero(); x.len()];
-    bn.forward(
+    bn.forward_act(
         imp,
+        act,
         nd_view(shape, layout, &x)?,
+        residual_view,
         nd_view_mut(shape, layout, &mut y)?,
     )?;
 
     let (mut grad_input, mut grad_weight, mut grad_bias) = (None, None, None);
+    let mut grad_residual = None;
     if let Some(go) = &inputs.grad_output {
         let dy: Vec<T> = narrow(go);
         let mut dx = vec![T::zero(); x.len()];
-        let grads = bn.backward(
+        let mut dres = act.has_residual().then(|| vec![T::zero(); x.len()]);
+        let y_view = (act != Activation::None)
+            .then(|| nd_view(shape, layout, &y))
+            .transpose()?;
+        let dres_view = dres
+            .as_deref_mut()
+            .map(|d| nd_view_mut(shape, layout, d))
+            .transpose()?;
+        let grads = bn.backward_act(
             imp,
             nd_view(shape, layout, &x)?,
+            y_view,
             nd_view(shape, layout, &dy)?,
             nd_view_mut(shape, layout, &mut dx)?,
+            dres_view,
         )?;
         grad_input = Some(widen(dx));
         grad_weight = grads.weight.map(widen);
         grad_bias = grads.bias.map(widen);
+        grad_residual = dres.map(widen);
     }
     Ok(Outputs {
         y: Some(widen(y)),
@@ -207,5 +227,6 @@ fn call<T: Element, P: Element>(
         grad_input,
         grad_weight,
         grad_bias,
+        grad_residual,
     })
 }

@@ -187,7 +187,7 @@ fn bad_values_in_a_csv_name_file_row_and_what_is_accepted() {
         (
             ",train,",
             ",forward,",
-            "unknown op 'forward'; use train, eval or backward",
+            "unknown op 'forward'; use one of train, eval, backward, train_relu",
         ),
         (
             ",f32,",
@@ -353,6 +353,54 @@ fn good_options_validate() {
     // Defaults pick up every registered implementation.
     let all = args(&["--grid", "quick"]).validate().unwrap();
     assert_eq!(all.impls.len(), bn_impls::registry::all().len());
+}
+
+/// The fused-activation ops: named in `--ops`, timed for every
+/// implementation (plain kernels run them through the default
+/// composition), written with their names, and their bytes-moved model
+/// counts the residual and the mask.
+#[test]
+fn activation_ops_are_timed_when_asked_for() {
+    let names = "train_relu,eval_relu,backward_relu,train_add_relu,eval_add_relu,backward_add_relu";
+    let o = args(&[
+        "--grid",
+        "quick",
+        "--shapes",
+        "4x3x5x5,6x5",
+        "--dtypes",
+        "f32,bf16",
+        "--ops",
+        names,
+        "--layouts",
+        "contiguous,channels_last",
+        "--min-time",
+        "0.001",
+    ])
+    .validate()
+    .unwrap();
+    assert_eq!(o.ops.len(), 6);
+    let recs = bn_harness::bench::sweep::run(&o, |_| {}, |_| {}).unwrap();
+    assert_eq!(recs.len(), o.count());
+    for imp in bn_impls::registry::all() {
+        for op in &o.ops {
+            assert!(recs.iter().any(|r| r.imp == imp.info().name && r.op == *op));
+        }
+    }
+    let passes: Vec<usize> = o.ops.iter().map(|op| op.tensor_passes()).collect();
+    assert_eq!(passes, [3, 2, 4, 4, 3, 5]);
+    let joined: Vec<&str> = o.ops.iter().map(|op| op.name()).collect();
+    assert_eq!(joined.join(","), names);
+    for r in &recs {
+        assert_eq!(r.op.to_string().parse::<Op>().unwrap(), r.op);
+    }
+    let e = args(&["--ops", "eval_gelu"])
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("eval_gelu") && e.contains("eval_add_relu"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -595,10 +643,12 @@ fn a_tiny_sweep_measures_every_implementation_and_op() {
     assert_eq!(recs.len(), o.count());
     assert_eq!(steps, o.count());
     for imp in bn_impls::registry::all() {
-        for op in Op::ALL {
+        for op in Op::DEFAULT {
             assert!(recs.iter().any(|r| r.imp == imp.info().name && r.op == op));
         }
     }
+    // Without --ops only the three plain operations are timed.
+    assert!(recs.iter().all(|r| Op::DEFAULT.contains(&r.op)));
     for r in &recs {
         assert!(r.median_ns > 0.0 && r.memcpy_ns > 0.0, "{r:?}");
         assert!(r.p10_ns <= r.median_ns && r.median_ns <= r.p90_ns, "{r:?}");

@@ -74,6 +74,11 @@ pub enum Error {
     #[error("invalid module state: {0}")]
     InvalidState(String),
 
+    /// An activation call whose inputs do not fit the activation (a residual
+    /// without `add_relu`, backward of another activation than forward's).
+    #[error("activation mismatch: {0}")]
+    Activation(String),
+
     /// `backward` was called without a preceding `forward`.
     #[error("backward called before forward; run forward on this batch first")]
     NoForward,
@@ -92,6 +97,25 @@ pub enum Error {
         implementation: String,
         op: String,
         code: i32,
+    },
+
+    /// A batch-norm statistic or parameter that cannot be folded (not
+    /// finite, or a negative variance).
+    #[error("{what}[{index}] = {value:?} cannot be folded: {why}")]
+    InvalidStatistic {
+        what: String,
+        index: usize,
+        value: f64,
+        why: String,
+    },
+
+    /// A folded weight or bias that does not fit the weight's dtype.
+    #[error("folded {what}[{index}] = {value:.6e} overflows {dtype}; fold in a wider dtype (f32 or f64)")]
+    FoldOverflow {
+        what: String,
+        index: usize,
+        value: f64,
+        dtype: String,
     },
 
     /// An implementation name that is not in the registry.

@@ -101,6 +101,31 @@ pub fn train_then_redo<T: Element>(mut p: TrainForward<'_, T>, pass: impl Fn(Tra
     }
 }
 
+/// Whether [`train_then_redo`] would redo a channel of this finished
+/// training forward: a non-finite mean or variance on finite values. Lets
+/// a pass that cannot be redone channel by channel (a fused activation)
+/// fall back to one that can.
+pub fn train_needs_redo<T: Element>(p: &TrainForward<'_, T>) -> bool {
+    (0..p.dims.c).any(|c| {
+        !(p.mean[c].is_finite() && p.var[c].is_finite())
+            && channel_exponent(p.x, p.dims, c, 0.0).is_some()
+    })
+}
+
+/// Whether [`backward_then_redo`] might redo a channel of this finished
+/// backward (conservative: `dy` is not inspected, so it may say yes when
+/// the redo would skip the channel, never no when it would redo it).
+pub fn backward_needs_redo<T: Element>(p: &Backward<'_, T>) -> bool {
+    (0..p.dims.c).any(|c| {
+        let sums_ok = p.grad_weight[c].is_finite() && p.grad_bias[c].is_finite();
+        let (mean, var) = (p.mean[c], p.var[c]);
+        !(sums_ok && var <= HUGE_VAR)
+            && mean.is_finite()
+            && !var.is_nan()
+            && channel_exponent(p.x, p.dims, c, mean).is_some()
+    })
+}
+
 /// Variances above this (2^300 ≈ 2e90, never reached by `f32` data) make
 /// the backward coefficient `w·inv³·Σdy·(x − μ)/m` underflow in `f64`
 /// (`inv = 1/√(var + eps)`), so such channels are redone scaled as well.

@@ -1,8 +1,9 @@
 //! The one trait every batch-norm implementation implements.
 
+use crate::activation;
 use crate::element::Element;
 use crate::error::Result;
-use crate::problem::{Backward, EvalForward, TrainForward};
+use crate::problem::{Backward, BackwardRelu, EvalForward, EvalRelu, TrainForward, TrainRelu};
 
 /// The arithmetic of batch normalization for one element type.
 ///
@@ -35,6 +36,23 @@ pub trait Kernel<T: Element>: Send + Sync {
     fn try_backward(&self, p: Backward<'_, T>) -> Result<()> {
         self.backward(p);
         Ok(())
+    }
+
+    /// Training forward then ReLU, `relu(bn(x) [+ residual])`. The default
+    /// composes [`Kernel::try_forward_train`] with a ReLU pass
+    /// ([`activation::train_then_relu`]), so every kernel (plugins and peers
+    /// included) supports it; a kernel may fuse it into its own pass.
+    fn try_forward_train_relu(&self, p: TrainRelu<'_, T>) -> Result<()> {
+        activation::train_then_relu(self, p)
+    }
+    /// Eval forward then ReLU (default: [`activation::eval_then_relu`]).
+    fn try_forward_eval_relu(&self, p: EvalRelu<'_, T>) -> Result<()> {
+        activation::eval_then_relu(self, p)
+    }
+    /// Backward of `relu(bn(x) [+ residual])` (default: the masked `dy`
+    /// into a buffer, then [`Kernel::try_backward`]; [`activation::mask_then_backward`]).
+    fn try_backward_relu(&self, p: BackwardRelu<'_, T>) -> Result<()> {
+        activation::mask_then_backward(self, p)
     }
 }
 

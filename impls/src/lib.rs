@@ -21,10 +21,12 @@
 //! Batch normalization: Ioffe & Szegedy, "Batch Normalization: Accelerating
 //! Deep Network Training by Reducing Internal Covariate Shift", ICML 2015.
 
+pub mod activation;
 pub mod dispatch;
 pub mod element;
 pub mod engine;
 pub mod error;
+pub mod fold;
 pub mod formulas;
 pub mod fused;
 mod half_convert;
@@ -39,12 +41,16 @@ pub mod problem;
 pub mod registry;
 pub mod welford;
 
+pub use activation::Activation;
 pub use dispatch::kernel;
 pub use element::{DType, Element, ForDtype};
 pub use engine::tensor::{Tensor, TensorMut};
 pub use error::{Error, Result};
+pub use fold::{fold_into_conv, fold_into_linear, EvalBn, Folded};
 pub use kernel::{Implementation, Info, Kernel, Kernels};
 pub use layout::{Dims, Layout};
 pub use module::{BatchNorm, Config, ParamGrads};
 pub use moments::Moments;
-pub use problem::{Affine, Backward, EvalForward, GradMode, TrainForward};
+pub use problem::{
+    Affine, Backward, BackwardRelu, EvalForward, EvalRelu, GradMode, TrainForward, TrainRelu,
+};

@@ -17,15 +17,23 @@
 //!   as PyTorch does: the output is empty, the running buffers are left
 //!   unchanged, but `num_batches_tracked` is still incremented in training
 //!   with tracking, and backward gives zero `grad_weight`/`grad_bias`. The
-//!   module handles this itself; kernels never see an empty tensor.
+//!   module handles this itself; kernels never see an empty tensor;
+//! - with an activation ([`BatchNorm::forward_act`], [`BatchNorm::backward_act`]):
+//!   `relu(bn(x))` or `relu(bn(x) + residual)` as one operation, running
+//!   statistics updated exactly as by the plain forward (the activation
+//!   comes after the normalization and does not touch them).
 
+use crate::activation::Activation;
 use crate::dispatch::kernel;
 use crate::element::Element;
 use crate::engine::tensor::{Tensor, TensorMut};
 use crate::error::{Error, Result};
 use crate::kernel::{Implementation, Kernel};
 use crate::layout::Dims;
-use crate::problem::{check_eps, Affine, Backward, EvalForward, GradMode, TrainForward};
+use crate::problem::{
+    check_eps, Affine, Backward, BackwardRelu, EvalForward, EvalRelu, GradMode, TrainForward,
+    TrainRelu,
+};
 use ndarray::{ArrayViewD, ArrayViewMutD};
 use serde::{Deserialize, Serialize};
 use std::marker::PhantomData;
@@ -81,6 +89,15 @@ struct Saved {
     mean: Vec<f64>,
     var: Vec<f64>,
     mode: GradMode,
+    /// The activation forward applied (backward must be the matching one).
+    act: Activation,
+}
+
+/// The activation of one forward call and its residual tensor.
+#[derive(Clone, Copy)]
+struct Act<'a, T> {
+    kind: Activation,
+    residual: Option<Tensor<'a, T>>,
 }
 
 /// Gradients of the parameters (`None` when the module is not affine).
@@ -114,6 +131,53 @@ pub struct BatchNorm<T: Element, P: Element = T> {
     /// The data type the module runs on (it holds no data of it).
     #[serde(skip)]
     data: PhantomData<fn() -> T>,
+}
+
+/// The residual tensor of a forward call, checked against the activation
+/// (given exactly for `add_relu`) and against `x`'s shape.
+fn residual_tensor<'a, T: Element>(
+    act: Activation,
+    residual: Option<ArrayViewD<'a, T>>,
+    shape: &[usize],
+) -> Result<Option<Tensor<'a, T>>> {
+    match (act.has_residual(), residual) {
+        (true, None) => Err(Error::Activation(
+            "add_relu needs a residual tensor of x's shape; pass one or use relu".into(),
+        )),
+        (false, Some(_)) => Err(Error::Activation(format!(
+            "a residual was given but the activation is {}; use add_relu or drop the residual",
+            act.name()
+        ))),
+        (false, None) => Ok(None),
+        (true, Some(r)) => {
+            if r.shape() != shape {
+                return Err(Error::ShapeMismatch {
+                    what: "residual".into(),
+                    expected: shape.to_vec(),
+                    actual: r.shape().to_vec(),
+                });
+            }
+            Ok(Some(Tensor::from_ndarray("residual", r)?))
+        }
+    }
+}
+
+/// Backward's optional inputs against the forward's activation: `y` exactly
+/// when there was an activation, `grad_residual` only for `add_relu`.
+fn check_backward_act(act: Activation, has_y: bool, has_grad_residual: bool) -> Result<()> {
+    let msg = match (act, has_y, has_grad_residual) {
+        (Activation::None, true, _) | (Activation::None, _, true) => {
+            "the last forward had no activation; call backward without y and grad_residual"
+        }
+        (Activation::Relu | Activation::AddRelu, false, _) => {
+            "the last forward applied a ReLU; give its output y to backward (the ReLU mask)"
+        }
+        (Activation::Relu, _, true) => {
+            "grad_residual was asked for but the last forward was relu without a residual"
+        }
+        _ => return Ok(()),
+    };
+    Err(Error::Activation(msg.into()))
 }
 
 fn to_f64<T: Element>(v: &Option<Vec<T>>) -> Option<Vec<f64>> {
@@ -228,6 +292,24 @@ impl<T: Element, P: Element> BatchNorm<T, P> {
         x: ArrayViewD<'_, T>,
         y: ArrayViewMutD<'_, T>,
     ) -> Result<()> {
+        self.forward_act(imp, Activation::None, x, None, y)
+    }
+
+    /// Forward pass with an activation as one operation: `y = relu(BN(x))`
+    /// ([`Activation::Relu`]) or `y = relu(BN(x) + residual)`
+    /// ([`Activation::AddRelu`], `residual` of `x`'s shape and memory
+    /// format); [`Activation::None`] is [`BatchNorm::forward`]. PyTorch
+    /// semantics (`F.relu(bn(x) [+ residual])`); running buffers updated as
+    /// by the plain forward. The kernel runs it through
+    /// [`Kernel::try_forward_train_relu`] / [`Kernel::try_forward_eval_relu`].
+    pub fn forward_act(
+        &mut self,
+        imp: &dyn Implementation,
+        act: Activation,
+        x: ArrayViewD<'_, T>,
+        residual: Option<ArrayViewD<'_, T>>,
+        y: ArrayViewMutD<'_, T>,
+    ) -> Result<()> {
         self.validate()?;
         let shape = x.shape().to_vec();
         let x = Tensor::from_ndarray("x", x)?;
@@ -240,12 +322,18 @@ impl<T: Element, P: Element> BatchNorm<T, P> {
             });
         }
         let y = TensorMut::from_ndarray("y", y)?;
+        let act = Act {
+            kind: act,
+            residual: residual_tensor(act, residual, &shape)?,
+        };
         self.saved = None;
         // Before the empty-batch path: PyTorch checks eps first.
         check_eps(self.config.eps, self.uses_batch_stats())?;
         if x.dims().is_empty() {
             kernel::<T>(imp)?; // still reject a dtype the implementation lacks
-            self.saved = Some(self.forward_empty(shape));
+            let mut saved = self.forward_empty(shape);
+            saved.act = act.kind;
+            self.saved = Some(saved);
             return Ok(());
         }
         let (weight, bias) = (to_f64(&self.weight), to_f64(&self.bias));
@@ -255,9 +343,9 @@ impl<T: Element, P: Element> BatchNorm<T, P> {
         };
         let k = kernel::<T>(imp)?;
         let saved = if self.uses_batch_stats() {
-            self.forward_batch(k, x, y, affine, shape)?
+            self.forward_batch(k, x, y, affine, shape, act)?
         } else {
-            self.forward_fixed(k, x, y, affine, shape)?
+            self.forward_fixed(k, x, y, affine, shape, act)?
         };
         self.saved = Some(saved);
         Ok(())
@@ -284,6 +372,7 @@ impl<T: Element, P: Element> BatchNorm<T, P> {
             mean: vec![0.0; c],
             var: vec![0.0; c],
             mode,
+            act: Activation::None,
         }
     }
 
@@ -296,6 +385,7 @@ impl<T: Element, P: Element> BatchNorm<T, P> {
         y: TensorMut<'_, T>,
         affine: Affine<'_>,
         shape: Vec<usize>,
+        act: Act<'_, T>,
     ) -> Result<Saved> {
         let dims = x.dims();
         let m = dims.per_channel();
@@ -304,7 +394,11 @@ impl<T: Element, P: Element> BatchNorm<T, P> {
         }
         let (mut mean, mut var) = (vec![0.0; dims.c], vec![0.0; dims.c]);
         let eps = self.config.eps;
-        k.try_forward_train(TrainForward::new(x, y, affine, eps, &mut mean, &mut var)?)?;
+        let p = TrainForward::new(x, y, affine, eps, &mut mean, &mut var)?;
+        match act.kind {
+            Activation::None => k.try_forward_train(p)?,
+            _ => k.try_forward_train_relu(TrainRelu::new(p, act.residual)?)?,
+        }
         if self.training && self.config.track_running_stats {
             self.update_running(&mean, &var, m);
         }
@@ -313,6 +407,7 @@ impl<T: Element, P: Element> BatchNorm<T, P> {
             mean,
             var,
             mode: GradMode::Batch,
+            act: act.kind,
         })
     }
 
@@ -324,16 +419,22 @@ impl<T: Element, P: Element> BatchNorm<T, P> {
         y: TensorMut<'_, T>,
         affine: Affine<'_>,
         shape: Vec<usize>,
+        act: Act<'_, T>,
     ) -> Result<Saved> {
         let mean = to_f64(&self.running_mean).expect("validated: tracking");
         let var = to_f64(&self.running_var).expect("validated: tracking");
         let eps = self.config.eps;
-        k.try_forward_eval(EvalForward::new(x, y, &mean, &var, affine, eps)?)?;
+        let p = EvalForward::new(x, y, &mean, &var, affine, eps)?;
+        match act.kind {
+            Activation::None => k.try_forward_eval(p)?,
+            _ => k.try_forward_eval_relu(EvalRelu::new(p, act.residual)?)?,
+        }
         Ok(Saved {
             shape,
             mean,
             var,
             mode: GradMode::Fixed,
+            act: act.kind,
         })
     }
 
@@ -362,8 +463,40 @@ impl<T: Element, P: Element> BatchNorm<T, P> {
         dy: ArrayViewD<'_, T>,
         dx: ArrayViewMutD<'_, T>,
     ) -> Result<ParamGrads<P>> {
+        self.backward_act(imp, x, None, dy, dx, None)
+    }
+
+    /// Backward of the last [`BatchNorm::forward_act`]: `dy` is the gradient
+    /// of the activated output `y` (which must be given, as forward wrote it:
+    /// the ReLU mask `y <= 0 → 0` is PyTorch's `threshold_backward` on the
+    /// output); writes `grad_input` into `dx` and, for `add_relu` when
+    /// `grad_residual` is given, the residual's gradient (the masked `dy`).
+    /// With no activation `y` and `grad_residual` must be `None` (this is
+    /// then [`BatchNorm::backward`]).
+    pub fn backward_act(
+        &self,
+        imp: &dyn Implementation,
+        x: ArrayViewD<'_, T>,
+        y: Option<ArrayViewD<'_, T>>,
+        dy: ArrayViewD<'_, T>,
+        dx: ArrayViewMutD<'_, T>,
+        grad_residual: Option<ArrayViewMutD<'_, T>>,
+    ) -> Result<ParamGrads<P>> {
         self.validate()?;
         let saved = self.saved.as_ref().ok_or(Error::NoForward)?;
+        check_backward_act(saved.act, y.is_some(), grad_residual.is_some())?;
+        let y_shape = y.as_ref().map(|y| y.shape().to_vec());
+        let r_shape = grad_residual.as_ref().map(|g| g.shape().to_vec());
+        let extra = [("y", y_shape), ("grad_residual", r_shape)];
+        for (what, shape) in extra.iter().filter_map(|(w, s)| Some((*w, s.as_ref()?))) {
+            if shape != &saved.shape {
+                return Err(Error::ShapeMismatch {
+                    what: format!("{what} (must match the forward input)"),
+                    expected: saved.shape.clone(),
+                    actual: shape.clone(),
+                });
+            }
+        }
         for (what, shape) in [
             ("x", x.shape()),
             ("grad_output", dy.shape()),
@@ -397,7 +530,7 @@ impl<T: Element, P: Element> BatchNorm<T, P> {
                 bias: round(gb),
             });
         }
-        kernel::<T>(imp)?.try_backward(Backward::new(
+        let p = Backward::new(
             x,
             dy,
             dx,
@@ -408,7 +541,18 @@ impl<T: Element, P: Element> BatchNorm<T, P> {
             saved.mode,
             &mut gw,
             &mut gb,
-        )?)?;
+        )?;
+        let k = kernel::<T>(imp)?;
+        match y {
+            None => k.try_backward(p)?,
+            Some(y) => {
+                let y = Tensor::from_ndarray("y", y)?;
+                let gr = grad_residual
+                    .map(|g| TensorMut::from_ndarray("grad_residual", g))
+                    .transpose()?;
+                k.try_backward_relu(BackwardRelu::new(p, y, gr)?)?
+            }
+        }
         Ok(ParamGrads {
             weight: round(gw),
             bias: round(gb),

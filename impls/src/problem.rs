@@ -184,6 +184,20 @@ pub struct EvalForward<'a, T> {
 }
 
 impl<'a, T> EvalForward<'a, T> {
+    /// The same problem borrowing this one's buffers (see [`TrainForward::reborrow`]).
+    pub fn reborrow(&mut self) -> EvalForward<'_, T> {
+        EvalForward {
+            dims: self.dims,
+            x: self.x,
+            y: &mut *self.y,
+            mean: self.mean,
+            var: self.var,
+            affine: self.affine,
+            eps: self.eps,
+            checked: self.checked,
+        }
+    }
+
     /// Validate shapes, lengths and `eps`.
     pub fn new(
         x: Tensor<'a, T>,
@@ -302,6 +316,84 @@ impl<'a, T> Backward<'a, T> {
             grad_weight,
             grad_bias,
             checked: Checked(()),
+        })
+    }
+}
+
+/// `residual` checked against the batch: same dims and memory format.
+fn check_residual<'a, T>(dims: Dims, residual: Option<Tensor<'a, T>>) -> Result<Option<&'a [T]>> {
+    residual
+        .map(|r| {
+            same_dims("residual", dims, r.dims())?;
+            Ok(r.data())
+        })
+        .transpose()
+}
+
+/// Training forward followed by a ReLU: `y = relu(bn(x))`, or with a
+/// residual `y = relu(bn(x) + residual)` (see [`crate::activation`]).
+pub struct TrainRelu<'a, T> {
+    /// The batch norm; its `y` receives the activated output.
+    pub bn: TrainForward<'a, T>,
+    /// Added before the ReLU; same dims and memory format as `x`.
+    pub residual: Option<&'a [T]>,
+}
+
+impl<'a, T> TrainRelu<'a, T> {
+    /// Validate the residual against the (validated) batch norm.
+    pub fn new(bn: TrainForward<'a, T>, residual: Option<Tensor<'a, T>>) -> Result<Self> {
+        let residual = check_residual(bn.dims, residual)?;
+        Ok(TrainRelu { bn, residual })
+    }
+}
+
+/// Eval forward followed by a ReLU (see [`TrainRelu`]).
+pub struct EvalRelu<'a, T> {
+    /// The batch norm; its `y` receives the activated output.
+    pub bn: EvalForward<'a, T>,
+    /// Added before the ReLU; same dims and memory format as `x`.
+    pub residual: Option<&'a [T]>,
+}
+
+impl<'a, T> EvalRelu<'a, T> {
+    /// Validate the residual against the (validated) batch norm.
+    pub fn new(bn: EvalForward<'a, T>, residual: Option<Tensor<'a, T>>) -> Result<Self> {
+        let residual = check_residual(bn.dims, residual)?;
+        Ok(EvalRelu { bn, residual })
+    }
+}
+
+/// Backward of `relu(bn(x) [+ residual])`: `bn.dy` is the gradient of the
+/// activated output `y`; the kernel masks it (`y <= 0 → 0`, PyTorch's
+/// `threshold_backward`), then runs the batch-norm backward on it. With
+/// `grad_residual` it also writes the residual's gradient (the masked `dy`).
+pub struct BackwardRelu<'a, T> {
+    /// The batch-norm backward, with `dy` the gradient of the activated output.
+    pub bn: Backward<'a, T>,
+    /// The forward's activated output (the ReLU mask).
+    pub y: &'a [T],
+    /// Output: the residual's gradient, for `relu(bn(x) + residual)`.
+    pub grad_residual: Option<&'a mut [T]>,
+}
+
+impl<'a, T> BackwardRelu<'a, T> {
+    /// Validate `y` and `grad_residual` against the (validated) backward.
+    pub fn new(
+        bn: Backward<'a, T>,
+        y: Tensor<'a, T>,
+        grad_residual: Option<TensorMut<'a, T>>,
+    ) -> Result<Self> {
+        same_dims("y", bn.dims, y.dims())?;
+        let grad_residual = grad_residual
+            .map(|g| {
+                same_dims("grad_residual", bn.dims, g.dims())?;
+                Ok(g.into_data())
+            })
+            .transpose()?;
+        Ok(BackwardRelu {
+            bn,
+            y: y.data(),
+            grad_residual,
         })
     }
 }

@@ -18,7 +18,9 @@ pub struct BenchFlags {
     /// or `--impl a --impl b`.
     #[arg(long, alias = "impl", value_delimiter = ',', value_name = "A,B")]
     pub impls: Vec<String>,
-    /// Operations to time, comma-separated from: train, eval, backward (default: all).
+    /// Operations to time, comma-separated from: train, eval, backward (the
+    /// default), train_relu, eval_relu, backward_relu, train_add_relu,
+    /// eval_add_relu, backward_add_relu.
     #[arg(long, value_delimiter = ',', value_name = "OPS")]
     pub ops: Vec<String>,
     /// Element types (default: the grid's; f32,f64 for standard, f32 otherwise).
@@ -109,7 +111,7 @@ impl BenchFlags {
     pub fn validate(&self) -> Result<BenchOptions> {
         let impls = crate::select_impls(&self.impls)?;
         let ops: Vec<Op> = if self.ops.is_empty() {
-            Op::ALL.to_vec()
+            Op::DEFAULT.to_vec()
         } else {
             parse_list(&self.ops, "op")?
         };
@@ -128,7 +130,7 @@ impl BenchFlags {
         let secs = self.min_time_secs()?;
         check_training_sizes(&shapes, &ops)?;
         let points = cases(&shapes, &layouts);
-        check_memory(&points, &dtypes, self.max_memory.as_deref())?;
+        check_memory(&points, &dtypes, &ops, self.max_memory.as_deref())?;
         if let Some(p) = &self.csv {
             check_writable(p)?;
         }
@@ -202,7 +204,7 @@ impl BenchFlags {
 fn check_training_sizes(shapes: &[Shape], ops: &[Op]) -> Result<()> {
     let training: Vec<&str> = ops
         .iter()
-        .filter(|o| matches!(o, Op::Train | Op::Backward))
+        .filter(|o| o.is_training())
         .map(|o| o.name())
         .collect();
     match shapes.iter().find(|s| s.n() * s.spatial() == 1) {
@@ -216,29 +218,47 @@ fn check_training_sizes(shapes: &[Shape], ops: &[Op]) -> Result<()> {
     }
 }
 
-/// Bytes one bench cell allocates: `x`, `y`, `dy`, `dx` and the memcpy
-/// destination ([`super::workload::Buffers`]), one more tensor of room for
-/// the kernels' scratch, and 8 per-channel `f64` arrays.
-pub fn cell_bytes(point: &BenchPoint, dtype: DType) -> u64 {
+/// Tensors of the size of `x` one bench cell allocates: `x`, `y`, `dy`,
+/// `dx` and the memcpy destination ([`super::workload::Buffers`]), one more
+/// of room for the kernels' scratch (e.g. the default ReLU backward's
+/// masked `dy`), and the residual and its gradient when an add-relu op is
+/// timed.
+pub fn cell_tensors(ops: &[Op]) -> u64 {
+    if ops.iter().any(|o| o.has_residual()) {
+        8
+    } else {
+        6
+    }
+}
+
+/// Bytes one bench cell allocates: [`cell_tensors`] tensors and 8
+/// per-channel `f64` arrays.
+pub fn cell_bytes(point: &BenchPoint, dtype: DType, ops: &[Op]) -> u64 {
     let tensor = point.shape.elements() as u64 * dtype.size() as u64;
-    tensor.saturating_mul(6) + 64 * point.shape.c() as u64
+    tensor.saturating_mul(cell_tensors(ops)) + 64 * point.shape.c() as u64
 }
 
 /// Every cell of the sweep checked against the memory budget before any
 /// buffer is allocated (cells run one after another, so each must fit alone).
-fn check_memory(points: &[BenchPoint], dtypes: &[DType], max_memory: Option<&str>) -> Result<()> {
+fn check_memory(
+    points: &[BenchPoint],
+    dtypes: &[DType],
+    ops: &[Op],
+    max_memory: Option<&str>,
+) -> Result<()> {
     let Some(budget) = Budget::new(max_memory)? else {
         return Ok(());
     };
     for point in points {
         for &dtype in dtypes {
             let what = format!(
-                "bench cell {} {dtype} {} (6 tensors of {})",
+                "bench cell {} {dtype} {} ({} tensors of {})",
                 point.shape,
                 point.layout,
+                cell_tensors(ops),
                 human(point.shape.elements() as u64 * dtype.size() as u64)
             );
-            budget.check(cell_bytes(point, dtype), &what, "use smaller --shapes")?;
+            budget.check(cell_bytes(point, dtype, ops), &what, "use smaller --shapes")?;
         }
     }
     Ok(())

@@ -53,9 +53,10 @@ pub fn try_run(
     let pools = thread_pools(&opts.threads)?;
     let mut out = Vec::with_capacity(opts.count());
     let mut pooled: BTreeMap<(u64, usize), Probes> = BTreeMap::new();
+    let with_residual = opts.ops.iter().any(|o| o.has_residual());
     for point in &opts.points {
         for &dtype in &opts.dtypes {
-            let mut work = workload(point, dtype)?;
+            let mut work = workload(point, dtype, with_residual)?;
             for (threads, pool) in &pools {
                 for &op in &opts.ops {
                     for &imp in &opts.impls {

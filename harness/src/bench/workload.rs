@@ -15,14 +15,16 @@ use super::roofline::{self, Copy};
 use crate::data::Rng;
 use crate::memory::try_zeroed;
 use bn_impls::{
-    kernel, Affine, Backward, DType, Dims, Element, EvalForward, ForDtype, GradMode,
-    Implementation, TrainForward,
+    kernel, Affine, Backward, BackwardRelu, DType, Dims, Element, EvalForward, EvalRelu, ForDtype,
+    GradMode, Implementation, TrainForward, TrainRelu,
 };
 use serde::Serialize;
 
-/// The three timed operations. Serialized by [`Op::name`] (the CSV spelling).
+/// The timed operations: the three plain ones and the fused activations
+/// (`relu(bn(x))`, `relu(bn(x) + residual)`). Serialized by [`Op::name`]
+/// (the CSV spelling).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Op {
     /// Training-mode forward: batch statistics + normalized output.
     Train,
@@ -30,11 +32,42 @@ pub enum Op {
     Eval,
     /// Gradients of input, weight and bias (batch statistics).
     Backward,
+    /// `relu(bn(x))`, training mode.
+    #[value(name = "train_relu")]
+    TrainRelu,
+    /// `relu(bn(x))` with given statistics.
+    #[value(name = "eval_relu")]
+    EvalRelu,
+    /// Backward of `relu(bn(x))` (batch statistics).
+    #[value(name = "backward_relu")]
+    BackwardRelu,
+    /// `relu(bn(x) + residual)`, training mode.
+    #[value(name = "train_add_relu")]
+    TrainAddRelu,
+    /// `relu(bn(x) + residual)` with given statistics.
+    #[value(name = "eval_add_relu")]
+    EvalAddRelu,
+    /// Backward of `relu(bn(x) + residual)`, with the residual's gradient.
+    #[value(name = "backward_add_relu")]
+    BackwardAddRelu,
 }
 
 impl Op {
-    /// All operations, in report order.
-    pub const ALL: [Op; 3] = [Op::Train, Op::Eval, Op::Backward];
+    /// Every operation, in report order (what `--ops` accepts).
+    pub const ALL: [Op; 9] = [
+        Op::Train,
+        Op::Eval,
+        Op::Backward,
+        Op::TrainRelu,
+        Op::EvalRelu,
+        Op::BackwardRelu,
+        Op::TrainAddRelu,
+        Op::EvalAddRelu,
+        Op::BackwardAddRelu,
+    ];
+
+    /// What `bnh bench` times without `--ops`: the three plain operations.
+    pub const DEFAULT: [Op; 3] = [Op::Train, Op::Eval, Op::Backward];
 
     /// The name used in flags, CSV and benchmark ids.
     pub fn name(self) -> &'static str {
@@ -42,18 +75,48 @@ impl Op {
             Op::Train => "train",
             Op::Eval => "eval",
             Op::Backward => "backward",
+            Op::TrainRelu => "train_relu",
+            Op::EvalRelu => "eval_relu",
+            Op::BackwardRelu => "backward_relu",
+            Op::TrainAddRelu => "train_add_relu",
+            Op::EvalAddRelu => "eval_add_relu",
+            Op::BackwardAddRelu => "backward_add_relu",
         }
+    }
+
+    /// Whether the operation reads a residual (and writes its gradient).
+    pub fn has_residual(self) -> bool {
+        matches!(
+            self,
+            Op::TrainAddRelu | Op::EvalAddRelu | Op::BackwardAddRelu
+        )
+    }
+
+    /// Whether the operation normalizes with batch statistics (so needs
+    /// N·S ≥ 2): every training forward and backward.
+    pub fn is_training(self) -> bool {
+        !matches!(self, Op::Eval | Op::EvalRelu | Op::EvalAddRelu)
     }
 
     /// How many tensors of the size of `x` the operation must read or write
     /// at minimum: train reads `x` twice (statistics, then normalization) and
     /// writes `y`; eval reads `x` and writes `y`; backward reads `x` and
-    /// `grad_output` and writes `grad_input`. `gb_per_s` counts these bytes.
+    /// `grad_output` and writes `grad_input`. The ReLU adds nothing to the
+    /// forwards (it is applied to `y` before it is written) and one read of
+    /// `y` (the mask) to backward; the residual adds one read to the
+    /// forwards and one write (its gradient) to backward. `gb_per_s` counts
+    /// these bytes — the floor of a fused kernel; a composed one moves more.
     pub fn tensor_passes(self) -> usize {
         match self {
             Op::Train => 3,
             Op::Eval => 2,
             Op::Backward => 3,
+            Op::TrainRelu => 3,
+            Op::EvalRelu => 2,
+            Op::BackwardRelu => 4,
+            Op::TrainAddRelu => 4,
+            Op::EvalAddRelu => 3,
+            Op::BackwardAddRelu => 5,
         }
     }
 }
@@ -61,10 +124,10 @@ impl Op {
 impl std::str::FromStr for Op {
     type Err = String;
     fn from_str(s: &str) -> Result<Op, String> {
-        Op::ALL
-            .into_iter()
-            .find(|o| o.name() == s)
-            .ok_or_else(|| format!("unknown op '{s}'; use train, eval or backward"))
+        Op::ALL.into_iter().find(|o| o.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Op::ALL.iter().map(|o| o.name()).collect();
+            format!("unknown op '{s}'; use one of {}", names.join(", "))
+        })
     }
 }
 
@@ -85,6 +148,10 @@ pub struct Buffers<T> {
     y: Vec<T>,
     dy: Vec<T>,
     dx: Vec<T>,
+    /// The residual of the add-relu ops, and its gradient (empty unless
+    /// the sweep times one of them).
+    residual: Vec<T>,
+    grad_residual: Vec<T>,
     copy_dst: Vec<T>,
     weight: Vec<f64>,
     bias: Vec<f64>,
@@ -95,8 +162,9 @@ pub struct Buffers<T> {
 }
 
 impl<T: Element> Buffers<T> {
-    /// Allocate and fill every buffer for `point` (seeded, so runs are repeatable).
-    pub fn new(point: &BenchPoint) -> crate::Result<Self> {
+    /// Allocate and fill every buffer for `point` (seeded, so runs are
+    /// repeatable); the residual and its gradient only `with_residual`.
+    pub fn new(point: &BenchPoint, with_residual: bool) -> crate::Result<Self> {
         let dims = Dims::from_shape("x", point.shape.dims(), point.layout)?;
         let len = dims.len();
         let c = dims.c;
@@ -111,6 +179,13 @@ impl<T: Element> Buffers<T> {
         };
         let x = fill(-1.0, 3.0, "x")?;
         let dy = fill(-1.0, 1.0, "dy")?;
+        let res_len = if with_residual { len } else { 0 };
+        let residual = {
+            let mut v = try_zeroed(T::zero(), res_len, "residual")?;
+            v.iter_mut()
+                .for_each(|e| *e = T::from_f64(rng.range(-1.0, 1.0)));
+            v
+        };
         let ch = |rng: &mut Rng, lo: f64, hi: f64| -> Vec<f64> {
             (0..c).map(|_| rng.range(lo, hi)).collect()
         };
@@ -127,6 +202,8 @@ impl<T: Element> Buffers<T> {
             y: try_zeroed(T::zero(), len, "y")?,
             dy,
             dx: try_zeroed(T::zero(), len, "dx")?,
+            residual,
+            grad_residual: try_zeroed(T::zero(), res_len, "grad_residual")?,
             copy_dst: try_zeroed(T::zero(), len, "the memcpy buffer")?,
             weight,
             bias,
@@ -139,6 +216,9 @@ impl<T: Element> Buffers<T> {
 
     /// One call of `op` with `imp`'s kernel for `T`.
     pub fn call(&mut self, imp: &dyn Implementation, op: Op) -> crate::Result<()> {
+        if !matches!(op, Op::Train | Op::Eval | Op::Backward) {
+            return self.call_relu(imp, op);
+        }
         let d = self.dims;
         let affine = Affine {
             weight: Some(&self.weight),
@@ -181,6 +261,63 @@ impl<T: Element> Buffers<T> {
                     &mut self.grad_bias,
                 )?;
                 kernel::<T>(imp)?.try_backward(p)?;
+            }
+            _ => unreachable!("activation ops go to call_relu"),
+        }
+        Ok(())
+    }
+
+    /// One call of an activation op: `relu(bn(x) [+ residual])` forward
+    /// (train or eval) or its backward, from `y` as the forward left it.
+    fn call_relu(&mut self, imp: &dyn Implementation, op: Op) -> crate::Result<()> {
+        let d = self.dims;
+        let affine = Affine {
+            weight: Some(&self.weight),
+            bias: Some(&self.bias),
+        };
+        let add = op.has_residual();
+        let residual = add.then(|| d.tensor(&self.residual)).transpose()?;
+        let k = kernel::<T>(imp)?;
+        match op {
+            Op::TrainRelu | Op::TrainAddRelu => {
+                let p = TrainForward::new(
+                    d.tensor(&self.x)?,
+                    d.tensor_mut(&mut self.y)?,
+                    affine,
+                    EPS,
+                    &mut self.mean,
+                    &mut self.var,
+                )?;
+                k.try_forward_train_relu(TrainRelu::new(p, residual)?)?;
+            }
+            Op::EvalRelu | Op::EvalAddRelu => {
+                let p = EvalForward::new(
+                    d.tensor(&self.x)?,
+                    d.tensor_mut(&mut self.y)?,
+                    &self.mean,
+                    &self.var,
+                    affine,
+                    EPS,
+                )?;
+                k.try_forward_eval_relu(EvalRelu::new(p, residual)?)?;
+            }
+            _ => {
+                let p = Backward::new(
+                    d.tensor(&self.x)?,
+                    d.tensor(&self.dy)?,
+                    d.tensor_mut(&mut self.dx)?,
+                    &self.mean,
+                    &self.var,
+                    Some(&self.weight),
+                    EPS,
+                    GradMode::Batch,
+                    &mut self.grad_weight,
+                    &mut self.grad_bias,
+                )?;
+                let gr = add
+                    .then(|| d.tensor_mut(&mut self.grad_residual))
+                    .transpose()?;
+                k.try_backward_relu(BackwardRelu::new(p, d.tensor(&self.y)?, gr)?)?;
             }
         }
         Ok(())
@@ -243,14 +380,15 @@ impl<T: Element> Measured for Buffers<T> {
 /// The buffers of one benchmark point in its runtime dtype.
 pub type Workload = Box<dyn Measured>;
 
-/// Allocate the buffers of `point` in `dtype`.
-pub fn workload(point: &BenchPoint, dtype: DType) -> crate::Result<Workload> {
-    struct Alloc<'a>(&'a BenchPoint);
+/// Allocate the buffers of `point` in `dtype` (with the residual buffers
+/// when `with_residual`: an add-relu op is timed).
+pub fn workload(point: &BenchPoint, dtype: DType, with_residual: bool) -> crate::Result<Workload> {
+    struct Alloc<'a>(&'a BenchPoint, bool);
     impl ForDtype for Alloc<'_> {
         type Output = crate::Result<Workload>;
         fn call<T: Element>(self) -> Self::Output {
-            Ok(Box::new(Buffers::<T>::new(self.0)?))
+            Ok(Box::new(Buffers::<T>::new(self.0, self.1)?))
         }
     }
-    dtype.dispatch(Alloc(point))
+    dtype.dispatch(Alloc(point, with_residual))
 }

@@ -72,7 +72,7 @@ pub fn read_csv(path: &Path) -> Result<Vec<Record>> {
 /// A bad row: the file, the row (the header is row 1), the column when the
 /// CSV reader knows it (numbers), and the parse message. An unknown op, dtype
 /// or layout gets its type's message, which names the accepted values
-/// ("unknown op 'x'; use train, eval or backward", see `bench::Record`).
+/// ("unknown op 'x'; use one of train, eval, ...", see `bench::Record`).
 fn row_error(path: &Path, headers: &::csv::StringRecord, row: usize, e: &::csv::Error) -> Error {
     let detail = match e.kind() {
         ::csv::ErrorKind::Deserialize { err, .. } => {

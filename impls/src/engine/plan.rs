@@ -53,6 +53,58 @@ pub fn runs_pass<T: Send>(
     }
 }
 
+/// [`runs_pass`] writing two outputs of the same dims at once
+/// (`f(c, run_range, out_run, out2_run)`), e.g. a gradient and the
+/// residual's gradient of a fused pass.
+pub fn runs_pass_pair<T: Send>(
+    dims: Dims,
+    task_len: usize,
+    out: &mut [T],
+    out2: &mut [T],
+    f: impl Fn(usize, Range<usize>, &mut [T], &mut [T]) + Sync + Send,
+) {
+    assert_eq!(out.len(), out2.len(), "runs_pass_pair: output lengths");
+    let rpt = (task_len / dims.s).max(1);
+    let task = |(t, (chunk, chunk2)): (usize, (&mut [T], &mut [T]))| {
+        let runs = chunk.chunks_mut(dims.s).zip(chunk2.chunks_mut(dims.s));
+        for (i, (run, run2)) in runs.enumerate() {
+            let r = t * rpt + i;
+            f(r % dims.c, r * dims.s..(r + 1) * dims.s, run, run2);
+        }
+    };
+    let len = rpt * dims.s;
+    if is_parallel(dims) {
+        let chunks = out.par_chunks_mut(len).zip(out2.par_chunks_mut(len));
+        chunks.enumerate().for_each(task);
+    } else {
+        let chunks = out.chunks_mut(len).zip(out2.chunks_mut(len));
+        chunks.enumerate().for_each(task);
+    }
+}
+
+/// [`rows_pass`] writing two outputs of the same length at once.
+pub fn rows_pass_pair<T: Send>(
+    task_len: usize,
+    out: &mut [T],
+    out2: &mut [T],
+    f: impl Fn(Range<usize>, &mut [T], &mut [T]) + Sync + Send,
+) {
+    assert_eq!(out.len(), out2.len(), "rows_pass_pair: output lengths");
+    let chunk = task_len.max(1);
+    let task = |(t, (rows, rows2)): (usize, (&mut [T], &mut [T]))| {
+        f(t * chunk..t * chunk + rows.len(), rows, rows2)
+    };
+    if out.len() >= SERIAL_THRESHOLD {
+        let chunks = out.par_chunks_mut(chunk).zip(out2.par_chunks_mut(chunk));
+        chunks.enumerate().for_each(task);
+    } else {
+        out.chunks_mut(chunk)
+            .zip(out2.chunks_mut(chunk))
+            .enumerate()
+            .for_each(task);
+    }
+}
+
 /// Channels-last element-wise pass: `f(range, out_rows)` over tasks of
 /// `task_len` elements (whole rows), in parallel for large outputs.
 pub fn rows_pass<T: Send>(

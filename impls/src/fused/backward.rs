@@ -1,12 +1,20 @@
 //! Backward: the three per-channel sums `Σdy`, `Σdy·(x − K)`, `Σ(x − K)`
 //! in one read of `x` and `dy` (`K` = the given mean), then the `dx` pass —
 //! back to back per channel while it is in cache when it fits.
+//!
+//! The ReLU backward ([`backward_relu`]) has the same two passes: `dy` is
+//! masked by the output `y` (`y <= 0 → 0`) as it is loaded, in the
+//! reduction pass and again in the `dx` pass (which also writes the
+//! residual's gradient) — it reads `y` twice but never writes or re-reads
+//! a masked copy of `dy`, unlike the default composition.
 
 use super::coeffs::{self, Grad};
 use super::plan::{self, Rows};
 use super::reduce;
 use super::simd::{self, Lane, Level, RunAcc};
-use crate::engine::plan::{is_parallel, rows_pass, runs_by_channel_task, runs_pass};
+use crate::engine::plan::{
+    is_parallel, rows_pass, rows_pass_pair, runs_by_channel_task, runs_pass, runs_pass_pair,
+};
 use crate::layout::{Dims, Layout};
 use crate::problem::{Backward, GradMode};
 use rayon::prelude::*;
@@ -32,6 +40,13 @@ impl Params<'_> {
 
 /// Gradients of `x`, weight and bias.
 pub fn backward<T: Lane>(p: Backward<'_, T>) {
+    backward_relu(p, None, None)
+}
+
+/// [`backward`] of `relu(bn(x) [+ residual])` when `yo` (the activated
+/// output) is given: `dy` masked by `yo` inside both passes, and the
+/// masked `dy` written to `dres` (the residual's gradient) in the `dx` pass.
+pub fn backward_relu<T: Lane>(p: Backward<'_, T>, yo: Option<&[T]>, dres: Option<&mut [T]>) {
     let dims = p.dims.canonical();
     let lv = Level::detected();
     let pr = Params {
@@ -42,14 +57,36 @@ pub fn backward<T: Lane>(p: Backward<'_, T>) {
         mean: p.mean,
         var: p.var,
     };
+    let out = Out { dx: p.dx, dres };
     let grads = match dims.layout {
-        Layout::Contiguous => contiguous(p.x, p.dy, p.dx, dims, lv, pr),
-        Layout::ChannelsLast => channels_last(p.x, p.dy, p.dx, dims, lv, pr),
+        Layout::Contiguous => contiguous(p.x, p.dy, yo, out, dims, lv, pr),
+        Layout::ChannelsLast => channels_last(p.x, p.dy, yo, out, dims, lv, pr),
     };
     for ((g, w), b) in grads.iter().zip(p.grad_weight).zip(p.grad_bias) {
         *w = g.weight;
         *b = g.bias;
     }
+}
+
+/// The outputs of the element-wise pass: `dx`, and the residual's gradient.
+struct Out<'a, T> {
+    dx: &'a mut [T],
+    dres: Option<&'a mut [T]>,
+}
+
+/// `dx` of one run with the ReLU mask from `yo`, and the masked `dy` into `dres`.
+#[allow(clippy::too_many_arguments)]
+fn run_dx_relu<T: Lane>(
+    lv: Level,
+    v: [&[T]; 3],
+    out: &mut [T],
+    dres: Option<&mut [T]>,
+    k: f64,
+    g: &Grad,
+    mode: GradMode,
+) {
+    let fixed = mode == GradMode::Fixed;
+    simd::run_dx_relu(lv, v, out, dres, k, [g.kd, g.kx, g.kc], fixed)
 }
 
 /// `dx` of one run: the full formula, or `kd·dy` with fixed statistics
@@ -65,29 +102,61 @@ fn run_dx<T: Lane>(lv: Level, x: &[T], dy: &[T], out: &mut [T], k: f64, g: &Grad
 fn contiguous<T: Lane>(
     x: &[T],
     dy: &[T],
-    dx: &mut [T],
+    yo: Option<&[T]>,
+    out: Out<'_, T>,
     dims: Dims,
     lv: Level,
     pr: Params<'_>,
 ) -> Vec<Grad> {
     let s = dims.s;
     let f = move |o: usize, c: usize, acc: &mut RunAcc<3>| {
-        simd::run_grad(lv, &x[o..o + s], &dy[o..o + s], pr.mean[c], acc)
+        let (xr, gr) = (&x[o..o + s], &dy[o..o + s]);
+        match yo {
+            Some(yo) => simd::run_grad_relu(lv, xr, gr, &yo[o..o + s], pr.mean[c], acc),
+            None => simd::run_grad(lv, xr, gr, pr.mean[c], acc),
+        }
     };
-    let bytes = 2 * dims.per_channel() * std::mem::size_of::<T>();
+    // `dx` of the run at `o` of channel `c`, masked when `yo` is given.
+    let dx_run = move |c: usize, o: usize, run: &mut [T], dres: Option<&mut [T]>, g: &Grad| {
+        let (xr, gr) = (&x[o..o + s], &dy[o..o + s]);
+        match yo {
+            Some(yo) => run_dx_relu(
+                lv,
+                [xr, gr, &yo[o..o + s]],
+                run,
+                dres,
+                pr.mean[c],
+                g,
+                pr.mode,
+            ),
+            None => run_dx(lv, xr, gr, run, pr.mean[c], g, pr.mode),
+        }
+    };
+    let arrays = if yo.is_some() { 3 } else { 2 };
+    let bytes = arrays * dims.per_channel() * std::mem::size_of::<T>();
+    let Out { dx, dres } = out;
     if let Some(cpt) = plan::channel_tasks(dims, bytes) {
         let tasks = runs_by_channel_task(dx, dims, cpt);
+        let n = tasks.len();
+        let tasks2: Vec<Option<Vec<&mut [T]>>> = match dres {
+            Some(d) => runs_by_channel_task(d, dims, cpt)
+                .into_iter()
+                .map(Some)
+                .collect(),
+            None => (0..n).map(|_| None).collect(),
+        };
         let per_task: Vec<Vec<Grad>> = tasks
             .into_par_iter()
+            .zip(tasks2)
             .enumerate()
-            .map(|(t, mut runs)| {
+            .map(|(t, (mut runs, mut runs2))| {
                 let (c0, cs) = (t * cpt, cpt.min(dims.c - t * cpt));
                 let sums = reduce::channels(dims, (c0, cs), &f);
                 let g: Vec<Grad> = (0..cs).map(|i| pr.grad(c0 + i, sums[i])).collect();
                 for (i, run) in runs.iter_mut().enumerate() {
                     let (c, o) = (c0 + i % cs, dims.offset(i / cs, c0 + i % cs, 0));
-                    let (xr, gr) = (&x[o..o + s], &dy[o..o + s]);
-                    run_dx(lv, xr, gr, run, pr.mean[c], &g[i % cs], pr.mode);
+                    let d2 = runs2.as_mut().map(|r| &mut *r[i]);
+                    dx_run(c, o, run, d2, &g[i % cs]);
                 }
                 g
             })
@@ -96,32 +165,52 @@ fn contiguous<T: Lane>(
     }
     let sums = reduce::all_channels(dims, is_parallel(dims), &f);
     let g: Vec<Grad> = (0..dims.c).map(|c| pr.grad(c, sums[c])).collect();
-    runs_pass(dims, plan::TASK, dx, |c, r, out| {
-        run_dx(lv, &x[r.clone()], &dy[r], out, pr.mean[c], &g[c], pr.mode)
-    });
+    match dres {
+        Some(d) => runs_pass_pair(dims, plan::TASK, dx, d, |c, r, out, out2| {
+            dx_run(c, r.start, out, Some(out2), &g[c])
+        }),
+        None => runs_pass(dims, plan::TASK, dx, |c, r, out| {
+            dx_run(c, r.start, out, None, &g[c])
+        }),
+    }
     g
 }
 
 fn channels_last<T: Lane>(
     x: &[T],
     dy: &[T],
-    dx: &mut [T],
+    yo: Option<&[T]>,
+    out: Out<'_, T>,
     dims: Dims,
     lv: Level,
     pr: Params<'_>,
 ) -> Vec<Grad> {
     let (g, rows) = (Rows::new(dims.c), dims.n * dims.s);
     let kr = g.sr.rep(pr.mean);
-    let sums = reduce::rows::<3>(&g, rows, is_parallel(dims), |r, acc| {
-        simd::rows_grad(lv, &x[r.clone()], &dy[r], &kr, acc)
+    let sums = reduce::rows::<3>(&g, rows, is_parallel(dims), |r, acc| match yo {
+        Some(yo) => simd::rows_grad_relu(lv, &x[r.clone()], &dy[r.clone()], &yo[r], &kr, acc),
+        None => simd::rows_grad(lv, &x[r.clone()], &dy[r], &kr, acc),
     });
     let gr: Vec<Grad> = (0..dims.c).map(|c| pr.grad(c, sums[c])).collect();
     let lanes = |f: fn(&Grad) -> f64| g.sr.rep(&gr.iter().map(f).collect::<Vec<f64>>());
     let (kd, kx, kc) = (lanes(|g| g.kd), lanes(|g| g.kx), lanes(|g| g.kc));
     let negzero = vec![-0.0; g.sr.l];
-    rows_pass(g.task_rows * dims.c, dx, |r, out| match pr.mode {
-        GradMode::Batch => simd::rows_dx(lv, &x[r.clone()], &dy[r], out, [&kr, &kd, &kx, &kc]),
-        GradMode::Fixed => simd::rows_scale(lv, &dy[r], out, [&kd, &negzero]),
-    });
+    let task = g.task_rows * dims.c;
+    let fixed = pr.mode == GradMode::Fixed;
+    let Out { dx, dres } = out;
+    match (yo, dres) {
+        (Some(yo), Some(d)) => rows_pass_pair(task, dx, d, |r, out, out2| {
+            let v = [&x[r.clone()], &dy[r.clone()], &yo[r]];
+            simd::rows_dx_relu(lv, v, out, Some(out2), [&kr, &kd, &kx, &kc], fixed)
+        }),
+        (Some(yo), None) => rows_pass(task, dx, |r, out| {
+            let v = [&x[r.clone()], &dy[r.clone()], &yo[r]];
+            simd::rows_dx_relu(lv, v, out, None, [&kr, &kd, &kx, &kc], fixed)
+        }),
+        (None, _) => rows_pass(task, dx, |r, out| match pr.mode {
+            GradMode::Batch => simd::rows_dx(lv, &x[r.clone()], &dy[r], out, [&kr, &kd, &kx, &kc]),
+            GradMode::Fixed => simd::rows_scale(lv, &dy[r], out, [&kd, &negzero]),
+        }),
+    }
     gr
 }

@@ -3,13 +3,21 @@
 
 use super::coeffs::{self, inv_std};
 use super::plan::{self, Rows};
-use super::simd::{self, Lane, Level};
+use super::simd::{self, Lane, Level, Post};
 use crate::engine::plan::{rows_pass, runs_pass};
 use crate::layout::Layout;
 use crate::problem::EvalForward;
 
 /// `y = (x − mean)·a + b`, `a = w/√(var + ε)` (Ioffe & Szegedy 2015, Alg. 1).
 pub fn forward<T: Lane>(p: EvalForward<'_, T>) {
+    let x = p.x;
+    forward_post(p, x, Post::Plain)
+}
+
+/// [`forward`] with an epilogue inside the one pass: `y = post(bn(x))`
+/// (`r`, the residual, read only by [`Post::AddRelu`]). One read of `x`
+/// (and `r`) and one write of `y`: the ReLU and the add cost no pass.
+pub fn forward_post<T: Lane>(p: EvalForward<'_, T>, res: &[T], post: Post) {
     let dims = p.dims.canonical();
     let lv = Level::detected();
     let a: Vec<f64> = (0..dims.c)
@@ -19,9 +27,13 @@ pub fn forward<T: Lane>(p: EvalForward<'_, T>) {
     let (x, mean) = (p.x, p.mean);
     match dims.layout {
         Layout::Contiguous => runs_pass(dims, plan::TASK, p.y, |c, r, out| {
-            simd::run_affine(lv, &x[r], out, mean[c], a[c], b[c])
+            let (xr, rr) = (&x[r.clone()], &res[r]);
+            simd::run_affine_post(lv, xr, rr, out, mean[c], a[c], b[c], post)
         }),
-        Layout::ChannelsLast => rows(lv, &Rows::new(dims.c), x, p.y, [mean, &a, &b]),
+        Layout::ChannelsLast => {
+            let kab = [mean, &a[..], &b[..]];
+            rows(lv, &Rows::new(dims.c), x, p.y, kab, (res, post))
+        }
     }
 }
 
@@ -29,8 +41,16 @@ pub fn forward<T: Lane>(p: EvalForward<'_, T>) {
 /// value per channel), tasks of whole super-rows. Data of at most 25 bits
 /// fold the shift into the bias ([`coeffs::fold_shift`]) — unless a scale is
 /// not finite (eval with eps 0 on a zero variance): `(x − k)·∞` is ±∞ or NaN
-/// element by element, which the folded `x·∞ − k·∞` would turn into NaN.
-pub fn rows<T: Lane>(lv: Level, g: &Rows, x: &[T], y: &mut [T], kac: [&[f64]; 3]) {
+/// element by element, which the folded `x·∞ − k·∞` would turn into NaN. `post` is
+/// applied in the same pass (`res` read only by [`Post::AddRelu`]).
+pub fn rows<T: Lane>(
+    lv: Level,
+    g: &Rows,
+    x: &[T],
+    y: &mut [T],
+    kac: [&[f64]; 3],
+    (res, post): (&[T], Post),
+) {
     let [k, a, c] = kac;
     let task = g.task_rows * g.sr.c;
     let ar = g.sr.rep(a);
@@ -38,12 +58,14 @@ pub fn rows<T: Lane>(lv: Level, g: &Rows, x: &[T], y: &mut [T], kac: [&[f64]; 3]
         let b: Vec<f64> = (0..k.len()).map(|i| c[i] - k[i] * a[i]).collect();
         let br = g.sr.rep(&b);
         rows_pass(task, y, |r, out| {
-            simd::rows_scale(lv, &x[r], out, [&ar, &br])
+            let (xr, rr) = (&x[r.clone()], &res[r]);
+            simd::rows_scale_post(lv, xr, rr, out, [&ar, &br], post)
         });
     } else {
         let (kr, cr) = (g.sr.rep(k), g.sr.rep(c));
         rows_pass(task, y, |r, out| {
-            simd::rows_affine(lv, &x[r], out, [&kr, &ar, &cr])
+            let (xr, rr) = (&x[r.clone()], &res[r]);
+            simd::rows_affine_post(lv, xr, rr, out, [&kr, &ar, &cr], post)
         });
     }
 }

@@ -30,6 +30,12 @@
 //! - **Determinism**: chunk boundaries depend only on the dims and partial
 //!   sums are added in chunk order, so results are bitwise identical for
 //!   any rayon thread count (and either schedule of the contiguous path).
+//! - **Fused activations** (`relu(bn(x))`, `relu(bn(x) + residual)`): the
+//!   ReLU and the residual add run inside the normalize pass
+//!   ([`simd::Post`]), and the ReLU backward masks `dy` by the output as it
+//!   loads it, in the reduction pass and in the `dx` pass (which also writes
+//!   the residual's gradient): the passes over memory of the plain
+//!   operations, plus the reads of `residual`/`y` themselves.
 //! - **Huge data** (`huge`): a channel whose sums overflow on finite data
 //!   (values spanning more than ~1e154) is redone alone on values scaled
 //!   by a power of two; the SIMD kernels are unchanged.
@@ -42,10 +48,12 @@ pub mod reduce;
 pub mod simd;
 pub mod train;
 
+use crate::activation;
+use crate::error::Result;
 use crate::huge;
 use crate::kernel::{Implementation, Info, Kernel, Kernels};
-use crate::problem::{Backward, EvalForward, TrainForward};
-use simd::Lane;
+use crate::problem::{Backward, BackwardRelu, EvalForward, EvalRelu, TrainForward, TrainRelu};
+use simd::{Lane, Post};
 
 /// One-read, SIMD-dispatched, cache-blocked batch norm.
 #[derive(Debug, Clone, Copy, Default)]
@@ -62,6 +70,46 @@ impl<T: Lane> Kernel<T> for Fused {
 
     fn backward(&self, p: Backward<'_, T>) {
         huge::backward_then_redo(p, backward::backward)
+    }
+
+    /// One statistics read and one normalize pass with the ReLU (and the
+    /// residual add) inside it. Huge finite data whose statistics overflow
+    /// (see [`huge`]) fall back to the default composition, which redoes
+    /// such channels scaled.
+    fn try_forward_train_relu(&self, mut p: TrainRelu<'_, T>) -> Result<()> {
+        let (post, res) = post_of(p.residual, p.bn.x);
+        train::forward_post(p.bn.reborrow(), res, post);
+        if huge::train_needs_redo(&p.bn) {
+            return activation::train_then_relu(self, p);
+        }
+        Ok(())
+    }
+
+    /// One pass: read `x` (and `residual`), write `y`.
+    fn try_forward_eval_relu(&self, p: EvalRelu<'_, T>) -> Result<()> {
+        let (post, res) = post_of(p.residual, p.bn.x);
+        eval::forward_post(p.bn, res, post);
+        Ok(())
+    }
+
+    /// The plain backward's two passes with `dy` masked by `y` as it is
+    /// loaded; the residual's gradient is written in the `dx` pass.
+    fn try_backward_relu(&self, mut p: BackwardRelu<'_, T>) -> Result<()> {
+        let dres = p.grad_residual.as_deref_mut();
+        backward::backward_relu(p.bn.reborrow(), Some(p.y), dres);
+        if huge::backward_needs_redo(&p.bn) {
+            return activation::mask_then_backward(self, p);
+        }
+        Ok(())
+    }
+}
+
+/// The epilogue for an optional residual, and the slice the kernels get as
+/// the residual (`x` itself, never read, when there is none).
+fn post_of<'a, T>(residual: Option<&'a [T]>, x: &'a [T]) -> (Post, &'a [T]) {
+    match residual {
+        Some(r) => (Post::AddRelu, r),
+        None => (Post::Relu, x),
     }
 }
 

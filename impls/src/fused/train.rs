@@ -5,7 +5,7 @@
 use super::coeffs::{self, Channel};
 use super::plan::{self, Rows};
 use super::reduce;
-use super::simd::{self, Lane, Level, RunAcc};
+use super::simd::{self, Lane, Level, Post, RunAcc};
 use crate::engine::plan::{is_parallel, map_ordered, runs_by_channel_task, runs_pass};
 use crate::layout::{Dims, Layout};
 use crate::problem::{Affine, TrainForward};
@@ -13,12 +13,23 @@ use rayon::prelude::*;
 
 /// Batch statistics and `y = (x − μ)/√(σ² + ε)·w + b`.
 pub fn forward<T: Lane>(p: TrainForward<'_, T>) {
+    let x = p.x;
+    forward_post(p, x, Post::Plain)
+}
+
+/// [`forward`] with an epilogue applied inside the normalize pass:
+/// `y = post(bn(x))`, `r` (the residual, as long as `x`) read only by
+/// [`Post::AddRelu`]. Passes over memory are those of the plain forward —
+/// one read of `x` for the statistics (a second only for channels that
+/// cancel), one read of `x` (and `r`) and one write of `y` — so the ReLU
+/// and the add cost no pass of their own.
+pub fn forward_post<T: Lane>(p: TrainForward<'_, T>, r: &[T], post: Post) {
     let dims = p.dims.canonical();
     let lv = Level::detected();
     let shift = reduce::shifts(p.x, dims);
     match dims.layout {
-        Layout::Contiguous => contiguous(p, dims, lv, &shift),
-        Layout::ChannelsLast => channels_last(p, dims, lv, &shift),
+        Layout::Contiguous => contiguous(p, dims, lv, &shift, (r, post)),
+        Layout::ChannelsLast => channels_last(p, dims, lv, &shift, (r, post)),
     }
 }
 
@@ -97,7 +108,13 @@ fn write_stats(stats: &[Channel], n: usize, mean: &mut [f64], var: &mut [f64]) {
     }
 }
 
-fn contiguous<T: Lane>(p: TrainForward<'_, T>, dims: Dims, lv: Level, shift: &[f64]) {
+fn contiguous<T: Lane>(
+    p: TrainForward<'_, T>,
+    dims: Dims,
+    lv: Level,
+    shift: &[f64],
+    (res, post): (&[T], Post),
+) {
     let x = p.x;
     let bytes = dims.per_channel() * std::mem::size_of::<T>();
     let stats = if let Some(cpt) = plan::channel_tasks(dims, bytes) {
@@ -112,8 +129,9 @@ fn contiguous<T: Lane>(p: TrainForward<'_, T>, dims: Dims, lv: Level, shift: &[f
                 let k = norm_coeffs(n, eps, af, c0, &st);
                 for (i, run) in runs.iter_mut().enumerate() {
                     let (o, ci) = (dims.offset(i / cs, c0 + i % cs, 0), i % cs);
-                    let xr = &x[o..o + dims.s];
-                    simd::run_affine(lv, xr, run, st[ci].shift, k[ci][0], k[ci][1]);
+                    let (xr, rr) = (&x[o..o + dims.s], &res[o..o + dims.s]);
+                    let [a, b] = k[ci];
+                    simd::run_affine_post(lv, xr, rr, run, st[ci].shift, a, b, post);
                 }
                 st
             })
@@ -123,14 +141,21 @@ fn contiguous<T: Lane>(p: TrainForward<'_, T>, dims: Dims, lv: Level, shift: &[f
         let st = all_stats(lv, x, dims, shift);
         let k = norm_coeffs(dims.per_channel(), p.eps, p.affine, 0, &st);
         runs_pass(dims, plan::TASK, p.y, |c, r, out| {
-            simd::run_affine(lv, &x[r], out, st[c].shift, k[c][0], k[c][1])
+            let (xr, rr) = (&x[r.clone()], &res[r]);
+            simd::run_affine_post(lv, xr, rr, out, st[c].shift, k[c][0], k[c][1], post)
         });
         st
     };
     write_stats(&stats, dims.per_channel(), p.mean, p.var);
 }
 
-fn channels_last<T: Lane>(p: TrainForward<'_, T>, dims: Dims, lv: Level, shift: &[f64]) {
+fn channels_last<T: Lane>(
+    p: TrainForward<'_, T>,
+    dims: Dims,
+    lv: Level,
+    shift: &[f64],
+    rp: (&[T], Post),
+) {
     let (x, g, rows) = (p.x, Rows::new(dims.c), dims.n * dims.s);
     let (n, growth, par) = (
         dims.per_channel(),
@@ -164,6 +189,6 @@ fn channels_last<T: Lane>(p: TrainForward<'_, T>, dims: Dims, lv: Level, shift: 
     let k = norm_coeffs(n, p.eps, p.affine, 0, &stats);
     let ks: Vec<f64> = stats.iter().map(|s| s.shift).collect();
     let (a, c): (Vec<f64>, Vec<f64>) = k.iter().map(|&[a, c]| (a, c)).unzip();
-    super::eval::rows(lv, &g, x, p.y, [&ks, &a, &c]);
+    super::eval::rows(lv, &g, x, p.y, [&ks, &a, &c], rp);
     write_stats(&stats, n, p.mean, p.var);
 }

@@ -116,6 +116,17 @@ impl Simd for Avx2 {
     unsafe fn mul(a: __m256d, b: __m256d) -> __m256d {
         _mm256_mul_pd(a, b)
     }
+    #[inline(always)]
+    unsafe fn relu(v: __m256d) -> __m256d {
+        // maxpd returns its second operand for a NaN or a pair of zeros.
+        _mm256_max_pd(_mm256_setzero_pd(), v)
+    }
+    #[inline(always)]
+    unsafe fn relu_grad(y: __m256d, g: __m256d) -> __m256d {
+        // Not-less-or-equal, unordered: true for y > 0 and for NaN.
+        let keep = _mm256_cmp_pd::<_CMP_NLE_UQ>(y, _mm256_setzero_pd());
+        _mm256_and_pd(g, keep)
+    }
 }
 
 super::level_kernels!(#[target_feature(enable = "avx2,f16c")], Avx2);

@@ -113,6 +113,17 @@ impl Simd for Avx512 {
     unsafe fn mul(a: __m512d, b: __m512d) -> __m512d {
         _mm512_mul_pd(a, b)
     }
+    #[inline(always)]
+    unsafe fn relu(v: __m512d) -> __m512d {
+        // vmaxpd returns its second operand for a NaN or a pair of zeros.
+        _mm512_max_pd(_mm512_setzero_pd(), v)
+    }
+    #[inline(always)]
+    unsafe fn relu_grad(y: __m512d, g: __m512d) -> __m512d {
+        // Not-less-or-equal, unordered: true for y > 0 and for NaN.
+        let keep = _mm512_cmp_pd_mask::<_CMP_NLE_UQ>(y, _mm512_setzero_pd());
+        _mm512_maskz_mov_pd(keep, g)
+    }
 }
 
 super::level_kernels!(#[target_feature(enable = "avx512f,avx2,f16c")], Avx512);

@@ -97,6 +97,17 @@ pub trait Simd: Copy {
     /// # Safety
     /// The CPU has the features.
     unsafe fn mul(a: Self::V, b: Self::V) -> Self::V;
+    /// PyTorch's ReLU per lane: `v < 0 ? +0 : v`, so NaN and −0 pass
+    /// unchanged (`torch.relu(-0.0)` is −0, `torch.relu(nan)` is NaN) —
+    /// `maxpd(0, v)`, which returns its second operand for NaN and ±0.
+    /// # Safety
+    /// The CPU has the features.
+    unsafe fn relu(v: Self::V) -> Self::V;
+    /// PyTorch's ReLU backward per lane (`threshold_backward(g, y, 0)`):
+    /// `g` where `!(y <= 0)` (also where `y` is NaN), else +0.
+    /// # Safety
+    /// The CPU has the features.
+    unsafe fn relu_grad(y: Self::V, g: Self::V) -> Self::V;
 }
 
 /// An element type the kernels load widened to `f64` and store rounded:
@@ -256,7 +267,7 @@ impl Level {
 /// intrinsics compile with the level's instructions.
 macro_rules! level_kernels {
     (#[$attr:meta], $S:ty) => {
-        use super::{rows, runs, Lane, RunAcc};
+        use super::{rows, runs, Lane, Post, RunAcc};
 
         /// # Safety
         /// The CPU has the level's features; slice bounds as in `runs::sums`.
@@ -268,13 +279,66 @@ macro_rules! level_kernels {
         /// The CPU has the level's features; `x.len() == dy.len()`.
         #[$attr]
         pub unsafe fn run_grad<T: Lane>(x: &[T], dy: &[T], k: f64, acc: &mut RunAcc<3>) {
-            runs::grad::<$S, T>(x, dy, k, acc)
+            runs::grad::<$S, T, false>(x, dy, dy, k, acc)
+        }
+        /// # Safety
+        /// The CPU has the level's features; `x`, `dy`, `yo` equally long.
+        #[$attr]
+        pub unsafe fn run_grad_relu<T: Lane>(
+            x: &[T],
+            dy: &[T],
+            yo: &[T],
+            k: f64,
+            acc: &mut RunAcc<3>,
+        ) {
+            runs::grad::<$S, T, true>(x, dy, yo, k, acc)
         }
         /// # Safety
         /// The CPU has the level's features; `x.len() == y.len()`.
         #[$attr]
         pub unsafe fn run_affine<T: Lane>(x: &[T], y: &mut [T], k: f64, a: f64, b: f64) {
-            runs::affine::<$S, T>(x, y, k, a, b)
+            runs::affine::<$S, T, false, false>(x, x, y, k, a, b)
+        }
+        /// # Safety
+        /// The CPU has the level's features; `x`, `r`, `y` equally long.
+        #[$attr]
+        #[allow(clippy::too_many_arguments)]
+        pub unsafe fn run_affine_post<T: Lane>(
+            x: &[T],
+            r: &[T],
+            y: &mut [T],
+            k: f64,
+            a: f64,
+            b: f64,
+            post: Post,
+        ) {
+            match post {
+                Post::Plain => runs::affine::<$S, T, false, false>(x, x, y, k, a, b),
+                Post::Relu => runs::affine::<$S, T, false, true>(x, x, y, k, a, b),
+                Post::AddRelu => runs::affine::<$S, T, true, true>(x, r, y, k, a, b),
+            }
+        }
+        /// # Safety
+        /// The CPU has the level's features; as `runs::dx_relu` (`dres`
+        /// valid for `x.len()` writes when not null).
+        #[$attr]
+        #[allow(clippy::too_many_arguments)]
+        pub unsafe fn run_dx_relu<T: Lane>(
+            x: &[T],
+            dy: &[T],
+            yo: &[T],
+            dx: &mut [T],
+            dres: *mut T,
+            k: f64,
+            c: [f64; 3],
+            fixed: bool,
+        ) {
+            match (fixed, dres.is_null()) {
+                (false, true) => runs::dx_relu::<$S, T, false, false>(x, dy, yo, dx, dres, k, c),
+                (false, false) => runs::dx_relu::<$S, T, false, true>(x, dy, yo, dx, dres, k, c),
+                (true, true) => runs::dx_relu::<$S, T, true, false>(x, dy, yo, dx, dres, k, c),
+                (true, false) => runs::dx_relu::<$S, T, true, true>(x, dy, yo, dx, dres, k, c),
+            }
         }
         /// # Safety
         /// The CPU has the level's features; equal lengths.
@@ -292,25 +356,87 @@ macro_rules! level_kernels {
         /// The CPU has the level's features; lengths as checked in `simd::rows_grad`.
         #[$attr]
         pub unsafe fn rows_grad<T: Lane>(x: &[T], dy: &[T], k: &[f64], s: [&mut [f64]; 3]) {
-            rows::grad::<$S, T, { GRAD_BLOCK }>(x, dy, k, s)
+            rows::grad::<$S, T, { GRAD_BLOCK }, false>(x, dy, dy, k, s)
+        }
+        /// # Safety
+        /// The CPU has the level's features; lengths as checked in `simd::rows_grad_relu`.
+        #[$attr]
+        pub unsafe fn rows_grad_relu<T: Lane>(
+            x: &[T],
+            dy: &[T],
+            yo: &[T],
+            k: &[f64],
+            s: [&mut [f64]; 3],
+        ) {
+            rows::grad::<$S, T, { GRAD_BLOCK }, true>(x, dy, yo, k, s)
         }
         /// # Safety
         /// The CPU has the level's features; lengths as checked in `simd::rows_affine`.
         #[$attr]
         pub unsafe fn rows_affine<T: Lane>(x: &[T], y: &mut [T], c: [&[f64]; 3]) {
-            rows::affine::<$S, T>(x, y, c)
+            rows::affine::<$S, T, false, false>(x, x, y, c)
+        }
+        /// # Safety
+        /// The CPU has the level's features; lengths as checked in `simd::rows_affine_post`.
+        #[$attr]
+        pub unsafe fn rows_affine_post<T: Lane>(
+            x: &[T],
+            r: &[T],
+            y: &mut [T],
+            c: [&[f64]; 3],
+            post: Post,
+        ) {
+            match post {
+                Post::Plain => rows::affine::<$S, T, false, false>(x, x, y, c),
+                Post::Relu => rows::affine::<$S, T, false, true>(x, x, y, c),
+                Post::AddRelu => rows::affine::<$S, T, true, true>(x, r, y, c),
+            }
         }
         /// # Safety
         /// The CPU has the level's features; lengths as checked in `simd::rows_scale`.
         #[$attr]
         pub unsafe fn rows_scale<T: Lane>(x: &[T], y: &mut [T], c: [&[f64]; 2]) {
-            rows::scale::<$S, T>(x, y, c)
+            rows::scale::<$S, T, false, false>(x, x, y, c)
+        }
+        /// # Safety
+        /// The CPU has the level's features; lengths as checked in `simd::rows_scale_post`.
+        #[$attr]
+        pub unsafe fn rows_scale_post<T: Lane>(
+            x: &[T],
+            r: &[T],
+            y: &mut [T],
+            c: [&[f64]; 2],
+            post: Post,
+        ) {
+            match post {
+                Post::Plain => rows::scale::<$S, T, false, false>(x, x, y, c),
+                Post::Relu => rows::scale::<$S, T, false, true>(x, x, y, c),
+                Post::AddRelu => rows::scale::<$S, T, true, true>(x, r, y, c),
+            }
         }
         /// # Safety
         /// The CPU has the level's features; lengths as checked in `simd::rows_dx`.
         #[$attr]
         pub unsafe fn rows_dx<T: Lane>(x: &[T], dy: &[T], dx: &mut [T], c: [&[f64]; 4]) {
             rows::dx::<$S, T>(x, dy, dx, c)
+        }
+        /// # Safety
+        /// The CPU has the level's features; as `rows::dx_relu` (`dres`
+        /// valid for `x.len()` writes when not null).
+        #[$attr]
+        pub unsafe fn rows_dx_relu<T: Lane>(
+            v: [&[T]; 3],
+            dx: &mut [T],
+            dres: *mut T,
+            c: [&[f64]; 4],
+            fixed: bool,
+        ) {
+            match (fixed, dres.is_null()) {
+                (false, true) => rows::dx_relu::<$S, T, false, false>(v, dx, dres, c),
+                (false, false) => rows::dx_relu::<$S, T, false, true>(v, dx, dres, c),
+                (true, true) => rows::dx_relu::<$S, T, true, false>(v, dx, dres, c),
+                (true, false) => rows::dx_relu::<$S, T, true, true>(v, dx, dres, c),
+            }
         }
     };
 }
@@ -397,6 +523,138 @@ pub fn rows_dx<T: Lane>(lv: Level, x: &[T], dy: &[T], dx: &mut [T], c: [&[f64]; 
     let ok = same && !c[0].is_empty() && c.iter().all(|v| v.len() == c[0].len());
     assert!(ok, "rows_dx: lengths");
     dispatch!(lv, rows_dx(x, dy, dx, c))
+}
+
+/// What an element-wise forward pass applies after the affine map, inside
+/// the same pass (no extra read or write of the tensor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Post {
+    /// Plain batch norm.
+    Plain,
+    /// PyTorch's ReLU ([`Simd::relu`]).
+    Relu,
+    /// Add the residual, then ReLU.
+    AddRelu,
+}
+
+/// `y = post((x − k)·a + b)` over one run; `r` (the residual, as long as
+/// `x`) is read only for [`Post::AddRelu`].
+#[allow(clippy::too_many_arguments)]
+pub fn run_affine_post<T: Lane>(
+    lv: Level,
+    x: &[T],
+    r: &[T],
+    y: &mut [T],
+    k: f64,
+    a: f64,
+    b: f64,
+    post: Post,
+) {
+    assert!(
+        x.len() == y.len() && x.len() == r.len(),
+        "run_affine_post: lengths"
+    );
+    dispatch!(lv, run_affine_post(x, r, y, k, a, b, post))
+}
+
+/// [`run_grad`] of `dy` masked by the ReLU output `yo` (same read).
+pub fn run_grad_relu<T: Lane>(lv: Level, x: &[T], dy: &[T], yo: &[T], k: f64, acc: &mut RunAcc<3>) {
+    assert!(
+        x.len() == dy.len() && x.len() == yo.len(),
+        "run_grad_relu: lengths"
+    );
+    dispatch!(lv, run_grad_relu(x, dy, yo, k, acc))
+}
+
+/// The ReLU backward's one element-wise pass over a run: `g = relu_grad(yo, dy)`,
+/// `dx = c₀·g + c₁·(x − k) + c₂` (`fixed`: `c₀·g`), and `g` into `dres` when given.
+#[allow(clippy::too_many_arguments)]
+pub fn run_dx_relu<T: Lane>(
+    lv: Level,
+    v: [&[T]; 3],
+    dx: &mut [T],
+    dres: Option<&mut [T]>,
+    k: f64,
+    c: [f64; 3],
+    fixed: bool,
+) {
+    let [x, dy, yo] = v;
+    let n = x.len();
+    let ok = dy.len() == n && yo.len() == n && dx.len() == n;
+    assert!(
+        ok && dres.as_ref().is_none_or(|d| d.len() == n),
+        "run_dx_relu: lengths"
+    );
+    let dres = dres.map_or(std::ptr::null_mut(), |d| d.as_mut_ptr());
+    dispatch!(lv, run_dx_relu(x, dy, yo, dx, dres, k, c, fixed))
+}
+
+/// Channels-last `y = post((x − k[l])·a[l] + b[l])` (`c = [k, a, b]`).
+pub fn rows_affine_post<T: Lane>(
+    lv: Level,
+    x: &[T],
+    r: &[T],
+    y: &mut [T],
+    c: [&[f64]; 3],
+    post: Post,
+) {
+    let ok = !c[0].is_empty() && x.len() == y.len() && x.len() == r.len();
+    assert!(
+        ok && c.iter().all(|v| v.len() == c[0].len()),
+        "rows_affine_post: lengths"
+    );
+    dispatch!(lv, rows_affine_post(x, r, y, c, post))
+}
+
+/// Channels-last `y = post(x·a[l] + b[l])` (`c = [a, b]`).
+pub fn rows_scale_post<T: Lane>(
+    lv: Level,
+    x: &[T],
+    r: &[T],
+    y: &mut [T],
+    c: [&[f64]; 2],
+    post: Post,
+) {
+    let ok = !c[0].is_empty() && x.len() == y.len() && x.len() == r.len();
+    assert!(ok && c[1].len() == c[0].len(), "rows_scale_post: lengths");
+    dispatch!(lv, rows_scale_post(x, r, y, c, post))
+}
+
+/// [`rows_grad`] of `dy` masked by the ReLU output `yo` (same read).
+pub fn rows_grad_relu<T: Lane>(
+    lv: Level,
+    x: &[T],
+    dy: &[T],
+    yo: &[T],
+    k: &[f64],
+    s: [&mut [f64]; 3],
+) {
+    let ok = !k.is_empty() && x.len() == dy.len() && x.len() == yo.len();
+    assert!(
+        ok && s.iter().all(|v| v.len() == k.len()),
+        "rows_grad_relu: lengths"
+    );
+    dispatch!(lv, rows_grad_relu(x, dy, yo, k, s))
+}
+
+/// Channels-last [`run_dx_relu`]: `c = [k, kd, kx, kc]` per lane.
+pub fn rows_dx_relu<T: Lane>(
+    lv: Level,
+    v: [&[T]; 3],
+    dx: &mut [T],
+    dres: Option<&mut [T]>,
+    c: [&[f64]; 4],
+    fixed: bool,
+) {
+    let n = v[0].len();
+    let ok = v.iter().all(|s| s.len() == n) && dx.len() == n;
+    let ok = ok && !c[0].is_empty() && c.iter().all(|a| a.len() == c[0].len());
+    assert!(
+        ok && dres.as_ref().is_none_or(|d| d.len() == n),
+        "rows_dx_relu: lengths"
+    );
+    let dres = dres.map_or(std::ptr::null_mut(), |d| d.as_mut_ptr());
+    dispatch!(lv, rows_dx_relu(v, dx, dres, c, fixed))
 }
 
 /// Fixed-order pairwise sum of run lanes (the same for every level).

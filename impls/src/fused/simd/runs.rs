@@ -8,6 +8,7 @@
 //! terms, so every level gives the same bits.
 
 use super::{Lane, RunAcc, Simd, RUN_LANES};
+use crate::activation::{relu, relu_grad};
 
 /// `acc[s]` lanes into registers.
 ///
@@ -74,21 +75,32 @@ pub unsafe fn sums<S: Simd, T: Lane>(x: &[T], k: f64, acc: &mut RunAcc<2>) {
     }
 }
 
-/// `Σdy`, `Σdy·(x − k)` and `Σ(x − k)` per lane (the backward sums).
+/// `Σdy`, `Σdy·(x − k)` and `Σ(x − k)` per lane (the backward sums). With
+/// `MASK`, `dy` is first masked by the ReLU output `yo` (`yo <= 0 → 0`,
+/// [`Simd::relu_grad`]) in the same read; without, `yo` is not read.
 ///
 /// # Safety
-/// The CPU has `S`'s features; `dy.len() == x.len()`.
+/// The CPU has `S`'s features; `dy.len() == x.len() == yo.len()`.
 #[inline(always)]
-pub unsafe fn grad<S: Simd, T: Lane>(x: &[T], dy: &[T], k: f64, acc: &mut RunAcc<3>) {
+pub unsafe fn grad<S: Simd, T: Lane, const MASK: bool>(
+    x: &[T],
+    dy: &[T],
+    yo: &[T],
+    k: f64,
+    acc: &mut RunAcc<3>,
+) {
     let body = x.len() / RUN_LANES * RUN_LANES;
-    // SAFETY: loads stay below `body <= x.len() == dy.len()`; features by contract.
+    // SAFETY: loads stay below `body <= x.len() == dy.len() == yo.len()`; features by contract.
     unsafe {
         let [mut s, mut t, mut u] = load_acc::<S, 3>(acc);
-        let (kv, px, pg) = (S::splat(k), x.as_ptr(), dy.as_ptr());
+        let (kv, px, pg, po) = (S::splat(k), x.as_ptr(), dy.as_ptr(), yo.as_ptr());
         let mut i = 0;
         while i < body {
             for j in 0..RUN_LANES / S::W {
-                let g = T::load::<S>(pg.add(i + j * S::W));
+                let mut g = T::load::<S>(pg.add(i + j * S::W));
+                if MASK {
+                    g = S::relu_grad(T::load::<S>(po.add(i + j * S::W)), g);
+                }
                 let d = S::sub(T::load::<S>(px.add(i + j * S::W)), kv);
                 s[j] = S::add(s[j], g);
                 t[j] = S::add(t[j], S::mul(g, d));
@@ -98,25 +110,55 @@ pub unsafe fn grad<S: Simd, T: Lane>(x: &[T], dy: &[T], k: f64, acc: &mut RunAcc
         }
         store_acc::<S, 3>(&[s, t, u], acc);
     }
-    for (l, (v, g)) in x[body..].iter().zip(&dy[body..]).enumerate() {
-        let (g, d) = (g.as_f64(), v.as_f64() - k);
+    for (l, ((v, g), o)) in x[body..]
+        .iter()
+        .zip(&dy[body..])
+        .zip(&yo[body..])
+        .enumerate()
+    {
+        let mut g = g.as_f64();
+        if MASK {
+            g = relu_grad(o.as_f64(), g);
+        }
+        let d = v.as_f64() - k;
         acc[0][l] += g;
         acc[1][l] += g * d;
         acc[2][l] += d;
     }
 }
 
-/// `y = (x − k)·a + b`.
+/// `v = (x − k)·a + b`, then with `ADD` `v += r` and with `RELU`
+/// `v = relu(v)`, rounded once to `T` — all in the one pass (`r` is not
+/// read without `ADD`).
 ///
 /// # Safety
-/// The CPU has `S`'s features; `y.len() == x.len()`.
+/// The CPU has `S`'s features; `y.len() == x.len() == r.len()`.
 #[inline(always)]
-pub unsafe fn affine<S: Simd, T: Lane>(x: &[T], y: &mut [T], k: f64, a: f64, b: f64) {
+pub unsafe fn affine<S: Simd, T: Lane, const ADD: bool, const RELU: bool>(
+    x: &[T],
+    r: &[T],
+    y: &mut [T],
+    k: f64,
+    a: f64,
+    b: f64,
+) {
     let body = x.len() / S::W * S::W;
-    // SAFETY: `i + W <= body <= x.len() == y.len()`; features by contract.
+    // SAFETY: `i + W <= body <= x.len() == y.len() == r.len()`; features by contract.
     unsafe {
         let (kv, av, bv) = (S::splat(k), S::splat(a), S::splat(b));
-        let (px, py) = (x.as_ptr(), y.as_mut_ptr());
+        let (px, pr, py) = (x.as_ptr(), r.as_ptr(), y.as_mut_ptr());
+        let post = |v: S::V, p: usize| {
+            let v = if ADD {
+                S::add(v, T::load::<S>(pr.add(p)))
+            } else {
+                v
+            };
+            if RELU {
+                S::relu(v)
+            } else {
+                v
+            }
+        };
         // Four registers per loop turn (more loads in flight per
         // instruction in a streaming pass), then one at a time.
         let mut i = 0;
@@ -124,18 +166,32 @@ pub unsafe fn affine<S: Simd, T: Lane>(x: &[T], y: &mut [T], k: f64, a: f64, b: 
             for u in 0..4 {
                 let p = i + u * S::W;
                 let v = S::sub(T::load::<S>(px.add(p)), kv);
-                T::store::<S>(py.add(p), S::add(S::mul(v, av), bv));
+                T::store::<S>(py.add(p), post(S::add(S::mul(v, av), bv), p));
             }
             i += 4 * S::W;
         }
         while i < body {
             let v = S::sub(T::load::<S>(px.add(i)), kv);
-            T::store::<S>(py.add(i), S::add(S::mul(v, av), bv));
+            T::store::<S>(py.add(i), post(S::add(S::mul(v, av), bv), i));
             i += S::W;
         }
     }
-    for (o, v) in y[body..].iter_mut().zip(&x[body..]) {
-        *o = T::from_f64((v.as_f64() - k) * a + b);
+    for i in body..x.len() {
+        y[i] = T::from_f64(post_scalar::<T, ADD, RELU>(
+            (x[i].as_f64() - k) * a + b,
+            r[i],
+        ));
+    }
+}
+
+/// The scalar tail's `ADD`/`RELU` epilogue (the same operations as the lanes').
+#[inline(always)]
+pub fn post_scalar<T: Lane, const ADD: bool, const RELU: bool>(v: f64, r: T) -> f64 {
+    let v = if ADD { v + r.as_f64() } else { v };
+    if RELU {
+        relu(v)
+    } else {
+        v
     }
 }
 
@@ -162,5 +218,64 @@ pub unsafe fn dx<S: Simd, T: Lane>(x: &[T], dy: &[T], dx: &mut [T], k: f64, c: [
     let rest = dx[body..].iter_mut().zip(&x[body..]).zip(&dy[body..]);
     for ((o, v), g) in rest {
         *o = T::from_f64(c[0] * g.as_f64() + c[1] * (v.as_f64() - k) + c[2]);
+    }
+}
+
+/// The ReLU backward's `dx` and residual gradient in one pass: `g` = `dy`
+/// masked by the output `yo` ([`Simd::relu_grad`]), then
+/// `dx = c₀·g + c₁·(x − k) + c₂`, or with `FIXED` statistics `dx = c₀·g − 0`
+/// (`x` not read, as in the plain fixed pass); with `RES` also
+/// `grad_residual = g` at `dres`.
+///
+/// # Safety
+/// The CPU has `S`'s features; `dy`, `yo`, `dx` as long as `x`; with `RES`,
+/// `dres` valid for `x.len()` writes and not overlapping the slices.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn dx_relu<S: Simd, T: Lane, const FIXED: bool, const RES: bool>(
+    x: &[T],
+    dy: &[T],
+    yo: &[T],
+    dx: &mut [T],
+    dres: *mut T,
+    k: f64,
+    c: [f64; 3],
+) {
+    let body = x.len() / S::W * S::W;
+    // SAFETY: `i + W <= body <= x.len()`, and `dy`, `yo`, `dx` (and `dres`
+    // with `RES`) are as long; features by contract.
+    unsafe {
+        let (kv, nz) = (S::splat(k), S::splat(-0.0));
+        let [c0, c1, c2] = c.map(|v| S::splat(v));
+        let (px, pg, po, pd) = (x.as_ptr(), dy.as_ptr(), yo.as_ptr(), dx.as_mut_ptr());
+        let mut i = 0;
+        while i < body {
+            let m = S::relu_grad(T::load::<S>(po.add(i)), T::load::<S>(pg.add(i)));
+            if RES {
+                T::store::<S>(dres.add(i), m);
+            }
+            let g = S::mul(c0, m);
+            let v = if FIXED {
+                S::add(g, nz)
+            } else {
+                let d = S::mul(c1, S::sub(T::load::<S>(px.add(i)), kv));
+                S::add(S::add(g, d), c2)
+            };
+            T::store::<S>(pd.add(i), v);
+            i += S::W;
+        }
+    }
+    for i in body..x.len() {
+        let m = relu_grad(yo[i].as_f64(), dy[i].as_f64());
+        if RES {
+            // SAFETY: i < x.len(), for which `dres` is valid (contract).
+            unsafe { *dres.add(i) = T::from_f64(m) };
+        }
+        let v = if FIXED {
+            c[0] * m + -0.0
+        } else {
+            c[0] * m + c[1] * (x[i].as_f64() - k) + c[2]
+        };
+        dx[i] = T::from_f64(v);
     }
 }

@@ -47,6 +47,14 @@ impl Simd for Scalar {
     unsafe fn mul(a: f64, b: f64) -> f64 {
         a * b
     }
+    #[inline(always)]
+    unsafe fn relu(v: f64) -> f64 {
+        crate::activation::relu(v)
+    }
+    #[inline(always)]
+    unsafe fn relu_grad(y: f64, g: f64) -> f64 {
+        crate::activation::relu_grad(y, g)
+    }
 }
 
 super::level_kernels!(#[inline], Scalar);
