@@ -15,8 +15,10 @@
 //! - [`dd`]: double-double arithmetic (≈106-bit significands) for the oracle;
 //! - [`error`]: the harness's error type, each message naming the problem and the fix;
 //! - [`export`]: bench records written as CSV (the stable schema) or a terminal table;
+//! - [`fallible`]: kernels that may decline or fail, adapted to `Kernel<T>`;
 //! - [`input`]: bounded reads and loop-safe folder walks of input files;
 //! - [`interrupt`]: Ctrl-C during a sweep stops it cleanly, keeping what was measured;
+//! - [`matrix`]: `bnh matrix`, implementations × capabilities computed from the cases;
 //! - [`memory`]: memory budgets (`--max-memory`, the OS's available memory),
 //!   checked before any buffer is allocated;
 //! - [`num`]: numbers as case files write them (`"nan"`, `"inf"`, `"-inf"` as strings);
@@ -38,8 +40,10 @@ pub mod data;
 pub mod dd;
 pub mod error;
 pub mod export;
+pub mod fallible;
 pub mod input;
 pub mod interrupt;
+pub mod matrix;
 pub mod memory;
 pub mod num;
 pub mod oracle;

@@ -6,6 +6,7 @@ pub mod bench;
 mod check;
 mod import_criterion;
 mod list;
+mod matrix;
 mod report;
 mod run_case;
 
@@ -40,6 +41,8 @@ pub enum Command {
     ImportCriterion(import_criterion::ImportCriterionArgs),
     /// Sweep input conditioning and measure every implementation's error against the oracle.
     Accuracy(accuracy::AccuracyArgs),
+    /// The conformance matrix: implementations × capabilities, computed from the cases (matrix.md, matrix.csv).
+    Matrix(matrix::MatrixArgs),
 }
 
 /// Run a parsed command line; the exit code says whether checks passed.
@@ -53,5 +56,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::All(a) => all::run(a),
         Command::ImportCriterion(a) => import_criterion::run(a),
         Command::Accuracy(a) => accuracy::run(a),
+        Command::Matrix(a) => matrix::run(a),
     }
 }
