@@ -25,6 +25,7 @@
 //! - [`oracle`]: the precise reference, in [`dd`] arithmetic, that tests measure errors against;
 //! - [`output`]: every write (files, stdout): atomic, never over an input,
 //!   locked where runs could race, and names from files escaped;
+//! - `peers` (`--features peers`): candle and burn registered as implementations;
 //! - [`plugin`]: `--plugin PATH`, C kernels loaded in-process (ABI v1, `include/bnh_kernel.h`);
 //! - [`report`]: REPORT.md and SVG charts from bench and accuracy CSVs (the one
 //!   place they are written);
@@ -48,6 +49,8 @@ pub mod memory;
 pub mod num;
 pub mod oracle;
 pub mod output;
+#[cfg(feature = "peers")]
+pub mod peers;
 pub mod plugin;
 pub mod report;
 pub mod run;
