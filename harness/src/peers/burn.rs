@@ -56,6 +56,14 @@ impl Implementation for Declines<Burn> {
     }
 }
 
+/// burn's ndarray CPU device. burn 0.22 deprecates it in favour of its
+/// new `flex` backend; bnh compares against the ndarray backend (the one
+/// burn has shipped longest) until that one is removed.
+#[allow(deprecated)]
+fn ndarray_device() -> Device {
+    Device::ndarray()
+}
+
 /// burn's dtype for `T`, or why burn's ndarray backend cannot run it.
 fn dtype_of<T: Element>(op: &str) -> bn_impls::Result<DType> {
     match T::DTYPE {
@@ -85,7 +93,7 @@ fn input<T: Element>(data: &[T], dims: Dims, dt: DType, device: &Device) -> Tens
 /// Values of a burn tensor as `f64`, in row-major order of its shape.
 fn values<const D: usize>(t: Tensor<D>) -> Result<Vec<f64>, String> {
     t.into_data_dtype(DType::F64)
-        .to_vec::<f64>()
+        .try_to_vec::<f64>()
         .map_err(|e| format!("cannot read burn's result: {e:?}"))
 }
 
@@ -138,7 +146,7 @@ fn module(
 
 fn train<T: Element>(p: TrainForward<'_, T>, dt: DType) -> Result<(), String> {
     let (dims, c) = (p.dims, p.dims.c);
-    let device = Device::ndarray().autodiff();
+    let device = ndarray_device().autodiff();
     let params = (
         channel(&weight_or_ones(p.affine.weight, c), dt, &device),
         channel(&bias_or_zeros(p.affine.bias, c), dt, &device),
@@ -153,7 +161,7 @@ fn train<T: Element>(p: TrainForward<'_, T>, dt: DType) -> Result<(), String> {
 
 fn eval<T: Element>(p: EvalForward<'_, T>, dt: DType) -> Result<(), String> {
     let (dims, c) = (p.dims, p.dims.c);
-    let device = Device::ndarray();
+    let device = ndarray_device();
     let params = (
         channel(&weight_or_ones(p.affine.weight, c), dt, &device),
         channel(&bias_or_zeros(p.affine.bias, c), dt, &device),
@@ -165,7 +173,7 @@ fn eval<T: Element>(p: EvalForward<'_, T>, dt: DType) -> Result<(), String> {
 
 fn backward<T: Element>(p: Backward<'_, T>, dt: DType) -> Result<(), String> {
     let (dims, c) = (p.dims, p.dims.c);
-    let device = Device::ndarray().autodiff();
+    let device = ndarray_device().autodiff();
     let x = input(p.x, dims, dt, &device).require_grad();
     let params = (
         channel(&weight_or_ones(p.weight, c), dt, &device).require_grad(),
