@@ -16,14 +16,17 @@
 //! - [`error`]: the harness's error type, each message naming the problem and the fix;
 //! - [`export`]: bench records written as CSV (the stable schema) or a terminal table;
 //! - [`external`]: `--external NAME=COMMAND`, implementations run out of process (any language);
+//! - [`fallible`]: kernels that may decline or fail, adapted to `Kernel<T>`;
 //! - [`input`]: bounded reads and loop-safe folder walks of input files;
 //! - [`interrupt`]: Ctrl-C during a sweep stops it cleanly, keeping what was measured;
+//! - [`matrix`]: `bnh matrix`, implementations × capabilities computed from the cases;
 //! - [`memory`]: memory budgets (`--max-memory`, the OS's available memory),
 //!   checked before any buffer is allocated;
 //! - [`num`]: numbers as case files write them (`"nan"`, `"inf"`, `"-inf"` as strings);
 //! - [`oracle`]: the precise reference, in [`dd`] arithmetic, that tests measure errors against;
 //! - [`output`]: every write (files, stdout): atomic, never over an input,
 //!   locked where runs could race, and names from files escaped;
+//! - `peers` (`--features peers`): candle and burn registered as implementations;
 //! - [`plugin`]: `--plugin PATH`, C kernels loaded in-process (ABI v1, `include/bnh_kernel.h`);
 //! - [`report`]: REPORT.md and SVG charts from bench and accuracy CSVs (the one
 //!   place they are written);
@@ -43,12 +46,16 @@ pub mod dd;
 pub mod error;
 pub mod export;
 pub mod external;
+pub mod fallible;
 pub mod input;
 pub mod interrupt;
+pub mod matrix;
 pub mod memory;
 pub mod num;
 pub mod oracle;
 pub mod output;
+#[cfg(feature = "peers")]
+pub mod peers;
 pub mod plugin;
 pub mod report;
 pub mod run;

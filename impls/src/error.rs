@@ -118,6 +118,25 @@ pub enum Error {
         dtype: String,
     },
 
+    /// A kernel declined this input and says why (a peer library lacking a
+    /// capability): "not supported", reported as a verdict like
+    /// [`Error::KernelUnsupported`], with the reason shown to the user.
+    #[error("implementation '{implementation}' does not support this input ({op}: {reason}); pick another implementation (`bnh list`)")]
+    KernelDeclined {
+        implementation: String,
+        op: String,
+        reason: String,
+    },
+
+    /// A kernel failed on an input it should handle (a peer library returned
+    /// an error or panicked): a failure of that implementation, not "unsupported".
+    #[error("implementation '{implementation}' failed in {op}: {detail}")]
+    KernelFailed {
+        implementation: String,
+        op: String,
+        detail: String,
+    },
+
     /// An implementation name that is not in the registry.
     #[error("unknown implementation '{name}'; available: {}", available.join(", "))]
     UnknownImplementation {
@@ -133,7 +152,9 @@ impl Error {
     pub fn is_unsupported(&self) -> bool {
         matches!(
             self,
-            Error::UnsupportedDtype { .. } | Error::KernelUnsupported { .. }
+            Error::UnsupportedDtype { .. }
+                | Error::KernelUnsupported { .. }
+                | Error::KernelDeclined { .. }
         )
     }
 }

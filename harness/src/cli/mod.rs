@@ -7,6 +7,7 @@ mod check;
 mod compare;
 mod import_criterion;
 mod list;
+mod matrix;
 mod report;
 mod run_case;
 
@@ -43,6 +44,8 @@ pub enum Command {
     Accuracy(accuracy::AccuracyArgs),
     /// Compare two bench CSVs: the change of every measurement, judged against noise.
     Compare(compare::CompareArgs),
+    /// The conformance matrix: implementations × capabilities, computed from the cases (matrix.md, matrix.csv).
+    Matrix(matrix::MatrixArgs),
 }
 
 /// Run a parsed command line; the exit code says whether checks passed.
@@ -57,5 +60,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::ImportCriterion(a) => import_criterion::run(a),
         Command::Accuracy(a) => accuracy::run(a),
         Command::Compare(a) => compare::run(a),
+        Command::Matrix(a) => matrix::run(a),
     }
 }

@@ -40,9 +40,12 @@ pub fn load_all(paths: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
-/// Every implementation of this run: the built-in registry, then the plugins.
+/// Every implementation of this run: the built-in registry, the peers
+/// (`--features peers`), then the plugins.
 pub fn all() -> Vec<&'static dyn Implementation> {
     let mut out = bn_impls::registry::all().to_vec();
+    #[cfg(feature = "peers")]
+    out.extend(crate::peers::all());
     out.extend(
         loaded_plugins()
             .into_iter()
@@ -120,6 +123,13 @@ pub fn load(path: &Path) -> Result<&'static dyn Implementation> {
     let plugin = validate(path, &t)?;
     let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
     let name = plugin.info.name;
+    #[cfg(feature = "peers")]
+    if crate::peers::names().contains(&name) {
+        return Err(bad(
+            path,
+            format!("its name '{name}' is a peer implementation's (--features peers); give the plugin another name"),
+        ));
+    }
     if bn_impls::registry::names().iter().any(|n| n == name) {
         return Err(bad(
             path,

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses part of this module
 
+pub mod c_plugin;
+
 use bn_harness::data::{round_to, Rng};
 use bn_harness::oracle::{self, metrics::compare, metrics::ErrorStats, OracleStep, StepResult};
 use bn_impls::layout::{nd_view, nd_view_mut};
