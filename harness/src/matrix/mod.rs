@@ -161,12 +161,13 @@ pub fn classify(v: &Verdict) -> CaseResult {
     }
 }
 
-/// Bit patterns of every number of an outcome (NaN payloads included), so
-/// two runs compare exactly.
+/// Bit patterns of every number of an outcome (NaN payloads included), with
+/// the kind of each result and the text of a rejection, so two runs compare
+/// exactly; a multi-step outcome is every step's in order.
 fn bits(o: &Outcome) -> Vec<u64> {
     match o {
         Outcome::Outputs(out) => {
-            let mut v: Vec<u64> = Vec::new();
+            let mut v: Vec<u64> = vec![0];
             for (_, t) in out.tensors() {
                 v.extend(t.unwrap_or_default().iter().map(|n: &Num| n.0.to_bits()));
                 // Keep "absent" apart from "empty".
@@ -175,11 +176,35 @@ fn bits(o: &Outcome) -> Vec<u64> {
             v.push(out.num_batches_tracked.unwrap_or(-1) as u64);
             v
         }
-        _ => Vec::new(),
+        Outcome::Rejected(why) => std::iter::once(1)
+            .chain(why.bytes().map(u64::from))
+            .collect(),
+        Outcome::Unsupported(why) => std::iter::once(2)
+            .chain(why.bytes().map(u64::from))
+            .collect(),
+        Outcome::Steps(steps) => {
+            let mut v = vec![3, steps.len() as u64];
+            for s in steps {
+                let b = bits(s);
+                v.push(b.len() as u64);
+                v.extend(b);
+            }
+            v
+        }
     }
 }
 
-/// Run `case` at 1 and at 2 threads and compare every output bit for bit.
+/// The reason of the first step (or the outcome) an implementation declined.
+fn declined(o: &Outcome) -> Option<&str> {
+    match o {
+        Outcome::Unsupported(why) => Some(why),
+        Outcome::Steps(steps) => steps.iter().find_map(declined),
+        _ => None,
+    }
+}
+
+/// Run `case` at 1 and at 2 threads and compare every output bit for bit
+/// (every step of a multi-step case).
 fn same_at_1_and_2_threads(
     case: &Case,
     imp: &dyn Implementation,
@@ -187,16 +212,13 @@ fn same_at_1_and_2_threads(
 ) -> CaseResult {
     let one = pools[0].install(|| run_case(case, imp));
     let two = pools[1].install(|| run_case(case, imp));
-    match (&one, &two) {
-        (Outcome::Unsupported(why), _) | (_, Outcome::Unsupported(why)) => {
-            CaseResult::Unsupported(why.clone())
-        }
-        (Outcome::Outputs(_), Outcome::Outputs(_)) if bits(&one) == bits(&two) => CaseResult::Pass,
-        (Outcome::Rejected(a), Outcome::Rejected(b)) if a == b => CaseResult::Pass,
-        (Outcome::Outputs(_), Outcome::Outputs(_)) => {
-            CaseResult::Fail("outputs differ between 1 and 2 threads".into())
-        }
-        _ => CaseResult::Fail("outcome differs between 1 and 2 threads".into()),
+    if let Some(why) = declined(&one).or(declined(&two)) {
+        return CaseResult::Unsupported(why.to_string());
+    }
+    if bits(&one) == bits(&two) {
+        CaseResult::Pass
+    } else {
+        CaseResult::Fail("outputs differ between 1 and 2 threads".into())
     }
 }
 
