@@ -51,10 +51,11 @@ import sys
 import tempfile
 import time
 
-# The provenance columns (source, run_id) come last, as in bnh's CSVs, so
+# The columns after samples (roofline: which copy; read_ns: not measured here;
+# source, run_id: provenance) come last, as in bnh's CSVs, so
 # readers of the first 17 columns keep working.
 COLUMNS = ("impl,op,dtype,layout,shape,n,c,spatial,threads,bytes,median_ns,p10_ns,p90_ns,"
-           "memcpy_ns,ratio_to_memcpy,gb_per_s,samples,source,run_id").split(",")
+           "memcpy_ns,ratio_to_memcpy,gb_per_s,samples,roofline,read_ns,source,run_id").split(",")
 NOALLOC_TUNABLES = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736"
 PASSES = {"train": 3, "eval": 2, "backward": 3}
 EPS = 1e-5
@@ -186,6 +187,7 @@ def run_variant(args, label):
                             "p10_ns": round(p10, 1), "p90_ns": round(p90, 1), "memcpy_ns": round(cp, 1),
                             "ratio_to_memcpy": round(med / cp, 4),
                             "gb_per_s": round(PASSES[op] * nbytes / med, 3), "samples": n,
+                            "roofline": "copy_", "read_ns": 0,
                             "source": "torch", "run_id": args.run_id,
                         })
                         print(f"{label:13} {op:8} {dt} {layout:13} {rows[-1]['shape']:14} t{t} "
