@@ -4,7 +4,8 @@
 
 mod common;
 
-use common::{bnh, build_plugin, c_compiler, scratch};
+use common::c_plugin::{build, compiler};
+use common::{bnh, scratch};
 use std::path::Path;
 
 /// `bnh bench` of the example C plugin's eval at one shape into `csv`.
@@ -33,12 +34,12 @@ fn bench(lib: &Path, csv: &Path) {
 
 #[test]
 fn a_slowed_build_fails_the_gate_and_a_rerun_is_within_noise() {
-    let Some(cc) = c_compiler() else { return };
+    let Some(cc) = compiler() else { return };
     let dir = scratch("compare", "gate");
     let (fast, slow) = (dir.join("fast.so"), dir.join("slow.so"));
     let src = "examples/c-kernel/bnh_example.c";
-    build_plugin(&cc, src, &[], &fast);
-    build_plugin(&cc, src, &["-DBNH_EXAMPLE_REPEAT=4"], &slow);
+    build(&cc, src, &[], &fast);
+    build(&cc, src, &["-DBNH_EXAMPLE_REPEAT=4"], &slow);
     let (a, b, c) = (dir.join("a.csv"), dir.join("b.csv"), dir.join("c.csv"));
     bench(&fast, &a);
     bench(&fast, &b);
