@@ -189,13 +189,15 @@ pub fn judge(case: &Case, outcome: &Outcome) -> Verdict {
     };
     match (outcome, &case.expected, &case.expected_error) {
         (Outcome::Steps(outcomes), _, _) => return judge_steps(case, outcomes),
+        // Declining the whole case (an external that does not do multi-step
+        // files) is "unsupported", for a steps case too.
+        (Outcome::Unsupported(msg), _, _) => verdict.unsupported = Some(msg.clone()),
         (_, _, _) if case.steps.is_some() => {
             verdict.problem = Some(format!(
                 "a multi-step case needs one result per step ({} steps), got a single result",
                 case.step_count()
             ))
         }
-        (Outcome::Unsupported(msg), _, _) => verdict.unsupported = Some(msg.clone()),
         (Outcome::Rejected(_), _, Some(_)) => verdict.rejected_as_expected = true,
         (Outcome::Outputs(_), _, Some(hint)) => {
             verdict.problem = Some(format!(
