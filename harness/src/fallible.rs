@@ -5,8 +5,8 @@
 //! [`Fallible<T>`] writes the three `try_` calls once; wrapping it in
 //! [`Declines`] gives the full [`Kernel<T>`], whose infallible methods call
 //! the `try_` ones and leave NaN in every output when they return `Err` (so a
-//! caller that ignores `try_` still sees no number). The same pattern as the
-//! C plugin adapter (`crate::plugin::kernel`), written once for any type.
+//! caller that ignores `try_` still sees no number). Used by the C plugin
+//! adapter (`crate::plugin::kernel`) and the peers.
 
 use bn_impls::problem::{Backward, EvalForward, TrainForward};
 use bn_impls::{Element, Kernel};

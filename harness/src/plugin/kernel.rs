@@ -2,14 +2,16 @@
 //!
 //! It does arithmetic calls only: validation, running statistics, momentum
 //! and `num_batches_tracked` stay in [`bn_impls::BatchNorm`]. One generic
-//! [`Kernel<T>`] covers all four dtypes; `bf16`/`f16` cross as 16-bit
+//! [`Fallible<T>`] (a `Kernel<T>` through [`Declines`], shared with the
+//! peers) covers all four dtypes; `bf16`/`f16` cross as 16-bit
 //! patterns, which `half::bf16`/`half::f16` are in memory (`repr(transparent)`
 //! over `u16`). A nonzero return becomes [`bn_impls::Error::KernelUnsupported`]
 //! through the `try_` methods, which every caller in bnh uses.
 
 use super::ffi::{self, BackwardFn, Desc, ForwardEvalFn, ForwardTrainFn};
+use crate::fallible::{Declines, Fallible};
 use bn_impls::problem::{Backward, EvalForward, GradMode, TrainForward};
-use bn_impls::{DType, Element, Implementation, Info, Kernel, Kernels, Layout};
+use bn_impls::{DType, Element, Implementation, Info, Kernels, Layout};
 use std::sync::Mutex;
 
 /// A validated plugin: its guarantees and its three functions.
@@ -71,55 +73,9 @@ impl Plugin {
     }
 }
 
-/// Fill `v` with NaN: what the infallible trait methods leave when the
-/// plugin declined, so a caller that ignores `try_` still sees no number.
-fn poison<T: Element>(v: &mut [T]) {
-    v.fill(T::from_f64(f64::NAN));
-}
-
-impl<T: Element> Kernel<T> for Plugin {
-    fn forward_train(&self, mut p: TrainForward<'_, T>) {
-        if self.try_forward_train(p.reborrow()).is_err() {
-            poison(p.y);
-            poison(p.mean);
-            poison(p.var);
-        }
-    }
-
-    fn forward_eval(&self, p: EvalForward<'_, T>) {
-        let EvalForward {
-            dims,
-            x,
-            y,
-            mean,
-            var,
-            affine,
-            eps,
-            checked,
-        } = p;
-        let again = EvalForward {
-            dims,
-            x,
-            y: &mut *y,
-            mean,
-            var,
-            affine,
-            eps,
-            checked,
-        };
-        if self.try_forward_eval(again).is_err() {
-            poison(y);
-        }
-    }
-
-    fn backward(&self, mut p: Backward<'_, T>) {
-        if self.try_backward(p.reborrow()).is_err() {
-            poison(p.dx);
-            poison(p.grad_weight);
-            poison(p.grad_bias);
-        }
-    }
-
+/// The three calls, each returning the plugin's verdict; [`Declines`] adds
+/// the infallible `Kernel<T>` methods (NaN outputs when the plugin declines).
+impl<T: Element> Fallible<T> for Plugin {
     fn try_forward_train(&self, p: TrainForward<'_, T>) -> bn_impls::Result<()> {
         let d = desc::<T>(p.dims, p.eps);
         let _one = self.serialize();
@@ -191,9 +147,9 @@ impl<T: Element> Kernel<T> for Plugin {
     }
 }
 
-impl Implementation for Plugin {
+impl Implementation for Declines<Plugin> {
     fn info(&self) -> Info {
-        self.info
+        self.0.info
     }
 
     /// Every dtype: the plugin itself says, per call, what it does not support.

@@ -15,6 +15,7 @@ pub mod ffi;
 pub mod kernel;
 
 use crate::error::{Error, Result};
+use crate::fallible::Declines;
 use bn_impls::{Implementation, Info};
 use kernel::Plugin;
 use std::ffi::{c_char, CStr};
@@ -25,9 +26,9 @@ use std::sync::Mutex;
 pub const MAX_NAME_LEN: usize = 64;
 
 /// The plugins loaded in this process, in load order.
-static LOADED: Mutex<Vec<&'static Plugin>> = Mutex::new(Vec::new());
+static LOADED: Mutex<Vec<&'static Declines<Plugin>>> = Mutex::new(Vec::new());
 
-fn loaded_plugins() -> Vec<&'static Plugin> {
+fn loaded_plugins() -> Vec<&'static Declines<Plugin>> {
     LOADED.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
@@ -138,13 +139,13 @@ pub fn load(path: &Path) -> Result<&'static dyn Implementation> {
             ),
         ));
     }
-    if loaded.iter().any(|p| p.info.name == name) {
+    if loaded.iter().any(|p| p.0.info.name == name) {
         return Err(bad(
             path,
             format!("its name '{name}' is already taken by another --plugin (or the same file given twice); give each plugin its own name"),
         ));
     }
-    let plugin: &'static Plugin = Box::leak(Box::new(plugin));
+    let plugin: &'static Declines<Plugin> = Box::leak(Box::new(Declines(plugin)));
     loaded.push(plugin);
     Ok(plugin)
 }
@@ -243,5 +244,5 @@ fn read_description(path: &Path, p: *const c_char) -> Result<String> {
 
 /// The [`Info`] of every loaded plugin (for messages and tests).
 pub fn loaded_infos() -> Vec<Info> {
-    loaded_plugins().iter().map(|p| p.info).collect()
+    loaded_plugins().iter().map(|p| p.0.info).collect()
 }
