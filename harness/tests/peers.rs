@@ -22,6 +22,9 @@ struct Expected {
     declined_dtypes: &'static [&'static str],
     why: &'static str,
     known_failures: &'static [(&'static str, &'static str)],
+    /// Cases with f32 parameters on half-precision data (mixed precision)
+    /// may fail, only on these outputs.
+    mixed_fails_on: &'static [&'static str],
 }
 
 const EXPECTED: [Expected; 2] = [
@@ -29,13 +32,29 @@ const EXPECTED: [Expected; 2] = [
         peer: "candle",
         declined_dtypes: &[],
         why: "",
-        known_failures: &[],
+        // Statistics in the data's precision: ill-conditioned f32 input
+        // (offset 1e4), a constant channel whose f32 mean is not exact,
+        // and f64 offsets 1e6-1e8 (see docs/PEERS.md).
+        known_failures: &[
+            ("act_relu-f32-train-illcond-offset1e4", "y"),
+            ("illcond-f32-bn2d-mixed-offsets", "y"),
+            ("constant-channel-f32-train", "grad_weight"),
+            ("illcond-f64-bn2d-cl-offset1e6-1e8", "grad_weight"),
+        ],
+        // candle has no mixed precision: weight and bias live in the data's
+        // dtype, so their gradients come out rounded to bf16/f16 where the
+        // case holds them to f32.
+        mixed_fails_on: &["grad_weight", "grad_bias"],
     },
     Expected {
         peer: "burn",
         declined_dtypes: &["bf16", "f16"],
         why: "burn's ndarray backend has no",
-        known_failures: &[],
+        known_failures: &[
+            ("act_relu-f32-train-illcond-offset1e4", "y"),
+            ("illcond-f32-bn2d-mixed-offsets", "running_var"),
+        ],
+        mixed_fails_on: &[],
     },
 ];
 
@@ -60,7 +79,9 @@ fn shipped_fixtures_pass_or_are_honestly_unsupported() {
     let mut declined = vec![0usize; peers.len()];
     for row in &report.rows {
         let verdicts = row.result.as_ref().expect("shipped fixtures load");
-        let dtype = bn_harness::case::Case::load(&row.path).unwrap().dtype;
+        let case = bn_harness::case::Case::load(&row.path).unwrap();
+        let dtype = case.dtype;
+        let mixed = case.param_dtype() != dtype;
         for (k, (v, exp)) in verdicts.iter().zip(&EXPECTED).enumerate() {
             assert_eq!(report.impls[k].name, exp.peer);
             if let Some(why) = &v.unsupported {
@@ -74,7 +95,8 @@ fn shipped_fixtures_pass_or_are_honestly_unsupported() {
                 let known = exp
                     .known_failures
                     .iter()
-                    .any(|(case, out)| *case == row.name && part.contains(out));
+                    .any(|(case, out)| *case == row.name && part.contains(out))
+                    || (mixed && exp.mixed_fails_on.iter().any(|o| part.contains(o)));
                 if !known {
                     let detail = match v.worst() {
                         Some(w) if v.problem.is_none() => format!(
@@ -139,11 +161,12 @@ fn matrix_rows_of_the_peers() {
 }
 
 /// burn's own module updates the running variance with the *biased* batch
-/// variance (PyTorch: unbiased). Batch [1, 3]: biased variance 1, unbiased
-/// 2; from running variance 1 with momentum 0.1, burn holds 0.9 + 0.1·1 =
-/// 1.0 where PyTorch holds 0.9 + 0.1·2 = 1.1. bnh's adapter cannot show
-/// this (module rules are bnh's), so it is pinned here; if burn changes to
-/// PyTorch's rule this test fails and docs/PEERS.md must be updated.
+/// variance (PyTorch: unbiased). Batch [1, 5]: biased variance 4, unbiased
+/// 8; from running variance 1 with momentum 0.1, burn holds 0.9 + 0.1·4 =
+/// 1.3 where PyTorch holds 0.9 + 0.1·8 = 1.7 (and a stale read, 1.0, is
+/// neither). bnh's adapter cannot show this (module rules are bnh's), so it
+/// is pinned here; if burn changes to PyTorch's rule this test fails and
+/// docs/PEERS.md must be updated.
 #[test]
 fn burn_module_running_var_is_biased() {
     use burn::nn::BatchNormConfig;
@@ -151,13 +174,12 @@ fn burn_module_running_var_is_biased() {
     #[allow(deprecated)] // the backend the peer adapter uses
     let device = Device::ndarray().autodiff();
     let bn = BatchNormConfig::new(1).with_momentum(0.1).init(&device);
-    let _ = bn.forward(Tensor::<2>::from_floats([[1.0], [3.0]], &device));
+    let _ = bn.forward(Tensor::<2>::from_floats([[1.0], [5.0]], &device));
     let rv = bn
         .running_var
-        .value()
+        .value_sync()
         .into_data()
         .try_to_vec::<f32>()
         .unwrap()[0];
-    assert!((rv - 1.0).abs() < 1e-6, "burn's running_var = {rv}");
-    assert!((rv - 1.1).abs() > 0.05, "burn now follows PyTorch: {rv}");
+    assert!((rv - 1.3).abs() < 1e-6, "burn's running_var = {rv}");
 }

@@ -44,8 +44,11 @@ impl Implementation for Declines<Burn> {
         Info {
             name: NAME,
             description: "peer: burn 0.22 nn::BatchNorm on the ndarray backend (--features peers)",
-            // Two passes (mean, then mean of squared deviations).
-            stable: true,
+            // Two passes (mean, then mean of squared deviations), in the
+            // data's precision: measured on the shipped fixtures it misses
+            // the tolerance on two ill-conditioned f32 cases (offset 1e4),
+            // so bnh does not call it stable (docs/PEERS.md).
+            stable: false,
             // Not promised by burn; bnh makes no claim it cannot check.
             deterministic: false,
         }
@@ -155,8 +158,10 @@ fn train<T: Element>(p: TrainForward<'_, T>, dt: DType) -> Result<(), String> {
     let bn = module(c, params, (zeros.clone(), zeros), p.eps, true, &device);
     let y = bn.forward(input(p.x, dims, dt, &device));
     write_logical(y, dims, p.y)?;
-    copy_out("mean", &values(bn.running_mean.value())?, p.mean)?;
-    copy_out("var", &values(bn.running_var.value())?, p.var)
+    // `value_sync`: burn's `value()` may still hold the state before the
+    // update this forward just made.
+    copy_out("mean", &values(bn.running_mean.value_sync())?, p.mean)?;
+    copy_out("var", &values(bn.running_var.value_sync())?, p.var)
 }
 
 fn eval<T: Element>(p: EvalForward<'_, T>, dt: DType) -> Result<(), String> {

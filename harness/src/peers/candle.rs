@@ -45,9 +45,12 @@ impl Implementation for Declines<Candle> {
         Info {
             name: NAME,
             description: "peer: candle-nn 0.11 BatchNorm on candle's CPU device (--features peers)",
-            // Two passes (mean, then mean of squared deviations): not the
-            // one-pass formula that loses ill-conditioned inputs.
-            stable: true,
+            // Two passes (mean, then mean of squared deviations), but in
+            // the data's precision: measured on the shipped fixtures it
+            // misses the tolerance on four ill-conditioned cases (offset
+            // 1e4 f32, a constant channel), so bnh does not call it stable
+            // (its failures are reported, not gating; docs/PEERS.md).
+            stable: false,
             // Not promised by candle; bnh makes no claim it cannot check.
             deterministic: false,
         }
