@@ -10,12 +10,14 @@ use common::{bits, bits64, data, dims, run_all, Outputs, Rng};
 
 /// Shapes: odd tails everywhere; few channels with several statistics groups
 /// per channel; C = 10 (per-channel tasks at 1–2 threads, not at 3–4; the
-/// second one has runs long enough for `fused`'s); 1-D.
+/// second one and [6, 10, 24, 25] have runs long enough for `fused`'s,
+/// the latter just above its 512-value minimum); 1-D.
 const SHAPES: &[&[usize]] = &[
     &[3, 5, 7, 3],
     &[4, 10, 32, 33],
     &[50, 3, 37, 41],
     &[9, 10, 23, 19],
+    &[6, 10, 24, 25],
     &[8, 24, 17, 5, 3],
     &[4099, 13],
 ];
