@@ -6,7 +6,8 @@
 # 2. scripts/torch_bench.py on the same grids (torch and torch-noalloc),
 #    skipped when PyTorch is not importable;
 # 3. bnh accuracy (error vs conditioning against the oracle) -> OUT_DIR/accuracy.csv;
-# 4. bnh report over all CSVs -> OUT_DIR/REPORT.md and SVG charts.
+# 4. bnh matrix (the conformance matrix) -> OUT_DIR/matrix.{md,csv};
+# 5. bnh report over all CSVs -> OUT_DIR/REPORT.md and SVG charts.
 # Knobs: BN_THREADS (default 1,2), BN_MIN_TIME seconds per measurement
 # (default 0.2). Run it on a quiet machine: timings are only as good as that.
 # bnh's commands write into the scratch folder reports/local/ by default; this
@@ -50,5 +51,8 @@ fi
 echo "== bnh accuracy" >&2
 "$BNH" accuracy --out "$OUT" --csv "$OUT/accuracy.csv" --chart none > "$OUT/accuracy.txt"
 csvs+=("$OUT/accuracy.csv")
+echo "== bnh matrix" >&2
+"$BNH" matrix --out "$OUT" > /dev/null
+csvs+=("$OUT/matrix.csv")
 "$BNH" report "${csvs[@]}" --out "$OUT"
 echo "reference run took $(( $(date +%s) - start )) s; report: $OUT/REPORT.md" >&2

@@ -182,3 +182,58 @@ fn an_invalid_case_stops_the_matrix() {
     assert!(err.contains("broken.json"), "{err}");
     assert!(!out.join("matrix.md").exists());
 }
+
+/// `bnh report` given the matrix CSV adds the "Conformance matrix" section
+/// with the cells `bnh matrix` computed; a damaged matrix CSV is exit 2
+/// naming the file and row, and writes no report.
+#[test]
+fn report_embeds_the_matrix_csv() {
+    let dir = scratch("matrix", "report");
+    let (m, r) = (dir.join("m"), dir.join("r"));
+    let o = bnh(&[
+        "matrix",
+        "--out",
+        m.to_str().unwrap(),
+        "--impl",
+        "fused,naive",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let csv = m.join("matrix.csv");
+    let o = bnh(&[
+        "report",
+        csv.to_str().unwrap(),
+        "--out",
+        r.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let md = std::fs::read_to_string(r.join("REPORT.md")).unwrap();
+    assert!(md.contains("## Conformance matrix"), "{md}");
+    assert!(md.contains("| fused | pass "), "{md}");
+    assert!(md.contains("| naive | fail "), "{md}");
+
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let header = text.lines().next().unwrap();
+    let bad = dir.join("bad.csv");
+    std::fs::write(&bad, format!("{header}\nfused,train,pass,many,0,0,1,\n")).unwrap();
+    let r2 = dir.join("r2");
+    let o = bnh(&[
+        "report",
+        bad.to_str().unwrap(),
+        "--out",
+        r2.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("bad.csv row 2"), "{err}");
+    assert!(!r2.join("REPORT.md").exists());
+}

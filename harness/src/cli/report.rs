@@ -1,5 +1,5 @@
 //! `bnh report CSV... --out DIR`: REPORT.md and SVG charts from bench CSVs
-//! (and from `bnh accuracy` CSVs, recognised by their header).
+//! (and from `bnh accuracy` and `bnh matrix` CSVs, recognised by their header).
 
 use crate::error::Result;
 use crate::output::escape_path;
@@ -11,7 +11,8 @@ use std::process::ExitCode;
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
     /// Bench CSVs (`bnh bench --csv`, `bnh import-criterion`, scripts/torch_bench.py)
-    /// and accuracy CSVs (`bnh accuracy --csv`).
+    /// accuracy CSVs (`bnh accuracy --csv`) and the conformance matrix
+    /// (`matrix.csv` of `bnh matrix`), each recognised by its header.
     #[arg(required = true, value_name = "CSV")]
     pub csvs: Vec<PathBuf>,
     /// Folder for REPORT.md and the charts (created if missing). The default

@@ -2,6 +2,7 @@
 //! sidecars, and accuracy CSVs (told apart by their header line).
 
 use super::accuracy::is_accuracy_csv;
+use super::conformance::{self, MatrixRow};
 use super::{sanitize, Source};
 use crate::accuracy::export::AccuracyRow;
 use crate::bench::machine::{sidecar_path, Machine};
@@ -12,7 +13,8 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// Everything one report renders: bench records with the files they came
-/// from, and accuracy rows. Either part may be empty, not both.
+/// from, accuracy rows and conformance-matrix cells. Any part may be
+/// empty, not all.
 #[derive(Debug, Clone, Default)]
 pub struct ReportInputs {
     /// Bench measurements of every bench CSV, in file order.
@@ -21,6 +23,8 @@ pub struct ReportInputs {
     pub sources: Vec<Source>,
     /// Rows of every accuracy CSV.
     pub accuracy: Vec<AccuracyRow>,
+    /// Cells of every matrix CSV (`bnh matrix`).
+    pub matrix: Vec<MatrixRow>,
     /// One warning per row left out because a value cannot be drawn
     /// (non-finite, non-positive or absurdly large; see [`super::sanitize`]).
     pub skipped: Vec<String>,
@@ -29,7 +33,8 @@ pub struct ReportInputs {
     pub notes: Vec<String>,
 }
 
-/// Read every CSV in `csvs`: accuracy CSVs into `accuracy`, the others as
+/// Read every CSV in `csvs`: accuracy CSVs into `accuracy`, matrix CSVs
+/// into `matrix`, the others as
 /// bench CSVs with their machine sidecars (when present). Rows a report
 /// cannot draw are left out and named in `skipped`.
 pub fn read_inputs(csvs: &[PathBuf]) -> Result<ReportInputs> {
@@ -40,6 +45,10 @@ pub fn read_inputs(csvs: &[PathBuf]) -> Result<ReportInputs> {
             let (rows, skipped) = sanitize::accuracy_rows(rows, path);
             inputs.accuracy.extend(rows);
             inputs.skipped.extend(skipped);
+            continue;
+        }
+        if conformance::is_matrix_csv(path) {
+            inputs.matrix.extend(conformance::read(path)?);
             continue;
         }
         let (rows, skipped) = sanitize::bench_rows(read_csv(path)?, path);

@@ -12,9 +12,11 @@
 //! - [`versus_torch`]: the cell-by-cell table with PyTorch (absolute medians);
 //! - [`charts`]: the bench charts (time per element, bandwidth, thread scaling);
 //! - [`accuracy`]: the accuracy chart and section.
+//! - [`conformance`]: the conformance-matrix section (from `bnh matrix`'s CSV).
 
 pub mod accuracy;
 pub mod charts;
+pub mod conformance;
 pub mod findings;
 pub mod inputs;
 pub mod plot;
@@ -85,7 +87,7 @@ pub const MAX_WARNINGS: usize = 20;
 /// bench tables and charts when there are records, then the accuracy
 /// section and chart when there are accuracy rows.
 pub fn write(inputs: &ReportInputs, out: &Path) -> Result<ReportFiles> {
-    if inputs.records.is_empty() && inputs.accuracy.is_empty() {
+    if inputs.records.is_empty() && inputs.accuracy.is_empty() && inputs.matrix.is_empty() {
         if let Some(first) = inputs.skipped.first() {
             return Err(Error::Usage(format!(
                 "no usable rows to report: all {} were left out, e.g. {first}; fix or remove those rows",
@@ -99,12 +101,15 @@ pub fn write(inputs: &ReportInputs, out: &Path) -> Result<ReportFiles> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let accuracy = accuracy_part(&inputs.accuracy, out)?;
     let (bench_md, mut charts) = bench_part(&inputs.records, &inputs.sources, out)?;
-    let md = match (bench_md, &accuracy) {
+    let mut md = match (bench_md, &accuracy) {
         (Some(bench), Some((_, section))) => format!("{bench}\n{section}"),
         (Some(bench), None) => bench,
         (None, Some((_, section))) => format!("# Batch-norm accuracy report\n\n{section}"),
-        (None, None) => unreachable!("checked above: records or accuracy rows are given"),
+        (None, None) => "# Batch-norm conformance report\n".to_string(),
     };
+    if !inputs.matrix.is_empty() {
+        md = format!("{md}\n{}", conformance::section(&inputs.matrix));
+    }
     let report = out.join("REPORT.md");
     write_atomic(&report, md.as_bytes())?;
     charts.extend(accuracy.map(|(svg, _)| svg));
