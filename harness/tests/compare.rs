@@ -32,6 +32,12 @@ fn bench(lib: &Path, csv: &Path) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
+/// Measurements on the shared 2-core VM are sometimes disturbed for a
+/// second or two (a 2× swing of one median was seen in CI), so each timed
+/// comparison gets up to this many fresh attempts; a `compare` that
+/// always answered wrong fails every attempt.
+const ATTEMPTS: usize = 3;
+
 #[test]
 fn a_slowed_build_fails_the_gate_and_a_rerun_is_within_noise() {
     let Some(cc) = compiler() else { return };
@@ -41,31 +47,33 @@ fn a_slowed_build_fails_the_gate_and_a_rerun_is_within_noise() {
     build(&cc, src, &[], &fast);
     build(&cc, src, &["-DBNH_EXAMPLE_REPEAT=4"], &slow);
     let (a, b, c) = (dir.join("a.csv"), dir.join("b.csv"), dir.join("c.csv"));
-    bench(&fast, &a);
-    bench(&fast, &b);
-    bench(&slow, &c);
     let s = |p: &Path| p.to_str().unwrap().to_string();
 
     // Slowed 4×: every row slower, exit 1, named on stderr; files written.
     let (md, out_csv) = (dir.join("cmp.md"), dir.join("cmp.csv"));
-    let o = bnh(&[
-        "compare",
-        &s(&a),
-        &s(&c),
-        "--fail-above",
-        "50",
-        "--md",
-        &s(&md),
-        "--csv",
-        &s(&out_csv),
-    ]);
-    let (out, err) = (
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr),
-    );
-    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
-    assert!(out.contains("2 slower"), "{out}");
-    assert!(err.contains("c-example eval f32"), "{err}");
+    let mut last = String::new();
+    let slowed = (0..ATTEMPTS).any(|_| {
+        bench(&fast, &a);
+        bench(&slow, &c);
+        let o = bnh(&[
+            "compare",
+            &s(&a),
+            &s(&c),
+            "--fail-above",
+            "50",
+            "--md",
+            &s(&md),
+            "--csv",
+            &s(&out_csv),
+        ]);
+        let (out, err) = (
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+        );
+        last = format!("{out}\n{err}");
+        o.status.code() == Some(1) && out.contains("2 slower") && err.contains("c-example eval f32")
+    });
+    assert!(slowed, "the 4x slower build was not flagged: {last}");
     let md = std::fs::read_to_string(&md).unwrap();
     assert!(md.contains("**slower**"), "{md}");
     let rows = std::fs::read_to_string(&out_csv).unwrap();
@@ -75,11 +83,20 @@ fn a_slowed_build_fails_the_gate_and_a_rerun_is_within_noise() {
         "{rows}"
     );
 
-    // The same build twice: no row slower by more than the gate.
-    let o = bnh(&["compare", &s(&a), &s(&b), "--fail-above", "50"]);
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(0), "{out}");
-    assert!(out.contains("2 measurements compared"), "{out}");
+    // The same build twice, back to back: no row slower by more than the gate.
+    let same = (0..ATTEMPTS).any(|_| {
+        bench(&fast, &a);
+        bench(&fast, &b);
+        let o = bnh(&["compare", &s(&a), &s(&b), "--fail-above", "50"]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(out.contains("2 measurements compared"), "{out}");
+        last = out.into_owned();
+        o.status.code() == Some(0)
+    });
+    assert!(
+        same,
+        "two runs of one build failed the gate every time: {last}"
+    );
 }
 
 #[test]
