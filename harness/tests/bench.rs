@@ -176,15 +176,13 @@ fn committed_csvs_read_and_write_back_unchanged() {
                     (col(line, n - 2), col(line, n - 1))
                 );
             }
-            let back =
-                std::env::temp_dir().join(format!("bnh-roundtrip-{}-{name}", std::process::id()));
+            let back = tmp_dir("roundtrip").join(&name);
             std::fs::write(&back, &written).unwrap();
             assert_eq!(
                 read_csv(&back).unwrap(),
                 recs,
                 "{name} reads back differently"
             );
-            let _ = std::fs::remove_file(&back);
         } else {
             // Provenance inferred for an older CSV: torch rows from their
             // names, the run from the file name.

@@ -214,72 +214,22 @@ impl<T: Element> Buffers<T> {
         })
     }
 
-    /// One call of `op` with `imp`'s kernel for `T`.
+    /// One call of `op` with `imp`'s kernel for `T`: the plain operation,
+    /// or with an activation `relu(bn(x) [+ residual])` forward (train or
+    /// eval) or its backward, from `y` as the forward left it. Each
+    /// problem is built once for both.
     pub fn call(&mut self, imp: &dyn Implementation, op: Op) -> crate::Result<()> {
-        if !matches!(op, Op::Train | Op::Eval | Op::Backward) {
-            return self.call_relu(imp, op);
-        }
         let d = self.dims;
         let affine = Affine {
             weight: Some(&self.weight),
             bias: Some(&self.bias),
         };
-        match op {
-            Op::Train => {
-                let p = TrainForward::new(
-                    d.tensor(&self.x)?,
-                    d.tensor_mut(&mut self.y)?,
-                    affine,
-                    EPS,
-                    &mut self.mean,
-                    &mut self.var,
-                )?;
-                kernel::<T>(imp)?.try_forward_train(p)?;
-            }
-            Op::Eval => {
-                let p = EvalForward::new(
-                    d.tensor(&self.x)?,
-                    d.tensor_mut(&mut self.y)?,
-                    &self.mean,
-                    &self.var,
-                    affine,
-                    EPS,
-                )?;
-                kernel::<T>(imp)?.try_forward_eval(p)?;
-            }
-            Op::Backward => {
-                let p = Backward::new(
-                    d.tensor(&self.x)?,
-                    d.tensor(&self.dy)?,
-                    d.tensor_mut(&mut self.dx)?,
-                    &self.mean,
-                    &self.var,
-                    Some(&self.weight),
-                    EPS,
-                    GradMode::Batch,
-                    &mut self.grad_weight,
-                    &mut self.grad_bias,
-                )?;
-                kernel::<T>(imp)?.try_backward(p)?;
-            }
-            _ => unreachable!("activation ops go to call_relu"),
-        }
-        Ok(())
-    }
-
-    /// One call of an activation op: `relu(bn(x) [+ residual])` forward
-    /// (train or eval) or its backward, from `y` as the forward left it.
-    fn call_relu(&mut self, imp: &dyn Implementation, op: Op) -> crate::Result<()> {
-        let d = self.dims;
-        let affine = Affine {
-            weight: Some(&self.weight),
-            bias: Some(&self.bias),
-        };
+        let relu = !Op::DEFAULT.contains(&op);
         let add = op.has_residual();
         let residual = add.then(|| d.tensor(&self.residual)).transpose()?;
         let k = kernel::<T>(imp)?;
         match op {
-            Op::TrainRelu | Op::TrainAddRelu => {
+            Op::Train | Op::TrainRelu | Op::TrainAddRelu => {
                 let p = TrainForward::new(
                     d.tensor(&self.x)?,
                     d.tensor_mut(&mut self.y)?,
@@ -288,9 +238,13 @@ impl<T: Element> Buffers<T> {
                     &mut self.mean,
                     &mut self.var,
                 )?;
-                k.try_forward_train_relu(TrainRelu::new(p, residual)?)?;
+                if relu {
+                    k.try_forward_train_relu(TrainRelu::new(p, residual)?)?;
+                } else {
+                    k.try_forward_train(p)?;
+                }
             }
-            Op::EvalRelu | Op::EvalAddRelu => {
+            Op::Eval | Op::EvalRelu | Op::EvalAddRelu => {
                 let p = EvalForward::new(
                     d.tensor(&self.x)?,
                     d.tensor_mut(&mut self.y)?,
@@ -299,9 +253,13 @@ impl<T: Element> Buffers<T> {
                     affine,
                     EPS,
                 )?;
-                k.try_forward_eval_relu(EvalRelu::new(p, residual)?)?;
+                if relu {
+                    k.try_forward_eval_relu(EvalRelu::new(p, residual)?)?;
+                } else {
+                    k.try_forward_eval(p)?;
+                }
             }
-            _ => {
+            Op::Backward | Op::BackwardRelu | Op::BackwardAddRelu => {
                 let p = Backward::new(
                     d.tensor(&self.x)?,
                     d.tensor(&self.dy)?,
@@ -314,10 +272,14 @@ impl<T: Element> Buffers<T> {
                     &mut self.grad_weight,
                     &mut self.grad_bias,
                 )?;
-                let gr = add
-                    .then(|| d.tensor_mut(&mut self.grad_residual))
-                    .transpose()?;
-                k.try_backward_relu(BackwardRelu::new(p, d.tensor(&self.y)?, gr)?)?;
+                if relu {
+                    let gr = add
+                        .then(|| d.tensor_mut(&mut self.grad_residual))
+                        .transpose()?;
+                    k.try_backward_relu(BackwardRelu::new(p, d.tensor(&self.y)?, gr)?)?;
+                } else {
+                    k.try_backward(p)?;
+                }
             }
         }
         Ok(())

@@ -131,6 +131,25 @@ fn torch_cell(t: &Option<(String, f64)>) -> String {
     }
 }
 
+/// The PyTorch column's header and separator cells, empty without PyTorch rows.
+fn torch_header(has_torch: bool) -> [&'static str; 2] {
+    if has_torch {
+        [" PyTorch |", "---|"]
+    } else {
+        ["", ""]
+    }
+}
+
+/// The PyTorch column's cell ([`torch_cell`]) with its separator, empty
+/// without PyTorch rows.
+fn torch_column(has_torch: bool, t: &Option<(String, f64)>) -> String {
+    if has_torch {
+        format!(" {} |", torch_cell(t))
+    } else {
+        String::new()
+    }
+}
+
 /// The margin cell: `1.42× over welford`, with `~` when measurements of
 /// the group are noisy.
 fn margin_cell(s: &GroupSummary) -> String {
@@ -175,19 +194,14 @@ fn write_summary(
         return;
     }
     let exceptions = exceptions(ranked, &groups);
-    let torch_h = if has_torch { " PyTorch |" } else { "" };
-    let torch_sep = if has_torch { "---|" } else { "" };
+    let [torch_h, torch_sep] = torch_header(has_torch);
     let _ = writeln!(
         md,
         "| op | size of x | configs | winner (wins) | margin | × copy (floor) |{torch_h} other winners |"
     );
     let _ = writeln!(md, "|---|---|---:|---|---|---:|{torch_sep}---|");
     for (k, s) in &groups {
-        let torch = if has_torch {
-            format!(" {} |", torch_cell(&s.torch))
-        } else {
-            String::new()
-        };
+        let torch = torch_column(has_torch, &s.torch);
         let _ = writeln!(
             md,
             "| {} | {} | {} | **{}** ({}/{}) | {} | {} ({:.2}) |{torch} {} |",
@@ -257,19 +271,14 @@ fn write_breakdown(md: &mut String, ranked: &BTreeMap<Config, Ranked>, has_torch
         return;
     }
     let _ = writeln!(md, "## Breakdown by layout, dtype and threads\n");
-    let torch_h = if has_torch { " PyTorch |" } else { "" };
-    let torch_sep = if has_torch { "---|" } else { "" };
+    let [torch_h, torch_sep] = torch_header(has_torch);
     let _ = writeln!(
         md,
         "| op | size of x | layout | dtype | threads | configs | winner (wins) | margin | × copy |{torch_h}"
     );
     let _ = writeln!(md, "|---|---|---|---|---:|---:|---|---|---:|{torch_sep}");
     for (k, s) in groups {
-        let torch = if has_torch {
-            format!(" {} |", torch_cell(&s.torch))
-        } else {
-            String::new()
-        };
+        let torch = torch_column(has_torch, &s.torch);
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} | {} | {} | **{}** ({}/{}) | {} | {} |{torch}",
