@@ -4,16 +4,13 @@
 
 use crate::accuracy::{export::AccuracyRow, summary};
 use std::fmt::Write;
-use std::path::Path;
 
 /// The header that tells an accuracy CSV from a bench CSV.
 pub const HEADER_PREFIX: &str = "impl,dtype,op,n_per_channel,offset_ratio";
 
-/// Whether the file at `path` is an accuracy CSV (by its header line).
-pub fn is_accuracy_csv(path: &Path) -> bool {
-    std::fs::read_to_string(path)
-        .map(|t| t.starts_with(HEADER_PREFIX))
-        .unwrap_or(false)
+/// Whether a CSV whose first line is `header` is an accuracy CSV.
+pub fn is_accuracy_header(header: &str) -> bool {
+    header.starts_with(HEADER_PREFIX)
 }
 
 /// The accuracy section of REPORT.md (it shows `accuracy.svg`, which

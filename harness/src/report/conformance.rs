@@ -33,11 +33,9 @@ pub struct MatrixRow {
     pub details: String,
 }
 
-/// Whether `path` is a matrix CSV (by its first line).
-pub fn is_matrix_csv(path: &Path) -> bool {
-    std::fs::read_to_string(path)
-        .map(|t| t.lines().next() == Some(HEADER))
-        .unwrap_or(false)
+/// Whether a CSV whose first line is `header` is a matrix CSV.
+pub fn is_matrix_header(header: &str) -> bool {
+    header == HEADER
 }
 
 /// Every cell of a matrix CSV; a malformed row is a usage error naming the

@@ -1,7 +1,7 @@
 //! Reading what a report is made from: bench CSVs with their machine
 //! sidecars, and accuracy CSVs (told apart by their header line).
 
-use super::accuracy::is_accuracy_csv;
+use super::accuracy::is_accuracy_header;
 use super::conformance::{self, MatrixRow};
 use super::{sanitize, Source};
 use crate::accuracy::export::AccuracyRow;
@@ -33,6 +33,17 @@ pub struct ReportInputs {
     pub notes: Vec<String>,
 }
 
+/// The first line of `path` without its line end (which kind of CSV it
+/// is), or "" when it cannot be read — the bench reader then reports why.
+fn first_line(path: &Path) -> String {
+    use std::io::BufRead;
+    let mut line = String::new();
+    if let Ok(f) = std::fs::File::open(path) {
+        let _ = std::io::BufReader::new(f).read_line(&mut line);
+    }
+    line.trim_end_matches(['\n', '\r']).to_string()
+}
+
 /// Read every CSV in `csvs`: accuracy CSVs into `accuracy`, matrix CSVs
 /// into `matrix`, the others as
 /// bench CSVs with their machine sidecars (when present). Rows a report
@@ -40,14 +51,15 @@ pub struct ReportInputs {
 pub fn read_inputs(csvs: &[PathBuf]) -> Result<ReportInputs> {
     let mut inputs = ReportInputs::default();
     for path in csvs {
-        if is_accuracy_csv(path) {
+        let header = first_line(path);
+        if is_accuracy_header(&header) {
             let rows = crate::accuracy::export::read_csv(path)?;
             let (rows, skipped) = sanitize::accuracy_rows(rows, path);
             inputs.accuracy.extend(rows);
             inputs.skipped.extend(skipped);
             continue;
         }
-        if conformance::is_matrix_csv(path) {
+        if conformance::is_matrix_header(&header) {
             inputs.matrix.extend(conformance::read(path)?);
             continue;
         }
