@@ -51,7 +51,7 @@ impl DType {
     /// Significand precision in bits, implicit bit included (24, 53, 8, 11).
     /// Kernels derive dtype-dependent thresholds from it instead of
     /// comparing dtypes, so a new dtype gets thresholds of its own precision.
-    pub fn mantissa_bits(self) -> u32 {
+    pub const fn mantissa_bits(self) -> u32 {
         match self {
             DType::F32 => f32::MANTISSA_DIGITS,
             DType::F64 => f64::MANTISSA_DIGITS,

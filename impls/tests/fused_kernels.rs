@@ -6,7 +6,7 @@
 
 mod common;
 
-use bn_impls::fused::simd::{self, Lane, Level, RunAcc};
+use bn_impls::fused::simd::{self, Lane, Level, RowCoeffs, RunAcc};
 use bn_impls::{registry, Backward, Element, GradMode, Layout};
 use common::{bits, dims, run_all, Rng};
 
@@ -79,11 +79,11 @@ fn rows_at<T: Lane>(lv: Level, x: &[T], dy: &[T], k: &[f64]) -> (Vec<u64>, Vec<u
     simd::rows_grad(lv, x, dy, k, [&mut g1, &mut g2, &mut g3]);
     let sums: Vec<f64> = [s1, s2, g1, g2, g3].concat();
     let mut y = vec![T::zero(); x.len()];
-    simd::rows_affine(lv, x, &mut y, [k, &a, &b]);
+    simd::rows_affine(lv, x, &mut y, &RowCoeffs::affine::<T>([k, &a, &b]));
     let mut out = bits(&y);
-    simd::rows_scale(lv, x, &mut y, [&a, &b]);
+    simd::rows_scale(lv, x, &mut y, &RowCoeffs::scale::<T>([&a, &b]));
     out.extend(bits(&y));
-    simd::rows_dx(lv, x, dy, &mut y, [k, &a, &b, &c]);
+    simd::rows_dx(lv, x, dy, &mut y, &RowCoeffs::dx::<T>([k, &a, &b, &c]));
     out.extend(bits(&y));
     (b64(&sums), out)
 }
@@ -230,11 +230,12 @@ fn nan_stays_in_its_channel_and_out_of_fixed_mode_dx() {
 }
 
 /// Every level's half-precision loads and stores are exact widening and one
-/// correct rounding: `y = (x − k)·a + b` through the run kernel equals
-/// `Element::from_f64` of the same `f64` expression (itself checked at every
-/// midpoint in `element.rs`), on values that land on, just above and just
-/// below rounding ties, on subnormals, near the largest finite value (and
-/// past it: infinity), and on NaN and infinities.
+/// correct rounding: half data compute in `f32` lanes
+/// (`bn_impls::fused::simd::prec`), so `y = (x − 0)·a + b` through the run
+/// kernel equals `Element::from_f64` (itself checked at every midpoint in
+/// `element.rs`) of the `f32` fused multiply-add, on values that land on,
+/// just above and just below rounding ties, on subnormals, near the largest
+/// finite value (and past it: infinity), and on NaN and infinities.
 fn check_half_rounding<T: Lane>(from_bits: fn(u16) -> T) {
     // Every bit pattern of the type as input (NaNs and infinities included).
     let x: Vec<T> = (0..=u16::MAX).map(from_bits).collect();
@@ -252,7 +253,10 @@ fn check_half_rounding<T: Lane>(from_bits: fn(u16) -> T) {
     ] {
         let want: Vec<u64> = x
             .iter()
-            .map(|v| T::from_f64(v.as_f64() * a + b).as_f64().to_bits())
+            .map(|v| {
+                let y = (v.as_f64() as f32).mul_add(a as f32, b as f32);
+                T::from_f64(y as f64).as_f64().to_bits()
+            })
             .collect();
         for lv in Level::available() {
             let mut y = vec![T::zero(); x.len()];

@@ -20,7 +20,7 @@
 mod common;
 
 use bn_impls::activation::{eval_then_relu, mask_then_backward, train_then_relu};
-use bn_impls::fused::simd::{self, Lane, Level, Post, RunAcc};
+use bn_impls::fused::simd::{self, Lane, Level, Post, RowCoeffs, RunAcc};
 use bn_impls::fused::Fused;
 use bn_impls::{
     Affine, Backward, BackwardRelu, Dims, Element, EvalForward, EvalRelu, GradMode, Kernel, Layout,
@@ -77,9 +77,11 @@ fn rows_at<T: Lane>(lv: Level, x: &[T], r: &[T], yo: &[T], dy: &[T], l: usize) -
     let mut out = Vec::new();
     for post in [Post::Plain, Post::Relu, Post::AddRelu] {
         let mut y = vec![T::zero(); n];
-        simd::rows_affine_post(lv, x, r, &mut y, [&k, &a, &b], post);
+        let kab = RowCoeffs::affine::<T>([&k, &a, &b]);
+        simd::rows_affine_post(lv, x, r, &mut y, &kab, post);
         out.extend(bits(&y));
-        simd::rows_scale_post(lv, x, r, &mut y, [&a, &b], post);
+        let ab = RowCoeffs::scale::<T>([&a, &b]);
+        simd::rows_scale_post(lv, x, r, &mut y, &ab, post);
         out.extend(bits(&y));
     }
     let [mut g1, mut g2, mut g3] = [1.0, 2.0, -3.0].map(coef);
@@ -87,8 +89,8 @@ fn rows_at<T: Lane>(lv: Level, x: &[T], r: &[T], yo: &[T], dy: &[T], l: usize) -
     out.extend(b64(&[g1, g2, g3].concat()));
     for fixed in [false, true] {
         let (mut dx, mut dres) = (vec![T::zero(); n], vec![T::zero(); n]);
-        let cs = [&k[..], &a, &b, &c];
-        simd::rows_dx_relu(lv, [x, dy, yo], &mut dx, Some(&mut dres), cs, fixed);
+        let cs = RowCoeffs::dx::<T>([&k, &a, &b, &c]);
+        simd::rows_dx_relu(lv, [x, dy, yo], &mut dx, Some(&mut dres), &cs, fixed);
         out.extend(bits(&dx));
         out.extend(bits(&dres));
     }

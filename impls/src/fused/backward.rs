@@ -11,7 +11,7 @@
 use super::coeffs::{self, Grad};
 use super::plan::{self, Rows};
 use super::reduce;
-use super::simd::{self, Lane, Level, RunAcc};
+use super::simd::{self, Lane, Level, RowCoeffs, RunAcc};
 use crate::engine::plan::{
     is_parallel, rows_pass, rows_pass_pair, runs_by_channel_task, runs_pass, runs_pass_pair,
 };
@@ -194,23 +194,28 @@ fn channels_last<T: Lane>(
     let gr: Vec<Grad> = (0..dims.c).map(|c| pr.grad(c, sums[c])).collect();
     let lanes = |f: fn(&Grad) -> f64| g.sr.rep(&gr.iter().map(f).collect::<Vec<f64>>());
     let (kd, kx, kc) = (lanes(|g| g.kd), lanes(|g| g.kx), lanes(|g| g.kc));
-    let negzero = vec![-0.0; g.sr.l];
+    let coef = RowCoeffs::dx::<T>([&kr, &kd, &kx, &kc]);
     let task = g.task_rows * dims.c;
     let fixed = pr.mode == GradMode::Fixed;
     let Out { dx, dres } = out;
     match (yo, dres) {
         (Some(yo), Some(d)) => rows_pass_pair(task, dx, d, |r, out, out2| {
             let v = [&x[r.clone()], &dy[r.clone()], &yo[r]];
-            simd::rows_dx_relu(lv, v, out, Some(out2), [&kr, &kd, &kx, &kc], fixed)
+            simd::rows_dx_relu(lv, v, out, Some(out2), &coef, fixed)
         }),
         (Some(yo), None) => rows_pass(task, dx, |r, out| {
             let v = [&x[r.clone()], &dy[r.clone()], &yo[r]];
-            simd::rows_dx_relu(lv, v, out, None, [&kr, &kd, &kx, &kc], fixed)
+            simd::rows_dx_relu(lv, v, out, None, &coef, fixed)
         }),
-        (None, _) => rows_pass(task, dx, |r, out| match pr.mode {
-            GradMode::Batch => simd::rows_dx(lv, &x[r.clone()], &dy[r], out, [&kr, &kd, &kx, &kc]),
-            GradMode::Fixed => simd::rows_scale(lv, &dy[r], out, [&kd, &negzero]),
-        }),
+        (None, _) => {
+            // Fixed statistics: `dx = kd·dy − 0` (`x` unread; −0 keeps the
+            // product's bits).
+            let scale = RowCoeffs::scale::<T>([&kd, &vec![-0.0; g.sr.l]]);
+            rows_pass(task, dx, |r, out| match pr.mode {
+                GradMode::Batch => simd::rows_dx(lv, &x[r.clone()], &dy[r], out, &coef),
+                GradMode::Fixed => simd::rows_scale(lv, &dy[r], out, &scale),
+            })
+        }
     }
     gr
 }

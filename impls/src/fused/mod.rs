@@ -15,18 +15,21 @@
 //!   [`coeffs::max_growth`]) the channel takes a second pass about the
 //!   one-read mean (the corrected two-pass algorithm). Data decide, so the
 //!   result is deterministic.
-//! - **Normalize** `y = (x − K)·a + c` (channels-last data of ≤ 25 bits:
-//!   `y = x·a + (c − K·a)`, [`coeffs::fold_shift`]).
+//! - **Normalize** `y = (x − K)·a + c`.
 //! - **Backward**: `Σdy`, `Σdy·(x − μ)`, `Σ(x − μ)` in one read (the last
 //!   recovers the rounding error of the `f64` mean), then `dx`; with fixed
 //!   statistics `dx = w·inv·dy` never reads `x`.
+//! - **Precision**: statistics and reductions in `f64`; the element-wise
+//!   passes in `f64` for `f64` data and in `f32` lanes with fused
+//!   multiply-add for `f32`/`bf16`/`f16` data, the shift split in two so
+//!   nothing cancels ([`simd::prec`]).
 //! - **Cache blocking** (contiguous): when a channel's slice fits in cache a
 //!   task owns whole channels and runs the statistics (or backward sums)
 //!   and the element-wise pass back to back, so the second read hits cache.
 //! - **Channels-last**: vectorized across channels (super-rows of ≥ 64
 //!   lanes for few channels), register-blocked column tiles.
-//! - **SIMD** ([`simd`]): AVX-512F / AVX2 / scalar twin, chosen once per
-//!   process; every level computes the same bits.
+//! - **SIMD** ([`simd`]): AVX-512F / AVX2+FMA / scalar twin, chosen once
+//!   per process; every level computes the same bits.
 //! - **Determinism**: chunk boundaries depend only on the dims and partial
 //!   sums are added in chunk order, so results are bitwise identical for
 //!   any rayon thread count (and either schedule of the contiguous path).

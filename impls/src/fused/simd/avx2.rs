@@ -1,5 +1,7 @@
-//! AVX2 level: 4 `f64` lanes per ymm register (`vcvtps2pd`/`vcvtpd2ps` for
-//! `f32`). No FMA, so results equal the scalar twin's bit for bit.
+//! AVX2 + FMA level: 4 `f64` lanes per ymm register (`vcvtps2pd`/`vcvtpd2ps`
+//! for `f32`), and 8 `f32` lanes for the element-wise passes of narrow data.
+//! Reductions use separate multiply and add, element-wise passes IEEE fused
+//! multiply-add — the scalar twin's operations, so the bits are its bits.
 //!
 //! Half precision (with F16C) as in the AVX-512 level: exact widening, and
 //! `f64` → `f32` to odd → half to nearest even. Without an embedded
@@ -53,6 +55,35 @@ unsafe fn bf16_bits(t: __m128i) -> __m128i {
     _mm_blendv_epi8(rounded, quiet, nan)
 }
 
+/// `f32` bit patterns rounded to nearest even `bf16` (as [`bf16_bits`]),
+/// 8 lanes, in the low 16 bits of each lane.
+///
+/// # Safety
+/// The CPU has AVX2.
+#[inline(always)]
+pub(super) unsafe fn bf16_bits8(t: __m256i) -> __m256i {
+    let lsb = _mm256_and_si256(_mm256_srli_epi32::<16>(t), _mm256_set1_epi32(1));
+    let bias = _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb);
+    let rounded = _mm256_srli_epi32::<16>(_mm256_add_epi32(t, bias));
+    let tf = _mm256_castsi256_ps(t);
+    let nan = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_UNORD_Q>(tf, tf));
+    let quiet = _mm256_or_si256(_mm256_srli_epi32::<16>(t), _mm256_set1_epi32(0x40));
+    _mm256_blendv_epi8(rounded, quiet, nan)
+}
+
+/// 8 lanes of 16-bit values (each `< 2^16` in a 32-bit lane) packed into
+/// 128 bits, in order.
+///
+/// # Safety
+/// The CPU has AVX2.
+#[inline(always)]
+pub(super) unsafe fn pack16(b: __m256i) -> __m128i {
+    // Values < 2^16, so the saturating pack is exact; it leaves lanes 0–3
+    // and 4–7 in quadwords 0 and 2.
+    let packed = _mm256_permute4x64_epi64::<0b1000>(_mm256_packus_epi32(b, b));
+    _mm256_castsi256_si128(packed)
+}
+
 /// 4 lanes of `f64` in a ymm register.
 #[derive(Debug, Clone, Copy)]
 pub struct Avx2;
@@ -63,6 +94,7 @@ const GRAD_BLOCK: usize = 2;
 
 impl Simd for Avx2 {
     const W: usize = 4;
+    type E = f64;
     type V = __m256d;
     #[inline(always)]
     unsafe fn splat(v: f64) -> __m256d {
@@ -74,6 +106,14 @@ impl Simd for Avx2 {
     }
     #[inline(always)]
     unsafe fn store(p: *mut f64, v: __m256d) {
+        _mm256_storeu_pd(p, v)
+    }
+    #[inline(always)]
+    unsafe fn load_f64(p: *const f64) -> __m256d {
+        _mm256_loadu_pd(p)
+    }
+    #[inline(always)]
+    unsafe fn store_f64(p: *mut f64, v: __m256d) {
         _mm256_storeu_pd(p, v)
     }
     #[inline(always)]
@@ -117,6 +157,10 @@ impl Simd for Avx2 {
         _mm256_mul_pd(a, b)
     }
     #[inline(always)]
+    unsafe fn fma(a: __m256d, b: __m256d, c: __m256d) -> __m256d {
+        _mm256_fmadd_pd(a, b, c)
+    }
+    #[inline(always)]
     unsafe fn relu(v: __m256d) -> __m256d {
         // maxpd returns its second operand for a NaN or a pair of zeros.
         _mm256_max_pd(_mm256_setzero_pd(), v)
@@ -129,4 +173,78 @@ impl Simd for Avx2 {
     }
 }
 
-super::level_kernels!(#[target_feature(enable = "avx2,f16c")], Avx2);
+/// 8 lanes of `f32` in a ymm register.
+#[derive(Debug, Clone, Copy)]
+pub struct Avx2F32;
+
+impl Simd for Avx2F32 {
+    const W: usize = 8;
+    type E = f32;
+    type V = __m256;
+    #[inline(always)]
+    unsafe fn splat(v: f32) -> __m256 {
+        _mm256_set1_ps(v)
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> __m256 {
+        _mm256_loadu_ps(p)
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: __m256) {
+        _mm256_storeu_ps(p, v)
+    }
+    #[inline(always)]
+    unsafe fn load_f32(p: *const f32) -> __m256 {
+        _mm256_loadu_ps(p)
+    }
+    #[inline(always)]
+    unsafe fn store_f32(p: *mut f32, v: __m256) {
+        _mm256_storeu_ps(p, v)
+    }
+    #[inline(always)]
+    unsafe fn load_bf16(p: *const half::bf16) -> __m256 {
+        let w = _mm256_cvtepu16_epi32(_mm_loadu_si128(p.cast()));
+        _mm256_castsi256_ps(_mm256_slli_epi32::<16>(w))
+    }
+    #[inline(always)]
+    unsafe fn store_bf16(p: *mut half::bf16, v: __m256) {
+        _mm_storeu_si128(p.cast(), pack16(bf16_bits8(_mm256_castps_si256(v))))
+    }
+    #[inline(always)]
+    unsafe fn load_f16(p: *const half::f16) -> __m256 {
+        _mm256_cvtph_ps(_mm_loadu_si128(p.cast()))
+    }
+    #[inline(always)]
+    unsafe fn store_f16(p: *mut half::f16, v: __m256) {
+        _mm_storeu_si128(p.cast(), _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v))
+    }
+    #[inline(always)]
+    unsafe fn add(a: __m256, b: __m256) -> __m256 {
+        _mm256_add_ps(a, b)
+    }
+    #[inline(always)]
+    unsafe fn sub(a: __m256, b: __m256) -> __m256 {
+        _mm256_sub_ps(a, b)
+    }
+    #[inline(always)]
+    unsafe fn mul(a: __m256, b: __m256) -> __m256 {
+        _mm256_mul_ps(a, b)
+    }
+    #[inline(always)]
+    unsafe fn fma(a: __m256, b: __m256, c: __m256) -> __m256 {
+        _mm256_fmadd_ps(a, b, c)
+    }
+    #[inline(always)]
+    unsafe fn relu(v: __m256) -> __m256 {
+        // maxps returns its second operand for a NaN or a pair of zeros.
+        _mm256_max_ps(_mm256_setzero_ps(), v)
+    }
+    #[inline(always)]
+    unsafe fn relu_grad(y: __m256, g: __m256) -> __m256 {
+        // Not-less-or-equal, unordered: true for y > 0 and for NaN.
+        let keep = _mm256_cmp_ps::<_CMP_NLE_UQ>(y, _mm256_setzero_ps());
+        _mm256_and_ps(g, keep)
+    }
+}
+
+super::level_kernels!(#[target_feature(enable = "avx2,fma,f16c")], Avx2, Avx2F32);

@@ -1,6 +1,8 @@
 //! AVX-512F level: 8 `f64` lanes per zmm register; `f32` is widened with
 //! `vcvtps2pd` (exact) and narrowed with `vcvtpd2ps` (round to nearest, as
-//! `as f32`). No FMA, so results equal the scalar twin's bit for bit.
+//! `as f32`); and 16 `f32` lanes for the element-wise passes of narrow data.
+//! Reductions use separate multiply and add, element-wise passes IEEE fused
+//! multiply-add — the scalar twin's operations, so the bits are its bits.
 //!
 //! Half precision (with F16C): widened exactly (`bf16` by a 16-bit shift,
 //! `f16` by `vcvtph2ps`), narrowed with one correct rounding: `f64` → `f32`
@@ -10,6 +12,7 @@
 //! `Element::from_f64` (Boldo & Melquiond 2008: rounding to odd in 24 bits,
 //! then to nearest in ≤ 22 bits, is a correct single rounding).
 
+use super::avx2::{bf16_bits8, pack16};
 use super::Simd;
 use std::arch::x86_64::*;
 
@@ -26,23 +29,6 @@ unsafe fn round_to_odd(v: __m512d) -> __m256i {
     _mm256_or_si256(_mm256_castps_si256(t), odd)
 }
 
-/// `f32` bit patterns rounded to nearest even `bf16` (a NaN stays a quiet
-/// NaN with its top payload bits, as `half::bf16::from_f32`), in the low
-/// 16 bits of each lane.
-///
-/// # Safety
-/// The CPU has AVX2.
-#[inline(always)]
-unsafe fn bf16_bits(t: __m256i) -> __m256i {
-    let lsb = _mm256_and_si256(_mm256_srli_epi32::<16>(t), _mm256_set1_epi32(1));
-    let bias = _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb);
-    let rounded = _mm256_srli_epi32::<16>(_mm256_add_epi32(t, bias));
-    let tf = _mm256_castsi256_ps(t);
-    let nan = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_UNORD_Q>(tf, tf));
-    let quiet = _mm256_or_si256(_mm256_srli_epi32::<16>(t), _mm256_set1_epi32(0x40));
-    _mm256_blendv_epi8(rounded, quiet, nan)
-}
-
 /// 8 lanes of `f64` in a zmm register.
 #[derive(Debug, Clone, Copy)]
 pub struct Avx512;
@@ -57,6 +43,7 @@ const GRAD_BLOCK: usize = 8;
 
 impl Simd for Avx512 {
     const W: usize = 8;
+    type E = f64;
     type V = __m512d;
     #[inline(always)]
     unsafe fn splat(v: f64) -> __m512d {
@@ -68,6 +55,14 @@ impl Simd for Avx512 {
     }
     #[inline(always)]
     unsafe fn store(p: *mut f64, v: __m512d) {
+        _mm512_storeu_pd(p, v)
+    }
+    #[inline(always)]
+    unsafe fn load_f64(p: *const f64) -> __m512d {
+        _mm512_loadu_pd(p)
+    }
+    #[inline(always)]
+    unsafe fn store_f64(p: *mut f64, v: __m512d) {
         _mm512_storeu_pd(p, v)
     }
     #[inline(always)]
@@ -86,11 +81,7 @@ impl Simd for Avx512 {
     }
     #[inline(always)]
     unsafe fn store_bf16(p: *mut half::bf16, v: __m512d) {
-        let b = bf16_bits(round_to_odd(v));
-        // Values < 2^16, so the signed-saturating pack is exact; it leaves
-        // lanes 0–3 and 4–7 in quadwords 0 and 2.
-        let packed = _mm256_permute4x64_epi64::<0b1000>(_mm256_packus_epi32(b, b));
-        _mm_storeu_si128(p.cast(), _mm256_castsi256_si128(packed))
+        _mm_storeu_si128(p.cast(), pack16(bf16_bits8(round_to_odd(v))))
     }
     #[inline(always)]
     unsafe fn load_f16(p: *const half::f16) -> __m512d {
@@ -114,6 +105,10 @@ impl Simd for Avx512 {
         _mm512_mul_pd(a, b)
     }
     #[inline(always)]
+    unsafe fn fma(a: __m512d, b: __m512d, c: __m512d) -> __m512d {
+        _mm512_fmadd_pd(a, b, c)
+    }
+    #[inline(always)]
     unsafe fn relu(v: __m512d) -> __m512d {
         // vmaxpd returns its second operand for a NaN or a pair of zeros.
         _mm512_max_pd(_mm512_setzero_pd(), v)
@@ -126,4 +121,92 @@ impl Simd for Avx512 {
     }
 }
 
-super::level_kernels!(#[target_feature(enable = "avx512f,avx2,f16c")], Avx512);
+/// 16 lanes of `f32` in a zmm register.
+#[derive(Debug, Clone, Copy)]
+pub struct Avx512F32;
+
+impl Simd for Avx512F32 {
+    const W: usize = 16;
+    type E = f32;
+    type V = __m512;
+    #[inline(always)]
+    unsafe fn splat(v: f32) -> __m512 {
+        _mm512_set1_ps(v)
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> __m512 {
+        _mm512_loadu_ps(p)
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: __m512) {
+        _mm512_storeu_ps(p, v)
+    }
+    #[inline(always)]
+    unsafe fn load_f32(p: *const f32) -> __m512 {
+        _mm512_loadu_ps(p)
+    }
+    #[inline(always)]
+    unsafe fn store_f32(p: *mut f32, v: __m512) {
+        _mm512_storeu_ps(p, v)
+    }
+    #[inline(always)]
+    unsafe fn load_bf16(p: *const half::bf16) -> __m512 {
+        let w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(p.cast()));
+        _mm512_castsi512_ps(_mm512_slli_epi32::<16>(w))
+    }
+    #[inline(always)]
+    unsafe fn store_bf16(p: *mut half::bf16, v: __m512) {
+        // Round to nearest even on the bit patterns (as `bf16_bits8`); NaN
+        // lanes keep their top payload bits, quieted.
+        let t = _mm512_castps_si512(v);
+        let lsb = _mm512_and_si512(_mm512_srli_epi32::<16>(t), _mm512_set1_epi32(1));
+        let bias = _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb);
+        let rounded = _mm512_srli_epi32::<16>(_mm512_add_epi32(t, bias));
+        let quiet = _mm512_or_si512(_mm512_srli_epi32::<16>(t), _mm512_set1_epi32(0x40));
+        let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+        let b = _mm512_mask_blend_epi32(nan, rounded, quiet);
+        _mm256_storeu_si256(p.cast(), _mm512_cvtepi32_epi16(b))
+    }
+    #[inline(always)]
+    unsafe fn load_f16(p: *const half::f16) -> __m512 {
+        _mm512_cvtph_ps(_mm256_loadu_si256(p.cast()))
+    }
+    #[inline(always)]
+    unsafe fn store_f16(p: *mut half::f16, v: __m512) {
+        let h = _mm512_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
+        _mm256_storeu_si256(p.cast(), h)
+    }
+    #[inline(always)]
+    unsafe fn add(a: __m512, b: __m512) -> __m512 {
+        _mm512_add_ps(a, b)
+    }
+    #[inline(always)]
+    unsafe fn sub(a: __m512, b: __m512) -> __m512 {
+        _mm512_sub_ps(a, b)
+    }
+    #[inline(always)]
+    unsafe fn mul(a: __m512, b: __m512) -> __m512 {
+        _mm512_mul_ps(a, b)
+    }
+    #[inline(always)]
+    unsafe fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
+        _mm512_fmadd_ps(a, b, c)
+    }
+    #[inline(always)]
+    unsafe fn relu(v: __m512) -> __m512 {
+        // vmaxps returns its second operand for a NaN or a pair of zeros.
+        _mm512_max_ps(_mm512_setzero_ps(), v)
+    }
+    #[inline(always)]
+    unsafe fn relu_grad(y: __m512, g: __m512) -> __m512 {
+        // Not-less-or-equal, unordered: true for y > 0 and for NaN.
+        let keep = _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(y, _mm512_setzero_ps());
+        _mm512_maskz_mov_ps(keep, g)
+    }
+}
+
+super::level_kernels!(
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")],
+    Avx512,
+    Avx512F32
+);

@@ -1,30 +1,37 @@
 //! `fused`'s inner kernels and their one runtime dispatch point.
 //!
-//! Every kernel is written once, generically over a vector of `f64` lanes
+//! Every kernel is written once, generically over a vector of lanes
 //! ([`Simd`]) and the element type ([`Lane`]), in [`runs`] (one contiguous
 //! run, scalar coefficients) and [`rows`] (channels-last rows, per-lane
-//! coefficient arrays). It is instantiated three times: AVX-512F
-//! ([`avx512`], 8 lanes per register), AVX2 ([`avx2`], 4 lanes) and the
-//! portable scalar twin ([`scalar`], 1 lane). The CPU is probed once
+//! coefficient arrays). It is instantiated for three levels: AVX-512F
+//! ([`avx512`]), AVX2 with FMA ([`avx2`]) and the portable scalar twin
+//! ([`scalar`]), each with a vector of `f64` lanes (the reductions, and the
+//! element-wise passes of `f64` data) and one of `f32` lanes (the
+//! element-wise passes of `f32`, `bf16` and `f16` data; see [`prec`] for
+//! why that keeps the accuracy). The CPU is probed once
 //! ([`Level::detected`]); a [`Level`] can only be obtained for a CPU that has
 //! it, which is what makes the `unsafe` calls below sound.
 //!
 //! Bitwise equality of the three levels: each logical lane accumulates its
-//! own elements in element order with separate multiply and add (no FMA, no
+//! own elements in element order with separate multiply and add (no
 //! reassociation), whatever the register width — a run reduction has 16
 //! logical lanes ([`RUN_LANES`]: element `i` of a run goes to lane `i mod 16`),
-//! a row reduction one lane per column. So every level computes the same
-//! bits, and the tests compare each SIMD level to the scalar twin bitwise.
+//! a row reduction one lane per column; element-wise passes use the same
+//! correctly rounded operations (IEEE fused multiply-add included) on every
+//! level. So every level computes the same bits, and the tests compare each
+//! SIMD level to the scalar twin bitwise.
 
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub mod avx512;
+pub mod prec;
 pub mod rows;
 pub mod runs;
 pub mod scalar;
 
 use crate::element::Element;
+pub use prec::{Real, RowCoeffs, RunCoeffs};
 use std::sync::OnceLock;
 
 /// Logical lanes of a run reduction (two AVX-512 or four AVX2 registers).
@@ -32,7 +39,8 @@ pub const RUN_LANES: usize = 16;
 /// Per-lane accumulators of a run reduction with `K` sums.
 pub type RunAcc<const K: usize> = [[f64; RUN_LANES]; K];
 
-/// A vector of `W` `f64` lanes and the operations the kernels use.
+/// A vector of `W` lanes of type [`Simd::E`] (`f64` or `f32`) and the
+/// operations the kernels use.
 ///
 /// # Safety
 /// Implementations may only be used on a CPU that has their features;
@@ -40,26 +48,43 @@ pub type RunAcc<const K: usize> = [[f64; RUN_LANES]; K];
 pub trait Simd: Copy {
     /// Lanes per register.
     const W: usize;
+    /// One lane's type.
+    type E: Real;
     /// The register type.
     type V: Copy;
     /// # Safety
     /// The CPU has the implementation's features.
-    unsafe fn splat(v: f64) -> Self::V;
+    unsafe fn splat(v: Self::E) -> Self::V;
     /// # Safety
     /// `p` is valid for `W` reads; the CPU has the features.
-    unsafe fn load(p: *const f64) -> Self::V;
+    unsafe fn load(p: *const Self::E) -> Self::V;
     /// # Safety
     /// `p` is valid for `W` writes; the CPU has the features.
-    unsafe fn store(p: *mut f64, v: Self::V);
-    /// `W` `f32` values widened (exactly) to `f64`.
+    unsafe fn store(p: *mut Self::E, v: Self::V);
+    /// `W` `f64` values in the lanes (rounded to nearest for `f32` lanes;
+    /// by default one at a time through a stack buffer).
+    /// # Safety
+    /// `p` is valid for `W` reads; the CPU has the features.
+    #[inline(always)]
+    unsafe fn load_f64(p: *const f64) -> Self::V {
+        load_via_buffer::<Self, _>(p)
+    }
+    /// `W` lanes written as `f64` (exact).
+    /// # Safety
+    /// `p` is valid for `W` writes; the CPU has the features.
+    #[inline(always)]
+    unsafe fn store_f64(p: *mut f64, v: Self::V) {
+        store_via_buffer::<Self, _>(p, v)
+    }
+    /// `W` `f32` values in the lanes (widened exactly to `f64` lanes).
     /// # Safety
     /// `p` is valid for `W` reads; the CPU has the features.
     unsafe fn load_f32(p: *const f32) -> Self::V;
-    /// `W` values rounded to nearest `f32`.
+    /// `W` lanes rounded to nearest `f32`.
     /// # Safety
     /// `p` is valid for `W` writes; the CPU has the features.
     unsafe fn store_f32(p: *mut f32, v: Self::V);
-    /// `W` `bf16` values widened (exactly) to `f64`. By default one at a
+    /// `W` `bf16` values widened (exactly) to the lanes. By default one at a
     /// time through a stack buffer (the scalar twin's conversion).
     /// # Safety
     /// `p` is valid for `W` reads; the CPU has the features.
@@ -74,7 +99,7 @@ pub trait Simd: Copy {
     unsafe fn store_bf16(p: *mut half::bf16, v: Self::V) {
         store_via_buffer::<Self, _>(p, v)
     }
-    /// `W` `f16` values widened (exactly) to `f64`.
+    /// `W` `f16` values widened (exactly) to the lanes.
     /// # Safety
     /// `p` is valid for `W` reads; the CPU has the features.
     #[inline(always)]
@@ -97,6 +122,10 @@ pub trait Simd: Copy {
     /// # Safety
     /// The CPU has the features.
     unsafe fn mul(a: Self::V, b: Self::V) -> Self::V;
+    /// `a·b + c` rounded once (IEEE fused multiply-add, as [`Real::fma`]).
+    /// # Safety
+    /// The CPU has the features.
+    unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     /// PyTorch's ReLU per lane: `v < 0 ? +0 : v`, so NaN and −0 pass
     /// unchanged (`torch.relu(-0.0)` is −0, `torch.relu(nan)` is NaN) —
     /// `maxpd(0, v)`, which returns its second operand for NaN and ±0.
@@ -110,9 +139,14 @@ pub trait Simd: Copy {
     unsafe fn relu_grad(y: Self::V, g: Self::V) -> Self::V;
 }
 
-/// An element type the kernels load widened to `f64` and store rounded:
-/// `fused`'s own view of `f32`/`f64`, so no kernel casts by `TypeId`.
+/// An element type the kernels load widened to the lanes and store rounded:
+/// `fused`'s own view of the dtypes, so no kernel casts by `TypeId`.
 pub trait Lane: Element {
+    /// Whether the element-wise passes compute in `f32` lanes (see [`prec`]):
+    /// half-precision data, for which a few `f32` roundings are far below
+    /// the output's own rounding. `f32` data keep `f64` lanes (one rounding
+    /// per output; see [`prec`] for the measurement that decided it).
+    const NARROW: bool = Self::DTYPE.mantissa_bits() < f32::MANTISSA_DIGITS;
     /// `S::W` elements at `p`, widened.
     /// # Safety
     /// `p` is valid for `S::W` reads; the CPU has `S`'s features.
@@ -137,51 +171,52 @@ impl Lane for f32 {
 impl Lane for f64 {
     #[inline(always)]
     unsafe fn load<S: Simd>(p: *const f64) -> S::V {
-        S::load(p)
+        S::load_f64(p)
     }
     #[inline(always)]
     unsafe fn store<S: Simd>(p: *mut f64, v: S::V) {
-        S::store(p, v)
+        S::store_f64(p, v)
     }
 }
 
-/// The widest register of any level, in lanes (AVX-512: 8 `f64`).
-const MAX_W: usize = 8;
+/// The widest register of any level, in lanes (AVX-512: 16 `f32`).
+const MAX_W: usize = 16;
 
-/// `S::W` half-precision values at `p`, widened (exactly) one at a time
-/// through a stack buffer.
+/// `S::W` values at `p`, converted to the lanes one at a time through a
+/// stack buffer (exactly, for values the lanes' type holds).
 ///
 /// # Safety
 /// `p` is valid for `S::W` reads; the CPU has `S`'s features.
 #[inline(always)]
 unsafe fn load_via_buffer<S: Simd, H: Element>(p: *const H) -> S::V {
-    let mut buf = [0.0f64; MAX_W];
+    let mut buf = [S::E::default(); MAX_W];
     for (i, b) in buf[..S::W].iter_mut().enumerate() {
         // SAFETY: i < S::W, and `p` is valid for S::W reads.
-        *b = unsafe { *p.add(i) }.as_f64();
+        *b = S::E::from_f64(unsafe { *p.add(i) }.as_f64());
     }
     // SAFETY: `buf` holds MAX_W ≥ S::W values; the caller vouches for the CPU.
     unsafe { S::load(buf.as_ptr()) }
 }
 
-/// `S::W` lanes rounded (once, to nearest even, by [`Element::from_f64`])
-/// to half precision and written at `p`.
+/// `S::W` lanes rounded (once, to nearest even, by [`Element::from_f64`]
+/// of the exact lane value) to `H` and written at `p`.
 ///
 /// # Safety
 /// `p` is valid for `S::W` writes; the CPU has `S`'s features.
 #[inline(always)]
 unsafe fn store_via_buffer<S: Simd, H: Element>(p: *mut H, v: S::V) {
-    let mut buf = [0.0f64; MAX_W];
+    let mut buf = [S::E::default(); MAX_W];
     // SAFETY: `buf` has room for MAX_W ≥ S::W values; the caller vouches for the CPU.
     unsafe { S::store(buf.as_mut_ptr(), v) };
     for (i, &b) in buf[..S::W].iter().enumerate() {
         // SAFETY: i < S::W, and `p` is valid for S::W writes.
-        unsafe { *p.add(i) = H::from_f64(b) };
+        unsafe { *p.add(i) = H::from_f64(b.to_f64()) };
     }
 }
 
 /// `bf16` and `f16`: widening is exact and narrowing is one correct
-/// rounding on every level, so every level stores the same bits.
+/// rounding of the lane's value on every level, so every level stores the
+/// same bits.
 impl Lane for half::bf16 {
     #[inline(always)]
     unsafe fn load<S: Simd>(p: *const Self) -> S::V {
@@ -237,13 +272,14 @@ impl Level {
         let mut v = vec![Level::scalar()];
         #[cfg(target_arch = "x86_64")]
         {
-            // F16C (half-precision conversions) came with AVX2 on every
-            // x86 CPU; it is required so the half kernels need no other path.
+            // F16C (half-precision conversions) and FMA came with AVX2 on
+            // x86 CPUs; both are required so the kernels need no other path.
             let f16c = std::arch::is_x86_feature_detected!("f16c");
-            if std::arch::is_x86_feature_detected!("avx2") && f16c {
+            let fma = std::arch::is_x86_feature_detected!("fma");
+            if std::arch::is_x86_feature_detected!("avx2") && f16c && fma {
                 v.push(Level(Isa::Avx2));
             }
-            if std::arch::is_x86_feature_detected!("avx512f") && f16c {
+            if std::arch::is_x86_feature_detected!("avx512f") && f16c && fma {
                 v.push(Level(Isa::Avx512));
             }
         }
@@ -264,10 +300,12 @@ impl Level {
 
 /// Instantiates the generic kernels for one level inside
 /// `#[target_feature]` functions, so the `#[inline(always)]` bodies and
-/// intrinsics compile with the level's instructions.
+/// intrinsics compile with the level's instructions: `$S` has `f64` lanes
+/// (reductions, element-wise passes of `f64` coefficients), `$S32` `f32`
+/// lanes (element-wise passes of `f32` coefficients).
 macro_rules! level_kernels {
-    (#[$attr:meta], $S:ty) => {
-        use super::{rows, runs, Lane, Post, RunAcc};
+    (#[$attr:meta], $S:ty, $S32:ty) => {
+        use super::{rows, runs, Lane, Post, RowCoeffs, RunAcc, RunCoeffs};
 
         /// # Safety
         /// The CPU has the level's features; slice bounds as in `runs::sums`.
@@ -294,57 +332,44 @@ macro_rules! level_kernels {
             runs::grad::<$S, T, true>(x, dy, yo, k, acc)
         }
         /// # Safety
-        /// The CPU has the level's features; `x.len() == y.len()`.
-        #[$attr]
-        pub unsafe fn run_affine<T: Lane>(x: &[T], y: &mut [T], k: f64, a: f64, b: f64) {
-            runs::affine::<$S, T, false, false>(x, x, y, k, a, b)
-        }
-        /// # Safety
         /// The CPU has the level's features; `x`, `r`, `y` equally long.
         #[$attr]
-        #[allow(clippy::too_many_arguments)]
         pub unsafe fn run_affine_post<T: Lane>(
             x: &[T],
             r: &[T],
             y: &mut [T],
-            k: f64,
-            a: f64,
-            b: f64,
+            c: RunCoeffs<3>,
             post: Post,
         ) {
-            match post {
-                Post::Plain => runs::affine::<$S, T, false, false>(x, x, y, k, a, b),
-                Post::Relu => runs::affine::<$S, T, false, true>(x, x, y, k, a, b),
-                Post::AddRelu => runs::affine::<$S, T, true, true>(x, r, y, k, a, b),
+            match c {
+                RunCoeffs::F64(c) => runs::affine_post::<$S, T>(x, r, y, c, post),
+                RunCoeffs::F32(c) => runs::affine_post::<$S32, T>(x, r, y, c, post),
+            }
+        }
+        /// # Safety
+        /// The CPU has the level's features; equal lengths.
+        #[$attr]
+        pub unsafe fn run_dx<T: Lane>(x: &[T], dy: &[T], dx: &mut [T], c: RunCoeffs<4>) {
+            match c {
+                RunCoeffs::F64(c) => runs::dx::<$S, T>(x, dy, dx, c),
+                RunCoeffs::F32(c) => runs::dx::<$S32, T>(x, dy, dx, c),
             }
         }
         /// # Safety
         /// The CPU has the level's features; as `runs::dx_relu` (`dres`
         /// valid for `x.len()` writes when not null).
         #[$attr]
-        #[allow(clippy::too_many_arguments)]
         pub unsafe fn run_dx_relu<T: Lane>(
-            x: &[T],
-            dy: &[T],
-            yo: &[T],
+            v: [&[T]; 3],
             dx: &mut [T],
             dres: *mut T,
-            k: f64,
-            c: [f64; 3],
+            c: RunCoeffs<4>,
             fixed: bool,
         ) {
-            match (fixed, dres.is_null()) {
-                (false, true) => runs::dx_relu::<$S, T, false, false>(x, dy, yo, dx, dres, k, c),
-                (false, false) => runs::dx_relu::<$S, T, false, true>(x, dy, yo, dx, dres, k, c),
-                (true, true) => runs::dx_relu::<$S, T, true, false>(x, dy, yo, dx, dres, k, c),
-                (true, false) => runs::dx_relu::<$S, T, true, true>(x, dy, yo, dx, dres, k, c),
+            match c {
+                RunCoeffs::F64(c) => runs::dx_relu_any::<$S, T>(v, dx, dres, c, fixed),
+                RunCoeffs::F32(c) => runs::dx_relu_any::<$S32, T>(v, dx, dres, c, fixed),
             }
-        }
-        /// # Safety
-        /// The CPU has the level's features; equal lengths.
-        #[$attr]
-        pub unsafe fn run_dx<T: Lane>(x: &[T], dy: &[T], dx: &mut [T], k: f64, c: [f64; 3]) {
-            runs::dx::<$S, T>(x, dy, dx, k, c)
         }
         /// # Safety
         /// The CPU has the level's features; lengths as checked in `simd::rows_sums`.
@@ -371,32 +396,23 @@ macro_rules! level_kernels {
             rows::grad::<$S, T, { GRAD_BLOCK }, true>(x, dy, yo, k, s)
         }
         /// # Safety
-        /// The CPU has the level's features; lengths as checked in `simd::rows_affine`.
-        #[$attr]
-        pub unsafe fn rows_affine<T: Lane>(x: &[T], y: &mut [T], c: [&[f64]; 3]) {
-            rows::affine::<$S, T, false, false>(x, x, y, c)
-        }
-        /// # Safety
         /// The CPU has the level's features; lengths as checked in `simd::rows_affine_post`.
         #[$attr]
         pub unsafe fn rows_affine_post<T: Lane>(
             x: &[T],
             r: &[T],
             y: &mut [T],
-            c: [&[f64]; 3],
+            c: &RowCoeffs<3>,
             post: Post,
         ) {
-            match post {
-                Post::Plain => rows::affine::<$S, T, false, false>(x, x, y, c),
-                Post::Relu => rows::affine::<$S, T, false, true>(x, x, y, c),
-                Post::AddRelu => rows::affine::<$S, T, true, true>(x, r, y, c),
+            match c {
+                RowCoeffs::F64(c) => {
+                    rows::affine_post::<$S, T, false>(x, r, y, &[&c[0], &c[1], &c[2]], post)
+                }
+                RowCoeffs::F32(c) => {
+                    rows::affine_post::<$S32, T, false>(x, r, y, &[&c[0], &c[1], &c[2]], post)
+                }
             }
-        }
-        /// # Safety
-        /// The CPU has the level's features; lengths as checked in `simd::rows_scale`.
-        #[$attr]
-        pub unsafe fn rows_scale<T: Lane>(x: &[T], y: &mut [T], c: [&[f64]; 2]) {
-            rows::scale::<$S, T, false, false>(x, x, y, c)
         }
         /// # Safety
         /// The CPU has the level's features; lengths as checked in `simd::rows_scale_post`.
@@ -405,20 +421,26 @@ macro_rules! level_kernels {
             x: &[T],
             r: &[T],
             y: &mut [T],
-            c: [&[f64]; 2],
+            c: &RowCoeffs<2>,
             post: Post,
         ) {
-            match post {
-                Post::Plain => rows::scale::<$S, T, false, false>(x, x, y, c),
-                Post::Relu => rows::scale::<$S, T, false, true>(x, x, y, c),
-                Post::AddRelu => rows::scale::<$S, T, true, true>(x, r, y, c),
+            match c {
+                RowCoeffs::F64(c) => {
+                    rows::affine_post::<$S, T, true>(x, r, y, &[&c[0], &c[1]], post)
+                }
+                RowCoeffs::F32(c) => {
+                    rows::affine_post::<$S32, T, true>(x, r, y, &[&c[0], &c[1]], post)
+                }
             }
         }
         /// # Safety
         /// The CPU has the level's features; lengths as checked in `simd::rows_dx`.
         #[$attr]
-        pub unsafe fn rows_dx<T: Lane>(x: &[T], dy: &[T], dx: &mut [T], c: [&[f64]; 4]) {
-            rows::dx::<$S, T>(x, dy, dx, c)
+        pub unsafe fn rows_dx<T: Lane>(x: &[T], dy: &[T], dx: &mut [T], c: &RowCoeffs<4>) {
+            match c {
+                RowCoeffs::F64(c) => rows::dx::<$S, T>(x, dy, dx, c.each_ref().map(|v| &v[..])),
+                RowCoeffs::F32(c) => rows::dx::<$S32, T>(x, dy, dx, c.each_ref().map(|v| &v[..])),
+            }
         }
         /// # Safety
         /// The CPU has the level's features; as `rows::dx_relu` (`dres`
@@ -428,14 +450,18 @@ macro_rules! level_kernels {
             v: [&[T]; 3],
             dx: &mut [T],
             dres: *mut T,
-            c: [&[f64]; 4],
+            c: &RowCoeffs<4>,
             fixed: bool,
         ) {
-            match (fixed, dres.is_null()) {
-                (false, true) => rows::dx_relu::<$S, T, false, false>(v, dx, dres, c),
-                (false, false) => rows::dx_relu::<$S, T, false, true>(v, dx, dres, c),
-                (true, true) => rows::dx_relu::<$S, T, true, false>(v, dx, dres, c),
-                (true, false) => rows::dx_relu::<$S, T, true, true>(v, dx, dres, c),
+            match c {
+                RowCoeffs::F64(c) => {
+                    let c = c.each_ref().map(|v| &v[..]);
+                    rows::dx_relu_any::<$S, T>(v, dx, dres, c, fixed)
+                }
+                RowCoeffs::F32(c) => {
+                    let c = c.each_ref().map(|v| &v[..]);
+                    rows::dx_relu_any::<$S32, T>(v, dx, dres, c, fixed)
+                }
             }
         }
     };
@@ -450,7 +476,7 @@ macro_rules! dispatch {
             // `is_x86_feature_detected!("avx512f")` was true (`Level::available`).
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => unsafe { avx512::$f($($arg),*) },
-            // SAFETY: `Isa::Avx2` exists only when AVX2 was detected.
+            // SAFETY: `Isa::Avx2` exists only when AVX2 and FMA were detected.
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => unsafe { avx2::$f($($arg),*) },
             // SAFETY: the scalar twin needs no CPU feature.
@@ -471,10 +497,10 @@ pub fn run_grad<T: Lane>(lv: Level, x: &[T], dy: &[T], k: f64, acc: &mut RunAcc<
     dispatch!(lv, run_grad(x, dy, k, acc))
 }
 
-/// `y = (x − k)·a + b` over one run.
+/// `y = (x − k)·a + b` over one run (in `T`'s element-wise precision,
+/// [`prec`]).
 pub fn run_affine<T: Lane>(lv: Level, x: &[T], y: &mut [T], k: f64, a: f64, b: f64) {
-    assert_eq!(x.len(), y.len(), "run_affine: x and y lengths");
-    dispatch!(lv, run_affine(x, y, k, a, b))
+    run_affine_post(lv, x, x, y, k, a, b, Post::Plain)
 }
 
 /// `dx = c₀·dy + c₁·(x − k) + c₂` over one run.
@@ -483,7 +509,8 @@ pub fn run_dx<T: Lane>(lv: Level, x: &[T], dy: &[T], dx: &mut [T], k: f64, c: [f
         x.len() == dy.len() && x.len() == dx.len(),
         "run_dx: lengths"
     );
-    dispatch!(lv, run_dx(x, dy, dx, k, c))
+    let c = RunCoeffs::dx::<T>([k, c[0], c[1], c[2]]);
+    dispatch!(lv, run_dx(x, dy, dx, c))
 }
 
 /// Rows of `L = k.len()` lanes (the last row may be shorter): per-lane
@@ -503,25 +530,20 @@ pub fn rows_grad<T: Lane>(lv: Level, x: &[T], dy: &[T], k: &[f64], s: [&mut [f64
     dispatch!(lv, rows_grad(x, dy, k, s))
 }
 
-/// `y = (x − k[l])·a[l] + b[l]` over rows, `c = [k, a, b]` of equal length `L`.
-pub fn rows_affine<T: Lane>(lv: Level, x: &[T], y: &mut [T], c: [&[f64]; 3]) {
-    let ok = !c[0].is_empty() && x.len() == y.len() && c.iter().all(|v| v.len() == c[0].len());
-    assert!(ok, "rows_affine: lengths");
-    dispatch!(lv, rows_affine(x, y, c))
+/// `y = (x − k[l])·a[l] + b[l]` over rows ([`RowCoeffs::affine`]).
+pub fn rows_affine<T: Lane>(lv: Level, x: &[T], y: &mut [T], c: &RowCoeffs<3>) {
+    rows_affine_post(lv, x, x, y, c, Post::Plain)
 }
 
-/// `y = x·a[l] + b[l]` over rows, `c = [a, b]` of equal length `L`.
-pub fn rows_scale<T: Lane>(lv: Level, x: &[T], y: &mut [T], c: [&[f64]; 2]) {
-    let ok = !c[0].is_empty() && x.len() == y.len() && c[1].len() == c[0].len();
-    assert!(ok, "rows_scale: lengths");
-    dispatch!(lv, rows_scale(x, y, c))
+/// `y = x·a[l] + b[l]` over rows ([`RowCoeffs::scale`]).
+pub fn rows_scale<T: Lane>(lv: Level, x: &[T], y: &mut [T], c: &RowCoeffs<2>) {
+    rows_scale_post(lv, x, x, y, c, Post::Plain)
 }
 
-/// `dx = c₁[l]·dy + c₂[l]·(x − c₀[l]) + c₃[l]` over rows, arrays of length `L`.
-pub fn rows_dx<T: Lane>(lv: Level, x: &[T], dy: &[T], dx: &mut [T], c: [&[f64]; 4]) {
+/// `dx = kd[l]·dy + kx[l]·(x − k[l]) + kc[l]` over rows ([`RowCoeffs::dx`]).
+pub fn rows_dx<T: Lane>(lv: Level, x: &[T], dy: &[T], dx: &mut [T], c: &RowCoeffs<4>) {
     let same = x.len() == dy.len() && x.len() == dx.len();
-    let ok = same && !c[0].is_empty() && c.iter().all(|v| v.len() == c[0].len());
-    assert!(ok, "rows_dx: lengths");
+    assert!(same && c.lanes() > 0, "rows_dx: lengths");
     dispatch!(lv, rows_dx(x, dy, dx, c))
 }
 
@@ -554,7 +576,8 @@ pub fn run_affine_post<T: Lane>(
         x.len() == y.len() && x.len() == r.len(),
         "run_affine_post: lengths"
     );
-    dispatch!(lv, run_affine_post(x, r, y, k, a, b, post))
+    let c = RunCoeffs::affine::<T>([k, a, b]);
+    dispatch!(lv, run_affine_post(x, r, y, c, post))
 }
 
 /// [`run_grad`] of `dy` masked by the ReLU output `yo` (same read).
@@ -586,37 +609,35 @@ pub fn run_dx_relu<T: Lane>(
         "run_dx_relu: lengths"
     );
     let dres = dres.map_or(std::ptr::null_mut(), |d| d.as_mut_ptr());
-    dispatch!(lv, run_dx_relu(x, dy, yo, dx, dres, k, c, fixed))
+    let c = RunCoeffs::dx::<T>([k, c[0], c[1], c[2]]);
+    dispatch!(lv, run_dx_relu(v, dx, dres, c, fixed))
 }
 
-/// Channels-last `y = post((x − k[l])·a[l] + b[l])` (`c = [k, a, b]`).
+/// Channels-last `y = post((x − k[l])·a[l] + b[l])` ([`RowCoeffs::affine`]).
 pub fn rows_affine_post<T: Lane>(
     lv: Level,
     x: &[T],
     r: &[T],
     y: &mut [T],
-    c: [&[f64]; 3],
+    c: &RowCoeffs<3>,
     post: Post,
 ) {
-    let ok = !c[0].is_empty() && x.len() == y.len() && x.len() == r.len();
-    assert!(
-        ok && c.iter().all(|v| v.len() == c[0].len()),
-        "rows_affine_post: lengths"
-    );
+    let ok = c.lanes() > 0 && x.len() == y.len() && x.len() == r.len();
+    assert!(ok, "rows_affine_post: lengths");
     dispatch!(lv, rows_affine_post(x, r, y, c, post))
 }
 
-/// Channels-last `y = post(x·a[l] + b[l])` (`c = [a, b]`).
+/// Channels-last `y = post(x·a[l] + b[l])` ([`RowCoeffs::scale`]).
 pub fn rows_scale_post<T: Lane>(
     lv: Level,
     x: &[T],
     r: &[T],
     y: &mut [T],
-    c: [&[f64]; 2],
+    c: &RowCoeffs<2>,
     post: Post,
 ) {
-    let ok = !c[0].is_empty() && x.len() == y.len() && x.len() == r.len();
-    assert!(ok && c[1].len() == c[0].len(), "rows_scale_post: lengths");
+    let ok = c.lanes() > 0 && x.len() == y.len() && x.len() == r.len();
+    assert!(ok, "rows_scale_post: lengths");
     dispatch!(lv, rows_scale_post(x, r, y, c, post))
 }
 
@@ -637,18 +658,17 @@ pub fn rows_grad_relu<T: Lane>(
     dispatch!(lv, rows_grad_relu(x, dy, yo, k, s))
 }
 
-/// Channels-last [`run_dx_relu`]: `c = [k, kd, kx, kc]` per lane.
+/// Channels-last [`run_dx_relu`] ([`RowCoeffs::dx`]).
 pub fn rows_dx_relu<T: Lane>(
     lv: Level,
     v: [&[T]; 3],
     dx: &mut [T],
     dres: Option<&mut [T]>,
-    c: [&[f64]; 4],
+    c: &RowCoeffs<4>,
     fixed: bool,
 ) {
     let n = v[0].len();
-    let ok = v.iter().all(|s| s.len() == n) && dx.len() == n;
-    let ok = ok && !c[0].is_empty() && c.iter().all(|a| a.len() == c[0].len());
+    let ok = v.iter().all(|s| s.len() == n) && dx.len() == n && c.lanes() > 0;
     assert!(
         ok && dres.as_ref().is_none_or(|d| d.len() == n),
         "rows_dx_relu: lengths"

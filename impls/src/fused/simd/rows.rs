@@ -10,9 +10,12 @@
 //! `f64` accumulator arrays are read and written once per tile, not once
 //! per row); columns left over by the blocks are done with accumulators in
 //! memory, `W` lanes at a time, then one lane at a time.
+//!
+//! Element-wise passes run in the lanes of `S` (`f64` or `f32`, see
+//! [`super::prec`]) with coefficient arrays of the lanes' type.
 
-use super::runs::post_scalar;
-use super::{Lane, Simd};
+use super::runs::{lane, post_scalar};
+use super::{Lane, Post, Real, Simd};
 use crate::activation::relu_grad;
 use std::array::from_fn;
 
@@ -37,7 +40,11 @@ fn block_cols(l: usize, bw: usize) -> usize {
 /// # Safety
 /// The CPU has `S`'s features; `s[i].len() == k.len() > 0`.
 #[inline(always)]
-pub unsafe fn sums<S: Simd, T: Lane, const NB: usize>(x: &[T], k: &[f64], s: [&mut [f64]; 2]) {
+pub unsafe fn sums<S: Simd<E = f64>, T: Lane, const NB: usize>(
+    x: &[T],
+    k: &[f64],
+    s: [&mut [f64]; 2],
+) {
     let (l, [s1, s2]) = (k.len(), s);
     let (full, cols) = (x.len() / l, block_cols(k.len(), NB * S::W));
     for tile in x[..full * l].chunks(tile_rows::<T>(l) * l) {
@@ -64,7 +71,7 @@ pub unsafe fn sums<S: Simd, T: Lane, const NB: usize>(x: &[T], k: &[f64], s: [&m
 /// The CPU has `S`'s features; `c0 + NB·W <= k.len() == s[i].len()`,
 /// `tile.len()` a multiple of `k.len()`.
 #[inline(always)]
-unsafe fn sums_block<S: Simd, T: Lane, const NB: usize>(
+unsafe fn sums_block<S: Simd<E = f64>, T: Lane, const NB: usize>(
     tile: &[T],
     c0: usize,
     k: &[f64],
@@ -98,7 +105,7 @@ unsafe fn sums_block<S: Simd, T: Lane, const NB: usize>(
 /// # Safety
 /// The CPU has `S`'s features; `x`, `k`, `s[i]` equally long.
 #[inline(always)]
-unsafe fn sums_lanes<S: Simd, T: Lane>(x: &[T], k: &[f64], s: [&mut [f64]; 2]) {
+unsafe fn sums_lanes<S: Simd<E = f64>, T: Lane>(x: &[T], k: &[f64], s: [&mut [f64]; 2]) {
     let [s1, s2] = s;
     let body = x.len() / S::W * S::W;
     let mut i = 0;
@@ -127,7 +134,7 @@ unsafe fn sums_lanes<S: Simd, T: Lane>(x: &[T], k: &[f64], s: [&mut [f64]; 2]) {
 /// The CPU has `S`'s features; `dy.len() == yo.len() == x.len()`,
 /// `s[i].len() == k.len() > 0`.
 #[inline(always)]
-pub unsafe fn grad<S: Simd, T: Lane, const NB: usize, const MASK: bool>(
+pub unsafe fn grad<S: Simd<E = f64>, T: Lane, const NB: usize, const MASK: bool>(
     x: &[T],
     dy: &[T],
     yo: &[T],
@@ -165,7 +172,7 @@ pub unsafe fn grad<S: Simd, T: Lane, const NB: usize, const MASK: bool>(
 /// # Safety
 /// As [`sums_block`], and `tg.len() == to.len() == tx.len()` (`t = [tx, tg, to]`).
 #[inline(always)]
-unsafe fn grad_block<S: Simd, T: Lane, const NB: usize, const MASK: bool>(
+unsafe fn grad_block<S: Simd<E = f64>, T: Lane, const NB: usize, const MASK: bool>(
     t: [&[T]; 3],
     c0: usize,
     k: &[f64],
@@ -204,7 +211,7 @@ unsafe fn grad_block<S: Simd, T: Lane, const NB: usize, const MASK: bool>(
 /// # Safety
 /// The CPU has `S`'s features; all slices equally long (`v = [x, dy, yo]`).
 #[inline(always)]
-unsafe fn grad_lanes<S: Simd, T: Lane, const MASK: bool>(
+unsafe fn grad_lanes<S: Simd<E = f64>, T: Lane, const MASK: bool>(
     v: [&[T]; 3],
     k: &[f64],
     s: [&mut [f64]; 3],
@@ -238,28 +245,6 @@ unsafe fn grad_lanes<S: Simd, T: Lane, const MASK: bool>(
     }
 }
 
-/// Element-wise passes walk whole rows as one flat stream when `L` is a
-/// multiple of `W` (the lane index `j` wraps at `L`), which measured faster
-/// than a loop per row for short rows; this many leading elements.
-#[inline(always)]
-fn flat_len<S: Simd>(len: usize, l: usize) -> usize {
-    if l.is_multiple_of(S::W) {
-        len / l * l
-    } else {
-        0
-    }
-}
-
-/// The lane after `j..j + W`, wrapping at `l`.
-#[inline(always)]
-fn next_lane<S: Simd>(j: usize, l: usize) -> usize {
-    if j + S::W == l {
-        0
-    } else {
-        j + S::W
-    }
-}
-
 /// The `ADD`/`RELU` epilogue of the forward passes on one register:
 /// `v + r` (residual at `pr`), then PyTorch's ReLU.
 ///
@@ -278,213 +263,239 @@ unsafe fn post<S: Simd, T: Lane, const ADD: bool, const RELU: bool>(v: S::V, pr:
     }
 }
 
-/// `y = (x − k[l])·a[l] + b[l]`, `c = [k, a, b]`; with `ADD` plus `r`,
-/// with `RELU` then PyTorch's ReLU, rounded once (`r` unread without `ADD`).
-///
-/// # Safety
-/// The CPU has `S`'s features; `y.len() == x.len() == r.len()`, the arrays
-/// of `c` equally long and non-empty.
-#[inline(always)]
-pub unsafe fn affine<S: Simd, T: Lane, const ADD: bool, const RELU: bool>(
-    x: &[T],
-    r: &[T],
-    y: &mut [T],
-    c: [&[f64]; 3],
-) {
-    let l = c[0].len();
-    let flat = flat_len::<S>(x.len(), l);
-    let (mut i, mut j) = (0, 0);
-    while i < flat {
-        // SAFETY: i + W <= flat <= x.len() == y.len() == r.len(); j + W <= l (see `flat_len`).
-        unsafe {
-            let [k, a, b] = c.map(|v| S::load(v.as_ptr().add(j)));
-            let v = S::sub(T::load::<S>(x.as_ptr().add(i)), k);
-            let v = post::<S, T, ADD, RELU>(S::add(S::mul(v, a), b), r.as_ptr().add(i));
-            T::store::<S>(y.as_mut_ptr().add(i), v);
-        }
-        (i, j) = (i + S::W, next_lane::<S>(j, l));
-    }
-    let (x, r, y) = (&x[flat..], &r[flat..], &mut y[flat..]);
-    for ((xr, rr), yr) in x.chunks(l).zip(r.chunks(l)).zip(y.chunks_mut(l)) {
-        let n = xr.len();
-        let body = n / S::W * S::W;
-        let mut i = 0;
-        while i < body {
-            // SAFETY: i + W <= body <= n = row length <= l = length of every array.
-            unsafe {
-                let [k, a, b] = c.map(|v| S::load(v.as_ptr().add(i)));
-                let v = S::sub(T::load::<S>(xr.as_ptr().add(i)), k);
-                let v = post::<S, T, ADD, RELU>(S::add(S::mul(v, a), b), rr.as_ptr().add(i));
-                T::store::<S>(yr.as_mut_ptr().add(i), v);
-            }
-            i += S::W;
-        }
-        for i in body..n {
-            let v = (xr[i].as_f64() - c[0][i]) * c[1][i] + c[2][i];
-            yr[i] = T::from_f64(post_scalar::<T, ADD, RELU>(v, rr[i]));
+/// The positions an element-wise pass over rows of `L` lanes visits:
+/// `(i, j, true)` for a whole register at element `i`, lane `j`
+/// (`i + W <= len`, `j + W <= L`), `(i, j, false)` for one element of a
+/// row left over by whole registers. Rows are one flat stream when `L` is a
+/// multiple of `W` (the lane index wraps at `L`), which measured faster
+/// than a loop per row for short rows. An iterator, not a callback: a
+/// closure the compiler does not inline would lose the caller's target
+/// features, and every intrinsic in it would become a call (bf16 kernels
+/// measured 20× slower that way).
+struct Walk {
+    len: usize,
+    l: usize,
+    w: usize,
+    flat: usize,
+    i: usize,
+    j: usize,
+    row: usize,
+}
+
+impl Walk {
+    #[inline(always)]
+    fn new<S: Simd>(len: usize, l: usize) -> Walk {
+        let flat = if l.is_multiple_of(S::W) {
+            len / l * l
+        } else {
+            0
+        };
+        Walk {
+            len,
+            l,
+            w: S::W,
+            flat,
+            i: 0,
+            j: 0,
+            row: flat,
         }
     }
 }
 
-/// `y = x·a[l] + b[l]`, `c = [a, b]`, with the epilogue of [`affine`].
+impl Iterator for Walk {
+    type Item = (usize, usize, bool);
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<(usize, usize, bool)> {
+        if self.i < self.flat {
+            let at = (self.i, self.j, true);
+            self.i += self.w;
+            self.j = if self.j + self.w == self.l {
+                0
+            } else {
+                self.j + self.w
+            };
+            return Some(at);
+        }
+        if self.i >= self.len {
+            return None;
+        }
+        let n = self.l.min(self.len - self.row);
+        let j = self.i - self.row;
+        let full = j < n / self.w * self.w;
+        self.i += if full { self.w } else { 1 };
+        if self.i - self.row >= n {
+            self.row += n;
+        }
+        Some((self.i - if full { self.w } else { 1 }, j, full))
+    }
+}
+
+/// [`affine`] (`c = [k, a, b]`) or, with `SCALE`, [`scale`] (`c = [a, b]`),
+/// with the epilogue `post` chosen at run time (`r` read only by
+/// [`Post::AddRelu`]).
 ///
 /// # Safety
 /// As [`affine`].
 #[inline(always)]
-pub unsafe fn scale<S: Simd, T: Lane, const ADD: bool, const RELU: bool>(
+pub unsafe fn affine_post<S: Simd, T: Lane, const SCALE: bool>(
     x: &[T],
     r: &[T],
     y: &mut [T],
-    c: [&[f64]; 2],
+    c: &[&[S::E]],
+    post: Post,
 ) {
-    let l = c[0].len();
-    let flat = flat_len::<S>(x.len(), l);
-    let (mut i, mut j) = (0, 0);
-    while i < flat {
-        // SAFETY: i + W <= flat <= x.len() == y.len() == r.len(); j + W <= l (see `flat_len`).
-        unsafe {
-            let [a, b] = c.map(|v| S::load(v.as_ptr().add(j)));
-            let v = T::load::<S>(x.as_ptr().add(i));
-            let v = post::<S, T, ADD, RELU>(S::add(S::mul(v, a), b), r.as_ptr().add(i));
-            T::store::<S>(y.as_mut_ptr().add(i), v);
-        }
-        (i, j) = (i + S::W, next_lane::<S>(j, l));
-    }
-    let (x, r, y) = (&x[flat..], &r[flat..], &mut y[flat..]);
-    for ((xr, rr), yr) in x.chunks(l).zip(r.chunks(l)).zip(y.chunks_mut(l)) {
-        let n = xr.len();
-        let body = n / S::W * S::W;
-        let mut i = 0;
-        while i < body {
-            // SAFETY: i + W <= body <= n <= l = length of both arrays.
-            unsafe {
-                let [a, b] = c.map(|v| S::load(v.as_ptr().add(i)));
-                let v = T::load::<S>(xr.as_ptr().add(i));
-                let v = post::<S, T, ADD, RELU>(S::add(S::mul(v, a), b), rr.as_ptr().add(i));
-                T::store::<S>(yr.as_mut_ptr().add(i), v);
-            }
-            i += S::W;
-        }
-        for i in body..n {
-            let v = xr[i].as_f64() * c[0][i] + c[1][i];
-            yr[i] = T::from_f64(post_scalar::<T, ADD, RELU>(v, rr[i]));
+    // SAFETY: forwarded contract.
+    unsafe {
+        match post {
+            Post::Plain => affine::<S, T, SCALE, false, false>(x, x, y, c),
+            Post::Relu => affine::<S, T, SCALE, false, true>(x, x, y, c),
+            Post::AddRelu => affine::<S, T, SCALE, true, true>(x, r, y, c),
         }
     }
 }
 
-/// `dx = c₁[l]·dy + c₂[l]·(x − c₀[l]) + c₃[l]`.
+/// `y = fma(x − k[l], a[l], b[l])` (`c = [k, a, b]`) or with `SCALE`
+/// `y = fma(x, a[l], b[l])` (`c = [a, b]`); with `ADD` plus `r`, with
+/// `RELU` then PyTorch's ReLU, rounded once (`r` unread without `ADD`).
+///
+/// # Safety
+/// The CPU has `S`'s features; `y.len() == x.len() == r.len()`, `c` has 2
+/// (`SCALE`) or 3 arrays, equally long and non-empty.
+#[inline(always)]
+pub unsafe fn affine<S: Simd, T: Lane, const SCALE: bool, const ADD: bool, const RELU: bool>(
+    x: &[T],
+    r: &[T],
+    y: &mut [T],
+    c: &[&[S::E]],
+) {
+    let (k, [a, b]) = if SCALE {
+        (None, [c[0], c[1]])
+    } else {
+        (Some(c[0]), [c[1], c[2]])
+    };
+    for (i, j, full) in Walk::new::<S>(x.len(), a.len()) {
+        if !full {
+            let v = lane::<S::E, T>(x[i]);
+            let v = k.map_or(v, |k| v.sub(k[j])).fma(a[j], b[j]);
+            y[i] = T::from_f64(post_scalar::<S::E, T, ADD, RELU>(v, r[i]).to_f64());
+            continue;
+        }
+        // SAFETY: `i + W <= x.len() == y.len() == r.len()` and `j + W <= l`,
+        // the length of every array (`Walk`); features by contract.
+        unsafe {
+            let mut v = T::load::<S>(x.as_ptr().add(i));
+            if let Some(k) = k {
+                v = S::sub(v, S::load(k.as_ptr().add(j)));
+            }
+            let v = S::fma(v, S::load(a.as_ptr().add(j)), S::load(b.as_ptr().add(j)));
+            let v = post::<S, T, ADD, RELU>(v, r.as_ptr().add(i));
+            T::store::<S>(y.as_mut_ptr().add(i), v);
+        }
+    }
+}
+
+/// `dx = fma(kd[l], dy, fma(kx[l], x − k[l], kc[l]))`, `c = [k, kd, kx, kc]`.
 ///
 /// # Safety
 /// As [`affine`], and `dy.len() == x.len()`.
 #[inline(always)]
-pub unsafe fn dx<S: Simd, T: Lane>(x: &[T], dy: &[T], dx: &mut [T], c: [&[f64]; 4]) {
-    let l = c[0].len();
-    let flat = flat_len::<S>(x.len(), l);
-    let (mut i, mut j) = (0, 0);
-    while i < flat {
-        // SAFETY: i + W <= flat <= x.len() == dy.len() == dx.len(); j + W <= l
-        // (see `flat_len`) = length of every array.
+pub unsafe fn dx<S: Simd, T: Lane>(x: &[T], dy: &[T], dx: &mut [T], c: [&[S::E]; 4]) {
+    for (i, j, full) in Walk::new::<S>(x.len(), c[0].len()) {
+        if !full {
+            let [k, kd, kx, kc] = c.map(|v| v[j]);
+            let d = kx.fma(lane::<S::E, T>(x[i]).sub(k), kc);
+            dx[i] = T::from_f64(kd.fma(lane(dy[i]), d).to_f64());
+            continue;
+        }
+        // SAFETY: `i + W <= x.len() == dy.len() == dx.len()`, `j + W <= l`
+        // (`Walk`) = length of every array; features by contract.
         unsafe {
             let [k, kd, kx, kc] = c.map(|v| S::load(v.as_ptr().add(j)));
-            let g = S::mul(kd, T::load::<S>(dy.as_ptr().add(i)));
-            let d = S::mul(kx, S::sub(T::load::<S>(x.as_ptr().add(i)), k));
-            T::store::<S>(dx.as_mut_ptr().add(i), S::add(S::add(g, d), kc));
+            let d = S::fma(kx, S::sub(T::load::<S>(x.as_ptr().add(i)), k), kc);
+            let v = S::fma(kd, T::load::<S>(dy.as_ptr().add(i)), d);
+            T::store::<S>(dx.as_mut_ptr().add(i), v);
         }
-        (i, j) = (i + S::W, next_lane::<S>(j, l));
     }
-    let (x, dy, dx) = (&x[flat..], &dy[flat..], &mut dx[flat..]);
-    for ((xr, gr), or) in x.chunks(l).zip(dy.chunks(l)).zip(dx.chunks_mut(l)) {
-        let n = xr.len();
-        let body = n / S::W * S::W;
-        let mut i = 0;
-        while i < body {
-            // SAFETY: i + W <= body <= n <= l = length of every array; rows equally long.
-            unsafe {
-                let [k, kd, kx, kc] = c.map(|v| S::load(v.as_ptr().add(i)));
-                let g = S::mul(kd, T::load::<S>(gr.as_ptr().add(i)));
-                let d = S::mul(kx, S::sub(T::load::<S>(xr.as_ptr().add(i)), k));
-                T::store::<S>(or.as_mut_ptr().add(i), S::add(S::add(g, d), kc));
-            }
-            i += S::W;
-        }
-        for i in body..n {
-            let (g, d) = (gr[i].as_f64(), xr[i].as_f64() - c[0][i]);
-            or[i] = T::from_f64(c[1][i] * g + c[2][i] * d + c[3][i]);
+}
+
+/// [`dx_relu`] with `fixed` and the presence of `dres` chosen at run time.
+///
+/// # Safety
+/// As [`dx_relu`] (`dres` valid for `x.len()` writes when not null).
+#[inline(always)]
+pub unsafe fn dx_relu_any<S: Simd, T: Lane>(
+    v: [&[T]; 3],
+    dx: &mut [T],
+    dres: *mut T,
+    c: [&[S::E]; 4],
+    fixed: bool,
+) {
+    // SAFETY: forwarded contract; `RES` exactly when `dres` is not null.
+    unsafe {
+        match (fixed, dres.is_null()) {
+            (false, true) => dx_relu::<S, T, false, false>(v, dx, dres, c),
+            (false, false) => dx_relu::<S, T, false, true>(v, dx, dres, c),
+            (true, true) => dx_relu::<S, T, true, false>(v, dx, dres, c),
+            (true, false) => dx_relu::<S, T, true, true>(v, dx, dres, c),
         }
     }
 }
 
 /// The ReLU backward's element-wise pass over rows: `g` = `dy` masked by
-/// the output `yo`, `dx = c₁[l]·g + c₂[l]·(x − c₀[l]) + c₃[l]` (with
-/// `FIXED`: `dx = c₁[l]·g − 0`, `x` unread), and with `RES`
-/// `grad_residual = g` at `dres` — one pass.
+/// the output `yo`, `dx = fma(kd[l], g, fma(kx[l], x − k[l], kc[l]))` (with
+/// `FIXED`: `dx = kd[l]·g − 0`, `x` unread), and with `RES`
+/// `grad_residual = g` at `dres` — one pass (`v = [x, dy, yo]`).
 ///
 /// # Safety
 /// As [`dx`], `yo.len() == x.len()`; with `RES`, `dres` valid for
 /// `x.len()` writes and not overlapping the slices.
 #[inline(always)]
 pub unsafe fn dx_relu<S: Simd, T: Lane, const FIXED: bool, const RES: bool>(
-    v: [&[T]; 3],
+    [x, dy, yo]: [&[T]; 3],
     dx: &mut [T],
     dres: *mut T,
-    c: [&[f64]; 4],
+    c: [&[S::E]; 4],
 ) {
-    let ([x, dy, yo], l) = (v, c[0].len());
-    let flat = flat_len::<S>(x.len(), l);
-    // One element-wise step at element `i`, lane `j`.
-    // SAFETY (of each call): `i + W <= x.len()` and `j + W <= l`, checked below.
-    let step = |i: usize, j: usize, dx: *mut T| unsafe {
-        let [k, kd, kx, kc] = c.map(|v| S::load(v.as_ptr().add(j)));
-        let m = S::relu_grad(
-            T::load::<S>(yo.as_ptr().add(i)),
-            T::load::<S>(dy.as_ptr().add(i)),
-        );
-        if RES {
-            T::store::<S>(dres.add(i), m);
-        }
-        let g = S::mul(kd, m);
-        let v = if FIXED {
-            S::add(g, S::splat(-0.0))
-        } else {
-            let d = S::mul(kx, S::sub(T::load::<S>(x.as_ptr().add(i)), k));
-            S::add(S::add(g, d), kc)
-        };
-        T::store::<S>(dx.add(i), v);
-    };
-    let pd = dx.as_mut_ptr();
-    let (mut i, mut j) = (0, 0);
-    while i < flat {
-        // i + W <= flat <= x.len(); j + W <= l (see `flat_len`).
-        step(i, j, pd);
-        (i, j) = (i + S::W, next_lane::<S>(j, l));
-    }
-    let mut row = flat;
-    while row < x.len() {
-        let n = l.min(x.len() - row);
-        let body = n / S::W * S::W;
-        let mut j = 0;
-        while j < body {
-            // row + j + W <= row + n <= x.len(); j + W <= n <= l.
-            step(row + j, j, pd);
-            j += S::W;
-        }
-        #[allow(clippy::needless_range_loop)] // `j` indexes four arrays and the rows
-        for j in body..n {
-            let i = row + j;
-            let m = relu_grad(yo[i].as_f64(), dy[i].as_f64());
+    let nz = S::E::from_f64(-0.0);
+    for (i, j, full) in Walk::new::<S>(x.len(), c[0].len()) {
+        if !full {
+            let [k, kd, kx, kc] = c.map(|v| v[j]);
+            let m = S::E::from_f64(relu_grad(yo[i].as_f64(), dy[i].as_f64()));
             if RES {
                 // SAFETY: i < x.len(), for which `dres` is valid (contract).
-                unsafe { *dres.add(i) = T::from_f64(m) };
+                unsafe { *dres.add(i) = T::from_f64(m.to_f64()) };
             }
             let v = if FIXED {
-                c[1][j] * m + -0.0
+                kd.fma(m, nz)
             } else {
-                c[1][j] * m + c[2][j] * (x[i].as_f64() - c[0][j]) + c[3][j]
+                kd.fma(m, kx.fma(lane::<S::E, T>(x[i]).sub(k), kc))
             };
-            // SAFETY: i < x.len() == dx.len(); `pd` is `dx`'s pointer (all
-            // writes go through it, so it stays valid).
-            unsafe { *pd.add(i) = T::from_f64(v) };
+            dx[i] = T::from_f64(v.to_f64());
+            continue;
         }
-        row += n;
+        // SAFETY: `i + W <= x.len()` (= the length of `dy`, `yo`, `dx`, and
+        // `dres`'s valid range with `RES`), `j + W <= l` (`Walk`); features
+        // by contract.
+        unsafe {
+            let [k, kd, kx, kc] = c.map(|v| S::load(v.as_ptr().add(j)));
+            let m = S::relu_grad(
+                T::load::<S>(yo.as_ptr().add(i)),
+                T::load::<S>(dy.as_ptr().add(i)),
+            );
+            if RES {
+                T::store::<S>(dres.add(i), m);
+            }
+            let v = if FIXED {
+                S::fma(kd, m, S::splat(nz))
+            } else {
+                S::fma(
+                    kd,
+                    m,
+                    S::fma(kx, S::sub(T::load::<S>(x.as_ptr().add(i)), k), kc),
+                )
+            };
+            T::store::<S>(dx.as_mut_ptr().add(i), v);
+        }
     }
 }

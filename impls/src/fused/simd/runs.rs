@@ -5,9 +5,11 @@
 //! (element `i` of the body goes to lane `i mod 16`) and add the tail
 //! (`len mod 16` elements, element `body + l` into lane `l`) in scalar code
 //! shared by every level. Each lane is a plain left-to-right sum of `f64`
-//! terms, so every level gives the same bits.
+//! terms, so every level gives the same bits. Element-wise passes run in
+//! the lanes of `S` (`f64` or `f32`, see [`super::prec`]) with coefficients
+//! of the lanes' type; their scalar tails do the same operations.
 
-use super::{Lane, RunAcc, Simd, RUN_LANES};
+use super::{Lane, Post, Real, RunAcc, Simd, RUN_LANES};
 use crate::activation::{relu, relu_grad};
 
 /// `acc[s]` lanes into registers.
@@ -15,7 +17,7 @@ use crate::activation::{relu, relu_grad};
 /// # Safety
 /// The CPU has `S`'s features (`acc` rows have `RUN_LANES` elements).
 #[inline(always)]
-unsafe fn load_acc<S: Simd, const K: usize>(acc: &RunAcc<K>) -> [[S::V; RUN_LANES]; K] {
+unsafe fn load_acc<S: Simd<E = f64>, const K: usize>(acc: &RunAcc<K>) -> [[S::V; RUN_LANES]; K] {
     // SAFETY: lane `j·W + w` < RUN_LANES for j < RUN_LANES / W; features by contract.
     unsafe {
         let mut r = [[S::splat(0.0); RUN_LANES]; K];
@@ -33,7 +35,10 @@ unsafe fn load_acc<S: Simd, const K: usize>(acc: &RunAcc<K>) -> [[S::V; RUN_LANE
 /// # Safety
 /// The CPU has `S`'s features.
 #[inline(always)]
-unsafe fn store_acc<S: Simd, const K: usize>(r: &[[S::V; RUN_LANES]; K], acc: &mut RunAcc<K>) {
+unsafe fn store_acc<S: Simd<E = f64>, const K: usize>(
+    r: &[[S::V; RUN_LANES]; K],
+    acc: &mut RunAcc<K>,
+) {
     // SAFETY: as in `load_acc`, every store stays inside the 16-lane row.
     unsafe {
         for (rs, a) in r.iter().zip(acc.iter_mut()) {
@@ -50,7 +55,7 @@ unsafe fn store_acc<S: Simd, const K: usize>(r: &[[S::V; RUN_LANES]; K], acc: &m
 /// # Safety
 /// The CPU has `S`'s features.
 #[inline(always)]
-pub unsafe fn sums<S: Simd, T: Lane>(x: &[T], k: f64, acc: &mut RunAcc<2>) {
+pub unsafe fn sums<S: Simd<E = f64>, T: Lane>(x: &[T], k: f64, acc: &mut RunAcc<2>) {
     let body = x.len() / RUN_LANES * RUN_LANES;
     // SAFETY: every load reads `x[i + j·W .. i + (j+1)·W]` with
     // `i + RUN_LANES <= body <= x.len()`; features by contract.
@@ -82,7 +87,7 @@ pub unsafe fn sums<S: Simd, T: Lane>(x: &[T], k: f64, acc: &mut RunAcc<2>) {
 /// # Safety
 /// The CPU has `S`'s features; `dy.len() == x.len() == yo.len()`.
 #[inline(always)]
-pub unsafe fn grad<S: Simd, T: Lane, const MASK: bool>(
+pub unsafe fn grad<S: Simd<E = f64>, T: Lane, const MASK: bool>(
     x: &[T],
     dy: &[T],
     yo: &[T],
@@ -127,9 +132,32 @@ pub unsafe fn grad<S: Simd, T: Lane, const MASK: bool>(
     }
 }
 
-/// `v = (x − k)·a + b`, then with `ADD` `v += r` and with `RELU`
-/// `v = relu(v)`, rounded once to `T` — all in the one pass (`r` is not
-/// read without `ADD`).
+/// [`affine`] with the epilogue `post` chosen at run time (`r` read only
+/// by [`Post::AddRelu`]); `c = [k, a, b]`.
+///
+/// # Safety
+/// As [`affine`].
+#[inline(always)]
+pub unsafe fn affine_post<S: Simd, T: Lane>(
+    x: &[T],
+    r: &[T],
+    y: &mut [T],
+    c: [S::E; 3],
+    post: Post,
+) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        match post {
+            Post::Plain => affine::<S, T, false, false>(x, x, y, c),
+            Post::Relu => affine::<S, T, false, true>(x, x, y, c),
+            Post::AddRelu => affine::<S, T, true, true>(x, r, y, c),
+        }
+    }
+}
+
+/// `v = fma(x − k, a, b)` (`c = [k, a, b]`), then with `ADD` `v += r` and
+/// with `RELU` `v = relu(v)`, rounded once to `T` — all in the one pass
+/// (`r` is not read without `ADD`).
 ///
 /// # Safety
 /// The CPU has `S`'s features; `y.len() == x.len() == r.len()`.
@@ -138,9 +166,7 @@ pub unsafe fn affine<S: Simd, T: Lane, const ADD: bool, const RELU: bool>(
     x: &[T],
     r: &[T],
     y: &mut [T],
-    k: f64,
-    a: f64,
-    b: f64,
+    [k, a, b]: [S::E; 3],
 ) {
     let body = x.len() / S::W * S::W;
     // SAFETY: `i + W <= body <= x.len() == y.len() == r.len()`; features by contract.
@@ -166,87 +192,112 @@ pub unsafe fn affine<S: Simd, T: Lane, const ADD: bool, const RELU: bool>(
             for u in 0..4 {
                 let p = i + u * S::W;
                 let v = S::sub(T::load::<S>(px.add(p)), kv);
-                T::store::<S>(py.add(p), post(S::add(S::mul(v, av), bv), p));
+                T::store::<S>(py.add(p), post(S::fma(v, av, bv), p));
             }
             i += 4 * S::W;
         }
         while i < body {
             let v = S::sub(T::load::<S>(px.add(i)), kv);
-            T::store::<S>(py.add(i), post(S::add(S::mul(v, av), bv), i));
+            T::store::<S>(py.add(i), post(S::fma(v, av, bv), i));
             i += S::W;
         }
     }
     for i in body..x.len() {
-        y[i] = T::from_f64(post_scalar::<T, ADD, RELU>(
-            (x[i].as_f64() - k) * a + b,
-            r[i],
-        ));
+        let v = lane::<S::E, T>(x[i]).sub(k).fma(a, b);
+        y[i] = T::from_f64(post_scalar::<S::E, T, ADD, RELU>(v, r[i]).to_f64());
     }
+}
+
+/// One element in a lane's type (exact for the types that compute in it).
+#[inline(always)]
+pub fn lane<E: Real, T: Lane>(v: T) -> E {
+    E::from_f64(v.as_f64())
 }
 
 /// The scalar tail's `ADD`/`RELU` epilogue (the same operations as the lanes').
 #[inline(always)]
-pub fn post_scalar<T: Lane, const ADD: bool, const RELU: bool>(v: f64, r: T) -> f64 {
-    let v = if ADD { v + r.as_f64() } else { v };
+pub fn post_scalar<E: Real, T: Lane, const ADD: bool, const RELU: bool>(v: E, r: T) -> E {
+    let v = if ADD { v.add(lane(r)) } else { v };
     if RELU {
-        relu(v)
+        // Exact in either lane type: relu returns its argument or +0.
+        E::from_f64(relu(v.to_f64()))
     } else {
         v
     }
 }
 
-/// `dx = c₀·dy + c₁·(x − k) + c₂`.
+/// `dx = fma(kd, dy, fma(kx, x − k, kc))` (`c = [k, kd, kx, kc]`).
 ///
 /// # Safety
 /// The CPU has `S`'s features; `dy`, `dx` as long as `x`.
 #[inline(always)]
-pub unsafe fn dx<S: Simd, T: Lane>(x: &[T], dy: &[T], dx: &mut [T], k: f64, c: [f64; 3]) {
+pub unsafe fn dx<S: Simd, T: Lane>(x: &[T], dy: &[T], dx: &mut [T], c: [S::E; 4]) {
     let body = x.len() / S::W * S::W;
     // SAFETY: `i + W <= body <= x.len()`, and `dy`, `dx` are as long; features by contract.
     unsafe {
-        let kv = S::splat(k);
-        let [c0, c1, c2] = c.map(|v| S::splat(v));
+        let [k, kd, kx, kc] = c.map(|v| S::splat(v));
         let (px, pg, po) = (x.as_ptr(), dy.as_ptr(), dx.as_mut_ptr());
         let mut i = 0;
         while i < body {
-            let g = S::mul(c0, T::load::<S>(pg.add(i)));
-            let d = S::mul(c1, S::sub(T::load::<S>(px.add(i)), kv));
-            T::store::<S>(po.add(i), S::add(S::add(g, d), c2));
+            let d = S::fma(kx, S::sub(T::load::<S>(px.add(i)), k), kc);
+            T::store::<S>(po.add(i), S::fma(kd, T::load::<S>(pg.add(i)), d));
             i += S::W;
         }
     }
+    let [k, kd, kx, kc] = c;
     let rest = dx[body..].iter_mut().zip(&x[body..]).zip(&dy[body..]);
-    for ((o, v), g) in rest {
-        *o = T::from_f64(c[0] * g.as_f64() + c[1] * (v.as_f64() - k) + c[2]);
+    for ((o, &v), &g) in rest {
+        let d = kx.fma(lane::<S::E, T>(v).sub(k), kc);
+        *o = T::from_f64(kd.fma(lane(g), d).to_f64());
+    }
+}
+
+/// [`dx_relu`] with `fixed` and the presence of `dres` chosen at run time.
+///
+/// # Safety
+/// As [`dx_relu`] (`dres` valid for `x.len()` writes when not null).
+#[inline(always)]
+pub unsafe fn dx_relu_any<S: Simd, T: Lane>(
+    v: [&[T]; 3],
+    dx: &mut [T],
+    dres: *mut T,
+    c: [S::E; 4],
+    fixed: bool,
+) {
+    // SAFETY: forwarded contract; `RES` exactly when `dres` is not null.
+    unsafe {
+        match (fixed, dres.is_null()) {
+            (false, true) => dx_relu::<S, T, false, false>(v, dx, dres, c),
+            (false, false) => dx_relu::<S, T, false, true>(v, dx, dres, c),
+            (true, true) => dx_relu::<S, T, true, false>(v, dx, dres, c),
+            (true, false) => dx_relu::<S, T, true, true>(v, dx, dres, c),
+        }
     }
 }
 
 /// The ReLU backward's `dx` and residual gradient in one pass: `g` = `dy`
 /// masked by the output `yo` ([`Simd::relu_grad`]), then
-/// `dx = c₀·g + c₁·(x − k) + c₂`, or with `FIXED` statistics `dx = c₀·g − 0`
-/// (`x` not read, as in the plain fixed pass); with `RES` also
-/// `grad_residual = g` at `dres`.
+/// `dx = fma(kd, g, fma(kx, x − k, kc))`, or with `FIXED` statistics
+/// `dx = kd·g − 0` (`x` not read, as in the plain fixed pass); with `RES`
+/// also `grad_residual = g` at `dres` (`v = [x, dy, yo]`, `c = [k, kd, kx, kc]`).
 ///
 /// # Safety
 /// The CPU has `S`'s features; `dy`, `yo`, `dx` as long as `x`; with `RES`,
 /// `dres` valid for `x.len()` writes and not overlapping the slices.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 pub unsafe fn dx_relu<S: Simd, T: Lane, const FIXED: bool, const RES: bool>(
-    x: &[T],
-    dy: &[T],
-    yo: &[T],
+    [x, dy, yo]: [&[T]; 3],
     dx: &mut [T],
     dres: *mut T,
-    k: f64,
-    c: [f64; 3],
+    c: [S::E; 4],
 ) {
     let body = x.len() / S::W * S::W;
+    let nz = S::E::from_f64(-0.0);
     // SAFETY: `i + W <= body <= x.len()`, and `dy`, `yo`, `dx` (and `dres`
     // with `RES`) are as long; features by contract.
     unsafe {
-        let (kv, nz) = (S::splat(k), S::splat(-0.0));
-        let [c0, c1, c2] = c.map(|v| S::splat(v));
+        let [k, kd, kx, kc] = c.map(|v| S::splat(v));
+        let nzv = S::splat(nz);
         let (px, pg, po, pd) = (x.as_ptr(), dy.as_ptr(), yo.as_ptr(), dx.as_mut_ptr());
         let mut i = 0;
         while i < body {
@@ -254,28 +305,27 @@ pub unsafe fn dx_relu<S: Simd, T: Lane, const FIXED: bool, const RES: bool>(
             if RES {
                 T::store::<S>(dres.add(i), m);
             }
-            let g = S::mul(c0, m);
             let v = if FIXED {
-                S::add(g, nz)
+                S::fma(kd, m, nzv)
             } else {
-                let d = S::mul(c1, S::sub(T::load::<S>(px.add(i)), kv));
-                S::add(S::add(g, d), c2)
+                S::fma(kd, m, S::fma(kx, S::sub(T::load::<S>(px.add(i)), k), kc))
             };
             T::store::<S>(pd.add(i), v);
             i += S::W;
         }
     }
+    let [k, kd, kx, kc] = c;
     for i in body..x.len() {
-        let m = relu_grad(yo[i].as_f64(), dy[i].as_f64());
+        let m = S::E::from_f64(relu_grad(yo[i].as_f64(), dy[i].as_f64()));
         if RES {
             // SAFETY: i < x.len(), for which `dres` is valid (contract).
-            unsafe { *dres.add(i) = T::from_f64(m) };
+            unsafe { *dres.add(i) = T::from_f64(m.to_f64()) };
         }
         let v = if FIXED {
-            c[0] * m + -0.0
+            kd.fma(m, nz)
         } else {
-            c[0] * m + c[1] * (x[i].as_f64() - k) + c[2]
+            kd.fma(m, kx.fma(lane::<S::E, T>(x[i]).sub(k), kc))
         };
-        dx[i] = T::from_f64(v);
+        dx[i] = T::from_f64(v.to_f64());
     }
 }

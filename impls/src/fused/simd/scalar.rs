@@ -1,6 +1,6 @@
-//! The portable scalar twin: one `f64` lane per "register", the same
-//! kernels and lane order as the SIMD levels, and the fallback on CPUs
-//! without AVX2.
+//! The portable scalar twin: one lane per "register" (`f64`, and `f32` for
+//! the element-wise passes of narrow data), the same kernels and lane order
+//! as the SIMD levels, and the fallback on CPUs without AVX2 and FMA.
 
 use super::Simd;
 
@@ -14,6 +14,7 @@ const GRAD_BLOCK: usize = 4;
 
 impl Simd for Scalar {
     const W: usize = 1;
+    type E = f64;
     type V = f64;
     #[inline(always)]
     unsafe fn splat(v: f64) -> f64 {
@@ -25,6 +26,14 @@ impl Simd for Scalar {
     }
     #[inline(always)]
     unsafe fn store(p: *mut f64, v: f64) {
+        *p = v
+    }
+    #[inline(always)]
+    unsafe fn load_f64(p: *const f64) -> f64 {
+        *p
+    }
+    #[inline(always)]
+    unsafe fn store_f64(p: *mut f64, v: f64) {
         *p = v
     }
     #[inline(always)]
@@ -48,6 +57,10 @@ impl Simd for Scalar {
         a * b
     }
     #[inline(always)]
+    unsafe fn fma(a: f64, b: f64, c: f64) -> f64 {
+        a.mul_add(b, c)
+    }
+    #[inline(always)]
     unsafe fn relu(v: f64) -> f64 {
         crate::activation::relu(v)
     }
@@ -57,4 +70,59 @@ impl Simd for Scalar {
     }
 }
 
-super::level_kernels!(#[inline], Scalar);
+/// One `f32` lane.
+#[derive(Debug, Clone, Copy)]
+pub struct ScalarF32;
+
+impl Simd for ScalarF32 {
+    const W: usize = 1;
+    type E = f32;
+    type V = f32;
+    #[inline(always)]
+    unsafe fn splat(v: f32) -> f32 {
+        v
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> f32 {
+        *p
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: f32) {
+        *p = v
+    }
+    #[inline(always)]
+    unsafe fn load_f32(p: *const f32) -> f32 {
+        *p
+    }
+    #[inline(always)]
+    unsafe fn store_f32(p: *mut f32, v: f32) {
+        *p = v
+    }
+    #[inline(always)]
+    unsafe fn add(a: f32, b: f32) -> f32 {
+        a + b
+    }
+    #[inline(always)]
+    unsafe fn sub(a: f32, b: f32) -> f32 {
+        a - b
+    }
+    #[inline(always)]
+    unsafe fn mul(a: f32, b: f32) -> f32 {
+        a * b
+    }
+    #[inline(always)]
+    unsafe fn fma(a: f32, b: f32, c: f32) -> f32 {
+        a.mul_add(b, c)
+    }
+    #[inline(always)]
+    unsafe fn relu(v: f32) -> f32 {
+        // Exact: relu returns its argument or +0.
+        crate::activation::relu(v as f64) as f32
+    }
+    #[inline(always)]
+    unsafe fn relu_grad(y: f32, g: f32) -> f32 {
+        crate::activation::relu_grad(y as f64, g as f64) as f32
+    }
+}
+
+super::level_kernels!(#[inline], Scalar, ScalarF32);

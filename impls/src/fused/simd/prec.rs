@@ -1,0 +1,289 @@
+//! The precision `fused`'s element-wise passes compute in, and their
+//! coefficients prepared in it.
+//!
+//! Reductions always run in `f64` lanes (the statistics are `f64` sums). The
+//! element-wise passes — normalize and `dx` — run in `f64` lanes for `f32`
+//! and `f64` data (one rounding per output) and in `f32` lanes for `bf16`
+//! and `f16` data: twice the lanes per register and no `f64` round trip
+//! (widening, then rounding to odd before the half rounding). The formulas
+//! are written so the `f32` arithmetic does not cancel: the shift `k` (the
+//! channel's mean) is split into `k_hi = f32(k)` and `k_lo = k − k_hi`, the
+//! pass computes `x − k_hi` (exact by Sterbenz's lemma for `x` within a
+//! factor 2 of `k_hi`, i.e. wherever the subtraction cancels) and folds
+//! `k_lo` into the constant term in `f64` before rounding it once:
+//!
+//! - normalize: `y = fma(x − k_hi, a, b − a·k_lo)`;
+//! - `dx`: `dx = fma(kd, dy, fma(kx, x − k_hi, kc − kx·k_lo))`.
+//!
+//! The `f32` result is within a few `f32` roundings of the terms (2⁻²⁴
+//! relative each) — 2⁻¹⁶ (`bf16`) or 2⁻¹³ (`f16`) of the output's own half
+//! ulp — and is then rounded once to the half type. Where a coefficient is
+//! not finite in `f32` (eval with eps 0 on a zero variance, a mean beyond
+//! `f32`'s range) the pass keeps `f64` lanes, so infinities and NaNs arise
+//! exactly as in `f64`.
+//!
+//! `f32` data in `f32` lanes was measured and not kept (2026-12-01, 2-core
+//! Xeon VM, `bnh bench`, A/B alternated): in-cache passes are bound by
+//! L2/L3 bandwidth rather than arithmetic (256×1024 eval 74–92 vs 78–80 µs,
+//! 32×64×28×28 backward within the run-to-run noise of ±30%), while the
+//! error grows from one rounding to several ulps where the bias cancels
+//! `a·(x − k)` (up to 4.3·2⁻²³·max(1, |y|) in the agreement tests, and
+//! ~10× worse than `f64` lanes on the ill-conditioned `dx` of two values
+//! per channel).
+
+use super::Lane;
+
+/// A lane's scalar type (`f64` or `f32`): the operations the scalar tails
+/// of the kernels use, the same as one SIMD lane's.
+pub trait Real: Copy + Default + PartialEq + Send + Sync + 'static {
+    /// `v` rounded to nearest.
+    fn from_f64(v: f64) -> Self;
+    /// Exact widening.
+    fn to_f64(self) -> f64;
+    /// `self − b`, rounded once.
+    fn sub(self, b: Self) -> Self;
+    /// `self + b`, rounded once.
+    fn add(self, b: Self) -> Self;
+    /// `self·a + b` rounded once (IEEE fused multiply-add).
+    fn fma(self, a: Self, b: Self) -> Self;
+}
+
+impl Real for f64 {
+    #[inline(always)]
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
+    }
+    #[inline(always)]
+    fn sub(self, b: Self) -> Self {
+        self - b
+    }
+    #[inline(always)]
+    fn add(self, b: Self) -> Self {
+        self + b
+    }
+    #[inline(always)]
+    fn fma(self, a: Self, b: Self) -> Self {
+        self.mul_add(a, b)
+    }
+}
+
+impl Real for f32 {
+    #[inline(always)]
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    #[inline(always)]
+    fn sub(self, b: Self) -> Self {
+        self - b
+    }
+    #[inline(always)]
+    fn add(self, b: Self) -> Self {
+        self + b
+    }
+    #[inline(always)]
+    fn fma(self, a: Self, b: Self) -> Self {
+        self.mul_add(a, b)
+    }
+}
+
+/// `k` split into `f32` `k_hi` and the `f64` remainder `k_lo`, when `k_hi`
+/// is finite.
+fn split(k: f64) -> Option<(f32, f64)> {
+    let hi = k as f32;
+    hi.is_finite().then_some((hi, k - hi as f64))
+}
+
+/// `b − a·lo`, or `b` itself when `lo` is 0 (so a −0 constant stays −0,
+/// which keeps the sign of a zero product as in `f64`).
+fn fold(b: f64, a: f64, lo: f64) -> f64 {
+    if lo == 0.0 {
+        b
+    } else {
+        b - a * lo
+    }
+}
+
+/// `v` in `f32` when finite there (a NaN or infinite `v` is refused too:
+/// the `f64` lanes then produce exactly `f64`'s NaNs and infinities).
+fn finite(v: f64) -> Option<f32> {
+    let f = v as f32;
+    f.is_finite().then_some(f)
+}
+
+/// Normalize coefficients `[k, a, b]` (`y = (x − k)·a + b`) in `f32`:
+/// `[k_hi, a, b − a·k_lo]`.
+fn affine32([k, a, b]: [f64; 3]) -> Option<[f32; 3]> {
+    let (hi, lo) = split(k)?;
+    Some([hi, finite(a)?, finite(fold(b, a, lo))?])
+}
+
+/// `dx` coefficients `[k, kd, kx, kc]` (`dx = kd·dy + kx·(x − k) + kc`) in
+/// `f32`: `[k_hi, kd, kx, kc − kx·k_lo]`.
+fn dx32([k, kd, kx, kc]: [f64; 4]) -> Option<[f32; 4]> {
+    let (hi, lo) = split(k)?;
+    Some([hi, finite(kd)?, finite(kx)?, finite(fold(kc, kx, lo))?])
+}
+
+/// A scale `[a, b]` (`y = x·a + b`) in `f32`. Only for a `b` that carries
+/// no folded shift (fixed-statistics `dx`, `b = −0`): a folded `b − k·a`
+/// rounded to `f32` would cancel.
+fn scale32([a, b]: [f64; 2]) -> Option<[f32; 2]> {
+    Some([finite(a)?, finite(b)?])
+}
+
+/// One run's coefficients in the precision its pass computes in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RunCoeffs<const K: usize> {
+    /// `f64` lanes.
+    F64([f64; K]),
+    /// `f32` lanes (split shift, see the module docs).
+    F32([f32; K]),
+}
+
+/// The precision `T`'s element-wise passes use, given the `f32` form.
+fn pick<T: Lane, const K: usize, C>(
+    wide: [f64; K],
+    narrow: impl FnOnce([f64; K]) -> Option<C>,
+) -> Result<C, [f64; K]> {
+    if T::NARROW {
+        narrow(wide).ok_or(wide)
+    } else {
+        Err(wide)
+    }
+}
+
+impl RunCoeffs<3> {
+    /// `y = (x − k)·a + b` (`c = [k, a, b]`) for data of type `T`.
+    pub fn affine<T: Lane>(c: [f64; 3]) -> Self {
+        pick::<T, 3, _>(c, affine32).map_or_else(Self::F64, Self::F32)
+    }
+}
+
+impl RunCoeffs<4> {
+    /// `dx = kd·dy + kx·(x − k) + kc` (`c = [k, kd, kx, kc]`) for `T`.
+    pub fn dx<T: Lane>(c: [f64; 4]) -> Self {
+        pick::<T, 4, _>(c, dx32).map_or_else(Self::F64, Self::F32)
+    }
+}
+
+/// Per-lane coefficients of a channels-last pass (arrays of `L` lanes),
+/// prepared once per operation in the precision its pass computes in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowCoeffs<const K: usize> {
+    /// `f64` lanes.
+    F64([Vec<f64>; K]),
+    /// `f32` lanes (split shift, see the module docs).
+    F32([Vec<f32>; K]),
+}
+
+impl<const K: usize> RowCoeffs<K> {
+    /// Lanes per row (`L`).
+    pub fn lanes(&self) -> usize {
+        match self {
+            Self::F64(c) => c[0].len(),
+            Self::F32(c) => c[0].len(),
+        }
+    }
+
+    /// Every lane's coefficients converted by `narrow` when `T` computes in
+    /// `f32` and every lane converts; `f64` otherwise.
+    fn build<T: Lane>(c: [&[f64]; K], narrow: fn([f64; K]) -> Option<[f32; K]>) -> Self {
+        let l = c[0].len();
+        assert!(c.iter().all(|v| v.len() == l), "RowCoeffs: lengths");
+        let wide = || Self::F64(c.map(<[f64]>::to_vec));
+        if !T::NARROW {
+            return wide();
+        }
+        let mut out: [Vec<f32>; K] = std::array::from_fn(|_| Vec::with_capacity(l));
+        for i in 0..l {
+            let Some(v) = narrow(c.map(|a| a[i])) else {
+                return wide();
+            };
+            for (o, x) in out.iter_mut().zip(v) {
+                o.push(x);
+            }
+        }
+        Self::F32(out)
+    }
+}
+
+impl RowCoeffs<3> {
+    /// `y = (x − k[l])·a[l] + b[l]` (`c = [k, a, b]`) for data of type `T`.
+    pub fn affine<T: Lane>(c: [&[f64]; 3]) -> Self {
+        Self::build::<T>(c, affine32)
+    }
+}
+
+impl RowCoeffs<2> {
+    /// `y = x·a[l] + b[l]` (`c = [a, b]`) for `T`. `f64` data only may fold
+    /// a shift into `b` (`b = c − k·a`, see `coeffs::fold_shift`); in `f32`
+    /// that fold would cancel, so callers use [`RowCoeffs::affine`] there.
+    pub fn scale<T: Lane>(c: [&[f64]; 2]) -> Self {
+        Self::build::<T>(c, scale32)
+    }
+}
+
+impl RowCoeffs<4> {
+    /// `dx = kd[l]·dy + kx[l]·(x − k[l]) + kc[l]` (`c = [k, kd, kx, kc]`) for `T`.
+    pub fn dx<T: Lane>(c: [&[f64]; 4]) -> Self {
+        Self::build::<T>(c, dx32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_shift_is_exact_and_folds_into_the_constant() {
+        let k = 1e4 + 1.0 / 3.0;
+        let RunCoeffs::F32([hi, a, b]) = RunCoeffs::<3>::affine::<half::bf16>([k, 2.0, 0.5]) else {
+            panic!("finite coefficients take f32 lanes");
+        };
+        // k_hi + k_lo = k exactly; the constant absorbs −a·k_lo.
+        let lo = k - hi as f64;
+        assert_eq!(hi as f64 + lo, k);
+        assert_eq!(a, 2.0);
+        assert_eq!(b, (0.5 - 2.0 * lo) as f32);
+        // Data x = k + 1 (the nearest f32): x − k_hi is exact, and the result
+        // is within one f32 ulp of (x − k)·a + b.
+        let x = (k + 1.0) as f32;
+        let want = (x as f64 - k) * 2.0 + 0.5;
+        let got = (x - hi).mul_add(a, b) as f64;
+        assert!((got - want).abs() <= f32::EPSILON as f64 * want.abs());
+    }
+
+    #[test]
+    fn non_finite_coefficients_keep_f64_lanes() {
+        assert!(matches!(
+            RunCoeffs::<3>::affine::<half::f16>([0.0, f64::INFINITY, 0.0]),
+            RunCoeffs::F64(_)
+        ));
+        assert!(matches!(
+            RunCoeffs::<4>::dx::<half::bf16>([1e39, 1.0, 1.0, 0.0]),
+            RunCoeffs::F64(_)
+        ));
+        assert!(matches!(
+            RowCoeffs::<3>::affine::<half::bf16>([&[0.0, 1.0], &[1.0, f64::NAN], &[0.0, 0.0]]),
+            RowCoeffs::F64(_)
+        ));
+        for wide in [
+            RunCoeffs::<3>::affine::<f64>([0.0, 1.0, 0.0]),
+            RunCoeffs::<3>::affine::<f32>([0.0, 1.0, 0.0]),
+        ] {
+            assert!(matches!(wide, RunCoeffs::F64(_)));
+        }
+        assert!(matches!(
+            RowCoeffs::<2>::scale::<half::bf16>([&[1.0], &[-0.0]]),
+            RowCoeffs::F32(_)
+        ));
+    }
+}
