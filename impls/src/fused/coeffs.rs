@@ -69,6 +69,17 @@ pub fn norm(mean: f64, var: f64, eps: f64, w: f64, b: f64) -> [f64; 2] {
     [a, b - mean * a]
 }
 
+/// Whether the normalize pass may fold the shift into the bias,
+/// `y = x·a + (c − K·a)`, saving one coefficient stream. The fold's `f64`
+/// error is about `|K·a|·2⁻⁵¹`, i.e. `(|K|/σ)·2⁻⁵¹` at the scale of `y`;
+/// for data of `p`-bit precision the condition number `|K|/σ` of
+/// non-constant data is below about `2^p`, so the error stays under the
+/// output's rounding `2^−p` when `2p ≤ 51` (`f32`: yes; `f64`: no). A
+/// constant channel (`x = K`) cancels exactly either way.
+pub fn fold_shift<T: Element>() -> bool {
+    2 * T::DTYPE.mantissa_bits() <= 51
+}
+
 /// One channel's backward coefficients:
 /// `dx = kd·dy + kx·(x − K) + kc`, and the parameter gradients.
 #[derive(Debug, Clone, Copy, PartialEq)]

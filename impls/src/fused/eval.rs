@@ -1,7 +1,7 @@
 //! Eval forward (given statistics), and the channels-last normalize pass
 //! the training forward shares: one read and one write of the tensor.
 
-use super::coeffs::inv_std;
+use super::coeffs::{self, inv_std};
 use super::plan::{self, Rows};
 use super::simd::{self, Lane, Level, Post, RowCoeffs};
 use crate::engine::plan::{rows_pass, runs_pass};
@@ -39,8 +39,12 @@ pub fn forward_post<T: Lane>(p: EvalForward<'_, T>, res: &[T], post: Post) {
 
 /// Channels-last `y = (x − k)·a + c` per channel (`kac = [k, a, c]`, one
 /// value per channel), tasks of whole super-rows, in `T`'s element-wise
-/// precision ([`simd::prec`]). `post` is applied in the same pass (`res`
-/// read only by [`Post::AddRelu`]).
+/// precision ([`simd::prec`]). Data of at most 25 bits computed in `f64`
+/// lanes fold the shift into the bias ([`coeffs::fold_shift`]; not in `f32`
+/// lanes, where the folded constant would cancel) — unless a scale is not
+/// finite (eval with eps 0 on a zero variance): `(x − k)·∞` is ±∞ or NaN
+/// element by element, which the folded `x·∞ − k·∞` would turn into NaN.
+/// `post` is applied in the same pass (`res` read only by [`Post::AddRelu`]).
 pub fn rows<T: Lane>(
     lv: Level,
     g: &Rows,
@@ -49,11 +53,21 @@ pub fn rows<T: Lane>(
     kac: [&[f64]; 3],
     (res, post): (&[T], Post),
 ) {
+    let [k, a, c] = kac;
     let task = g.task_rows * g.sr.c;
-    let [k, a, c] = kac.map(|v| g.sr.rep(v));
-    let coef = RowCoeffs::affine::<T>([&k, &a, &c]);
-    rows_pass(task, y, |r, out| {
-        let (xr, rr) = (&x[r.clone()], &res[r]);
-        simd::rows_affine_post(lv, xr, rr, out, &coef, post)
-    });
+    let ar = g.sr.rep(a);
+    if !T::NARROW && coeffs::fold_shift::<T>() && a.iter().all(|v| v.is_finite()) {
+        let b: Vec<f64> = (0..k.len()).map(|i| c[i] - k[i] * a[i]).collect();
+        let coef = RowCoeffs::scale::<T>([&ar, &g.sr.rep(&b)]);
+        rows_pass(task, y, |r, out| {
+            let (xr, rr) = (&x[r.clone()], &res[r]);
+            simd::rows_scale_post(lv, xr, rr, out, &coef, post)
+        });
+    } else {
+        let coef = RowCoeffs::affine::<T>([&g.sr.rep(k), &ar, &g.sr.rep(c)]);
+        rows_pass(task, y, |r, out| {
+            let (xr, rr) = (&x[r.clone()], &res[r]);
+            simd::rows_affine_post(lv, xr, rr, out, &coef, post)
+        });
+    }
 }

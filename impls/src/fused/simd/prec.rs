@@ -223,9 +223,9 @@ impl RowCoeffs<3> {
 }
 
 impl RowCoeffs<2> {
-    /// `y = x·a[l] + b[l]` (`c = [a, b]`) for `T`. `f64` data only may fold
-    /// a shift into `b` (`b = c − k·a`, see `coeffs::fold_shift`); in `f32`
-    /// that fold would cancel, so callers use [`RowCoeffs::affine`] there.
+    /// `y = x·a[l] + b[l]` (`c = [a, b]`) for `T`. Only data computed in
+    /// `f64` lanes may fold a shift into `b` (`b = c − k·a`, see
+    /// `coeffs::fold_shift`); in `f32` lanes that fold would cancel.
     pub fn scale<T: Lane>(c: [&[f64]; 2]) -> Self {
         Self::build::<T>(c, scale32)
     }

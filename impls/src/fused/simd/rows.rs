@@ -263,72 +263,44 @@ unsafe fn post<S: Simd, T: Lane, const ADD: bool, const RELU: bool>(v: S::V, pr:
     }
 }
 
-/// The positions an element-wise pass over rows of `L` lanes visits:
-/// `(i, j, true)` for a whole register at element `i`, lane `j`
-/// (`i + W <= len`, `j + W <= L`), `(i, j, false)` for one element of a
-/// row left over by whole registers. Rows are one flat stream when `L` is a
-/// multiple of `W` (the lane index wraps at `L`), which measured faster
-/// than a loop per row for short rows. An iterator, not a callback: a
-/// closure the compiler does not inline would lose the caller's target
-/// features, and every intrinsic in it would become a call (bf16 kernels
-/// measured 20× slower that way).
-struct Walk {
+/// Element-wise passes walk whole rows as one flat stream when `L` is a
+/// multiple of `W` (the lane index `j` wraps at `L`), which measured faster
+/// than a loop per row for short rows; this many leading elements. The
+/// register step of each pass is an `#[inline(always)]` function called
+/// from both loops, not a closure: a closure the compiler does not inline
+/// loses the caller's target features, and every intrinsic in it becomes a
+/// call (`bf16` channels-last measured 6–9× slower that way).
+#[inline(always)]
+fn flat_len<S: Simd>(len: usize, l: usize) -> usize {
+    if l.is_multiple_of(S::W) {
+        len / l * l
+    } else {
+        0
+    }
+}
+
+/// The lane after `j..j + W`, wrapping at `l`.
+#[inline(always)]
+fn next_lane<S: Simd>(j: usize, l: usize) -> usize {
+    if j + S::W == l {
+        0
+    } else {
+        j + S::W
+    }
+}
+
+/// Rows after the flat stream: `(row start, lanes in the row, lanes in
+/// whole registers)` for the rows `[flat, len)` of `l` lanes.
+#[inline(always)]
+fn rows_after<S: Simd>(
+    flat: usize,
     len: usize,
     l: usize,
-    w: usize,
-    flat: usize,
-    i: usize,
-    j: usize,
-    row: usize,
-}
-
-impl Walk {
-    #[inline(always)]
-    fn new<S: Simd>(len: usize, l: usize) -> Walk {
-        let flat = if l.is_multiple_of(S::W) {
-            len / l * l
-        } else {
-            0
-        };
-        Walk {
-            len,
-            l,
-            w: S::W,
-            flat,
-            i: 0,
-            j: 0,
-            row: flat,
-        }
-    }
-}
-
-impl Iterator for Walk {
-    type Item = (usize, usize, bool);
-
-    #[inline(always)]
-    fn next(&mut self) -> Option<(usize, usize, bool)> {
-        if self.i < self.flat {
-            let at = (self.i, self.j, true);
-            self.i += self.w;
-            self.j = if self.j + self.w == self.l {
-                0
-            } else {
-                self.j + self.w
-            };
-            return Some(at);
-        }
-        if self.i >= self.len {
-            return None;
-        }
-        let n = self.l.min(self.len - self.row);
-        let j = self.i - self.row;
-        let full = j < n / self.w * self.w;
-        self.i += if full { self.w } else { 1 };
-        if self.i - self.row >= n {
-            self.row += n;
-        }
-        Some((self.i - if full { self.w } else { 1 }, j, full))
-    }
+) -> impl Iterator<Item = (usize, usize, usize)> {
+    (flat..len).step_by(l).map(move |row| {
+        let n = l.min(len - row);
+        (row, n, n / S::W * S::W)
+    })
 }
 
 /// [`affine`] (`c = [k, a, b]`) or, with `SCALE`, [`scale`] (`c = [a, b]`),
@@ -369,54 +341,72 @@ pub unsafe fn affine<S: Simd, T: Lane, const SCALE: bool, const ADD: bool, const
     y: &mut [T],
     c: &[&[S::E]],
 ) {
-    let (k, [a, b]) = if SCALE {
+    let (k, ab) = if SCALE {
         (None, [c[0], c[1]])
     } else {
         (Some(c[0]), [c[1], c[2]])
     };
-    for (i, j, full) in Walk::new::<S>(x.len(), a.len()) {
-        if !full {
-            let v = lane::<S::E, T>(x[i]);
-            let v = k.map_or(v, |k| v.sub(k[j])).fma(a[j], b[j]);
-            y[i] = T::from_f64(post_scalar::<S::E, T, ADD, RELU>(v, r[i]).to_f64());
-            continue;
+    let (len, l, py) = (x.len(), ab[0].len(), y.as_mut_ptr());
+    let flat = flat_len::<S>(len, l);
+    let (mut i, mut j) = (0, 0);
+    while i < flat {
+        // SAFETY: i + W <= flat <= len, j + W <= l (`flat_len`); features by contract.
+        unsafe { affine_step::<S, T, ADD, RELU>([x, r], py, k, ab, i, j) };
+        (i, j) = (i + S::W, next_lane::<S>(j, l));
+    }
+    for (row, n, body) in rows_after::<S>(flat, len, l) {
+        let mut j = 0;
+        while j < body {
+            // SAFETY: row + j + W <= row + n <= len, j + W <= n <= l; features by contract.
+            unsafe { affine_step::<S, T, ADD, RELU>([x, r], py, k, ab, row + j, j) };
+            j += S::W;
         }
-        // SAFETY: `i + W <= x.len() == y.len() == r.len()` and `j + W <= l`,
-        // the length of every array (`Walk`); features by contract.
-        unsafe {
-            let mut v = T::load::<S>(x.as_ptr().add(i));
-            if let Some(k) = k {
-                v = S::sub(v, S::load(k.as_ptr().add(j)));
-            }
-            let v = S::fma(v, S::load(a.as_ptr().add(j)), S::load(b.as_ptr().add(j)));
-            let v = post::<S, T, ADD, RELU>(v, r.as_ptr().add(i));
-            T::store::<S>(y.as_mut_ptr().add(i), v);
+        for j in body..n {
+            let i = row + j;
+            let v = lane::<S::E, T>(x[i]);
+            let v = k.map_or(v, |k| v.sub(k[j])).fma(ab[0][j], ab[1][j]);
+            let v = post_scalar::<S::E, T, ADD, RELU>(v, r[i]);
+            // SAFETY: i < len == y.len(); every write goes through `py`.
+            unsafe { *py.add(i) = T::from_f64(v.to_f64()) };
         }
     }
 }
 
-/// `dx = fma(kd[l], dy, fma(kx[l], x − k[l], kc[l]))`, `c = [k, kd, kx, kc]`.
+/// One register of [`affine`] at element `i`, lane `j` (`xr = [x, r]`,
+/// `ab = [a, b]`, `k` absent with `SCALE`).
+///
+/// # Safety
+/// The CPU has `S`'s features; `i + W <= x.len() == r.len()`, `y` valid
+/// for writes there; `j + W <=` the length of every array.
+#[inline(always)]
+unsafe fn affine_step<S: Simd, T: Lane, const ADD: bool, const RELU: bool>(
+    [x, r]: [&[T]; 2],
+    y: *mut T,
+    k: Option<&[S::E]>,
+    [a, b]: [&[S::E]; 2],
+    i: usize,
+    j: usize,
+) {
+    // SAFETY: bounds and features by contract.
+    unsafe {
+        let mut v = T::load::<S>(x.as_ptr().add(i));
+        if let Some(k) = k {
+            v = S::sub(v, S::load(k.as_ptr().add(j)));
+        }
+        let v = S::fma(v, S::load(a.as_ptr().add(j)), S::load(b.as_ptr().add(j)));
+        T::store::<S>(y.add(i), post::<S, T, ADD, RELU>(v, r.as_ptr().add(i)));
+    }
+}
+
+/// `dx = fma(kd[l], dy, fma(kx[l], x − k[l], kc[l]))`, `c = [k, kd, kx, kc]`:
+/// [`dx_relu`] without the mask (`dy` read once).
 ///
 /// # Safety
 /// As [`affine`], and `dy.len() == x.len()`.
 #[inline(always)]
 pub unsafe fn dx<S: Simd, T: Lane>(x: &[T], dy: &[T], dx: &mut [T], c: [&[S::E]; 4]) {
-    for (i, j, full) in Walk::new::<S>(x.len(), c[0].len()) {
-        if !full {
-            let [k, kd, kx, kc] = c.map(|v| v[j]);
-            let d = kx.fma(lane::<S::E, T>(x[i]).sub(k), kc);
-            dx[i] = T::from_f64(kd.fma(lane(dy[i]), d).to_f64());
-            continue;
-        }
-        // SAFETY: `i + W <= x.len() == dy.len() == dx.len()`, `j + W <= l`
-        // (`Walk`) = length of every array; features by contract.
-        unsafe {
-            let [k, kd, kx, kc] = c.map(|v| S::load(v.as_ptr().add(j)));
-            let d = S::fma(kx, S::sub(T::load::<S>(x.as_ptr().add(i)), k), kc);
-            let v = S::fma(kd, T::load::<S>(dy.as_ptr().add(i)), d);
-            T::store::<S>(dx.as_mut_ptr().add(i), v);
-        }
-    }
+    // SAFETY: forwarded contract; `yo` = `dy` is never read without `MASK`.
+    unsafe { dx_pass::<S, T, false, false, false>([x, dy, dy], dx, std::ptr::null_mut(), c) }
 }
 
 /// [`dx_relu`] with `fixed` and the presence of `dres` chosen at run time.
@@ -452,18 +442,53 @@ pub unsafe fn dx_relu_any<S: Simd, T: Lane>(
 /// `x.len()` writes and not overlapping the slices.
 #[inline(always)]
 pub unsafe fn dx_relu<S: Simd, T: Lane, const FIXED: bool, const RES: bool>(
-    [x, dy, yo]: [&[T]; 3],
+    v: [&[T]; 3],
     dx: &mut [T],
     dres: *mut T,
     c: [&[S::E]; 4],
 ) {
+    // SAFETY: forwarded contract.
+    unsafe { dx_pass::<S, T, true, FIXED, RES>(v, dx, dres, c) }
+}
+
+/// The `dx` pass: `g = dy`, masked by `yo` with `MASK`; then as [`dx_relu`].
+///
+/// # Safety
+/// As [`dx_relu`]; `yo` is read only with `MASK`.
+#[inline(always)]
+unsafe fn dx_pass<S: Simd, T: Lane, const MASK: bool, const FIXED: bool, const RES: bool>(
+    v: [&[T]; 3],
+    dx: &mut [T],
+    dres: *mut T,
+    c: [&[S::E]; 4],
+) {
+    let [x, dy, yo] = v;
+    let (len, l, pd) = (x.len(), c[0].len(), dx.as_mut_ptr());
+    let flat = flat_len::<S>(len, l);
+    let (mut i, mut j) = (0, 0);
+    while i < flat {
+        // SAFETY: i + W <= flat <= len, j + W <= l (`flat_len`); the rest by contract.
+        unsafe { dx_step::<S, T, MASK, FIXED, RES>(v, [pd, dres], c, i, j) };
+        (i, j) = (i + S::W, next_lane::<S>(j, l));
+    }
     let nz = S::E::from_f64(-0.0);
-    for (i, j, full) in Walk::new::<S>(x.len(), c[0].len()) {
-        if !full {
+    for (row, n, body) in rows_after::<S>(flat, len, l) {
+        let mut j = 0;
+        while j < body {
+            // SAFETY: row + j + W <= row + n <= len, j + W <= n <= l; the rest by contract.
+            unsafe { dx_step::<S, T, MASK, FIXED, RES>(v, [pd, dres], c, row + j, j) };
+            j += S::W;
+        }
+        for j in body..n {
+            let i = row + j;
             let [k, kd, kx, kc] = c.map(|v| v[j]);
-            let m = S::E::from_f64(relu_grad(yo[i].as_f64(), dy[i].as_f64()));
+            let mut g = dy[i].as_f64();
+            if MASK {
+                g = relu_grad(yo[i].as_f64(), g);
+            }
+            let m = S::E::from_f64(g);
             if RES {
-                // SAFETY: i < x.len(), for which `dres` is valid (contract).
+                // SAFETY: i < len, for which `dres` is valid (contract).
                 unsafe { *dres.add(i) = T::from_f64(m.to_f64()) };
             }
             let v = if FIXED {
@@ -471,31 +496,44 @@ pub unsafe fn dx_relu<S: Simd, T: Lane, const FIXED: bool, const RES: bool>(
             } else {
                 kd.fma(m, kx.fma(lane::<S::E, T>(x[i]).sub(k), kc))
             };
-            dx[i] = T::from_f64(v.to_f64());
-            continue;
+            // SAFETY: i < len == dx.len(); every write goes through `pd`.
+            unsafe { *pd.add(i) = T::from_f64(v.to_f64()) };
         }
-        // SAFETY: `i + W <= x.len()` (= the length of `dy`, `yo`, `dx`, and
-        // `dres`'s valid range with `RES`), `j + W <= l` (`Walk`); features
-        // by contract.
-        unsafe {
-            let [k, kd, kx, kc] = c.map(|v| S::load(v.as_ptr().add(j)));
-            let m = S::relu_grad(
-                T::load::<S>(yo.as_ptr().add(i)),
-                T::load::<S>(dy.as_ptr().add(i)),
-            );
-            if RES {
-                T::store::<S>(dres.add(i), m);
-            }
-            let v = if FIXED {
-                S::fma(kd, m, S::splat(nz))
-            } else {
-                S::fma(
-                    kd,
-                    m,
-                    S::fma(kx, S::sub(T::load::<S>(x.as_ptr().add(i)), k), kc),
-                )
-            };
-            T::store::<S>(dx.as_mut_ptr().add(i), v);
+    }
+}
+
+/// One register of [`dx_pass`] at element `i`, lane `j` (`out = [dx, dres]`).
+///
+/// # Safety
+/// The CPU has `S`'s features; `i + W <=` the length of `v`'s slices, for
+/// which `dx` (and with `RES` `dres`) are valid; `j + W <=` every array's length.
+#[inline(always)]
+unsafe fn dx_step<S: Simd, T: Lane, const MASK: bool, const FIXED: bool, const RES: bool>(
+    [x, dy, yo]: [&[T]; 3],
+    [dx, dres]: [*mut T; 2],
+    c: [&[S::E]; 4],
+    i: usize,
+    j: usize,
+) {
+    // SAFETY: bounds and features by contract.
+    unsafe {
+        let [k, kd, kx, kc] = c.map(|v| S::load(v.as_ptr().add(j)));
+        let mut m = T::load::<S>(dy.as_ptr().add(i));
+        if MASK {
+            m = S::relu_grad(T::load::<S>(yo.as_ptr().add(i)), m);
         }
+        if RES {
+            T::store::<S>(dres.add(i), m);
+        }
+        let v = if FIXED {
+            S::fma(kd, m, S::splat(S::E::from_f64(-0.0)))
+        } else {
+            S::fma(
+                kd,
+                m,
+                S::fma(kx, S::sub(T::load::<S>(x.as_ptr().add(i)), k), kc),
+            )
+        };
+        T::store::<S>(dx.add(i), v);
     }
 }
