@@ -281,3 +281,47 @@ fn half_conversions_round_once_at_every_level() {
     check_half_rounding(half::bf16::from_bits);
     check_half_rounding(half::f16::from_bits);
 }
+
+/// `bf16`/`f16` data compute their element-wise passes in `f32` lanes; at
+/// the edges of `f32`'s range they must keep `f64` lanes (`dx`'s
+/// `kx ~ w/σ³` underflows `f32` for data of magnitude 1e30, and flushing it
+/// to 0 lost every digit of `grad_input`). `fused` stays within one ulp of
+/// the half type of `welford`'s outputs, relative to the tensor's largest.
+fn halves_at_magnitude<T: Element>(scale: f64) {
+    let [welford, fused] = ["welford", "fused"].map(|n| registry::by_name(n).unwrap());
+    for layout in Layout::ALL {
+        let d = dims(&[16, 3, 10, 10], layout);
+        let mut rng = Rng::new(5);
+        let x: Vec<T> = common::data(&mut rng, d.len(), 3.0 * scale, scale);
+        let dy: Vec<T> = common::data(&mut rng, d.len(), 0.0, 1.0);
+        let (want, got) = (run_all(welford, d, &x, &dy), run_all(fused, d, &x, &dy));
+        let pairs = [
+            ("y", &got.y, &want.y),
+            ("eval y", &got.y_eval, &want.y_eval),
+            ("dx", &got.dx, &want.dx),
+            ("fixed dx", &got.dx_fixed, &want.dx_fixed),
+        ];
+        for (name, g, w) in pairs {
+            let max = w.iter().fold(0.0f64, |m, v| m.max(v.as_f64().abs()));
+            let worst = g
+                .iter()
+                .zip(w.iter())
+                .fold(0.0f64, |m, (a, b)| m.max((a.as_f64() - b.as_f64()).abs()));
+            assert!(
+                worst <= T::DTYPE.epsilon() * max,
+                "{} {layout} magnitude {scale:e} {name}: {worst:e} > one ulp of {max:e}",
+                T::DTYPE
+            );
+        }
+    }
+}
+
+#[test]
+fn half_types_keep_their_accuracy_at_extreme_magnitudes() {
+    for scale in [1e-30, 1e-15, 1.0, 1e15, 1e30] {
+        halves_at_magnitude::<half::bf16>(scale);
+    }
+    for scale in [1e-3, 1.0, 100.0] {
+        halves_at_magnitude::<half::f16>(scale);
+    }
+}

@@ -111,11 +111,13 @@ fn fold(b: f64, a: f64, lo: f64) -> f64 {
     }
 }
 
-/// `v` in `f32` when finite there (a NaN or infinite `v` is refused too:
-/// the `f64` lanes then produce exactly `f64`'s NaNs and infinities).
+/// `v` in `f32` when it is 0 or a normal `f32` there: a NaN or infinite
+/// `v` is refused (the `f64` lanes then produce exactly `f64`'s NaNs and
+/// infinities), and so is one that under- or overflows `f32` (`dx`'s
+/// `kx ~ w/σ³` does for data of magnitude 1e30: 1e-60).
 fn finite(v: f64) -> Option<f32> {
     let f = v as f32;
-    f.is_finite().then_some(f)
+    (v == 0.0 || f.is_normal()).then_some(f)
 }
 
 /// Normalize coefficients `[k, a, b]` (`y = (x − k)·a + b`) in `f32`:
@@ -269,6 +271,11 @@ mod tests {
         ));
         assert!(matches!(
             RunCoeffs::<4>::dx::<half::bf16>([1e39, 1.0, 1.0, 0.0]),
+            RunCoeffs::F64(_)
+        ));
+        // kx of data of magnitude 1e30 underflows f32.
+        assert!(matches!(
+            RunCoeffs::<4>::dx::<half::bf16>([1e30, 1e-30, 1e-60, 0.0]),
             RunCoeffs::F64(_)
         ));
         assert!(matches!(
