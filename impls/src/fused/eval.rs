@@ -32,31 +32,37 @@ pub fn forward_post<T: Lane>(p: EvalForward<'_, T>, res: &[T], post: Post) {
         }),
         Layout::ChannelsLast => {
             let kab = [mean, &a[..], &b[..]];
-            rows(lv, &Rows::new(dims.c), x, p.y, kab, (res, post))
+            let sd: Vec<f64> = p.var.iter().map(|v| (v + p.eps).sqrt()).collect();
+            rows(lv, &Rows::new(dims.c), x, p.y, (kab, &sd), (res, post))
         }
     }
 }
 
 /// Channels-last `y = (x − k)·a + c` per channel (`kac = [k, a, c]`, one
-/// value per channel), tasks of whole super-rows, in `T`'s element-wise
-/// precision ([`simd::prec`]). Data of at most 25 bits computed in `f64`
-/// lanes fold the shift into the bias ([`coeffs::fold_shift`]; not in `f32`
-/// lanes, where the folded constant would cancel) — unless a scale is not
-/// finite (eval with eps 0 on a zero variance): `(x − k)·∞` is ±∞ or NaN
-/// element by element, which the folded `x·∞ − k·∞` would turn into NaN.
+/// value per channel; `sd = √(var + ε)` per channel), tasks of whole
+/// super-rows, in `T`'s element-wise precision ([`simd::prec`]). Data of at
+/// most 25 bits computed in `f64` lanes fold the shift into the bias
+/// ([`coeffs::fold_shift`]; not in `f32` lanes, where the folded constant
+/// would cancel) when every channel's `|k|/sd ≤ 2^24` (the fold's error,
+/// `|k·a|·2⁻⁵³ = |w|·(|k|/sd)·2⁻⁵³`, then stays below `2⁻²⁹·|w|`; a
+/// constant channel far from 0 — `sd = √ε` — would otherwise get
+/// `b ± |k·a|·2⁻⁵³`, 25 `f32` ulps off `b` at offset 1e8) and every scale
+/// is finite (eval with eps 0 on a zero variance: `(x − k)·∞` is ±∞ or NaN
+/// element by element, which the folded `x·∞ − k·∞` would turn into NaN).
 /// `post` is applied in the same pass (`res` read only by [`Post::AddRelu`]).
 pub fn rows<T: Lane>(
     lv: Level,
     g: &Rows,
     x: &[T],
     y: &mut [T],
-    kac: [&[f64]; 3],
+    (kac, sd): ([&[f64]; 3], &[f64]),
     (res, post): (&[T], Post),
 ) {
     let [k, a, c] = kac;
     let task = g.task_rows * g.sr.c;
     let ar = g.sr.rep(a);
-    if !T::NARROW && coeffs::fold_shift::<T>() && a.iter().all(|v| v.is_finite()) {
+    let tame = k.iter().zip(sd).all(|(k, s)| k.abs() <= 2f64.powi(24) * s);
+    if !T::NARROW && coeffs::fold_shift::<T>() && tame && a.iter().all(|v| v.is_finite()) {
         let b: Vec<f64> = (0..k.len()).map(|i| c[i] - k[i] * a[i]).collect();
         let coef = RowCoeffs::scale::<T>([&ar, &g.sr.rep(&b)]);
         rows_pass(task, y, |r, out| {

@@ -189,6 +189,10 @@ fn channels_last<T: Lane>(
     let k = norm_coeffs(n, p.eps, p.affine, 0, &stats);
     let ks: Vec<f64> = stats.iter().map(|s| s.shift).collect();
     let (a, c): (Vec<f64>, Vec<f64>) = k.iter().map(|&[a, c]| (a, c)).unzip();
-    super::eval::rows(lv, &g, x, p.y, [&ks, &a, &c], rp);
+    let sd: Vec<f64> = stats
+        .iter()
+        .map(|s| (s.m2 / n as f64 + p.eps).sqrt())
+        .collect();
+    super::eval::rows(lv, &g, x, p.y, ([&ks, &a, &c], &sd), rp);
     write_stats(&stats, n, p.mean, p.var);
 }

@@ -32,18 +32,26 @@
 //! per channel).
 
 use super::Lane;
+use std::ops::{Add, Mul, Sub};
 
 /// A lane's scalar type (`f64` or `f32`): the operations the scalar tails
-/// of the kernels use, the same as one SIMD lane's.
-pub trait Real: Copy + Default + PartialEq + Send + Sync + 'static {
+/// of the kernels use, the same as one SIMD lane's (`+`, `−`, `·` rounded
+/// once, as the vector instructions).
+pub trait Real:
+    Copy
+    + Default
+    + PartialEq
+    + Send
+    + Sync
+    + 'static
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+{
     /// `v` rounded to nearest.
     fn from_f64(v: f64) -> Self;
     /// Exact widening.
     fn to_f64(self) -> f64;
-    /// `self − b`, rounded once.
-    fn sub(self, b: Self) -> Self;
-    /// `self + b`, rounded once.
-    fn add(self, b: Self) -> Self;
     /// `self·a + b` rounded once (IEEE fused multiply-add).
     fn fma(self, a: Self, b: Self) -> Self;
 }
@@ -56,14 +64,6 @@ impl Real for f64 {
     #[inline(always)]
     fn to_f64(self) -> f64 {
         self
-    }
-    #[inline(always)]
-    fn sub(self, b: Self) -> Self {
-        self - b
-    }
-    #[inline(always)]
-    fn add(self, b: Self) -> Self {
-        self + b
     }
     #[inline(always)]
     fn fma(self, a: Self, b: Self) -> Self {
@@ -79,14 +79,6 @@ impl Real for f32 {
     #[inline(always)]
     fn to_f64(self) -> f64 {
         self as f64
-    }
-    #[inline(always)]
-    fn sub(self, b: Self) -> Self {
-        self - b
-    }
-    #[inline(always)]
-    fn add(self, b: Self) -> Self {
-        self + b
     }
     #[inline(always)]
     fn fma(self, a: Self, b: Self) -> Self {

@@ -203,7 +203,7 @@ pub unsafe fn affine<S: Simd, T: Lane, const ADD: bool, const RELU: bool>(
         }
     }
     for i in body..x.len() {
-        let v = lane::<S::E, T>(x[i]).sub(k).fma(a, b);
+        let v = (lane::<S::E, T>(x[i]) - k).fma(a, b);
         y[i] = T::from_f64(post_scalar::<S::E, T, ADD, RELU>(v, r[i]).to_f64());
     }
 }
@@ -217,7 +217,7 @@ pub fn lane<E: Real, T: Lane>(v: T) -> E {
 /// The scalar tail's `ADD`/`RELU` epilogue (the same operations as the lanes').
 #[inline(always)]
 pub fn post_scalar<E: Real, T: Lane, const ADD: bool, const RELU: bool>(v: E, r: T) -> E {
-    let v = if ADD { v.add(lane(r)) } else { v };
+    let v = if ADD { v + lane(r) } else { v };
     if RELU {
         // Exact in either lane type: relu returns its argument or +0.
         E::from_f64(relu(v.to_f64()))
@@ -247,7 +247,7 @@ pub unsafe fn dx<S: Simd, T: Lane>(x: &[T], dy: &[T], dx: &mut [T], c: [S::E; 4]
     let [k, kd, kx, kc] = c;
     let rest = dx[body..].iter_mut().zip(&x[body..]).zip(&dy[body..]);
     for ((o, &v), &g) in rest {
-        let d = kx.fma(lane::<S::E, T>(v).sub(k), kc);
+        let d = kx.fma(lane::<S::E, T>(v) - k, kc);
         *o = T::from_f64(kd.fma(lane(g), d).to_f64());
     }
 }
@@ -324,7 +324,7 @@ pub unsafe fn dx_relu<S: Simd, T: Lane, const FIXED: bool, const RES: bool>(
         let v = if FIXED {
             kd.fma(m, nz)
         } else {
-            kd.fma(m, kx.fma(lane::<S::E, T>(x[i]).sub(k), kc))
+            kd.fma(m, kx.fma(lane::<S::E, T>(x[i]) - k, kc))
         };
         dx[i] = T::from_f64(v.to_f64());
     }
