@@ -30,7 +30,7 @@ pub fn forward_train<T: Element>(p: TrainForward<'_, T>) {
             let moments = rows_moments(x, dims, &plan, &krep, par);
             let [a, b] = train_coeffs(&shift, &moments, p.eps, &p.affine, p.mean, p.var);
             let (a, b) = (plan.sr.rep(&a), plan.sr.rep(&b));
-            rows_normalize(&plan, x, p.y, [&krep, &a, &b]);
+            rows_normalize(&plan, x, p.y, [&krep, &a, &b], (p.var, p.eps));
         }
     }
 }
@@ -43,14 +43,28 @@ pub fn forward_train<T: Element>(p: TrainForward<'_, T>) {
 /// absolute error is about `|k·a|·2⁻⁵¹` = `|y|`-scale `(|k|/σ)·2⁻⁵¹` for
 /// data of spread σ — below the `f32` output rounding (2⁻²⁴ relative) for
 /// any condition number `|k|/σ` under 2²⁶, while distinct `f32` values limit
-/// the condition number of non-constant data to about 2²⁴; `x = k` (a
-/// constant channel) cancels exactly. Measured: the f32 offset-1e4 agreement
-/// error of `y` is unchanged (0.43 units). `f64` data keeps the unfolded
-/// form, and so does a non-finite scale (eval with eps 0 on a zero
+/// the condition number of non-constant data to about 2²⁴. The fold is
+/// taken only when every channel has `|k| ≤ 2²⁴·√(var + ε)` (`var` per
+/// channel, not replicated): a constant channel far from 0 has `σ = 0`, so
+/// `a = w/√ε` and `k·a` is huge — its rounding left the bias 25 `f32` ulps
+/// off at offset 1e8 (0.29999924 for 0.3). Measured: the f32 offset-1e4
+/// agreement error of `y` is unchanged (0.43 units). `f64` data keeps the
+/// unfolded form, and so does a non-finite scale (eval with eps 0 on a zero
 /// variance), where `x·∞ − k·∞` would be NaN instead of `(x − k)·∞`.
-fn rows_normalize<T: Element>(plan: &RowPlan, x: &[T], y: &mut [T], k: [&[f64]; 3]) {
+fn rows_normalize<T: Element>(
+    plan: &RowPlan,
+    x: &[T],
+    y: &mut [T],
+    k: [&[f64]; 3],
+    (var, eps): (&[f64], f64),
+) {
     let [kk, a, b] = k;
-    if T::DTYPE.mantissa_bits() <= f32::MANTISSA_DIGITS && a.iter().all(|v| v.is_finite()) {
+    let tame = kk
+        .iter()
+        .zip(var)
+        .all(|(k, v)| k.abs() <= 2f64.powi(24) * (v + eps).sqrt());
+    let narrow = T::DTYPE.mantissa_bits() <= f32::MANTISSA_DIGITS;
+    if narrow && tame && a.iter().all(|v| v.is_finite()) {
         let b: Vec<f64> = kk
             .iter()
             .zip(a)
@@ -83,7 +97,7 @@ pub fn forward_eval<T: Element>(p: EvalForward<'_, T>) {
             let m = plan.sr.rep(&k.iter().map(|k| k.mean).collect::<Vec<_>>());
             let a = plan.sr.rep(&k.iter().map(|k| k.scale).collect::<Vec<_>>());
             let b = plan.sr.rep(&k.iter().map(|k| k.bias).collect::<Vec<_>>());
-            rows_normalize(&plan, x, p.y, [&m, &a, &b]);
+            rows_normalize(&plan, x, p.y, [&m, &a, &b], (p.var, p.eps));
         }
     }
 }
