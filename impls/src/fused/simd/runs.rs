@@ -226,30 +226,15 @@ pub fn post_scalar<E: Real, T: Lane, const ADD: bool, const RELU: bool>(v: E, r:
     }
 }
 
-/// `dx = fma(kd, dy, fma(kx, x − k, kc))` (`c = [k, kd, kx, kc]`).
+/// `dx = fma(kd, dy, fma(kx, x − k, kc))` (`c = [k, kd, kx, kc]`):
+/// [`dx_relu`]'s pass without the mask (`dy` read once).
 ///
 /// # Safety
 /// The CPU has `S`'s features; `dy`, `dx` as long as `x`.
 #[inline(always)]
 pub unsafe fn dx<S: Simd, T: Lane>(x: &[T], dy: &[T], dx: &mut [T], c: [S::E; 4]) {
-    let body = x.len() / S::W * S::W;
-    // SAFETY: `i + W <= body <= x.len()`, and `dy`, `dx` are as long; features by contract.
-    unsafe {
-        let [k, kd, kx, kc] = c.map(|v| S::splat(v));
-        let (px, pg, po) = (x.as_ptr(), dy.as_ptr(), dx.as_mut_ptr());
-        let mut i = 0;
-        while i < body {
-            let d = S::fma(kx, S::sub(T::load::<S>(px.add(i)), k), kc);
-            T::store::<S>(po.add(i), S::fma(kd, T::load::<S>(pg.add(i)), d));
-            i += S::W;
-        }
-    }
-    let [k, kd, kx, kc] = c;
-    let rest = dx[body..].iter_mut().zip(&x[body..]).zip(&dy[body..]);
-    for ((o, &v), &g) in rest {
-        let d = kx.fma(lane::<S::E, T>(v) - k, kc);
-        *o = T::from_f64(kd.fma(lane(g), d).to_f64());
-    }
+    // SAFETY: forwarded contract; `yo` = `dy` is never read without `MASK`.
+    unsafe { dx_pass::<S, T, false, false, false>([x, dy, dy], dx, std::ptr::null_mut(), c) }
 }
 
 /// [`dx_relu`] with `fixed` and the presence of `dres` chosen at run time.
@@ -286,6 +271,22 @@ pub unsafe fn dx_relu_any<S: Simd, T: Lane>(
 /// `dres` valid for `x.len()` writes and not overlapping the slices.
 #[inline(always)]
 pub unsafe fn dx_relu<S: Simd, T: Lane, const FIXED: bool, const RES: bool>(
+    v: [&[T]; 3],
+    dx: &mut [T],
+    dres: *mut T,
+    c: [S::E; 4],
+) {
+    // SAFETY: forwarded contract.
+    unsafe { dx_pass::<S, T, true, FIXED, RES>(v, dx, dres, c) }
+}
+
+/// The `dx` pass of one run: `g = dy`, masked by `yo` with `MASK`; then as
+/// [`dx_relu`].
+///
+/// # Safety
+/// As [`dx_relu`]; `yo` is read only with `MASK`.
+#[inline(always)]
+unsafe fn dx_pass<S: Simd, T: Lane, const MASK: bool, const FIXED: bool, const RES: bool>(
     [x, dy, yo]: [&[T]; 3],
     dx: &mut [T],
     dres: *mut T,
@@ -301,7 +302,10 @@ pub unsafe fn dx_relu<S: Simd, T: Lane, const FIXED: bool, const RES: bool>(
         let (px, pg, po, pd) = (x.as_ptr(), dy.as_ptr(), yo.as_ptr(), dx.as_mut_ptr());
         let mut i = 0;
         while i < body {
-            let m = S::relu_grad(T::load::<S>(po.add(i)), T::load::<S>(pg.add(i)));
+            let mut m = T::load::<S>(pg.add(i));
+            if MASK {
+                m = S::relu_grad(T::load::<S>(po.add(i)), m);
+            }
             if RES {
                 T::store::<S>(dres.add(i), m);
             }
@@ -316,7 +320,11 @@ pub unsafe fn dx_relu<S: Simd, T: Lane, const FIXED: bool, const RES: bool>(
     }
     let [k, kd, kx, kc] = c;
     for i in body..x.len() {
-        let m = S::E::from_f64(relu_grad(yo[i].as_f64(), dy[i].as_f64()));
+        let mut g = dy[i].as_f64();
+        if MASK {
+            g = relu_grad(yo[i].as_f64(), g);
+        }
+        let m = S::E::from_f64(g);
         if RES {
             // SAFETY: i < x.len(), for which `dres` is valid (contract).
             unsafe { *dres.add(i) = T::from_f64(m.to_f64()) };
