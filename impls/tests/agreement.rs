@@ -95,6 +95,29 @@ fn tiny_shapes() {
     }
 }
 
+/// Outputs of 12.8 MB and more are written with non-temporal stores by
+/// `fused` (`fused::plan::STREAM_MIN_BYTES`; contiguous runs of at least
+/// `STREAM_MIN_RUN`): the same values as below the threshold, in both
+/// layouts, with channel counts whose rows do not fill whole registers.
+#[test]
+fn outputs_past_the_streaming_threshold() {
+    use bn_impls::fused::plan::{STREAM_MIN_BYTES, STREAM_MIN_RUN};
+    let shape = [4, 49, 128, 128];
+    assert!(shape.iter().product::<usize>() * 4 >= STREAM_MIN_BYTES);
+    const { assert!(128 * 128 >= STREAM_MIN_RUN) };
+    let welford = registry::by_name("welford").unwrap();
+    let fused = registry::by_name("fused").unwrap();
+    for layout in Layout::ALL {
+        let d = dims(&shape, layout);
+        let mut rng = Rng::new(17);
+        let x: Vec<f32> = data(&mut rng, d.len(), 3.0, 2.0);
+        let dy: Vec<f32> = data(&mut rng, d.len(), 0.0, 1.0);
+        let want = run_all::<f32>(welford, d, &x, &dy);
+        let got = run_all::<f32>(fused, d, &x, &dy);
+        agree(&got, &want, &format!("fused {shape:?} {layout} f32"));
+    }
+}
+
 #[test]
 fn ten_thousand_channels() {
     check::<f32>(&[4, 10_000], 0.0, 1.0, 5);

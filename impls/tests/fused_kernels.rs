@@ -131,6 +131,72 @@ fn row_kernels_equal_the_scalar_twin_at_every_level() {
     }
 }
 
+/// Every element-wise kernel's output into `y` (one after the other), as bits.
+fn elementwise_into<T: Lane>(lv: Level, x: &[T], dy: &[T], k: &[f64], y: &mut [T]) -> Vec<u64> {
+    let l = k.len();
+    let coef = |s: f64| -> Vec<f64> { (0..l).map(|i| s * (1.0 + i as f64 / 7.0)).collect() };
+    let (a, b, c) = (coef(0.5), coef(-1.25), coef(0.125));
+    let mut out = Vec::new();
+    let mut take = |y: &[T]| out.extend(bits(y));
+    simd::rows_affine(lv, x, y, &RowCoeffs::affine::<T>([k, &a, &b]));
+    take(y);
+    simd::rows_scale(lv, x, y, &RowCoeffs::scale::<T>([&a, &b]));
+    take(y);
+    let dc = RowCoeffs::dx::<T>([k, &a, &b, &c]);
+    simd::rows_dx(lv, x, dy, y, &dc);
+    take(y);
+    for fixed in [false, true] {
+        simd::rows_dx_relu(lv, [x, dy, x], y, None, &dc, fixed);
+        take(y);
+        simd::run_dx_relu(lv, [x, dy, x], y, None, k[0], [0.5, -0.25, 2.0], fixed);
+        take(y);
+    }
+    simd::run_affine_post(lv, x, dy, y, k[0], 0.75, -1.5, simd::Post::AddRelu);
+    take(y);
+    simd::run_dx(lv, x, dy, y, k[0], [0.5, -0.25, 2.0]);
+    take(y);
+    out
+}
+
+/// The streaming level ([`Level::streaming`]) writes the plain level's
+/// bits at every alignment of the output within a cache line, and nothing
+/// outside the output (its first and last lines are shared with neighbours).
+fn check_streaming<T: Lane>(lv: Level) {
+    let line = 64 / std::mem::size_of::<T>();
+    let sentinel = T::from_f64(7.0);
+    for l in [1, 3, 13, 64, 100] {
+        for n in lengths().filter(|&n| n <= 200).chain([l * 9 + 5]) {
+            let x: Vec<T> = values(n, (n + l) as u64, DATA[0]);
+            let dy: Vec<T> = values(n, (n + l) as u64 + 99, (1.0, -0.25));
+            let k: Vec<f64> = (0..l).map(|i| 0.5 + i as f64 / 3.0).collect();
+            let want = elementwise_into(lv, &x, &dy, &k, &mut vec![T::zero(); n]);
+            let mut backing = vec![sentinel; n + 2 * line];
+            for off in 0..line {
+                backing.fill(sentinel);
+                let y = &mut backing[off..off + n];
+                let got = elementwise_into(lv.streaming(true), &x, &dy, &k, y);
+                let what = format!("{} {} L = {l} n = {n} offset {off}", lv.name(), T::DTYPE);
+                assert_eq!(got, want, "streaming stores, {what}");
+                let outside = backing[..off].iter().chain(&backing[off + n..]);
+                assert!(
+                    outside.clone().all(|v| v.as_f64() == 7.0),
+                    "wrote outside, {what}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn streaming_stores_write_the_same_bits_at_every_alignment() {
+    for lv in Level::available() {
+        check_streaming::<f32>(lv);
+        check_streaming::<f64>(lv);
+        check_streaming::<half::bf16>(lv);
+        check_streaming::<half::f16>(lv);
+    }
+}
+
 #[test]
 fn levels_start_with_scalar_and_end_with_the_detected_one() {
     let all = Level::available();

@@ -109,6 +109,8 @@ fn contiguous<T: Lane>(
     pr: Params<'_>,
 ) -> Vec<Grad> {
     let s = dims.s;
+    // The sums read plainly; the `dx` pass may stream its output.
+    let lvs = lv.streaming(plan::stream_runs::<T>(dims));
     let f = move |o: usize, c: usize, acc: &mut RunAcc<3>| {
         let (xr, gr) = (&x[o..o + s], &dy[o..o + s]);
         match yo {
@@ -121,7 +123,7 @@ fn contiguous<T: Lane>(
         let (xr, gr) = (&x[o..o + s], &dy[o..o + s]);
         match yo {
             Some(yo) => run_dx_relu(
-                lv,
+                lvs,
                 [xr, gr, &yo[o..o + s]],
                 run,
                 dres,
@@ -129,7 +131,7 @@ fn contiguous<T: Lane>(
                 g,
                 pr.mode,
             ),
-            None => run_dx(lv, xr, gr, run, pr.mean[c], g, pr.mode),
+            None => run_dx(lvs, xr, gr, run, pr.mean[c], g, pr.mode),
         }
     };
     let arrays = if yo.is_some() { 3 } else { 2 };
@@ -197,6 +199,8 @@ fn channels_last<T: Lane>(
     let coef = RowCoeffs::dx::<T>([&kr, &kd, &kx, &kc]);
     let task = g.task_rows * dims.c;
     let fixed = pr.mode == GradMode::Fixed;
+    // The sums read plainly; the `dx` pass may stream its output.
+    let lv = lv.streaming(plan::stream::<T>(x.len()));
     let Out { dx, dres } = out;
     match (yo, dres) {
         (Some(yo), Some(d)) => rows_pass_pair(task, dx, d, |r, out, out2| {

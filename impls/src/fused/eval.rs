@@ -26,10 +26,13 @@ pub fn forward_post<T: Lane>(p: EvalForward<'_, T>, res: &[T], post: Post) {
     let b: Vec<f64> = (0..dims.c).map(|c| p.affine.bias(c)).collect();
     let (x, mean) = (p.x, p.mean);
     match dims.layout {
-        Layout::Contiguous => runs_pass(dims, plan::TASK, p.y, |c, r, out| {
-            let (xr, rr) = (&x[r.clone()], &res[r]);
-            simd::run_affine_post(lv, xr, rr, out, mean[c], a[c], b[c], post)
-        }),
+        Layout::Contiguous => {
+            let lv = lv.streaming(plan::stream_runs::<T>(dims));
+            runs_pass(dims, plan::TASK, p.y, |c, r, out| {
+                let (xr, rr) = (&x[r.clone()], &res[r]);
+                simd::run_affine_post(lv, xr, rr, out, mean[c], a[c], b[c], post)
+            })
+        }
         Layout::ChannelsLast => {
             let kab = [mean, &a[..], &b[..]];
             let sd: Vec<f64> = p.var.iter().map(|v| (v + p.eps).sqrt()).collect();
@@ -59,6 +62,7 @@ pub fn rows<T: Lane>(
     (res, post): (&[T], Post),
 ) {
     let [k, a, c] = kac;
+    let lv = lv.streaming(plan::stream::<T>(x.len()));
     let task = g.task_rows * g.sr.c;
     let ar = g.sr.rep(a);
     let tame = k.iter().zip(sd).all(|(k, s)| k.abs() <= 2f64.powi(24) * s);

@@ -31,6 +31,33 @@ const CHANNEL_MIN_RUN: usize = 512;
 /// Input bytes a channel task aims for.
 const CHANNEL_TASK: usize = 256 << 10;
 
+/// Output bytes from which the element-wise passes write with
+/// non-temporal stores ([`super::simd::nt`]). A smaller output may still be
+/// in cache when the next operation reads it, which streaming throws away:
+/// on the 2-core Xeon VM (2 MiB L2 per core) 6.4 MB outputs (32×64×28×28
+/// `f32`) measured up to 1.2× slower streamed, 12.8 MB level to faster
+/// (channels-last 0.84–0.95×), 25 MB and more 0.55–0.8×.
+pub const STREAM_MIN_BYTES: usize = 12 << 20;
+/// Shortest contiguous run written with streaming stores. Each run aligns
+/// its own stores with a scalar head, so the lines it shares with its
+/// neighbours get ordinary stores between streaming ones: with 28×28 runs
+/// (784, 2 of every 49 lines) eval/train were 1.2–1.75× *slower* than
+/// without streaming on the 2-core Xeon VM (A/B, 12.8 MB outputs), 56×56
+/// runs (3136) faster. Channels-last passes sweep across row ends
+/// ([`super::simd::rows`]) and need no minimum.
+pub const STREAM_MIN_RUN: usize = 2048;
+
+/// Whether an element-wise pass writing `len` elements of `T` streams them.
+pub fn stream<T>(len: usize) -> bool {
+    len.saturating_mul(std::mem::size_of::<T>()) >= STREAM_MIN_BYTES
+}
+
+/// Whether a contiguous element-wise pass over `dims` streams its output
+/// ([`stream`], and runs of at least [`STREAM_MIN_RUN`]).
+pub fn stream_runs<T>(dims: Dims) -> bool {
+    stream::<T>(dims.len()) && dims.s >= STREAM_MIN_RUN
+}
+
 /// Runs per contiguous reduction chunk.
 pub fn runs_per_chunk(dims: Dims) -> usize {
     (CHUNK / dims.s).max(1)

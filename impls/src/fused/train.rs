@@ -116,6 +116,8 @@ fn contiguous<T: Lane>(
     (res, post): (&[T], Post),
 ) {
     let x = p.x;
+    // The statistics read plainly; the normalize pass may stream `y`.
+    let lvs = lv.streaming(plan::stream_runs::<T>(dims));
     let bytes = dims.per_channel() * std::mem::size_of::<T>();
     let stats = if let Some(cpt) = plan::channel_tasks(dims, bytes) {
         let (n, eps, af) = (dims.per_channel(), p.eps, p.affine);
@@ -131,7 +133,7 @@ fn contiguous<T: Lane>(
                     let (o, ci) = (dims.offset(i / cs, c0 + i % cs, 0), i % cs);
                     let (xr, rr) = (&x[o..o + dims.s], &res[o..o + dims.s]);
                     let [a, b] = k[ci];
-                    simd::run_affine_post(lv, xr, rr, run, st[ci].shift, a, b, post);
+                    simd::run_affine_post(lvs, xr, rr, run, st[ci].shift, a, b, post);
                 }
                 st
             })
@@ -142,7 +144,7 @@ fn contiguous<T: Lane>(
         let k = norm_coeffs(dims.per_channel(), p.eps, p.affine, 0, &st);
         runs_pass(dims, plan::TASK, p.y, |c, r, out| {
             let (xr, rr) = (&x[r.clone()], &res[r]);
-            simd::run_affine_post(lv, xr, rr, out, st[c].shift, k[c][0], k[c][1], post)
+            simd::run_affine_post(lvs, xr, rr, out, st[c].shift, k[c][0], k[c][1], post)
         });
         st
     };

@@ -171,6 +171,11 @@ impl Simd for Avx2 {
         let keep = _mm256_cmp_pd::<_CMP_NLE_UQ>(y, _mm256_setzero_pd());
         _mm256_and_pd(g, keep)
     }
+    #[inline(always)]
+    unsafe fn stream_bytes(d: *mut u8, s: *const u8, n: usize) {
+        // SAFETY: forwarded contract; the level has the instructions.
+        unsafe { super::nt::stream_32(d, s, n) }
+    }
 }
 
 /// 8 lanes of `f32` in a ymm register.
@@ -245,6 +250,22 @@ impl Simd for Avx2F32 {
         let keep = _mm256_cmp_ps::<_CMP_NLE_UQ>(y, _mm256_setzero_ps());
         _mm256_and_ps(g, keep)
     }
+    #[inline(always)]
+    unsafe fn stream_bytes(d: *mut u8, s: *const u8, n: usize) {
+        // SAFETY: forwarded contract; the level has the instructions.
+        unsafe { super::nt::stream_32(d, s, n) }
+    }
 }
 
 super::level_kernels!(#[target_feature(enable = "avx2,fma,f16c")], Avx2, Avx2F32);
+
+/// The level's kernels with non-temporal data stores ([`super::nt`]).
+pub mod nt {
+    use super::{Avx2, Avx2F32, GRAD_BLOCK, SUM_BLOCK};
+    use crate::fused::simd::nt::Nt;
+    crate::fused::simd::level_kernels!(
+        #[target_feature(enable = "avx2,fma,f16c")],
+        Nt<Avx2>,
+        Nt<Avx2F32>
+    );
+}

@@ -119,6 +119,11 @@ impl Simd for Avx512 {
         let keep = _mm512_cmp_pd_mask::<_CMP_NLE_UQ>(y, _mm512_setzero_pd());
         _mm512_maskz_mov_pd(keep, g)
     }
+    #[inline(always)]
+    unsafe fn stream_bytes(d: *mut u8, s: *const u8, n: usize) {
+        // SAFETY: forwarded contract; the level has the instructions.
+        unsafe { super::nt::stream_64(d, s, n) }
+    }
 }
 
 /// 16 lanes of `f32` in a zmm register.
@@ -203,6 +208,11 @@ impl Simd for Avx512F32 {
         let keep = _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(y, _mm512_setzero_ps());
         _mm512_maskz_mov_ps(keep, g)
     }
+    #[inline(always)]
+    unsafe fn stream_bytes(d: *mut u8, s: *const u8, n: usize) {
+        // SAFETY: forwarded contract; the level has the instructions.
+        unsafe { super::nt::stream_64(d, s, n) }
+    }
 }
 
 super::level_kernels!(
@@ -210,3 +220,14 @@ super::level_kernels!(
     Avx512,
     Avx512F32
 );
+
+/// The level's kernels with non-temporal data stores ([`super::nt`]).
+pub mod nt {
+    use super::{Avx512, Avx512F32, GRAD_BLOCK, SUM_BLOCK};
+    use crate::fused::simd::nt::Nt;
+    crate::fused::simd::level_kernels!(
+        #[target_feature(enable = "avx512f,avx2,fma,f16c")],
+        Nt<Avx512>,
+        Nt<Avx512F32>
+    );
+}

@@ -25,6 +25,7 @@
 pub mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub mod avx512;
+pub mod nt;
 pub mod prec;
 pub mod rows;
 pub mod runs;
@@ -137,6 +138,27 @@ pub trait Simd: Copy {
     /// # Safety
     /// The CPU has the features.
     unsafe fn relu_grad(y: Self::V, g: Self::V) -> Self::V;
+    /// Whether data stores bypass the caches ([`nt::Nt`]): the element-wise
+    /// kernels then align their stores and fence at the end.
+    const STREAM: bool = false;
+    /// `n` bytes (one register of data) from the aligned spill `s` to `d`
+    /// with non-temporal stores: 16 bytes at a time by default (SSE2, part
+    /// of x86-64); the levels use their widest store that fits `n`. Sizes
+    /// that are not a multiple of 16 are copied plainly.
+    /// # Safety
+    /// `s` and `d` are valid for `n` bytes, `s` is 64-byte aligned and `d`
+    /// is aligned to `n` when `n` is a multiple of 16; the CPU has the features.
+    #[inline(always)]
+    unsafe fn stream_bytes(d: *mut u8, s: *const u8, n: usize) {
+        // SAFETY: forwarded contract.
+        unsafe { nt::stream_16(d, s, n) }
+    }
+    /// Orders this thread's streaming stores before what it does next (a
+    /// no-op for ordinary stores).
+    /// # Safety
+    /// The CPU has the features.
+    #[inline(always)]
+    unsafe fn fence() {}
 }
 
 /// An element type the kernels load widened to the lanes and store rounded:
@@ -252,12 +274,19 @@ enum Isa {
 /// [`Level::available`] and [`Level::scalar`] make one, so holding a
 /// `Level` proves its features are present.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Level(Isa);
+pub struct Level(Isa, bool);
 
 impl Level {
     /// The portable scalar twin (always available).
     pub const fn scalar() -> Level {
-        Level(Isa::Scalar)
+        Level(Isa::Scalar, false)
+    }
+
+    /// This level with non-temporal data stores in the element-wise passes
+    /// when `on` ([`nt`]; for outputs far larger than the caches). The
+    /// scalar twin always stores plainly.
+    pub fn streaming(self, on: bool) -> Level {
+        Level(self.0, on && self.0 != Isa::Scalar)
     }
 
     /// The best level of this CPU, probed once and cached.
@@ -277,10 +306,10 @@ impl Level {
             let f16c = std::arch::is_x86_feature_detected!("f16c");
             let fma = std::arch::is_x86_feature_detected!("fma");
             if std::arch::is_x86_feature_detected!("avx2") && f16c && fma {
-                v.push(Level(Isa::Avx2));
+                v.push(Level(Isa::Avx2, false));
             }
             if std::arch::is_x86_feature_detected!("avx512f") && f16c && fma {
-                v.push(Level(Isa::Avx512));
+                v.push(Level(Isa::Avx512, false));
             }
         }
         v
@@ -305,7 +334,7 @@ impl Level {
 /// lanes (element-wise passes of `f32` coefficients).
 macro_rules! level_kernels {
     (#[$attr:meta], $S:ty, $S32:ty) => {
-        use super::{rows, runs, Lane, Post, RowCoeffs, RunAcc, RunCoeffs};
+        use $crate::fused::simd::{rows, runs, Lane, Post, RowCoeffs, RunAcc, RunCoeffs};
 
         /// # Safety
         /// The CPU has the level's features; slice bounds as in `runs::sums`.
@@ -471,16 +500,22 @@ pub(crate) use level_kernels;
 /// Calls `$f` of the module of `$lv`'s level; the scalar twin otherwise.
 macro_rules! dispatch {
     ($lv:expr, $f:ident ( $($arg:expr),* )) => {
-        match $lv.0 {
+        match ($lv.0, $lv.1) {
             // SAFETY: a `Level` with `Isa::Avx512` exists only when
             // `is_x86_feature_detected!("avx512f")` was true (`Level::available`).
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { avx512::$f($($arg),*) },
+            (Isa::Avx512, false) => unsafe { avx512::$f($($arg),*) },
+            // SAFETY: as above; the streaming variant needs no other feature.
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, true) => unsafe { avx512::nt::$f($($arg),*) },
             // SAFETY: `Isa::Avx2` exists only when AVX2 and FMA were detected.
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => unsafe { avx2::$f($($arg),*) },
-            // SAFETY: the scalar twin needs no CPU feature.
-            Isa::Scalar => unsafe { scalar::$f($($arg),*) },
+            (Isa::Avx2, false) => unsafe { avx2::$f($($arg),*) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx2, true) => unsafe { avx2::nt::$f($($arg),*) },
+            // SAFETY: the scalar twin needs no CPU feature (never streaming).
+            (Isa::Scalar, _) => unsafe { scalar::$f($($arg),*) },
         }
     };
 }
@@ -608,6 +643,8 @@ pub fn run_dx_relu<T: Lane>(
         ok && dres.as_ref().is_none_or(|d| d.len() == n),
         "run_dx_relu: lengths"
     );
+    // The residual's gradient is not aligned with `dx`: plain stores for both.
+    let lv = lv.streaming(lv.1 && dres.is_none());
     let dres = dres.map_or(std::ptr::null_mut(), |d| d.as_mut_ptr());
     let c = RunCoeffs::dx::<T>([k, c[0], c[1], c[2]]);
     dispatch!(lv, run_dx_relu(v, dx, dres, c, fixed))
@@ -673,6 +710,8 @@ pub fn rows_dx_relu<T: Lane>(
         ok && dres.as_ref().is_none_or(|d| d.len() == n),
         "rows_dx_relu: lengths"
     );
+    // The residual's gradient is not aligned with `dx`: plain stores for both.
+    let lv = lv.streaming(lv.1 && dres.is_none());
     let dres = dres.map_or(std::ptr::null_mut(), |d| d.as_mut_ptr());
     dispatch!(lv, rows_dx_relu(v, dx, dres, c, fixed))
 }

@@ -32,6 +32,9 @@
 //! per channel).
 
 use super::Lane;
+
+/// Lanes repeated after the `L` of a [`RowCoeffs`] array: the widest register.
+pub const WRAP: usize = 16;
 use std::ops::{Add, Mul, Sub};
 
 /// A lane's scalar type (`f64` or `f32`): the operations the scalar tails
@@ -168,8 +171,11 @@ impl RunCoeffs<4> {
     }
 }
 
-/// Per-lane coefficients of a channels-last pass (arrays of `L` lanes),
-/// prepared once per operation in the precision its pass computes in.
+/// Per-lane coefficients of a channels-last pass (arrays of `L` lanes,
+/// followed by their first [`WRAP`] lanes again, cyclically, so a register
+/// that starts at any lane `j < L` can be loaded whole: the streaming passes
+/// run across row ends), prepared once per operation in the precision its
+/// pass computes in.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RowCoeffs<const K: usize> {
     /// `f64` lanes.
@@ -182,8 +188,8 @@ impl<const K: usize> RowCoeffs<K> {
     /// Lanes per row (`L`).
     pub fn lanes(&self) -> usize {
         match self {
-            Self::F64(c) => c[0].len(),
-            Self::F32(c) => c[0].len(),
+            Self::F64(c) => c[0].len() - WRAP,
+            Self::F32(c) => c[0].len() - WRAP,
         }
     }
 
@@ -191,14 +197,18 @@ impl<const K: usize> RowCoeffs<K> {
     /// `f32` and every lane converts; `f64` otherwise.
     fn build<T: Lane>(c: [&[f64]; K], narrow: fn([f64; K]) -> Option<[f32; K]>) -> Self {
         let l = c[0].len();
-        assert!(c.iter().all(|v| v.len() == l), "RowCoeffs: lengths");
-        let wide = || Self::F64(c.map(<[f64]>::to_vec));
+        assert!(
+            l > 0 && c.iter().all(|v| v.len() == l),
+            "RowCoeffs: lengths"
+        );
+        let wrapped = |a: &[f64]| (0..l + WRAP).map(|i| a[i % l]).collect::<Vec<f64>>();
+        let wide = || Self::F64(c.map(wrapped));
         if !T::NARROW {
             return wide();
         }
-        let mut out: [Vec<f32>; K] = std::array::from_fn(|_| Vec::with_capacity(l));
-        for i in 0..l {
-            let Some(v) = narrow(c.map(|a| a[i])) else {
+        let mut out: [Vec<f32>; K] = std::array::from_fn(|_| Vec::with_capacity(l + WRAP));
+        for i in 0..l + WRAP {
+            let Some(v) = narrow(c.map(|a| a[i % l])) else {
                 return wide();
             };
             for (o, x) in out.iter_mut().zip(v) {

@@ -14,8 +14,9 @@
 //! Element-wise passes run in the lanes of `S` (`f64` or `f32`, see
 //! [`super::prec`]) with coefficient arrays of the lanes' type.
 
+use super::prec::WRAP;
 use super::runs::{lane, post_scalar};
-use super::{Lane, Post, Real, Simd};
+use super::{nt, Lane, Post, Real, Simd};
 use crate::activation::relu_grad;
 use std::array::from_fn;
 
@@ -303,6 +304,41 @@ fn rows_after<S: Simd>(
     })
 }
 
+/// The streaming form of a row pass (`S::STREAM`): one sweep across row
+/// ends — registers start at any lane, the coefficient arrays being
+/// wrapped ([`WRAP`]) — so every register store is aligned ([`nt::head`])
+/// and no line mixes streaming and ordinary stores except the first and
+/// last of the slice; `one(i, j)` does element `i` (lane `j`) in scalar
+/// code, `step(i, j)` the register at element `i`, lane `j`.
+///
+/// # Safety
+/// `step(i, j)` must be sound for `i + W <= len`, `j < l`.
+#[inline(always)]
+unsafe fn stream_sweep<S: Simd, T: Lane>(
+    y: *const T,
+    len: usize,
+    l: usize,
+    mut one: impl FnMut(usize, usize),
+    mut step: impl FnMut(usize, usize),
+) {
+    let h = nt::head::<S, T>(y, len);
+    let end = h + (len - h) / S::W * S::W;
+    for i in (0..h).chain(end..len) {
+        one(i, i % l);
+    }
+    let (mut i, mut j) = (h, h % l);
+    while i < end {
+        step(i, j);
+        i += S::W;
+        j += S::W;
+        while j >= l {
+            j -= l;
+        }
+    }
+    // SAFETY: the caller's features (contract of the kernels that call this).
+    unsafe { S::fence() };
+}
+
 /// [`affine`] (`c = [k, a, b]`) or, with `SCALE`, [`scale`] (`c = [a, b]`),
 /// with the epilogue `post` chosen at run time (`r` read only by
 /// [`Post::AddRelu`]).
@@ -338,7 +374,8 @@ pub unsafe fn affine_post<S: Simd, T: Lane, const SCALE: bool>(
 ///
 /// # Safety
 /// The CPU has `S`'s features; `y.len() == x.len() == r.len()`, `c` has 2
-/// (`SCALE`) or 3 arrays, equally long and non-empty.
+/// (`SCALE`) or 3 arrays of `L + WRAP` lanes each, `L > 0` (a
+/// [`super::RowCoeffs`] array: `L` lanes, then its first [`WRAP`] again).
 #[inline(always)]
 pub unsafe fn affine<S: Simd, T: Lane, const SCALE: bool, const ADD: bool, const RELU: bool>(
     x: &[T],
@@ -351,7 +388,24 @@ pub unsafe fn affine<S: Simd, T: Lane, const SCALE: bool, const ADD: bool, const
     } else {
         (Some(c[0]), [c[1], c[2]])
     };
-    let (len, l, py) = (x.len(), ab[0].len(), y.as_mut_ptr());
+    let (len, l, py) = (x.len(), ab[0].len() - WRAP, y.as_mut_ptr());
+    let one = |i: usize, j: usize| {
+        let v = lane::<S::E, T>(x[i]);
+        let v = match k {
+            Some(k) => (v - k[j]).fma(ab[0][j], ab[1][j]),
+            None => v * ab[0][j] + ab[1][j],
+        };
+        let v = post_scalar::<S::E, T, ADD, RELU>(v, r[i]);
+        // SAFETY: i < len == y.len(); every write goes through `py`.
+        unsafe { *py.add(i) = T::from_f64(v.to_f64()) };
+    };
+    if S::STREAM {
+        // SAFETY: i + W <= len, j < l and the arrays hold l + WRAP lanes;
+        // features by contract.
+        let step = |i, j| unsafe { affine_step::<S, T, ADD, RELU>([x, r], py, k, ab, i, j) };
+        // SAFETY: `step` is sound for the sweep's (i, j); features by contract.
+        return unsafe { stream_sweep::<S, T>(py, len, l, one, step) };
+    }
     let flat = flat_len::<S>(len, l);
     let (mut i, mut j) = (0, 0);
     while i < flat {
@@ -367,15 +421,7 @@ pub unsafe fn affine<S: Simd, T: Lane, const SCALE: bool, const ADD: bool, const
             j += S::W;
         }
         for j in body..n {
-            let i = row + j;
-            let v = lane::<S::E, T>(x[i]);
-            let v = match k {
-                Some(k) => (v - k[j]).fma(ab[0][j], ab[1][j]),
-                None => v * ab[0][j] + ab[1][j],
-            };
-            let v = post_scalar::<S::E, T, ADD, RELU>(v, r[i]);
-            // SAFETY: i < len == y.len(); every write goes through `py`.
-            unsafe { *py.add(i) = T::from_f64(v.to_f64()) };
+            one(row + j, j);
         }
     }
 }
@@ -475,7 +521,37 @@ unsafe fn dx_pass<S: Simd, T: Lane, const MASK: bool, const FIXED: bool, const R
     c: [&[S::E]; 4],
 ) {
     let [x, dy, yo] = v;
-    let (len, l, pd) = (x.len(), c[0].len(), dx.as_mut_ptr());
+    let (len, l, pd) = (x.len(), c[0].len() - WRAP, dx.as_mut_ptr());
+    let nz = S::E::from_f64(-0.0);
+    let one = |i: usize, j: usize| {
+        let [k, kd, kx, kc] = c.map(|v| v[j]);
+        let mut g = dy[i].as_f64();
+        if MASK {
+            g = relu_grad(yo[i].as_f64(), g);
+        }
+        let m = S::E::from_f64(g);
+        if RES {
+            // SAFETY: i < len, for which `dres` is valid (contract).
+            unsafe { *dres.add(i) = T::from_f64(m.to_f64()) };
+        }
+        let v = if FIXED {
+            kd.fma(m, nz)
+        } else {
+            kd.fma(m, kx.fma(lane::<S::E, T>(x[i]) - k, kc))
+        };
+        // SAFETY: i < len == dx.len(); every write goes through `pd`.
+        unsafe { *pd.add(i) = T::from_f64(v.to_f64()) };
+    };
+    if S::STREAM {
+        // `dres` would not share `dx`'s alignment: never streamed
+        // (`simd::rows_dx_relu` takes the plain level when it is given).
+        debug_assert!(!RES, "dx_pass: streaming with a residual gradient");
+        // SAFETY: i + W <= len, j < l and the arrays hold l + WRAP lanes;
+        // the rest by contract.
+        let step = |i, j| unsafe { dx_step::<S, T, MASK, FIXED, RES>(v, [pd, dres], c, i, j) };
+        // SAFETY: `step` is sound for the sweep's (i, j); features by contract.
+        return unsafe { stream_sweep::<S, T>(pd, len, l, one, step) };
+    }
     let flat = flat_len::<S>(len, l);
     let (mut i, mut j) = (0, 0);
     while i < flat {
@@ -483,7 +559,6 @@ unsafe fn dx_pass<S: Simd, T: Lane, const MASK: bool, const FIXED: bool, const R
         unsafe { dx_step::<S, T, MASK, FIXED, RES>(v, [pd, dres], c, i, j) };
         (i, j) = (i + S::W, next_lane::<S>(j, l));
     }
-    let nz = S::E::from_f64(-0.0);
     for (row, n, body) in rows_after::<S>(flat, len, l) {
         let mut j = 0;
         while j < body {
@@ -492,24 +567,7 @@ unsafe fn dx_pass<S: Simd, T: Lane, const MASK: bool, const FIXED: bool, const R
             j += S::W;
         }
         for j in body..n {
-            let i = row + j;
-            let [k, kd, kx, kc] = c.map(|v| v[j]);
-            let mut g = dy[i].as_f64();
-            if MASK {
-                g = relu_grad(yo[i].as_f64(), g);
-            }
-            let m = S::E::from_f64(g);
-            if RES {
-                // SAFETY: i < len, for which `dres` is valid (contract).
-                unsafe { *dres.add(i) = T::from_f64(m.to_f64()) };
-            }
-            let v = if FIXED {
-                kd.fma(m, nz)
-            } else {
-                kd.fma(m, kx.fma(lane::<S::E, T>(x[i]) - k, kc))
-            };
-            // SAFETY: i < len == dx.len(); every write goes through `pd`.
-            unsafe { *pd.add(i) = T::from_f64(v.to_f64()) };
+            one(row + j, j);
         }
     }
 }

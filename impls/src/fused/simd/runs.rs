@@ -9,7 +9,7 @@
 //! the lanes of `S` (`f64` or `f32`, see [`super::prec`]) with coefficients
 //! of the lanes' type; their scalar tails do the same operations.
 
-use super::{Lane, Post, Real, RunAcc, Simd, RUN_LANES};
+use super::{nt, Lane, Post, Real, RunAcc, Simd, RUN_LANES};
 use crate::activation::{relu, relu_grad};
 
 /// `acc[s]` lanes into registers.
@@ -168,11 +168,24 @@ pub unsafe fn affine<S: Simd, T: Lane, const ADD: bool, const RELU: bool>(
     y: &mut [T],
     [k, a, b]: [S::E; 3],
 ) {
-    let body = x.len() / S::W * S::W;
-    // SAFETY: `i + W <= body <= x.len() == y.len() == r.len()`; features by contract.
+    // With streaming stores, a scalar head up to the first aligned register.
+    let (len, py) = (x.len(), y.as_mut_ptr());
+    let h = nt::head::<S, T>(py, len);
+    let body = h + (len - h) / S::W * S::W;
+    let one = |i: usize| {
+        let v = (lane::<S::E, T>(x[i]) - k).fma(a, b);
+        T::from_f64(post_scalar::<S::E, T, ADD, RELU>(v, r[i]).to_f64())
+    };
+    for i in 0..h {
+        // SAFETY: i < len == y.len(); every write goes through `py`.
+        unsafe { *py.add(i) = one(i) };
+    }
+    // SAFETY: `h <= i`, `i + W <= body <= x.len() == y.len() == r.len()`;
+    // with `S::STREAM` every store is at `h + m·W`, aligned (`nt::head`);
+    // features by contract.
     unsafe {
         let (kv, av, bv) = (S::splat(k), S::splat(a), S::splat(b));
-        let (px, pr, py) = (x.as_ptr(), r.as_ptr(), y.as_mut_ptr());
+        let (px, pr) = (x.as_ptr(), r.as_ptr());
         let post = |v: S::V, p: usize| {
             let v = if ADD {
                 S::add(v, T::load::<S>(pr.add(p)))
@@ -187,7 +200,7 @@ pub unsafe fn affine<S: Simd, T: Lane, const ADD: bool, const RELU: bool>(
         };
         // Four registers per loop turn (more loads in flight per
         // instruction in a streaming pass), then one at a time.
-        let mut i = 0;
+        let mut i = h;
         while i + 4 * S::W <= body {
             for u in 0..4 {
                 let p = i + u * S::W;
@@ -201,10 +214,11 @@ pub unsafe fn affine<S: Simd, T: Lane, const ADD: bool, const RELU: bool>(
             T::store::<S>(py.add(i), post(S::fma(v, av, bv), i));
             i += S::W;
         }
+        S::fence();
     }
-    for i in body..x.len() {
-        let v = (lane::<S::E, T>(x[i]) - k).fma(a, b);
-        y[i] = T::from_f64(post_scalar::<S::E, T, ADD, RELU>(v, r[i]).to_f64());
+    for i in body..len {
+        // SAFETY: i < len == y.len(); every write goes through `py`.
+        unsafe { *py.add(i) = one(i) };
     }
 }
 
@@ -292,15 +306,46 @@ unsafe fn dx_pass<S: Simd, T: Lane, const MASK: bool, const FIXED: bool, const R
     dres: *mut T,
     c: [S::E; 4],
 ) {
-    let body = x.len() / S::W * S::W;
+    // With streaming stores (never with `RES`: `simd::run_dx_relu`), a
+    // scalar head up to the first aligned register.
+    debug_assert!(
+        !(RES && S::STREAM),
+        "dx_pass: streaming with a residual gradient"
+    );
+    let (len, pd) = (x.len(), dx.as_mut_ptr());
+    let h = nt::head::<S, T>(pd, len);
+    let body = h + (len - h) / S::W * S::W;
     let nz = S::E::from_f64(-0.0);
-    // SAFETY: `i + W <= body <= x.len()`, and `dy`, `yo`, `dx` (and `dres`
-    // with `RES`) are as long; features by contract.
+    let one = |i: usize| {
+        let [k, kd, kx, kc] = c;
+        let mut g = dy[i].as_f64();
+        if MASK {
+            g = relu_grad(yo[i].as_f64(), g);
+        }
+        let m = S::E::from_f64(g);
+        if RES {
+            // SAFETY: i < x.len(), for which `dres` is valid (contract).
+            unsafe { *dres.add(i) = T::from_f64(m.to_f64()) };
+        }
+        let v = if FIXED {
+            kd.fma(m, nz)
+        } else {
+            kd.fma(m, kx.fma(lane::<S::E, T>(x[i]) - k, kc))
+        };
+        T::from_f64(v.to_f64())
+    };
+    for i in 0..h {
+        // SAFETY: i < len == dx.len(); every write goes through `pd`.
+        unsafe { *pd.add(i) = one(i) };
+    }
+    // SAFETY: `h <= i`, `i + W <= body <= x.len()`, and `dy`, `yo`, `dx`
+    // (and `dres` with `RES`) are as long; with `S::STREAM` (never with
+    // `RES`) the stores are aligned from `h` (`nt::head`); features by contract.
     unsafe {
         let [k, kd, kx, kc] = c.map(|v| S::splat(v));
         let nzv = S::splat(nz);
-        let (px, pg, po, pd) = (x.as_ptr(), dy.as_ptr(), yo.as_ptr(), dx.as_mut_ptr());
-        let mut i = 0;
+        let (px, pg, po) = (x.as_ptr(), dy.as_ptr(), yo.as_ptr());
+        let mut i = h;
         while i < body {
             let mut m = T::load::<S>(pg.add(i));
             if MASK {
@@ -317,23 +362,10 @@ unsafe fn dx_pass<S: Simd, T: Lane, const MASK: bool, const FIXED: bool, const R
             T::store::<S>(pd.add(i), v);
             i += S::W;
         }
+        S::fence();
     }
-    let [k, kd, kx, kc] = c;
-    for i in body..x.len() {
-        let mut g = dy[i].as_f64();
-        if MASK {
-            g = relu_grad(yo[i].as_f64(), g);
-        }
-        let m = S::E::from_f64(g);
-        if RES {
-            // SAFETY: i < x.len(), for which `dres` is valid (contract).
-            unsafe { *dres.add(i) = T::from_f64(m.to_f64()) };
-        }
-        let v = if FIXED {
-            kd.fma(m, nz)
-        } else {
-            kd.fma(m, kx.fma(lane::<S::E, T>(x[i]) - k, kc))
-        };
-        dx[i] = T::from_f64(v.to_f64());
+    for i in body..len {
+        // SAFETY: i < len == dx.len(); every write goes through `pd`.
+        unsafe { *pd.add(i) = one(i) };
     }
 }

@@ -1,0 +1,235 @@
+//! Non-temporal output stores: [`Nt<S>`] is the vector `S` whose stores of
+//! data elements ([`Lane::store`]) bypass the caches.
+//!
+//! An ordinary store to a line that is not in cache first reads the line
+//! from memory (read for ownership), so a pass that reads `x` and writes
+//! `y` of a tensor far larger than the caches moves three tensors' worth of
+//! bytes, not two. A non-temporal store writes the line without reading
+//! it. The element-wise kernels align their first store when `S::STREAM`
+//! (a scalar head) and fence at the end ([`Simd::fence`]); the values
+//! written are the same bits, only the route of the stores differs.
+//!
+//! Each register is rounded into a 64-byte-aligned stack spill by `S`'s own
+//! store, then copied out with `S`'s non-temporal store of that width
+//! ([`Simd::stream_bytes`]): the conversions stay written once, and the
+//! spill is forwarded from the store buffer.
+//!
+//! Measured first with a staging buffer of 8–32 KiB copied out in bursts
+//! (no kernel change): slower than ordinary stores on the 2-core Xeon VM,
+//! because the bursts of streaming stores starve the loads of line-fill
+//! buffers; streaming each register as it is computed keeps loads and
+//! stores interleaved (a 64 MiB `y = a·x + b`: 12.3 ms ordinary, 10.1 ms
+//! staged, 8.6 ms per register).
+
+use super::{Lane, Simd};
+use std::marker::PhantomData;
+
+/// `S` with non-temporal data stores (see the module docs).
+#[derive(Debug, Clone, Copy)]
+pub struct Nt<S>(PhantomData<S>);
+
+/// Room for one register of any level and element type, line-aligned.
+#[repr(C, align(64))]
+struct Spill([u8; 128]);
+
+/// Round `v` into a spill with `store`, then stream it to `p`.
+///
+/// # Safety
+/// `p` is valid for `S::W` elements of `H` and aligned to their total size
+/// (at most 128 bytes); the CPU has `S`'s features.
+#[inline(always)]
+unsafe fn stream_via<S: Simd, H>(p: *mut H, v: S::V, store: unsafe fn(*mut H, S::V)) {
+    let mut spill = Spill([0; 128]);
+    let n = S::W * std::mem::size_of::<H>();
+    // SAFETY: the spill holds 128 >= n bytes, aligned for any `H`; `p` by contract.
+    unsafe {
+        store(spill.0.as_mut_ptr().cast(), v);
+        S::stream_bytes(p.cast(), spill.0.as_ptr(), n)
+    }
+}
+
+impl<S: Simd> Simd for Nt<S> {
+    const W: usize = S::W;
+    const STREAM: bool = true;
+    type E = S::E;
+    type V = S::V;
+    #[inline(always)]
+    unsafe fn splat(v: Self::E) -> Self::V {
+        // SAFETY: `S`'s operation under the same contract.
+        unsafe { S::splat(v) }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const Self::E) -> Self::V {
+        // SAFETY: `S`'s operation under the same contract.
+        unsafe { S::load(p) }
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut Self::E, v: Self::V) {
+        // SAFETY: `S`'s operation under the same contract.
+        unsafe { S::store(p, v) }
+    }
+    #[inline(always)]
+    unsafe fn load_f64(p: *const f64) -> Self::V {
+        // SAFETY: `S`'s operation under the same contract.
+        unsafe { S::load_f64(p) }
+    }
+    #[inline(always)]
+    unsafe fn store_f64(p: *mut f64, v: Self::V) {
+        // SAFETY: `S`'s operation under the same contract.
+        unsafe { stream_via::<S, f64>(p, v, S::store_f64) }
+    }
+    #[inline(always)]
+    unsafe fn load_f32(p: *const f32) -> Self::V {
+        // SAFETY: `S`'s operation under the same contract.
+        unsafe { S::load_f32(p) }
+    }
+    #[inline(always)]
+    unsafe fn store_f32(p: *mut f32, v: Self::V) {
+        // SAFETY: `S`'s operation under the same contract.
+        unsafe { stream_via::<S, f32>(p, v, S::store_f32) }
+    }
+    #[inline(always)]
+    unsafe fn load_bf16(p: *const half::bf16) -> Self::V {
+        // SAFETY: `S`'s operation under the same contract.
+        unsafe { S::load_bf16(p) }
+    }
+    #[inline(always)]
+    unsafe fn store_bf16(p: *mut half::bf16, v: Self::V) {
+        // SAFETY: `S`'s operation under the same contract.
+        unsafe { stream_via::<S, half::bf16>(p, v, S::store_bf16) }
+    }
+    #[inline(always)]
+    unsafe fn load_f16(p: *const half::f16) -> Self::V {
+        // SAFETY: `S`'s operation under the same contract.
+        unsafe { S::load_f16(p) }
+    }
+    #[inline(always)]
+    unsafe fn store_f16(p: *mut half::f16, v: Self::V) {
+        // SAFETY: `S`'s operation under the same contract.
+        unsafe { stream_via::<S, half::f16>(p, v, S::store_f16) }
+    }
+    #[inline(always)]
+    unsafe fn add(a: Self::V, b: Self::V) -> Self::V {
+        // SAFETY: `S`'s operation under the same contract.
+        unsafe { S::add(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn sub(a: Self::V, b: Self::V) -> Self::V {
+        // SAFETY: `S`'s operation under the same contract.
+        unsafe { S::sub(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn mul(a: Self::V, b: Self::V) -> Self::V {
+        // SAFETY: `S`'s operation under the same contract.
+        unsafe { S::mul(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V {
+        // SAFETY: `S`'s operation under the same contract.
+        unsafe { S::fma(a, b, c) }
+    }
+    #[inline(always)]
+    unsafe fn relu(v: Self::V) -> Self::V {
+        // SAFETY: `S`'s operation under the same contract.
+        unsafe { S::relu(v) }
+    }
+    #[inline(always)]
+    unsafe fn relu_grad(y: Self::V, g: Self::V) -> Self::V {
+        // SAFETY: `S`'s operation under the same contract.
+        unsafe { S::relu_grad(y, g) }
+    }
+    #[inline(always)]
+    unsafe fn stream_bytes(d: *mut u8, s: *const u8, n: usize) {
+        // SAFETY: `S`'s operation under the same contract.
+        unsafe { S::stream_bytes(d, s, n) }
+    }
+    #[inline(always)]
+    unsafe fn fence() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: SSE is part of x86-64.
+        unsafe {
+            std::arch::x86_64::_mm_sfence()
+        }
+    }
+}
+
+/// Elements of `T` before the first store of `S` that is aligned for a
+/// streaming store at `p` (0 without `S::STREAM`, or when the register's
+/// bytes are not a multiple of 16 — the scalar levels).
+#[inline(always)]
+pub fn head<S: Simd, T: Lane>(p: *const T, len: usize) -> usize {
+    let (sz, n) = (std::mem::size_of::<T>(), S::W * std::mem::size_of::<T>());
+    if !S::STREAM || !n.is_multiple_of(16) {
+        return 0;
+    }
+    ((n - p as usize % n) % n / sz).min(len)
+}
+
+/// [`Simd::stream_bytes`] 16 bytes at a time (SSE2, part of x86-64); sizes
+/// that are not a multiple of 16, and other architectures, copy plainly.
+///
+/// # Safety
+/// As [`Simd::stream_bytes`].
+#[inline(always)]
+pub unsafe fn stream_16(d: *mut u8, s: *const u8, n: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if n.is_multiple_of(16) {
+        use std::arch::x86_64::{__m128i, _mm_load_si128, _mm_stream_si128};
+        for i in (0..n).step_by(16) {
+            // SAFETY: 16-byte aligned pieces inside both ranges (contract).
+            unsafe {
+                _mm_stream_si128(d.add(i).cast(), _mm_load_si128(s.add(i).cast::<__m128i>()))
+            };
+        }
+        return;
+    }
+    // SAFETY: both ranges valid for `n` bytes and distinct (contract).
+    unsafe { std::ptr::copy_nonoverlapping(s, d, n) }
+}
+
+/// [`Simd::stream_bytes`] with 32-byte stores where `n` is a multiple of 32.
+///
+/// # Safety
+/// As [`Simd::stream_bytes`]; the CPU has AVX.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub unsafe fn stream_32(d: *mut u8, s: *const u8, n: usize) {
+    use std::arch::x86_64::{__m256i, _mm256_load_si256, _mm256_stream_si256};
+    if !n.is_multiple_of(32) {
+        // SAFETY: forwarded contract.
+        return unsafe { stream_16(d, s, n) };
+    }
+    for i in (0..n).step_by(32) {
+        // SAFETY: 32-byte aligned pieces inside both ranges (contract: `d`
+        // aligned to `n`, a multiple of 32; `s` to 64).
+        unsafe {
+            _mm256_stream_si256(
+                d.add(i).cast(),
+                _mm256_load_si256(s.add(i).cast::<__m256i>()),
+            )
+        };
+    }
+}
+
+/// [`Simd::stream_bytes`] with 64-byte stores where `n` is a multiple of 64.
+///
+/// # Safety
+/// As [`Simd::stream_bytes`]; the CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub unsafe fn stream_64(d: *mut u8, s: *const u8, n: usize) {
+    use std::arch::x86_64::{__m512i, _mm512_load_si512, _mm512_stream_si512};
+    if !n.is_multiple_of(64) {
+        // SAFETY: forwarded contract.
+        return unsafe { stream_32(d, s, n) };
+    }
+    for i in (0..n).step_by(64) {
+        // SAFETY: 64-byte aligned lines inside both ranges (contract).
+        unsafe {
+            _mm512_stream_si512(
+                d.add(i).cast(),
+                _mm512_load_si512(s.add(i).cast::<__m512i>()),
+            )
+        };
+    }
+}
