@@ -109,8 +109,11 @@ fn contiguous<T: Lane>(
     pr: Params<'_>,
 ) -> Vec<Grad> {
     let s = dims.s;
+    let arrays = if yo.is_some() { 3 } else { 2 };
+    let bytes = arrays * dims.per_channel() * std::mem::size_of::<T>();
+    let tasks = plan::channel_tasks(dims, bytes);
     // The sums read plainly; the `dx` pass may stream its output.
-    let lvs = lv.streaming(plan::stream_runs::<T>(dims));
+    let lvs = lv.streaming(plan::stream_runs::<T>(dims, tasks.is_some()));
     let f = move |o: usize, c: usize, acc: &mut RunAcc<3>| {
         let (xr, gr) = (&x[o..o + s], &dy[o..o + s]);
         match yo {
@@ -134,10 +137,8 @@ fn contiguous<T: Lane>(
             None => run_dx(lvs, xr, gr, run, pr.mean[c], g, pr.mode),
         }
     };
-    let arrays = if yo.is_some() { 3 } else { 2 };
-    let bytes = arrays * dims.per_channel() * std::mem::size_of::<T>();
     let Out { dx, dres } = out;
-    if let Some(cpt) = plan::channel_tasks(dims, bytes) {
+    if let Some(cpt) = tasks {
         let tasks = runs_by_channel_task(dx, dims, cpt);
         let n = tasks.len();
         let tasks2: Vec<Option<Vec<&mut [T]>>> = match dres {

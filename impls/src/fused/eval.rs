@@ -27,7 +27,7 @@ pub fn forward_post<T: Lane>(p: EvalForward<'_, T>, res: &[T], post: Post) {
     let (x, mean) = (p.x, p.mean);
     match dims.layout {
         Layout::Contiguous => {
-            let lv = lv.streaming(plan::stream_runs::<T>(dims));
+            let lv = lv.streaming(plan::stream_runs::<T>(dims, false));
             runs_pass(dims, plan::TASK, p.y, |c, r, out| {
                 let (xr, rr) = (&x[r.clone()], &res[r]);
                 simd::run_affine_post(lv, xr, rr, out, mean[c], a[c], b[c], post)

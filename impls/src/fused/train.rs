@@ -116,10 +116,11 @@ fn contiguous<T: Lane>(
     (res, post): (&[T], Post),
 ) {
     let x = p.x;
-    // The statistics read plainly; the normalize pass may stream `y`.
-    let lvs = lv.streaming(plan::stream_runs::<T>(dims));
     let bytes = dims.per_channel() * std::mem::size_of::<T>();
-    let stats = if let Some(cpt) = plan::channel_tasks(dims, bytes) {
+    let tasks = plan::channel_tasks(dims, bytes);
+    // The statistics read plainly; the normalize pass may stream `y`.
+    let lvs = lv.streaming(plan::stream_runs::<T>(dims, tasks.is_some()));
+    let stats = if let Some(cpt) = tasks {
         let (n, eps, af) = (dims.per_channel(), p.eps, p.affine);
         let tasks = runs_by_channel_task(p.y, dims, cpt);
         let per_task: Vec<Vec<Channel>> = tasks

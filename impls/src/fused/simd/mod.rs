@@ -143,11 +143,11 @@ pub trait Simd: Copy {
     const STREAM: bool = false;
     /// `n` bytes (one register of data) from the aligned spill `s` to `d`
     /// with non-temporal stores: 16 bytes at a time by default (SSE2, part
-    /// of x86-64); the levels use their widest store that fits `n`. Sizes
-    /// that are not a multiple of 16 are copied plainly.
+    /// of x86-64); the levels use their widest store that fits `n` and `d`'s
+    /// alignment. Sizes or destinations not a multiple of 16 are copied plainly.
     /// # Safety
-    /// `s` and `d` are valid for `n` bytes, `s` is 64-byte aligned and `d`
-    /// is aligned to `n` when `n` is a multiple of 16; the CPU has the features.
+    /// `s` and `d` are valid for `n` bytes, `s` is 64-byte aligned; the CPU
+    /// has the features.
     #[inline(always)]
     unsafe fn stream_bytes(d: *mut u8, s: *const u8, n: usize) {
         // SAFETY: forwarded contract.

@@ -35,8 +35,8 @@ struct Spill([u8; 128]);
 /// Round `v` into a spill with `store`, then stream it to `p`.
 ///
 /// # Safety
-/// `p` is valid for `S::W` elements of `H` and aligned to their total size
-/// (at most 128 bytes); the CPU has `S`'s features.
+/// `p` is valid for `S::W` elements of `H` (which stream when `p` is aligned
+/// to their total size, else are copied plainly); the CPU has `S`'s features.
 #[inline(always)]
 unsafe fn stream_via<S: Simd, H>(p: *mut H, v: S::V, store: unsafe fn(*mut H, S::V)) {
     let mut spill = Spill([0; 128]);
@@ -153,30 +153,39 @@ impl<S: Simd> Simd for Nt<S> {
     }
 }
 
-/// Elements of `T` before the first store of `S` that is aligned for a
-/// streaming store at `p` (0 without `S::STREAM`, or when the register's
-/// bytes are not a multiple of 16 — the scalar levels).
+/// The register-aligned span `[h, e)` of an element-wise pass over `len`
+/// elements of `T` at `p` that runs in whole registers; the elements before
+/// `h` and from `e` go to scalar code. With `S::STREAM` (and registers that
+/// divide a cache line) the span is whole 64-byte lines of `y`, so every
+/// line is written either only by streaming stores or only by ordinary
+/// ones: a line that mixes them is pulled into cache between the streaming
+/// stores (runs whose edges mixed measured slower than no streaming at
+/// all). Otherwise `h = 0` and `e` the last whole register.
 #[inline(always)]
-pub fn head<S: Simd, T: Lane>(p: *const T, len: usize) -> usize {
-    let (sz, n) = (std::mem::size_of::<T>(), S::W * std::mem::size_of::<T>());
-    if !S::STREAM || !n.is_multiple_of(16) {
-        return 0;
+pub fn span<S: Simd, T: Lane>(p: *const T, len: usize) -> (usize, usize) {
+    let sz = std::mem::size_of::<T>();
+    let n = S::W * sz;
+    if !S::STREAM || !n.is_multiple_of(16) || !64usize.is_multiple_of(n) {
+        return (0, len / S::W * S::W);
     }
-    ((n - p as usize % n) % n / sz).min(len)
+    let line = 64 / sz;
+    let h = ((64 - p as usize % 64) % 64 / sz).min(len);
+    (h, h + (len - h) / line * line)
 }
-
 /// [`Simd::stream_bytes`] 16 bytes at a time (SSE2, part of x86-64); sizes
-/// that are not a multiple of 16, and other architectures, copy plainly.
+/// or destinations that are not a multiple of 16, and other architectures,
+/// copy plainly (so a misaligned store is slow, never a fault).
 ///
 /// # Safety
 /// As [`Simd::stream_bytes`].
 #[inline(always)]
 pub unsafe fn stream_16(d: *mut u8, s: *const u8, n: usize) {
     #[cfg(target_arch = "x86_64")]
-    if n.is_multiple_of(16) {
+    if n.is_multiple_of(16) && (d as usize).is_multiple_of(16) {
         use std::arch::x86_64::{__m128i, _mm_load_si128, _mm_stream_si128};
         for i in (0..n).step_by(16) {
-            // SAFETY: 16-byte aligned pieces inside both ranges (contract).
+            // SAFETY: 16-byte aligned pieces (`d` checked above, `s` by
+            // contract) inside both ranges (contract).
             unsafe {
                 _mm_stream_si128(d.add(i).cast(), _mm_load_si128(s.add(i).cast::<__m128i>()))
             };
@@ -195,13 +204,13 @@ pub unsafe fn stream_16(d: *mut u8, s: *const u8, n: usize) {
 #[inline(always)]
 pub unsafe fn stream_32(d: *mut u8, s: *const u8, n: usize) {
     use std::arch::x86_64::{__m256i, _mm256_load_si256, _mm256_stream_si256};
-    if !n.is_multiple_of(32) {
+    if !n.is_multiple_of(32) || !(d as usize).is_multiple_of(32) {
         // SAFETY: forwarded contract.
         return unsafe { stream_16(d, s, n) };
     }
     for i in (0..n).step_by(32) {
-        // SAFETY: 32-byte aligned pieces inside both ranges (contract: `d`
-        // aligned to `n`, a multiple of 32; `s` to 64).
+        // SAFETY: 32-byte aligned pieces inside both ranges (`d` checked
+        // above, `s` 64-aligned by contract).
         unsafe {
             _mm256_stream_si256(
                 d.add(i).cast(),
@@ -219,12 +228,13 @@ pub unsafe fn stream_32(d: *mut u8, s: *const u8, n: usize) {
 #[inline(always)]
 pub unsafe fn stream_64(d: *mut u8, s: *const u8, n: usize) {
     use std::arch::x86_64::{__m512i, _mm512_load_si512, _mm512_stream_si512};
-    if !n.is_multiple_of(64) {
+    if !n.is_multiple_of(64) || !(d as usize).is_multiple_of(64) {
         // SAFETY: forwarded contract.
         return unsafe { stream_32(d, s, n) };
     }
     for i in (0..n).step_by(64) {
-        // SAFETY: 64-byte aligned lines inside both ranges (contract).
+        // SAFETY: 64-byte aligned lines (`d` checked above, `s` by
+        // contract) inside both ranges (contract).
         unsafe {
             _mm512_stream_si512(
                 d.add(i).cast(),

@@ -306,7 +306,7 @@ fn rows_after<S: Simd>(
 
 /// The streaming form of a row pass (`S::STREAM`): one sweep across row
 /// ends — registers start at any lane, the coefficient arrays being
-/// wrapped ([`WRAP`]) — so every register store is aligned ([`nt::head`])
+/// wrapped ([`WRAP`]) — so every register store is aligned ([`nt::span`])
 /// and no line mixes streaming and ordinary stores except the first and
 /// last of the slice; `one(i, j)` does element `i` (lane `j`) in scalar
 /// code, `step(i, j)` the register at element `i`, lane `j`.
@@ -321,8 +321,7 @@ unsafe fn stream_sweep<S: Simd, T: Lane>(
     mut one: impl FnMut(usize, usize),
     mut step: impl FnMut(usize, usize),
 ) {
-    let h = nt::head::<S, T>(y, len);
-    let end = h + (len - h) / S::W * S::W;
+    let (h, end) = nt::span::<S, T>(y, len);
     for i in (0..h).chain(end..len) {
         one(i, i % l);
     }

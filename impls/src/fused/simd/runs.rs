@@ -170,8 +170,7 @@ pub unsafe fn affine<S: Simd, T: Lane, const ADD: bool, const RELU: bool>(
 ) {
     // With streaming stores, a scalar head up to the first aligned register.
     let (len, py) = (x.len(), y.as_mut_ptr());
-    let h = nt::head::<S, T>(py, len);
-    let body = h + (len - h) / S::W * S::W;
+    let (h, body) = nt::span::<S, T>(py, len);
     let one = |i: usize| {
         let v = (lane::<S::E, T>(x[i]) - k).fma(a, b);
         T::from_f64(post_scalar::<S::E, T, ADD, RELU>(v, r[i]).to_f64())
@@ -181,7 +180,7 @@ pub unsafe fn affine<S: Simd, T: Lane, const ADD: bool, const RELU: bool>(
         unsafe { *py.add(i) = one(i) };
     }
     // SAFETY: `h <= i`, `i + W <= body <= x.len() == y.len() == r.len()`;
-    // with `S::STREAM` every store is at `h + m·W`, aligned (`nt::head`);
+    // with `S::STREAM` every store is at `h + m·W`, aligned (`nt::span`);
     // features by contract.
     unsafe {
         let (kv, av, bv) = (S::splat(k), S::splat(a), S::splat(b));
@@ -313,8 +312,7 @@ unsafe fn dx_pass<S: Simd, T: Lane, const MASK: bool, const FIXED: bool, const R
         "dx_pass: streaming with a residual gradient"
     );
     let (len, pd) = (x.len(), dx.as_mut_ptr());
-    let h = nt::head::<S, T>(pd, len);
-    let body = h + (len - h) / S::W * S::W;
+    let (h, body) = nt::span::<S, T>(pd, len);
     let nz = S::E::from_f64(-0.0);
     let one = |i: usize| {
         let [k, kd, kx, kc] = c;
@@ -340,7 +338,7 @@ unsafe fn dx_pass<S: Simd, T: Lane, const MASK: bool, const FIXED: bool, const R
     }
     // SAFETY: `h <= i`, `i + W <= body <= x.len()`, and `dy`, `yo`, `dx`
     // (and `dres` with `RES`) are as long; with `S::STREAM` (never with
-    // `RES`) the stores are aligned from `h` (`nt::head`); features by contract.
+    // `RES`) the stores are aligned from `h` (`nt::span`); features by contract.
     unsafe {
         let [k, kd, kx, kc] = c.map(|v| S::splat(v));
         let nzv = S::splat(nz);
