@@ -215,11 +215,15 @@ fn channels_last<T: Lane>(
         (None, _) => {
             // Fixed statistics: `dx = kd·dy − 0` (`x` unread; −0 keeps the
             // product's bits).
-            let scale = RowCoeffs::scale::<T>([&kd, &vec![-0.0; g.sr.l]]);
-            rows_pass(task, dx, |r, out| match pr.mode {
-                GradMode::Batch => simd::rows_dx(lv, &x[r.clone()], &dy[r], out, &coef),
-                GradMode::Fixed => simd::rows_scale(lv, &dy[r], out, &scale),
-            })
+            match pr.mode {
+                GradMode::Batch => rows_pass(task, dx, |r, out| {
+                    simd::rows_dx(lv, &x[r.clone()], &dy[r], out, &coef)
+                }),
+                GradMode::Fixed => {
+                    let scale = RowCoeffs::scale::<T>([&kd, &vec![-0.0; g.sr.l]]);
+                    rows_pass(task, dx, |r, out| simd::rows_scale(lv, &dy[r], out, &scale))
+                }
+            }
         }
     }
     gr

@@ -338,7 +338,7 @@ unsafe fn stream_sweep<S: Simd, T: Lane>(
     unsafe { S::fence() };
 }
 
-/// [`affine`] (`c = [k, a, b]`) or, with `SCALE`, [`scale`] (`c = [a, b]`),
+/// [`affine`] (`c = [k, a, b]`) or, with `SCALE`, the scale form (`c = [a, b]`),
 /// with the epilogue `post` chosen at run time (`r` read only by
 /// [`Post::AddRelu`]).
 ///
