@@ -9,14 +9,10 @@ use bn_harness::export::csv::{read_csv, CsvExporter};
 use bn_harness::export::Exporter;
 use bn_impls::{DType, Layout};
 use clap::Parser;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-fn tmp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("bnh-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+mod common;
+use common::scratch;
 
 #[derive(Parser)]
 struct Cmd {
@@ -107,7 +103,7 @@ fn derived_columns_follow_the_definitions() {
 
 #[test]
 fn csv_round_trips_and_tolerates_extra_columns() {
-    let dir = tmp_dir("csv");
+    let dir = scratch("bench", "csv");
     let recs = vec![
         record("naive", "train", "8x4", 1, 2000.0, 100.0),
         record("welford", "backward", "8x4x2x2", 2, 1500.5, 120.0),
@@ -132,6 +128,7 @@ fn csv_round_trips_and_tolerates_extra_columns() {
 #[test]
 fn committed_csvs_read_and_write_back_unchanged() {
     let reports = Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports");
+    let back_dir = scratch("bench", "roundtrip");
     let mut seen = 0;
     for entry in std::fs::read_dir(&reports).unwrap() {
         let path = entry.unwrap().path();
@@ -176,7 +173,7 @@ fn committed_csvs_read_and_write_back_unchanged() {
                     (col(line, n - 2), col(line, n - 1))
                 );
             }
-            let back = tmp_dir("roundtrip").join(&name);
+            let back = back_dir.join(&name);
             std::fs::write(&back, &written).unwrap();
             assert_eq!(
                 read_csv(&back).unwrap(),
@@ -200,7 +197,7 @@ fn committed_csvs_read_and_write_back_unchanged() {
 
 #[test]
 fn bad_values_in_a_csv_name_file_row_and_what_is_accepted() {
-    let dir = tmp_dir("csv-bad");
+    let dir = scratch("bench", "csv-bad");
     let good = String::from_utf8(
         CsvExporter
             .serialize(&[record("naive", "train", "8x4x2x2", 1, 2000.0, 100.0)])
@@ -429,7 +426,7 @@ fn activation_ops_are_timed_when_asked_for() {
 
 #[test]
 fn bad_options_are_rejected_before_measuring() {
-    let dir = tmp_dir("opts");
+    let dir = scratch("bench", "opts");
     let cases: Vec<(Vec<String>, &str)> = vec![
         (vec!["--impls".into(), "nope".into()], "nope"),
         (vec!["--threads".into(), "0".into()], "--threads 0"),
@@ -459,7 +456,7 @@ fn bad_options_are_rejected_before_measuring() {
 
 #[test]
 fn cli_rejects_bad_options_without_writing_anything() {
-    let dir = tmp_dir("cli");
+    let dir = scratch("bench", "cli");
     let csv = dir.join("out.csv");
     for extra in [
         vec!["--impls", "nope"],
@@ -509,7 +506,7 @@ fn fake_criterion(dir: &Path, group: &str, func: &str, median: f64, per_iter: &[
 
 #[test]
 fn criterion_results_import_to_records() {
-    let dir = tmp_dir("crit");
+    let dir = scratch("bench", "crit");
     let g = "eval/f64/channels_last/8x4x2x2/t1";
     fake_criterion(&dir, g, "welford", 800.0, &[700.0, 800.0, 900.0]);
     fake_criterion(&dir, g, "memcpy", 200.0, &[200.0, 200.0, 200.0]);
@@ -538,7 +535,7 @@ fn criterion_results_import_to_records() {
 
 #[test]
 fn report_renders_tables_and_charts_from_a_tiny_csv() {
-    let dir = tmp_dir("report");
+    let dir = scratch("bench", "report");
     let mut recs = Vec::new();
     for (shape, scale) in [("16x8", 1.0), ("64x32x4x4", 40.0), ("256x64x8x8", 800.0)] {
         for threads in [1, 2] {
@@ -743,7 +740,7 @@ fn rows_of_one_size_and_thread_count_share_the_runs_best_copy() {
 #[test]
 fn report_adds_the_accuracy_section_when_given_an_accuracy_csv() {
     use bn_harness::accuracy::export::{to_csv, AccuracyRow};
-    let dir = tmp_dir("report-accuracy");
+    let dir = scratch("bench", "report-accuracy");
     let row = |imp: &str, ratio: f64, err: f64| AccuracyRow {
         imp: imp.into(),
         dtype: "f32".into(),
@@ -803,7 +800,7 @@ fn noisy_measurements_are_warned_about_and_marked() {
         w.contains("fused train f32 64x32x4x4 contiguous t1 at 3.00×"),
         "{w}"
     );
-    let dir = tmp_dir("noisy");
+    let dir = scratch("bench", "noisy");
     let csv = dir.join("n.csv");
     std::fs::write(&csv, CsvExporter.serialize(&[steady, noisy]).unwrap()).unwrap();
     let w = bn_harness::report::from_csvs(&[csv], &dir.join("out")).unwrap();

@@ -90,7 +90,6 @@ fn run_case_writes_outputs_with_the_keys_of_expected() {
             }
         }
     }
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -110,7 +109,6 @@ fn run_case_writes_error_and_exits_zero_for_a_rejected_input() {
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&out_path).unwrap()).unwrap();
     assert_eq!(keys(&v), BTreeSet::from(["error".to_string()]));
     assert!(v["error"].as_str().unwrap().contains("per channel"), "{v}");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 /// Non-zero exit, a message on stderr, and the output path untouched
@@ -133,7 +131,6 @@ fn fails_without_writing(what: &str, case: &Path, imp: &str, stderr_hint: &str) 
     assert_eq!(std::fs::read(&existing).unwrap(), b"previous result\n");
     // No temporary files left behind either.
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "{what}");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -152,7 +149,6 @@ fn invalid_case_file_fails_without_writing() {
         "welford",
         "no-such-case.json",
     );
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]

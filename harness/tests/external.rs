@@ -6,7 +6,7 @@
 //! without it that test prints why it skips).
 
 mod common;
-use common::{bnh, scratch};
+use common::{bnh, scratch, Scratch};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -30,9 +30,12 @@ fn text(o: &Output) -> (String, String) {
 }
 
 /// A folder with a few shipped cases: training with backward, eval,
-/// channels_last, a case PyTorch rejects and a bf16 one.
-fn few_cases(name: &str) -> PathBuf {
-    let dir = scratch("external", name).join("cases");
+/// channels_last, a case PyTorch rejects and a bf16 one. Returns the scratch
+/// guard (keep it for the whole test: dropping it removes the folder) and
+/// `cases/` inside it.
+fn few_cases(name: &str) -> (Scratch, PathBuf) {
+    let scratch = scratch("external", name);
+    let dir = scratch.join("cases");
     std::fs::create_dir_all(&dir).unwrap();
     for f in [
         "bn2d-small.json",
@@ -42,7 +45,7 @@ fn few_cases(name: &str) -> PathBuf {
     ] {
         std::fs::copy(fixtures().join(f), dir.join(f)).unwrap();
     }
-    dir
+    (scratch, dir)
 }
 
 /// `bnh run-case` of this build with `imp`, as an external command.
@@ -73,7 +76,7 @@ fn csv_rows(csv: &Path, impl_name: &str) -> Vec<(String, String, String)> {
 
 #[test]
 fn another_bnh_build_passes_as_an_external() {
-    let cases = few_cases("bnh-ok");
+    let (_scratch, cases) = few_cases("bnh-ok");
     let csv = cases.parent().unwrap().join("verdicts.csv");
     let o = bnh(&[
         "check",
@@ -99,7 +102,7 @@ fn another_bnh_build_passes_as_an_external() {
 
 #[test]
 fn an_external_with_wrong_outputs_fails_the_check() {
-    let cases = few_cases("wrong");
+    let (_scratch, cases) = few_cases("wrong");
     let csv = cases.parent().unwrap().join("verdicts.csv");
     // Writes a well-formed output file with a wrong `y` and nothing else.
     let script = cases.parent().unwrap().join("wrong.sh");
@@ -134,7 +137,7 @@ fn an_external_with_wrong_outputs_fails_the_check() {
 
 #[test]
 fn a_hanging_external_times_out_and_the_check_completes() {
-    let cases = few_cases("hang");
+    let (_scratch, cases) = few_cases("hang");
     let csv = cases.parent().unwrap().join("verdicts.csv");
     let start = Instant::now();
     // The background sleep (its pid noted in `pids`) would outlive `sh`:
@@ -193,7 +196,7 @@ fn alive(pid: &str) -> bool {
 
 #[test]
 fn a_crashing_external_is_crashed_with_its_stderr_tail() {
-    let cases = few_cases("crash");
+    let (_scratch, cases) = few_cases("crash");
     let csv = cases.parent().unwrap().join("verdicts.csv");
     // Floods stderr first (far more than a pipe holds), then says why and exits 3.
     let o = bnh(&[
@@ -225,7 +228,7 @@ fn a_crashing_external_is_crashed_with_its_stderr_tail() {
 
 #[test]
 fn a_missing_program_or_bad_flags_stop_before_any_work() {
-    let cases = few_cases("missing");
+    let (_scratch, cases) = few_cases("missing");
     let csv = cases.parent().unwrap().join("verdicts.csv");
     let bad: [&[&str]; 5] = [
         &["--external", "x=no-such-program-bnh {case} {out}"],
@@ -261,7 +264,7 @@ fn a_missing_program_or_bad_flags_stop_before_any_work() {
 
 #[test]
 fn csv_lists_every_verdict_and_never_overwrites_an_input() {
-    let cases = few_cases("csv");
+    let (_scratch, cases) = few_cases("csv");
     let csv = cases.parent().unwrap().join("all.csv");
     let o = bnh(&[
         "check",

@@ -199,7 +199,6 @@ fn run_case_rejects_truncated_wrong_format_and_wrong_length_files() {
         8,
         "temporary files left behind"
     );
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 /// `bnh accuracy` validates its flags before doing any work and writes nothing on error.
@@ -237,7 +236,6 @@ fn accuracy_rejects_bad_options_without_writing() {
         );
         assert!(!csv.exists() && !chart.exists(), "{args:?}: wrote a file");
     }
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 /// Regression (found by `public_entry_points_survive_random_calls`):

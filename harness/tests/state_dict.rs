@@ -337,7 +337,6 @@ fn pytorch_loads_what_bnh_writes() {
             file.display()
         );
     }
-    std::fs::remove_dir_all(tmp).unwrap();
 }
 
 fn steps_case(name: &str) -> PathBuf {
@@ -425,7 +424,6 @@ fn run_case_reads_and_saves_state() {
             eprintln!("SKIPPED the PyTorch load of run-case --save-state: no Python with torch")
         }
     }
-    std::fs::remove_dir_all(tmp).unwrap();
 }
 
 #[test]
@@ -489,5 +487,4 @@ fn run_case_refuses_a_bad_state_with_exit_2_and_writes_nothing() {
         std::fs::read(&truncated).unwrap(),
         &bytes[..bytes.len() / 2]
     );
-    std::fs::remove_dir_all(tmp).unwrap();
 }

@@ -322,7 +322,6 @@ fn run_case_writes_every_step_and_the_last_as_outputs() {
             assert_eq!(v.get(key), last.get(key), "{name}: {key}");
         }
     }
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -344,7 +343,6 @@ fn run_case_rejects_a_malformed_step_with_exit_2() {
         "{err}"
     );
     assert!(!out_path.exists());
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]

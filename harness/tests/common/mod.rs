@@ -9,7 +9,7 @@ use bn_harness::data::{round_to, Rng};
 use bn_harness::oracle::{self, metrics::compare, metrics::ErrorStats, OracleStep, StepResult};
 use bn_impls::layout::{nd_view, nd_view_mut};
 use bn_impls::{BatchNorm, Config, DType, Dims, Element, Implementation, Layout};
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Command, Output};
 
 /// Bound for stable implementations on any data (well- or ill-conditioned),
@@ -317,10 +317,69 @@ pub fn bnh(args: &[&str]) -> Output {
         .expect("run bnh")
 }
 
-/// A fresh scratch directory for one test (`suite` keeps test files apart).
-pub fn scratch(suite: &str, name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bnh-{suite}-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh scratch directory for one test, removed when the returned guard
+/// drops (`suite` and `name` keep the directories of different tests apart
+/// and recognisable: `bnh-{suite}-{name}-XXXXXX` under the system temp dir).
+pub fn scratch(suite: &str, name: &str) -> Scratch {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("bnh-{suite}-{name}-"))
+        .tempdir()
+        .expect("create a scratch directory");
+    Scratch { dir: Some(dir) }
+}
+
+/// A test's scratch directory. Tests must not leave files behind (runs
+/// used to pile up `bnh-*` folders in the temp dir), so it is removed with
+/// everything in it on drop; when the test fails (the thread is panicking)
+/// it is kept instead and its path printed, for inspection.
+///
+/// Derefs to [`Path`]; bind it to a named variable for the whole test
+/// (`let dir = scratch(..)`, not `scratch(..).join(..)` or `let _ = ..`),
+/// or it is removed before the test is done with it.
+pub struct Scratch {
+    // `None` only while dropping.
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Scratch {
+    /// The directory (what `Deref` gives).
+    pub fn path(&self) -> &Path {
+        self.dir.as_ref().expect("scratch dir is live").path()
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.path()
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        self.path()
+    }
+}
+
+impl std::fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.path().fmt(f)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let Some(dir) = self.dir.take() else { return };
+        if std::thread::panicking() {
+            eprintln!("test failed: scratch dir kept at {}", dir.keep().display());
+        } else {
+            let path = dir.path().to_path_buf();
+            if let Err(e) = dir.close() {
+                eprintln!(
+                    "warning: could not remove scratch dir {}: {e}",
+                    path.display()
+                );
+            }
+        }
+    }
 }

@@ -15,7 +15,7 @@
 //! [`super::prec`]) with coefficient arrays of the lanes' type.
 
 use super::prec::WRAP;
-use super::runs::{lane, post_scalar};
+use super::runs::{dx_scalar, lane, post_scalar};
 use super::{nt, Lane, Post, Real, Simd};
 use crate::activation::relu_grad;
 use std::array::from_fn;
@@ -519,27 +519,13 @@ unsafe fn dx_pass<S: Simd, T: Lane, const MASK: bool, const FIXED: bool, const R
     dres: *mut T,
     c: [&[S::E]; 4],
 ) {
-    let [x, dy, yo] = v;
+    let x = v[0];
     let (len, l, pd) = (x.len(), c[0].len() - WRAP, dx.as_mut_ptr());
-    let nz = S::E::from_f64(-0.0);
     let one = |i: usize, j: usize| {
-        let [k, kd, kx, kc] = c.map(|v| v[j]);
-        let mut g = dy[i].as_f64();
-        if MASK {
-            g = relu_grad(yo[i].as_f64(), g);
-        }
-        let m = S::E::from_f64(g);
-        if RES {
-            // SAFETY: i < len, for which `dres` is valid (contract).
-            unsafe { *dres.add(i) = T::from_f64(m.to_f64()) };
-        }
-        let v = if FIXED {
-            kd.fma(m, nz)
-        } else {
-            kd.fma(m, kx.fma(lane::<S::E, T>(x[i]) - k, kc))
-        };
-        // SAFETY: i < len == dx.len(); every write goes through `pd`.
-        unsafe { *pd.add(i) = T::from_f64(v.to_f64()) };
+        let cj = c.map(|v| v[j]);
+        // SAFETY: i < len == dx.len(), for which `dres` is valid with `RES`
+        // (contract); every write to `dx` goes through `pd`.
+        unsafe { *pd.add(i) = dx_scalar::<S::E, T, MASK, FIXED, RES>(v, dres, i, cj) };
     };
     if S::STREAM {
         // `dres` would not share `dx`'s alignment: never streamed

@@ -221,6 +221,36 @@ pub unsafe fn affine<S: Simd, T: Lane, const ADD: bool, const RELU: bool>(
     }
 }
 
+/// Element `i` of the `dx` pass in scalar code (`v = [x, dy, yo]`, `c = [k,
+/// kd, kx, kc]`): the lanes' operations on one value, so tails and heads give
+/// the registers' bits; with `RES` also writes the masked `dy` to `dres[i]`.
+///
+/// # Safety
+/// With `RES`, `dres` is valid for a write at `i`.
+#[inline(always)]
+pub unsafe fn dx_scalar<E: Real, T: Lane, const MASK: bool, const FIXED: bool, const RES: bool>(
+    [x, dy, yo]: [&[T]; 3],
+    dres: *mut T,
+    i: usize,
+    [k, kd, kx, kc]: [E; 4],
+) -> T {
+    let mut g = dy[i].as_f64();
+    if MASK {
+        g = relu_grad(yo[i].as_f64(), g);
+    }
+    let m = E::from_f64(g);
+    if RES {
+        // SAFETY: valid for a write at `i` (contract).
+        unsafe { *dres.add(i) = T::from_f64(m.to_f64()) };
+    }
+    let v = if FIXED {
+        kd.fma(m, E::from_f64(-0.0))
+    } else {
+        kd.fma(m, kx.fma(lane::<E, T>(x[i]) - k, kc))
+    };
+    T::from_f64(v.to_f64())
+}
+
 /// One element in a lane's type (exact for the types that compute in it).
 #[inline(always)]
 pub fn lane<E: Real, T: Lane>(v: T) -> E {
@@ -314,24 +344,8 @@ unsafe fn dx_pass<S: Simd, T: Lane, const MASK: bool, const FIXED: bool, const R
     let (len, pd) = (x.len(), dx.as_mut_ptr());
     let (h, body) = nt::span::<S, T>(pd, len);
     let nz = S::E::from_f64(-0.0);
-    let one = |i: usize| {
-        let [k, kd, kx, kc] = c;
-        let mut g = dy[i].as_f64();
-        if MASK {
-            g = relu_grad(yo[i].as_f64(), g);
-        }
-        let m = S::E::from_f64(g);
-        if RES {
-            // SAFETY: i < x.len(), for which `dres` is valid (contract).
-            unsafe { *dres.add(i) = T::from_f64(m.to_f64()) };
-        }
-        let v = if FIXED {
-            kd.fma(m, nz)
-        } else {
-            kd.fma(m, kx.fma(lane::<S::E, T>(x[i]) - k, kc))
-        };
-        T::from_f64(v.to_f64())
-    };
+    // SAFETY: `i < len`, for which `dres` is valid with `RES` (contract).
+    let one = |i: usize| unsafe { dx_scalar::<S::E, T, MASK, FIXED, RES>([x, dy, yo], dres, i, c) };
     for i in 0..h {
         // SAFETY: i < len == dx.len(); every write goes through `pd`.
         unsafe { *pd.add(i) = one(i) };
