@@ -70,9 +70,13 @@ fn check_runs<T: Lane>(lv: Level) {
     }
 }
 
+/// `L` distinct per-lane coefficients scaled by `s`.
+fn lane_coeffs(l: usize, s: f64) -> Vec<f64> {
+    (0..l).map(|i| s * (1.0 + i as f64 / 7.0)).collect()
+}
+
 fn rows_at<T: Lane>(lv: Level, x: &[T], dy: &[T], k: &[f64]) -> (Vec<u64>, Vec<u64>) {
-    let l = k.len();
-    let coef = |s: f64| -> Vec<f64> { (0..l).map(|i| s * (1.0 + i as f64 / 7.0)).collect() };
+    let coef = |s: f64| lane_coeffs(k.len(), s);
     let (a, b, c) = (coef(0.5), coef(-1.25), coef(0.125));
     let [mut s1, mut s2, mut g1, mut g2, mut g3] = [0.25, -0.5, 1.0, 2.0, -3.0].map(coef);
     simd::rows_sums(lv, x, k, [&mut s1, &mut s2]);
@@ -133,8 +137,7 @@ fn row_kernels_equal_the_scalar_twin_at_every_level() {
 
 /// Every element-wise kernel's output into `y` (one after the other), as bits.
 fn elementwise_into<T: Lane>(lv: Level, x: &[T], dy: &[T], k: &[f64], y: &mut [T]) -> Vec<u64> {
-    let l = k.len();
-    let coef = |s: f64| -> Vec<f64> { (0..l).map(|i| s * (1.0 + i as f64 / 7.0)).collect() };
+    let coef = |s: f64| lane_coeffs(k.len(), s);
     let (a, b, c) = (coef(0.5), coef(-1.25), coef(0.125));
     let mut out = Vec::new();
     let mut take = |y: &[T]| out.extend(bits(y));

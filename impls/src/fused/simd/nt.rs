@@ -5,9 +5,10 @@
 //! from memory (read for ownership), so a pass that reads `x` and writes
 //! `y` of a tensor far larger than the caches moves three tensors' worth of
 //! bytes, not two. A non-temporal store writes the line without reading
-//! it. The element-wise kernels align their first store when `S::STREAM`
-//! (a scalar head) and fence at the end ([`Simd::fence`]); the values
-//! written are the same bits, only the route of the stores differs.
+//! it. With `S::STREAM` the element-wise kernels run their registers over
+//! whole cache lines of the output ([`span`]; scalar code with ordinary
+//! stores before and after) and fence at the end ([`Simd::fence`]); the
+//! values written are the same bits, only the route of the stores differs.
 //!
 //! Each register is rounded into a 64-byte-aligned stack spill by `S`'s own
 //! store, then copied out with `S`'s non-temporal store of that width
@@ -172,6 +173,7 @@ pub fn span<S: Simd, T: Lane>(p: *const T, len: usize) -> (usize, usize) {
     let h = ((64 - p as usize % 64) % 64 / sz).min(len);
     (h, h + (len - h) / line * line)
 }
+
 /// [`Simd::stream_bytes`] 16 bytes at a time (SSE2, part of x86-64); sizes
 /// or destinations that are not a multiple of 16, and other architectures,
 /// copy plainly (so a misaligned store is slow, never a fault).

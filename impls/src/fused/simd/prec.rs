@@ -32,10 +32,10 @@
 //! per channel).
 
 use super::Lane;
+use std::ops::{Add, Mul, Sub};
 
 /// Lanes repeated after the `L` of a [`RowCoeffs`] array: the widest register.
 pub const WRAP: usize = 16;
-use std::ops::{Add, Mul, Sub};
 
 /// A lane's scalar type (`f64` or `f32`): the operations the scalar tails
 /// of the kernels use, the same as one SIMD lane's (`+`, `−`, `·` rounded
@@ -201,22 +201,26 @@ impl<const K: usize> RowCoeffs<K> {
             l > 0 && c.iter().all(|v| v.len() == l),
             "RowCoeffs: lengths"
         );
-        let wrapped = |a: &[f64]| (0..l + WRAP).map(|i| a[i % l]).collect::<Vec<f64>>();
         let wide = || Self::F64(c.map(wrapped));
         if !T::NARROW {
             return wide();
         }
-        let mut out: [Vec<f32>; K] = std::array::from_fn(|_| Vec::with_capacity(l + WRAP));
-        for i in 0..l + WRAP {
-            let Some(v) = narrow(c.map(|a| a[i % l])) else {
+        let mut out: [Vec<f32>; K] = std::array::from_fn(|_| Vec::with_capacity(l));
+        for i in 0..l {
+            let Some(v) = narrow(c.map(|a| a[i])) else {
                 return wide();
             };
             for (o, x) in out.iter_mut().zip(v) {
                 o.push(x);
             }
         }
-        Self::F32(out)
+        Self::F32(out.map(|v| wrapped(&v)))
     }
+}
+
+/// `v` followed by its first [`WRAP`] values again, cyclically (`v` not empty).
+fn wrapped<E: Copy>(v: &[E]) -> Vec<E> {
+    (0..v.len() + WRAP).map(|i| v[i % v.len()]).collect()
 }
 
 impl RowCoeffs<3> {

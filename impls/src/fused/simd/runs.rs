@@ -168,16 +168,15 @@ pub unsafe fn affine<S: Simd, T: Lane, const ADD: bool, const RELU: bool>(
     y: &mut [T],
     [k, a, b]: [S::E; 3],
 ) {
-    // With streaming stores, a scalar head up to the first aligned register.
+    // Registers over `h..body` (whole lines when streaming), scalar code
+    // for the rest.
     let (len, py) = (x.len(), y.as_mut_ptr());
     let (h, body) = nt::span::<S, T>(py, len);
-    let one = |i: usize| {
+    for i in (0..h).chain(body..len) {
         let v = (lane::<S::E, T>(x[i]) - k).fma(a, b);
-        T::from_f64(post_scalar::<S::E, T, ADD, RELU>(v, r[i]).to_f64())
-    };
-    for i in 0..h {
+        let v = T::from_f64(post_scalar::<S::E, T, ADD, RELU>(v, r[i]).to_f64());
         // SAFETY: i < len == y.len(); every write goes through `py`.
-        unsafe { *py.add(i) = one(i) };
+        unsafe { *py.add(i) = v };
     }
     // SAFETY: `h <= i`, `i + W <= body <= x.len() == y.len() == r.len()`;
     // with `S::STREAM` every store is at `h + m·W`, aligned (`nt::span`);
@@ -214,10 +213,6 @@ pub unsafe fn affine<S: Simd, T: Lane, const ADD: bool, const RELU: bool>(
             i += S::W;
         }
         S::fence();
-    }
-    for i in body..len {
-        // SAFETY: i < len == y.len(); every write goes through `py`.
-        unsafe { *py.add(i) = one(i) };
     }
 }
 
@@ -335,21 +330,20 @@ unsafe fn dx_pass<S: Simd, T: Lane, const MASK: bool, const FIXED: bool, const R
     dres: *mut T,
     c: [S::E; 4],
 ) {
-    // With streaming stores (never with `RES`: `simd::run_dx_relu`), a
-    // scalar head up to the first aligned register.
+    // Registers over `h..body` (whole lines when streaming — never with
+    // `RES`: `simd::run_dx_relu`), scalar code for the rest.
     debug_assert!(
         !(RES && S::STREAM),
         "dx_pass: streaming with a residual gradient"
     );
     let (len, pd) = (x.len(), dx.as_mut_ptr());
     let (h, body) = nt::span::<S, T>(pd, len);
-    let nz = S::E::from_f64(-0.0);
-    // SAFETY: `i < len`, for which `dres` is valid with `RES` (contract).
-    let one = |i: usize| unsafe { dx_scalar::<S::E, T, MASK, FIXED, RES>([x, dy, yo], dres, i, c) };
-    for i in 0..h {
-        // SAFETY: i < len == dx.len(); every write goes through `pd`.
-        unsafe { *pd.add(i) = one(i) };
+    for i in (0..h).chain(body..len) {
+        // SAFETY: i < len == dx.len(), for which `dres` is valid with `RES`
+        // (contract); every write to `dx` goes through `pd`.
+        unsafe { *pd.add(i) = dx_scalar::<S::E, T, MASK, FIXED, RES>([x, dy, yo], dres, i, c) };
     }
+    let nz = S::E::from_f64(-0.0);
     // SAFETY: `h <= i`, `i + W <= body <= x.len()`, and `dy`, `yo`, `dx`
     // (and `dres` with `RES`) are as long; with `S::STREAM` (never with
     // `RES`) the stores are aligned from `h` (`nt::span`); features by contract.
@@ -375,9 +369,5 @@ unsafe fn dx_pass<S: Simd, T: Lane, const MASK: bool, const FIXED: bool, const R
             i += S::W;
         }
         S::fence();
-    }
-    for i in body..len {
-        // SAFETY: i < len == dx.len(); every write goes through `pd`.
-        unsafe { *pd.add(i) = one(i) };
     }
 }
