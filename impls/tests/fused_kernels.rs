@@ -117,7 +117,11 @@ fn check_rows<T: Lane>(lv: Level) {
 
 #[test]
 fn run_kernels_equal_the_scalar_twin_at_every_level() {
-    for lv in Level::available() {
+    // Each level plain and streaming (non-temporal stores, prefetches).
+    for lv in Level::available()
+        .into_iter()
+        .flat_map(|l| [l, l.streaming(true)])
+    {
         check_runs::<f32>(lv);
         check_runs::<f64>(lv);
         check_runs::<half::bf16>(lv);
@@ -127,7 +131,11 @@ fn run_kernels_equal_the_scalar_twin_at_every_level() {
 
 #[test]
 fn row_kernels_equal_the_scalar_twin_at_every_level() {
-    for lv in Level::available() {
+    // Each level plain and streaming (non-temporal stores, prefetches).
+    for lv in Level::available()
+        .into_iter()
+        .flat_map(|l| [l, l.streaming(true)])
+    {
         check_rows::<f32>(lv);
         check_rows::<f64>(lv);
         check_rows::<half::bf16>(lv);

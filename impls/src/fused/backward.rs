@@ -112,13 +112,14 @@ fn contiguous<T: Lane>(
     let arrays = if yo.is_some() { 3 } else { 2 };
     let bytes = arrays * dims.per_channel() * std::mem::size_of::<T>();
     let tasks = plan::channel_tasks(dims, bytes);
-    // The sums read plainly; the `dx` pass may stream its output.
+    // The sums prefetch past the caches; the `dx` pass may stream its output.
     let lvs = lv.streaming(plan::stream_runs::<T>(dims, tasks.is_some()));
+    let lvr = lv.streaming(plan::prefetch_reads::<T>(x.len()));
     let f = move |o: usize, c: usize, acc: &mut RunAcc<3>| {
         let (xr, gr) = (&x[o..o + s], &dy[o..o + s]);
         match yo {
-            Some(yo) => simd::run_grad_relu(lv, xr, gr, &yo[o..o + s], pr.mean[c], acc),
-            None => simd::run_grad(lv, xr, gr, pr.mean[c], acc),
+            Some(yo) => simd::run_grad_relu(lvr, xr, gr, &yo[o..o + s], pr.mean[c], acc),
+            None => simd::run_grad(lvr, xr, gr, pr.mean[c], acc),
         }
     };
     // `dx` of the run at `o` of channel `c`, masked when `yo` is given.
@@ -190,9 +191,10 @@ fn channels_last<T: Lane>(
 ) -> Vec<Grad> {
     let (g, rows) = (Rows::new(dims.c), dims.n * dims.s);
     let kr = g.sr.rep(pr.mean);
+    let lvr = lv.streaming(plan::prefetch_reads::<T>(x.len()));
     let sums = reduce::rows::<3>(&g, rows, is_parallel(dims), |r, acc| match yo {
-        Some(yo) => simd::rows_grad_relu(lv, &x[r.clone()], &dy[r.clone()], &yo[r], &kr, acc),
-        None => simd::rows_grad(lv, &x[r.clone()], &dy[r], &kr, acc),
+        Some(yo) => simd::rows_grad_relu(lvr, &x[r.clone()], &dy[r.clone()], &yo[r], &kr, acc),
+        None => simd::rows_grad(lvr, &x[r.clone()], &dy[r], &kr, acc),
     });
     let gr: Vec<Grad> = (0..dims.c).map(|c| pr.grad(c, sums[c])).collect();
     let lanes = |f: fn(&Grad) -> f64| g.sr.rep(&gr.iter().map(f).collect::<Vec<f64>>());
@@ -200,7 +202,7 @@ fn channels_last<T: Lane>(
     let coef = RowCoeffs::dx::<T>([&kr, &kd, &kx, &kc]);
     let task = g.task_rows * dims.c;
     let fixed = pr.mode == GradMode::Fixed;
-    // The sums read plainly; the `dx` pass may stream its output.
+    // The `dx` pass may stream its output.
     let lv = lv.streaming(plan::stream::<T>(x.len()));
     let Out { dx, dres } = out;
     match (yo, dres) {

@@ -33,6 +33,10 @@
 //!   ([`plan::STREAM_MIN_BYTES`]) are written with non-temporal stores over
 //!   whole cache lines, skipping the read for ownership of lines the pass
 //!   overwrites anyway (same bits; contiguous runs of ≥ 2048 values).
+//! - **Software prefetch** ([`simd::nt::prefetch`]): the passes that stream,
+//!   and the reductions over inputs of at least 12 MiB, prefetch their
+//!   inputs 8 KiB ahead — one core's reads reach a copy's rate only with
+//!   that many lines in flight.
 //! - **SIMD** ([`simd`]): AVX-512F / AVX2+FMA / scalar twin, chosen once
 //!   per process; every level computes the same bits.
 //! - **Determinism**: chunk boundaries depend only on the dims and partial

@@ -118,8 +118,9 @@ fn contiguous<T: Lane>(
     let x = p.x;
     let bytes = dims.per_channel() * std::mem::size_of::<T>();
     let tasks = plan::channel_tasks(dims, bytes);
-    // The statistics read plainly; the normalize pass may stream `y`.
+    // The statistics prefetch past the caches; the normalize pass may stream `y`.
     let lvs = lv.streaming(plan::stream_runs::<T>(dims, tasks.is_some()));
+    let lv = lv.streaming(plan::prefetch_reads::<T>(x.len()));
     let stats = if let Some(cpt) = tasks {
         let (n, eps, af) = (dims.per_channel(), p.eps, p.affine);
         let tasks = runs_by_channel_task(p.y, dims, cpt);
@@ -165,9 +166,12 @@ fn channels_last<T: Lane>(
         coeffs::max_growth::<T>(),
         is_parallel(dims),
     );
+    let lvr = lv.streaming(plan::prefetch_reads::<T>(x.len()));
     let sums = |k: &[f64]| {
         let kr = g.sr.rep(k);
-        reduce::rows::<2>(&g, rows, par, |r, acc| simd::rows_sums(lv, &x[r], &kr, acc))
+        reduce::rows::<2>(&g, rows, par, |r, acc| {
+            simd::rows_sums(lvr, &x[r], &kr, acc)
+        })
     };
     let first = sums(shift);
     let pending: Vec<Result<Channel, f64>> = (0..dims.c)

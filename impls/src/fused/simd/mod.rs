@@ -139,7 +139,8 @@ pub trait Simd: Copy {
     /// The CPU has the features.
     unsafe fn relu_grad(y: Self::V, g: Self::V) -> Self::V;
     /// Whether data stores bypass the caches ([`nt::Nt`]): the element-wise
-    /// kernels then align their stores and fence at the end.
+    /// kernels then align their stores and fence at the end, and every
+    /// kernel prefetches its inputs ahead ([`nt::prefetch`]).
     const STREAM: bool = false;
     /// `n` bytes (one register of data) from the aligned spill `s` to `d`
     /// with non-temporal stores: 16 bytes at a time by default (SSE2, part
@@ -282,9 +283,10 @@ impl Level {
         Level(Isa::Scalar, false)
     }
 
-    /// This level with non-temporal data stores in the element-wise passes
-    /// when `on` ([`nt`]; for outputs far larger than the caches). The
-    /// scalar twin always stores plainly.
+    /// This level for passes over data far larger than the caches when
+    /// `on` ([`nt`]): non-temporal data stores in the element-wise passes,
+    /// and software prefetches of the inputs in every kernel. The scalar
+    /// twin always stores plainly and never prefetches.
     pub fn streaming(self, on: bool) -> Level {
         Level(self.0, on && self.0 != Isa::Scalar)
     }

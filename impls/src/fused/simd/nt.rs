@@ -10,6 +10,10 @@
 //! stores before and after) and fence at the end ([`Simd::fence`]); the
 //! values written are the same bits, only the route of the stores differs.
 //!
+//! Kernels run with `Nt<S>` also prefetch their data [`PREFETCH_BYTES`]
+//! ahead ([`prefetch`]); the reductions of such passes run with `Nt<S>` for
+//! that alone (they store no data).
+//!
 //! Each register is rounded into a 64-byte-aligned stack spill by `S`'s own
 //! store, then copied out with `S`'s non-temporal store of that width
 //! ([`Simd::stream_bytes`]): the conversions stay written once, and the
@@ -32,6 +36,53 @@ pub struct Nt<S>(PhantomData<S>);
 /// Room for one register of any level and element type, line-aligned.
 #[repr(C, align(64))]
 struct Spill([u8; 128]);
+
+/// How far ahead of a pass past the caches its data lines are prefetched
+/// ([`prefetch`]).
+pub const PREFETCH_BYTES: usize = 8 << 10;
+
+/// With `S::STREAM` (a pass over data far larger than the caches), prefetch
+/// into L1 the lines [`PREFETCH_BYTES`] past the `n` elements at `p`; with
+/// `end`, only those before it. A no-op otherwise.
+///
+/// The hardware prefetchers alone kept such passes well below a copy's
+/// read rate on the 2-core Xeon VM: a 64 MiB `y = a[l]·(x − k[l]) + b[l]`
+/// in `f64` lanes over `f32` data, 4096 lanes, took 16.0–16.8 ms without
+/// and 13.2–14.8 ms with a prefetch 4–32 KiB ahead, against 9.9–10.5 ms
+/// for a streaming copy (microbenchmark, medians of 9, alternated).
+///
+/// Where the lines after a slice are read next (the element-wise passes
+/// walk runs and rows in memory order), the prefetch runs past its end;
+/// the reductions of contiguous data bound it by their run (`end`): in
+/// tasks that own whole channels they walk one channel's runs across the
+/// batch, and the lines after a run belong to the next channel.
+#[inline(always)]
+pub fn prefetch<S: Simd, T>(p: *const T, n: usize, end: Option<*const T>) {
+    if !S::STREAM {
+        return;
+    }
+    let ahead = p.cast::<u8>().wrapping_add(PREFETCH_BYTES);
+    for o in (0..n * std::mem::size_of::<T>()).step_by(64) {
+        let q = ahead.wrapping_add(o);
+        if end.is_none_or(|e| (q as usize) < e as usize) {
+            prefetch_line(q);
+        }
+    }
+}
+
+/// `prefetcht0` of the line holding `p` (any address).
+#[inline(always)]
+fn prefetch_line(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch (SSE, part of x86-64) reads no memory
+    // architecturally and never faults, whatever the address.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>())
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
 
 /// Round `v` into a spill with `store`, then stream it to `p`.
 ///

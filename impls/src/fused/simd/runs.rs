@@ -64,6 +64,7 @@ pub unsafe fn sums<S: Simd<E = f64>, T: Lane>(x: &[T], k: f64, acc: &mut RunAcc<
         let (kv, p) = (S::splat(k), x.as_ptr());
         let mut i = 0;
         while i < body {
+            prefetch_inputs::<S, T, 1, true>([(x, true)], i, RUN_LANES);
             for j in 0..RUN_LANES / S::W {
                 let d = S::sub(T::load::<S>(p.add(i + j * S::W)), kv);
                 a[j] = S::add(a[j], d);
@@ -101,6 +102,7 @@ pub unsafe fn grad<S: Simd<E = f64>, T: Lane, const MASK: bool>(
         let (kv, px, pg, po) = (S::splat(k), x.as_ptr(), dy.as_ptr(), yo.as_ptr());
         let mut i = 0;
         while i < body {
+            prefetch_inputs::<S, T, 3, true>([(x, true), (dy, true), (yo, MASK)], i, RUN_LANES);
             for j in 0..RUN_LANES / S::W {
                 let mut g = T::load::<S>(pg.add(i + j * S::W));
                 if MASK {
@@ -200,6 +202,7 @@ pub unsafe fn affine<S: Simd, T: Lane, const ADD: bool, const RELU: bool>(
         // instruction in a streaming pass), then one at a time.
         let mut i = h;
         while i + 4 * S::W <= body {
+            prefetch_inputs::<S, T, 2, false>([(x, true), (r, ADD)], i, 4 * S::W);
             for u in 0..4 {
                 let p = i + u * S::W;
                 let v = S::sub(T::load::<S>(px.add(p)), kv);
@@ -208,6 +211,7 @@ pub unsafe fn affine<S: Simd, T: Lane, const ADD: bool, const RELU: bool>(
             i += 4 * S::W;
         }
         while i < body {
+            prefetch_inputs::<S, T, 2, false>([(x, true), (r, ADD)], i, S::W);
             let v = S::sub(T::load::<S>(px.add(i)), kv);
             T::store::<S>(py.add(i), post(S::fma(v, av, bv), i));
             i += S::W;
@@ -244,6 +248,26 @@ pub unsafe fn dx_scalar<E: Real, T: Lane, const MASK: bool, const FIXED: bool, c
         kd.fma(m, kx.fma(lane::<E, T>(x[i]) - k, kc))
     };
     T::from_f64(v.to_f64())
+}
+
+/// [`nt::prefetch`] of elements `i..i + n` of each input `(slice, read)`
+/// that the pass reads (the loop turn's inputs), bounded by the slice's end
+/// with `WITHIN`; a no-op unless `S::STREAM`.
+#[inline(always)]
+pub fn prefetch_inputs<S: Simd, T, const K: usize, const WITHIN: bool>(
+    v: [(&[T], bool); K],
+    i: usize,
+    n: usize,
+) {
+    if !S::STREAM {
+        return;
+    }
+    for (s, read) in v {
+        if read {
+            let r = s.as_ptr_range();
+            nt::prefetch::<S, T>(r.start.wrapping_add(i), n, WITHIN.then_some(r.end));
+        }
+    }
 }
 
 /// One element in a lane's type (exact for the types that compute in it).
@@ -353,6 +377,7 @@ unsafe fn dx_pass<S: Simd, T: Lane, const MASK: bool, const FIXED: bool, const R
         let (px, pg, po) = (x.as_ptr(), dy.as_ptr(), yo.as_ptr());
         let mut i = h;
         while i < body {
+            prefetch_inputs::<S, T, 3, false>([(x, !FIXED), (dy, true), (yo, MASK)], i, S::W);
             let mut m = T::load::<S>(pg.add(i));
             if MASK {
                 m = S::relu_grad(T::load::<S>(po.add(i)), m);
