@@ -120,7 +120,7 @@ fn contiguous<T: Lane>(
     let tasks = plan::channel_tasks(dims, bytes);
     // The statistics prefetch past the caches; the normalize pass may stream `y`.
     let lvs = lv.streaming(plan::stream_runs::<T>(dims, tasks.is_some()));
-    let lv = lv.streaming(plan::prefetch_reads::<T>(x.len()));
+    let lvr = lv.streaming(plan::prefetch_reads::<T>(x.len()));
     let stats = if let Some(cpt) = tasks {
         let (n, eps, af) = (dims.per_channel(), p.eps, p.affine);
         let tasks = runs_by_channel_task(p.y, dims, cpt);
@@ -129,7 +129,7 @@ fn contiguous<T: Lane>(
             .enumerate()
             .map(|(t, mut runs)| {
                 let (c0, cs) = (t * cpt, cpt.min(dims.c - t * cpt));
-                let st = block_stats(lv, x, dims, (c0, cs), shift);
+                let st = block_stats(lvr, x, dims, (c0, cs), shift);
                 let k = norm_coeffs(n, eps, af, c0, &st);
                 for (i, run) in runs.iter_mut().enumerate() {
                     let (o, ci) = (dims.offset(i / cs, c0 + i % cs, 0), i % cs);
@@ -142,7 +142,7 @@ fn contiguous<T: Lane>(
             .collect();
         per_task.into_iter().flatten().collect()
     } else {
-        let st = all_stats(lv, x, dims, shift);
+        let st = all_stats(lvr, x, dims, shift);
         let k = norm_coeffs(dims.per_channel(), p.eps, p.affine, 0, &st);
         runs_pass(dims, plan::TASK, p.y, |c, r, out| {
             let (xr, rr) = (&x[r.clone()], &res[r]);

@@ -31,8 +31,9 @@ fn tile_rows<T>(l: usize) -> usize {
 const TILE_BYTES: usize = 16 << 10;
 
 /// Where a reduction over rows of `l` lanes prefetches `v` ([`nt::prefetch`]):
-/// up to its end, with `S::STREAM` and rows shorter than the prefetch
-/// distance — the line fetched then lies rows ahead, in memory order. In
+/// not at all (`None`) unless `S::STREAM` and rows shorter than the
+/// prefetch distance, then up to `v`'s end — the line fetched lies rows
+/// ahead, in memory order. In
 /// longer rows it would lie in the same row of the same tile, which the
 /// tile reads anyway (4096×4096 `f32` train without it: 0.96× at 1 thread,
 /// faster in 4 of 4 alternated rounds; within noise at 2 threads).
@@ -60,11 +61,12 @@ pub unsafe fn sums<S: Simd<E = f64>, T: Lane, const NB: usize>(
 ) {
     let (l, [s1, s2]) = (k.len(), s);
     let (full, cols) = (x.len() / l, block_cols(k.len(), NB * S::W));
+    let pf = ahead::<S, T>(l, x);
     for tile in x[..full * l].chunks(tile_rows::<T>(l) * l) {
         for c0 in (0..cols).step_by(NB * S::W) {
             let st = [&mut *s1, &mut *s2];
             // SAFETY: c0 + NB·W <= cols <= l; the tile is whole rows of l; features by contract.
-            unsafe { sums_block::<S, T, NB>(tile, ahead::<S, T>(l, x), c0, k, st) };
+            unsafe { sums_block::<S, T, NB>(tile, pf, c0, k, st) };
         }
         if cols < l {
             for row in tile.chunks_exact(l) {
