@@ -32,6 +32,10 @@ struct Params<'a> {
 }
 
 impl Params<'_> {
+    /// Inlined into the per-channel loops: called out of line, 1024
+    /// channels took 25–30 µs instead of 7 (2-core Xeon VM, 32×1024, same
+    /// process) — as long as the whole `dx` pass of that shape.
+    #[inline(always)]
     fn grad(&self, c: usize, sums: [f64; 3]) -> Grad {
         let w = self.weight.map_or(1.0, |w| w[c]);
         coeffs::grad(self.mode, self.m, self.var[c], self.eps, w, sums)

@@ -20,15 +20,26 @@ use super::{nt, Lane, Post, Real, Simd};
 use crate::activation::relu_grad;
 use std::array::from_fn;
 
-/// Rows per register tile: about 16 KiB of input per array read, so the
-/// tile stays in L1 while its column blocks are visited; 4 to 64 rows.
+/// Rows per register tile of one input array: about 16 KiB of it, so the
+/// tile stays in L1 while its column blocks are visited; 8 to 64 rows.
 #[inline(always)]
 fn tile_rows<T>(l: usize) -> usize {
-    (TILE_BYTES / (l * std::mem::size_of::<T>())).clamp(4, 64)
+    (TILE_BYTES / (l * std::mem::size_of::<T>())).clamp(MIN_TILE_ROWS, 64)
 }
 
 /// Bytes per array of a register tile.
 const TILE_BYTES: usize = 16 << 10;
+
+/// Fewest rows per register tile, also for [`grad`]'s two arrays. Each
+/// tile loads and stores every accumulator of its column blocks once, so
+/// long rows (few rows per 16 KiB) spend their time on accumulator
+/// traffic: the backward sums of 1024- and 4096-lane `f32` rows took 10–13
+/// cycles per register of 8 lanes with 2-row tiles and 6–9 with 8 rows
+/// (AVX-512, in-cache microbenchmark, variants interleaved, 2-core Xeon
+/// VM). AVX-512's column blocks are whole cache lines, so a tile larger
+/// than L1 costs no extra reads there (AVX2's `grad` blocks are half lines:
+/// the other half comes from L2 at worst).
+const MIN_TILE_ROWS: usize = 8;
 
 /// Where a reduction over rows of `l` lanes prefetches `v` ([`nt::prefetch`]):
 /// not at all (`None`) unless `S::STREAM` and rows shorter than the
@@ -164,7 +175,7 @@ pub unsafe fn grad<S: Simd<E = f64>, T: Lane, const NB: usize, const MASK: bool>
 ) {
     let (l, [s1, s2, s3]) = (k.len(), s);
     let (full, cols) = (x.len() / l, block_cols(k.len(), NB * S::W));
-    let tl = tile_rows::<T>(l) / 2 * l; // two arrays per tile
+    let tl = (tile_rows::<T>(l) / 2).max(MIN_TILE_ROWS) * l; // two arrays per tile
     let tiles = x[..full * l].chunks(tl).zip(dy[..full * l].chunks(tl));
     let ends = [x, dy, yo].map(|v| ahead::<S, T>(l, v));
     for ((tx, tg), to) in tiles.zip(yo[..full * l].chunks(tl)) {
