@@ -32,6 +32,7 @@
 //! per channel).
 
 use super::Lane;
+use crate::engine::plan::cycled;
 use std::ops::{Add, Mul, Sub};
 
 /// Lanes repeated after the `L` of a [`RowCoeffs`] array: the widest register.
@@ -219,16 +220,8 @@ impl<const K: usize> RowCoeffs<K> {
 }
 
 /// `v` followed by its first [`WRAP`] values again, cyclically (`v` not empty).
-/// Whole-slice copies: an index modulo per lane made the 4 arrays of a
-/// 1024-lane `dx` pass cost 12 µs on the 2-core Xeon VM, a tenth of the
-/// whole 256×1024 `eval`.
 fn wrapped<E: Copy>(v: &[E]) -> Vec<E> {
-    let len = v.len() + WRAP;
-    let mut out = Vec::with_capacity(len);
-    while out.len() < len && !v.is_empty() {
-        out.extend_from_slice(&v[..v.len().min(len - out.len())]);
-    }
-    out
+    cycled(v, v.len() + WRAP)
 }
 
 impl RowCoeffs<3> {

@@ -44,9 +44,8 @@ const MIN_TILE_ROWS: usize = 8;
 /// Where a reduction over rows of `l` lanes prefetches `v` ([`nt::prefetch`]):
 /// not at all (`None`) unless `S::STREAM` and rows shorter than the
 /// prefetch distance, then up to `v`'s end — the line fetched lies rows
-/// ahead, in memory order. In
-/// longer rows it would lie in the same row of the same tile, which the
-/// tile reads anyway (4096×4096 `f32` train without it: 0.96× at 1 thread,
+/// ahead, in memory order. In longer rows it would lie in the same row of
+/// the same tile, which the tile reads anyway (4096×4096 `f32` train without it: 0.96× at 1 thread,
 /// faster in 4 of 4 alternated rounds; within noise at 2 threads).
 #[inline(always)]
 fn ahead<S: Simd, T>(l: usize, v: &[T]) -> Option<*const T> {
