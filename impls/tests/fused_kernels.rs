@@ -40,9 +40,9 @@ fn acc<const K: usize>(seed: f64) -> RunAcc<K> {
 
 fn runs_at<T: Lane>(lv: Level, x: &[T], dy: &[T], k: f64) -> (Vec<u64>, Vec<u64>) {
     let mut a2 = acc::<2>(0.25);
-    simd::run_sums(lv, x, k, &mut a2);
+    simd::run_sums(lv, x, Some(x.len()), k, &mut a2);
     let mut a3 = acc::<3>(-0.5);
-    simd::run_grad(lv, x, dy, k, &mut a3);
+    simd::run_grad(lv, x, dy, None, k, &mut a3);
     let mut sums: Vec<f64> = a2.iter().flatten().copied().collect();
     sums.extend(a3.iter().flatten());
     let mut y = vec![T::zero(); x.len()];

@@ -56,7 +56,7 @@ fn runs_at<T: Lane>(lv: Level, x: &[T], r: &[T], yo: &[T], dy: &[T]) -> Vec<u64>
         out.extend(bits(&y));
     }
     let mut acc: RunAcc<3> = std::array::from_fn(|s| std::array::from_fn(|l| (s + l) as f64));
-    simd::run_grad_relu(lv, x, dy, yo, 0.25, &mut acc);
+    simd::run_grad_relu(lv, x, dy, yo, None, 0.25, &mut acc);
     out.extend(b64(&acc.concat()));
     for fixed in [false, true] {
         let (mut dx, mut dres) = (vec![T::zero(); n], vec![T::zero(); n]);

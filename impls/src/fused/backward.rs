@@ -119,11 +119,11 @@ fn contiguous<T: Lane>(
     // The sums prefetch past the caches; the `dx` pass may stream its output.
     let lvs = lv.streaming(plan::stream_runs::<T>(dims, tasks.is_some()));
     let lvr = lv.streaming(plan::prefetch_reads::<T>(x.len()));
-    let f = move |o: usize, c: usize, acc: &mut RunAcc<3>| {
+    let f = move |o: usize, next: Option<usize>, c: usize, acc: &mut RunAcc<3>| {
         let (xr, gr) = (&x[o..o + s], &dy[o..o + s]);
         match yo {
-            Some(yo) => simd::run_grad_relu(lvr, xr, gr, &yo[o..o + s], pr.mean[c], acc),
-            None => simd::run_grad(lvr, xr, gr, pr.mean[c], acc),
+            Some(yo) => simd::run_grad_relu(lvr, xr, gr, &yo[o..o + s], next, pr.mean[c], acc),
+            None => simd::run_grad(lvr, xr, gr, next, pr.mean[c], acc),
         }
     };
     // `dx` of the run at `o` of channel `c`, masked when `yo` is given.

@@ -19,19 +19,32 @@ use crate::layout::Dims;
 use std::array::from_fn;
 use std::ops::Range;
 
-/// Sums of chunk `j` of channels `c0..c0 + cs` (contiguous): `f(offset, c,
-/// acc)` adds run `(n, c)` at `offset` into the channel's lanes.
+/// A run reduction: `f(offset, next, c, acc)` adds run `(n, c)` at `offset`
+/// into the channel's lanes; `next` is the distance (elements) to the run
+/// reduced after it in the same block, where prefetching continues.
+pub trait RunFn<const K: usize>: Fn(usize, Option<usize>, usize, &mut RunAcc<K>) + Sync {}
+impl<const K: usize, F: Fn(usize, Option<usize>, usize, &mut RunAcc<K>) + Sync> RunFn<K> for F {}
+
+/// Sums of chunk `j` of channels `c0..c0 + cs` (contiguous), runs visited
+/// batch-major: `(n, c0)…(n, c0 + cs − 1)`, then `(n + 1, c0)`.
 pub fn chunk<const K: usize>(
     dims: Dims,
     (c0, cs): (usize, usize),
     j: usize,
-    f: &(impl Fn(usize, usize, &mut RunAcc<K>) + Sync),
+    f: &impl RunFn<K>,
 ) -> Vec<[f64; K]> {
     let rpc = plan::runs_per_chunk(dims);
     let mut acc = vec![[[0.0; 16]; K]; cs];
     for n in j * rpc..((j + 1) * rpc).min(dims.n) {
         for (i, a) in acc.iter_mut().enumerate() {
-            f(dims.offset(n, c0 + i, 0), c0 + i, a);
+            let o = dims.offset(n, c0 + i, 0);
+            // The block's next run (the next chunk's first, past this one's end).
+            let next = if i + 1 < cs {
+                Some(dims.offset(n, c0 + i + 1, 0))
+            } else {
+                (n + 1 < dims.n).then(|| dims.offset(n + 1, c0, 0))
+            };
+            f(o, next.map(|q| q - o), c0 + i, a);
         }
     }
     acc.iter().map(|a| from_fn(|s| hsum(&a[s]))).collect()
@@ -41,7 +54,7 @@ pub fn chunk<const K: usize>(
 pub fn channels<const K: usize>(
     dims: Dims,
     block: (usize, usize),
-    f: &(impl Fn(usize, usize, &mut RunAcc<K>) + Sync),
+    f: &impl RunFn<K>,
 ) -> Vec<[f64; K]> {
     let mut tot = vec![[0.0; K]; block.1];
     for j in 0..plan::chunks(dims) {
@@ -52,11 +65,7 @@ pub fn channels<const K: usize>(
 
 /// Sums of every channel (contiguous), items of [`plan::item_channels`]
 /// channels × one chunk, in parallel when `par`.
-pub fn all_channels<const K: usize>(
-    dims: Dims,
-    par: bool,
-    f: &(impl Fn(usize, usize, &mut RunAcc<K>) + Sync),
-) -> Vec<[f64; K]> {
+pub fn all_channels<const K: usize>(dims: Dims, par: bool, f: &impl RunFn<K>) -> Vec<[f64; K]> {
     let (cb, nj) = (plan::item_channels(dims), plan::chunks(dims));
     let items = map_ordered(par, dims.c.div_ceil(cb) * nj, |i| {
         let c0 = i / nj * cb;

@@ -39,8 +39,8 @@ fn run_sums<'a, T: Lane>(
     x: &'a [T],
     s: usize,
     k: impl Fn(usize) -> f64 + Sync + 'a,
-) -> impl Fn(usize, usize, &mut RunAcc<2>) + Sync + 'a {
-    move |o, c, acc| simd::run_sums(lv, &x[o..o + s], k(c), acc)
+) -> impl Fn(usize, Option<usize>, usize, &mut RunAcc<2>) + Sync + 'a {
+    move |o, next, c, acc| simd::run_sums(lv, &x[o..o + s], next, k(c), acc)
 }
 
 /// Statistics of channels `c0..c0 + cs` (contiguous), first and second

@@ -341,14 +341,20 @@ macro_rules! level_kernels {
         /// # Safety
         /// The CPU has the level's features; slice bounds as in `runs::sums`.
         #[$attr]
-        pub unsafe fn run_sums<T: Lane>(x: &[T], k: f64, acc: &mut RunAcc<2>) {
-            runs::sums::<$S, T>(x, k, acc)
+        pub unsafe fn run_sums<T: Lane>(x: &[T], next: Option<usize>, k: f64, acc: &mut RunAcc<2>) {
+            runs::sums::<$S, T>(x, next, k, acc)
         }
         /// # Safety
         /// The CPU has the level's features; `x.len() == dy.len()`.
         #[$attr]
-        pub unsafe fn run_grad<T: Lane>(x: &[T], dy: &[T], k: f64, acc: &mut RunAcc<3>) {
-            runs::grad::<$S, T, false>(x, dy, dy, k, acc)
+        pub unsafe fn run_grad<T: Lane>(
+            x: &[T],
+            dy: &[T],
+            next: Option<usize>,
+            k: f64,
+            acc: &mut RunAcc<3>,
+        ) {
+            runs::grad::<$S, T, false>(x, dy, dy, next, k, acc)
         }
         /// # Safety
         /// The CPU has the level's features; `x`, `dy`, `yo` equally long.
@@ -357,10 +363,11 @@ macro_rules! level_kernels {
             x: &[T],
             dy: &[T],
             yo: &[T],
+            next: Option<usize>,
             k: f64,
             acc: &mut RunAcc<3>,
         ) {
-            runs::grad::<$S, T, true>(x, dy, yo, k, acc)
+            runs::grad::<$S, T, true>(x, dy, yo, next, k, acc)
         }
         /// # Safety
         /// The CPU has the level's features; `x`, `r`, `y` equally long.
@@ -523,15 +530,25 @@ macro_rules! dispatch {
 }
 
 /// Per-lane `Σd` and `Σd²`, `d = x − k`, of one run added into `acc`
-/// (element `i` into lane `i mod 16`).
-pub fn run_sums<T: Lane>(lv: Level, x: &[T], k: f64, acc: &mut RunAcc<2>) {
-    dispatch!(lv, run_sums(x, k, acc))
+/// (element `i` into lane `i mod 16`). `next`: elements from the run's start
+/// to the run the caller reduces next, where a streaming level's prefetch
+/// continues ([`runs::prefetch_inputs`]; no effect on the values).
+pub fn run_sums<T: Lane>(lv: Level, x: &[T], next: Option<usize>, k: f64, acc: &mut RunAcc<2>) {
+    dispatch!(lv, run_sums(x, next, k, acc))
 }
 
-/// Per-lane `Σdy`, `Σdy·(x − k)`, `Σ(x − k)` of one run added into `acc`.
-pub fn run_grad<T: Lane>(lv: Level, x: &[T], dy: &[T], k: f64, acc: &mut RunAcc<3>) {
+/// Per-lane `Σdy`, `Σdy·(x − k)`, `Σ(x − k)` of one run added into `acc`
+/// (`next` as in [`run_sums`]).
+pub fn run_grad<T: Lane>(
+    lv: Level,
+    x: &[T],
+    dy: &[T],
+    next: Option<usize>,
+    k: f64,
+    acc: &mut RunAcc<3>,
+) {
     assert_eq!(x.len(), dy.len(), "run_grad: x and dy lengths");
-    dispatch!(lv, run_grad(x, dy, k, acc))
+    dispatch!(lv, run_grad(x, dy, next, k, acc))
 }
 
 /// `y = (x − k)·a + b` over one run (in `T`'s element-wise precision,
@@ -618,12 +635,20 @@ pub fn run_affine_post<T: Lane>(
 }
 
 /// [`run_grad`] of `dy` masked by the ReLU output `yo` (same read).
-pub fn run_grad_relu<T: Lane>(lv: Level, x: &[T], dy: &[T], yo: &[T], k: f64, acc: &mut RunAcc<3>) {
+pub fn run_grad_relu<T: Lane>(
+    lv: Level,
+    x: &[T],
+    dy: &[T],
+    yo: &[T],
+    next: Option<usize>,
+    k: f64,
+    acc: &mut RunAcc<3>,
+) {
     assert!(
         x.len() == dy.len() && x.len() == yo.len(),
         "run_grad_relu: lengths"
     );
-    dispatch!(lv, run_grad_relu(x, dy, yo, k, acc))
+    dispatch!(lv, run_grad_relu(x, dy, yo, next, k, acc))
 }
 
 /// The ReLU backward's one element-wise pass over a run: `g = relu_grad(yo, dy)`,

@@ -53,9 +53,9 @@ pub const PREFETCH_BYTES: usize = 8 << 10;
 ///
 /// Where the lines after a slice are read next (the element-wise passes
 /// walk runs and rows in memory order), the prefetch runs past its end;
-/// the reductions of contiguous data bound it by their run (`end`): in
-/// tasks that own whole channels they walk one channel's runs across the
-/// batch, and the lines after a run belong to the next channel.
+/// `end` bounds it otherwise (the channels-last reductions' short rows).
+/// The contiguous run reductions continue it into the run they reduce next
+/// instead ([`super::runs::prefetch_inputs`]).
 #[inline(always)]
 pub fn prefetch<S: Simd, T>(p: *const T, n: usize, end: Option<*const T>) {
     if !S::STREAM {
@@ -72,7 +72,7 @@ pub fn prefetch<S: Simd, T>(p: *const T, n: usize, end: Option<*const T>) {
 
 /// `prefetcht0` of the line holding `p` (any address).
 #[inline(always)]
-fn prefetch_line(p: *const u8) {
+pub fn prefetch_line(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch (SSE, part of x86-64) reads no memory
     // architecturally and never faults, whatever the address.

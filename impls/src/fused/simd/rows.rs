@@ -479,7 +479,7 @@ unsafe fn affine_step<S: Simd, T: Lane, const ADD: bool, const RELU: bool>(
     i: usize,
     j: usize,
 ) {
-    prefetch_inputs::<S, T, 2, false>([(x, true), (r, ADD)], i, S::W);
+    prefetch_inputs::<S, T, 2>([(x, true), (r, ADD)], i, S::W, Some(x.len()));
     // SAFETY: bounds and features by contract.
     unsafe {
         let (xv, av, bv) = (
@@ -610,7 +610,8 @@ unsafe fn dx_step<S: Simd, T: Lane, const MASK: bool, const FIXED: bool, const R
     i: usize,
     j: usize,
 ) {
-    prefetch_inputs::<S, T, 3, false>([(x, !FIXED), (dy, true), (yo, MASK)], i, S::W);
+    let v = [(x, !FIXED), (dy, true), (yo, MASK)];
+    prefetch_inputs::<S, T, 3>(v, i, S::W, Some(x.len()));
     // SAFETY: bounds and features by contract.
     unsafe {
         let [k, kd, kx, kc] = c.map(|v| S::load(v.as_ptr().add(j)));
