@@ -38,7 +38,8 @@ pub fn chunk<const K: usize>(
     for n in j * rpc..((j + 1) * rpc).min(dims.n) {
         for (i, a) in acc.iter_mut().enumerate() {
             let o = dims.offset(n, c0 + i, 0);
-            // The block's next run (the next chunk's first, past this one's end).
+            // The run reduced next: the block's next channel, else the next
+            // batch row (for a chunk's last row, the next chunk's first).
             let next = if i + 1 < cs {
                 Some(dims.offset(n, c0 + i + 1, 0))
             } else {
