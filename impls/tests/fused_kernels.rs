@@ -6,7 +6,7 @@
 
 mod common;
 
-use bn_impls::fused::simd::{self, Lane, Level, RowCoeffs, RunAcc};
+use bn_impls::fused::simd::{self, Lane, Level, Post, RowCoeffs, RunAcc, RunCoeffs};
 use bn_impls::{registry, Backward, Element, GradMode, Layout};
 use common::{bits, dims, run_all, Rng};
 
@@ -195,6 +195,61 @@ fn check_streaming<T: Lane>(lv: Level) {
                 );
             }
         }
+    }
+}
+
+/// Many runs in one call ([`simd::runs_affine_post`]) write what one call
+/// per run writes, with run `i` on channel `(c0 + i) mod C`, for run
+/// lengths with and without a register tail, every epilogue, plain and
+/// streaming — and the scalar twin agrees.
+fn check_many_runs<T: Lane>(lv: Level) {
+    let channels = 3;
+    let kab: Vec<[f64; 3]> = (0..channels)
+        .map(|c| [0.25 * c as f64, 1.5 - 0.5 * c as f64, -0.125 + c as f64])
+        .collect();
+    let coef: Vec<RunCoeffs<3>> = kab.iter().map(|&k| RunCoeffs::affine::<T>(k)).collect();
+    for s in [1, 7, 16, 33, 49, 64, 100] {
+        for (runs, c0) in [(1, 0), (5, 2), (7, 1)] {
+            let x: Vec<T> = values(runs * s, s as u64, (2.0, -1.0));
+            let r: Vec<T> = values(runs * s, 7 + s as u64, (1.0, -0.5));
+            for post in [Post::Plain, Post::Relu, Post::AddRelu] {
+                let mut one = vec![T::zero(); x.len()];
+                for (i, ((xr, rr), yr)) in x
+                    .chunks(s)
+                    .zip(r.chunks(s))
+                    .zip(one.chunks_mut(s))
+                    .enumerate()
+                {
+                    let [k, a, b] = kab[(c0 + i) % channels];
+                    simd::run_affine_post(lv, xr, rr, yr, k, a, b, post);
+                }
+                let mut many = vec![T::zero(); x.len()];
+                simd::runs_affine_post(lv, (&x, &r, &mut many), s, (&coef, c0), post);
+                let mut twin = vec![T::zero(); x.len()];
+                let sc = Level::scalar();
+                simd::runs_affine_post(sc, (&x, &r, &mut twin), s, (&coef, c0), post);
+                let what = format!(
+                    "{} {} s {s} runs {runs} c0 {c0} {post:?}",
+                    lv.name(),
+                    T::DTYPE
+                );
+                assert_eq!(bits(&many), bits(&one), "{what}: one call per run");
+                assert_eq!(bits(&many), bits(&twin), "{what}: scalar twin");
+            }
+        }
+    }
+}
+
+#[test]
+fn many_runs_in_one_call_equal_one_call_per_run() {
+    for lv in Level::available()
+        .into_iter()
+        .flat_map(|l| [l, l.streaming(true)])
+    {
+        check_many_runs::<f32>(lv);
+        check_many_runs::<f64>(lv);
+        check_many_runs::<half::bf16>(lv);
+        check_many_runs::<half::f16>(lv);
     }
 }
 

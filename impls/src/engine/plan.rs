@@ -39,12 +39,30 @@ pub fn runs_pass<T: Send>(
     out: &mut [T],
     f: impl Fn(usize, Range<usize>, &mut [T]) + Sync + Send,
 ) {
+    runs_task_pass(dims, task_len, out, |c0, range, chunk| {
+        let mut c = c0;
+        for (i, run) in chunk.chunks_mut(dims.s).enumerate() {
+            let o = range.start + i * dims.s;
+            f(c, o..o + dims.s, run);
+            c = if c + 1 == dims.c { 0 } else { c + 1 };
+        }
+    })
+}
+
+/// [`runs_pass`] by whole tasks: `f(c0, range, out_chunk)` for each task of
+/// about `task_len` elements (whole runs, at least one), `c0` the channel
+/// of its first run. For kernels that walk many short runs in one call
+/// (a call per 7×7 run of `f16` cost as much as the run's arithmetic).
+pub fn runs_task_pass<T: Send>(
+    dims: Dims,
+    task_len: usize,
+    out: &mut [T],
+    f: impl Fn(usize, Range<usize>, &mut [T]) + Sync + Send,
+) {
     let rpt = (task_len / dims.s).max(1);
     let task = |(t, chunk): (usize, &mut [T])| {
-        for (i, run) in chunk.chunks_mut(dims.s).enumerate() {
-            let r = t * rpt + i;
-            f(r % dims.c, r * dims.s..(r + 1) * dims.s, run);
-        }
+        let o = t * rpt * dims.s;
+        f((t * rpt) % dims.c, o..o + chunk.len(), chunk)
     };
     if is_parallel(dims) {
         out.par_chunks_mut(rpt * dims.s).enumerate().for_each(task);

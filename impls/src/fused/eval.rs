@@ -3,9 +3,9 @@
 
 use super::coeffs::{self, inv_std};
 use super::plan::{self, Rows};
-use super::simd::{self, Lane, Level, Post, RowCoeffs};
-use crate::engine::plan::{rows_pass, runs_pass};
-use crate::layout::Layout;
+use super::simd::{self, Lane, Level, Post, RowCoeffs, RunCoeffs};
+use crate::engine::plan::{rows_pass, runs_task_pass};
+use crate::layout::{Dims, Layout};
 use crate::problem::EvalForward;
 
 /// `y = (x − mean)·a + b`, `a = w/√(var + ε)` (Ioffe & Szegedy 2015, Alg. 1).
@@ -28,10 +28,8 @@ pub fn forward_post<T: Lane>(p: EvalForward<'_, T>, res: &[T], post: Post) {
     match dims.layout {
         Layout::Contiguous => {
             let lv = lv.streaming(plan::stream_runs::<T>(dims, false));
-            runs_pass(dims, plan::TASK, p.y, |c, r, out| {
-                let (xr, rr) = (&x[r.clone()], &res[r]);
-                simd::run_affine_post(lv, xr, rr, out, mean[c], a[c], b[c], post)
-            })
+            let kab: Vec<[f64; 3]> = (0..dims.c).map(|c| [mean[c], a[c], b[c]]).collect();
+            runs(lv, dims, x, p.y, &kab, (res, post))
         }
         Layout::ChannelsLast => {
             let kab = [mean, &a[..], &b[..]];
@@ -39,6 +37,24 @@ pub fn forward_post<T: Lane>(p: EvalForward<'_, T>, res: &[T], post: Post) {
             rows(lv, &Rows::new(dims.c), x, p.y, (kab, &sd), (res, post))
         }
     }
+}
+
+/// Contiguous `y = (x − k)·a + b` per channel (`kab[c] = [k, a, b]`), the
+/// runs of a task in one kernel call ([`simd::runs_affine_post`]); `post`
+/// in the same pass (`res` read only by [`Post::AddRelu`]).
+pub fn runs<T: Lane>(
+    lv: Level,
+    dims: Dims,
+    x: &[T],
+    y: &mut [T],
+    kab: &[[f64; 3]],
+    (res, post): (&[T], Post),
+) {
+    let c: Vec<RunCoeffs<3>> = kab.iter().map(|&k| RunCoeffs::affine::<T>(k)).collect();
+    runs_task_pass(dims, plan::TASK, y, |c0, r, out| {
+        let v = (&x[r.clone()], &res[r], out);
+        simd::runs_affine_post(lv, v, dims.s, (&c, c0), post)
+    })
 }
 
 /// Channels-last `y = (x − k)·a + c` per channel (`kac = [k, a, c]`, one

@@ -6,7 +6,7 @@ use super::coeffs::{self, Channel};
 use super::plan::{self, Rows};
 use super::reduce;
 use super::simd::{self, Lane, Level, Post, RunAcc};
-use crate::engine::plan::{is_parallel, map_ordered, runs_by_channel_task, runs_pass};
+use crate::engine::plan::{is_parallel, map_ordered, runs_by_channel_task};
 use crate::layout::{Dims, Layout};
 use crate::problem::{Affine, TrainForward};
 use rayon::prelude::*;
@@ -144,10 +144,10 @@ fn contiguous<T: Lane>(
     } else {
         let st = all_stats(lvr, x, dims, shift);
         let k = norm_coeffs(dims.per_channel(), p.eps, p.affine, 0, &st);
-        runs_pass(dims, plan::TASK, p.y, |c, r, out| {
-            let (xr, rr) = (&x[r.clone()], &res[r]);
-            simd::run_affine_post(lvs, xr, rr, out, st[c].shift, k[c][0], k[c][1], post)
-        });
+        let kab: Vec<[f64; 3]> = (0..dims.c)
+            .map(|c| [st[c].shift, k[c][0], k[c][1]])
+            .collect();
+        super::eval::runs(lvs, dims, x, p.y, &kab, (res, post));
         st
     };
     write_stats(&stats, dims.per_channel(), p.mean, p.var);

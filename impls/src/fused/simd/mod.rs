@@ -385,6 +385,27 @@ macro_rules! level_kernels {
             }
         }
         /// # Safety
+        /// The CPU has the level's features; as checked in `simd::runs_affine_post`.
+        #[$attr]
+        pub unsafe fn runs_affine_post<T: Lane>(
+            x: &[T],
+            r: &[T],
+            y: &mut [T],
+            s: usize,
+            (c, c0): (&[RunCoeffs<3>], usize),
+            post: Post,
+        ) {
+            let mut ch = c0;
+            let runs = x.chunks_exact(s).zip(r.chunks_exact(s));
+            for ((xr, rr), yr) in runs.zip(y.chunks_exact_mut(s)) {
+                match c[ch] {
+                    RunCoeffs::F64(k) => runs::affine_post::<$S, T>(xr, rr, yr, k, post),
+                    RunCoeffs::F32(k) => runs::affine_post::<$S32, T>(xr, rr, yr, k, post),
+                }
+                ch = if ch + 1 == c.len() { 0 } else { ch + 1 };
+            }
+        }
+        /// # Safety
         /// The CPU has the level's features; equal lengths.
         #[$attr]
         pub unsafe fn run_dx<T: Lane>(x: &[T], dy: &[T], dx: &mut [T], c: RunCoeffs<4>) {
@@ -632,6 +653,26 @@ pub fn run_affine_post<T: Lane>(
     );
     let c = RunCoeffs::affine::<T>([k, a, b]);
     dispatch!(lv, run_affine_post(x, r, y, c, post))
+}
+
+/// [`run_affine_post`] over consecutive runs of `s` values in one call:
+/// run `i` uses `c[(c0 + i) mod c.len()]` (one [`RunCoeffs`] per channel,
+/// built once per operation). A call per run cost about 20 ns of set-up
+/// (coefficient narrowing, dispatch, a call across the target-feature
+/// boundary) — as much as a 7×7 run's arithmetic in `f16`/`bf16`.
+pub fn runs_affine_post<T: Lane>(
+    lv: Level,
+    (x, r, y): (&[T], &[T], &mut [T]),
+    s: usize,
+    (c, c0): (&[RunCoeffs<3>], usize),
+    post: Post,
+) {
+    assert!(
+        x.len() == y.len() && x.len() == r.len() && s > 0 && x.len().is_multiple_of(s),
+        "runs_affine_post: lengths"
+    );
+    assert!(c0 < c.len(), "runs_affine_post: coefficients");
+    dispatch!(lv, runs_affine_post(x, r, y, s, (c, c0), post))
 }
 
 /// [`run_grad`] of `dy` masked by the ReLU output `yo` (same read).
