@@ -50,7 +50,8 @@ unsafe fn store_acc<S: Simd<E = f64>, const K: usize>(
 }
 
 /// `Σd` and `Σd²` per lane, `d = x − k` (the one-read statistics of
-/// Chan, Golub & LeVeque's shifted data algorithm).
+/// Chan, Golub & LeVeque's shifted data algorithm). A streaming level's
+/// prefetch continues `next` elements on ([`prefetch_inputs`]).
 ///
 /// # Safety
 /// The CPU has `S`'s features.
@@ -89,6 +90,7 @@ pub unsafe fn sums<S: Simd<E = f64>, T: Lane>(
 /// `Σdy`, `Σdy·(x − k)` and `Σ(x − k)` per lane (the backward sums). With
 /// `MASK`, `dy` is first masked by the ReLU output `yo` (`yo <= 0 → 0`,
 /// [`Simd::relu_grad`]) in the same read; without, `yo` is not read.
+/// `next` as in [`sums`].
 ///
 /// # Safety
 /// The CPU has `S`'s features; `dy.len() == x.len() == yo.len()`.
