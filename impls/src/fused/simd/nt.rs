@@ -42,8 +42,9 @@ struct Spill([u8; 128]);
 pub const PREFETCH_BYTES: usize = 8 << 10;
 
 /// With `S::STREAM` (a pass over data far larger than the caches), prefetch
-/// into L1 the lines [`PREFETCH_BYTES`] past the `n` elements at `p`; with
-/// `end`, only those before it. A no-op otherwise.
+/// into L1 the lines [`PREFETCH_BYTES`] past the `n` elements at `p`: those
+/// before `end`, and those at or past it at the same distance past `then`
+/// (where the pass reads after `end`; none with `None`). A no-op otherwise.
 ///
 /// The hardware prefetchers alone kept such passes well below a copy's
 /// read rate on the 2-core Xeon VM: a 64 MiB `y = a[l]·(x − k[l]) + b[l]`
@@ -52,27 +53,32 @@ pub const PREFETCH_BYTES: usize = 8 << 10;
 /// for a streaming copy (microbenchmark, medians of 9, alternated).
 ///
 /// Where the lines after a slice are read next (the element-wise passes
-/// walk runs and rows in memory order), the prefetch runs past its end;
-/// `end` bounds it otherwise (the channels-last reductions' short rows).
-/// The contiguous run reductions continue it into the run they reduce next
-/// instead ([`super::runs::prefetch_inputs`]).
+/// walk runs and rows in memory order), `then = end`; the contiguous run
+/// reductions continue into the run they reduce next
+/// ([`super::runs::prefetch_inputs`]); the channels-last reductions' short
+/// rows stop at their input's end.
 #[inline(always)]
-pub fn prefetch<S: Simd, T>(p: *const T, n: usize, end: Option<*const T>) {
+pub fn prefetch<S: Simd, T>(p: *const T, n: usize, end: *const T, then: Option<*const T>) {
     if !S::STREAM {
         return;
     }
+    let (end, then) = (end as usize, then.map(|t| t.cast::<u8>()));
     let ahead = p.cast::<u8>().wrapping_add(PREFETCH_BYTES);
     for o in (0..n * std::mem::size_of::<T>()).step_by(64) {
         let q = ahead.wrapping_add(o);
-        if end.is_none_or(|e| (q as usize) < e as usize) {
-            prefetch_line(q);
+        let at = match (q as usize).checked_sub(end) {
+            None => Some(q),
+            Some(past) => then.map(|t| t.wrapping_add(past)),
+        };
+        if let Some(a) = at {
+            prefetch_line(a);
         }
     }
 }
 
 /// `prefetcht0` of the line holding `p` (any address).
 #[inline(always)]
-pub fn prefetch_line(p: *const u8) {
+fn prefetch_line(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch (SSE, part of x86-64) reads no memory
     // architecturally and never faults, whatever the address.

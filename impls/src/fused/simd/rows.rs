@@ -45,8 +45,9 @@ const MIN_TILE_ROWS: usize = 8;
 /// not at all (`None`) unless `S::STREAM` and rows shorter than the
 /// prefetch distance, then up to `v`'s end — the line fetched lies rows
 /// ahead, in memory order. In longer rows it would lie in the same row of
-/// the same tile, which the tile reads anyway (4096×4096 `f32` train without it: 0.96× at 1 thread,
-/// faster in 4 of 4 alternated rounds; within noise at 2 threads).
+/// the same tile, which the tile reads anyway (4096×4096 `f32` train
+/// without it: 0.96× at 1 thread, faster in 4 of 4 alternated rounds;
+/// within noise at 2 threads).
 #[inline(always)]
 fn ahead<S: Simd, T>(l: usize, v: &[T]) -> Option<*const T> {
     let short = l * std::mem::size_of::<T>() < nt::PREFETCH_BYTES;
@@ -115,8 +116,8 @@ unsafe fn sums_block<S: Simd<E = f64>, T: Lane, const NB: usize>(
         let mut q: [S::V; NB] = from_fn(|j| S::load(s2.as_ptr().add(c0 + j * S::W)));
         for r in 0..tile.len() / l {
             let p = tile.as_ptr().add(r * l + c0);
-            if pf.is_some() {
-                nt::prefetch::<S, T>(p, NB * S::W, pf);
+            if let Some(end) = pf {
+                nt::prefetch::<S, T>(p, NB * S::W, end, None);
             }
             for j in 0..NB {
                 let d = S::sub(T::load::<S>(p.add(j * S::W)), kv[j]);
@@ -223,8 +224,8 @@ unsafe fn grad_block<S: Simd<E = f64>, T: Lane, const NB: usize, const MASK: boo
             let po = to.as_ptr().add(r * l + c0);
             let inputs = [(px, ends[0]), (pg, ends[1]), (po, ends[2])];
             for (p, e) in inputs.into_iter().take(if MASK { 3 } else { 2 }) {
-                if e.is_some() {
-                    nt::prefetch::<S, T>(p, NB * S::W, e);
+                if let Some(end) = e {
+                    nt::prefetch::<S, T>(p, NB * S::W, end, None);
                 }
             }
             for j in 0..NB {

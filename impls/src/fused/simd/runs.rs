@@ -283,22 +283,11 @@ pub fn prefetch_inputs<S: Simd, T, const K: usize>(
     if !S::STREAM {
         return;
     }
-    let sz = std::mem::size_of::<T>();
     for (s, read) in v {
-        if !read {
-            continue;
-        }
-        let (p, end) = (s.as_ptr().cast::<u8>(), std::mem::size_of_val(s));
-        for o in (0..n * sz).step_by(64) {
-            let q = i * sz + nt::PREFETCH_BYTES + o;
-            let at = if q < end {
-                Some(q)
-            } else {
-                next.map(|j| j * sz + (q - end))
-            };
-            if let Some(a) = at {
-                nt::prefetch_line(p.wrapping_add(a));
-            }
+        if read {
+            let r = s.as_ptr_range();
+            let then = next.map(|j| r.start.wrapping_add(j));
+            nt::prefetch::<S, T>(r.start.wrapping_add(i), n, r.end, then);
         }
     }
 }
