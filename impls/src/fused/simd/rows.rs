@@ -4,7 +4,8 @@
 //! shorter last row, whose values go to lanes `0..len`.
 //!
 //! Reductions: lane `l` is a left-to-right `f64` sum over the rows, so the
-//! result does not depend on the register width. For speed the rows are
+//! result does not depend on the register width; product terms are added
+//! with one fused multiply-add, as in [`super::runs`]. For speed the rows are
 //! cut into tiles of a few rows and the columns into blocks of `NB`
 //! registers, whose accumulators stay in registers across the tile (the
 //! `f64` accumulator arrays are read and written once per tile, not once
@@ -122,7 +123,7 @@ unsafe fn sums_block<S: Simd<E = f64>, T: Lane, const NB: usize>(
             for j in 0..NB {
                 let d = S::sub(T::load::<S>(p.add(j * S::W)), kv[j]);
                 a[j] = S::add(a[j], d);
-                q[j] = S::add(q[j], S::mul(d, d));
+                q[j] = S::fma(d, d, q[j]);
             }
         }
         for j in 0..NB {
@@ -147,14 +148,14 @@ unsafe fn sums_lanes<S: Simd<E = f64>, T: Lane>(x: &[T], k: &[f64], s: [&mut [f6
             let d = S::sub(T::load::<S>(x.as_ptr().add(i)), S::load(k.as_ptr().add(i)));
             let (pa, pq) = (s1.as_mut_ptr().add(i), s2.as_mut_ptr().add(i));
             S::store(pa, S::add(S::load(pa), d));
-            S::store(pq, S::add(S::load(pq), S::mul(d, d)));
+            S::store(pq, S::fma(d, d, S::load(pq)));
         }
         i += S::W;
     }
     for i in body..x.len() {
         let d = x[i].as_f64() - k[i];
         s1[i] += d;
-        s2[i] += d * d;
+        s2[i] = d.mul_add(d, s2[i]);
     }
 }
 
@@ -235,7 +236,7 @@ unsafe fn grad_block<S: Simd<E = f64>, T: Lane, const NB: usize, const MASK: boo
                 }
                 let d = S::sub(T::load::<S>(px.add(j * S::W)), kv[j]);
                 acc[0][j] = S::add(acc[0][j], g);
-                acc[1][j] = S::add(acc[1][j], S::mul(g, d));
+                acc[1][j] = S::fma(g, d, acc[1][j]);
                 acc[2][j] = S::add(acc[2][j], d);
             }
         }
@@ -270,7 +271,7 @@ unsafe fn grad_lanes<S: Simd<E = f64>, T: Lane, const MASK: bool>(
             let d = S::sub(T::load::<S>(x.as_ptr().add(i)), S::load(k.as_ptr().add(i)));
             let p = [s1.as_mut_ptr(), s2.as_mut_ptr(), s3.as_mut_ptr()].map(|p| p.add(i));
             S::store(p[0], S::add(S::load(p[0]), g));
-            S::store(p[1], S::add(S::load(p[1]), S::mul(g, d)));
+            S::store(p[1], S::fma(g, d, S::load(p[1])));
             S::store(p[2], S::add(S::load(p[2]), d));
         }
         i += S::W;
@@ -281,7 +282,7 @@ unsafe fn grad_lanes<S: Simd<E = f64>, T: Lane, const MASK: bool>(
             g = relu_grad(yo[i].as_f64(), g);
         }
         s1[i] += g;
-        s2[i] += g * d;
+        s2[i] = g.mul_add(d, s2[i]);
         s3[i] += d;
     }
 }
