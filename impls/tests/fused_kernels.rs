@@ -240,6 +240,99 @@ fn check_many_runs<T: Lane>(lv: Level) {
     }
 }
 
+/// Many runs in one call of the backward and statistics kernels
+/// ([`simd::runs_sums`], [`simd::runs_grad`] with and without the ReLU
+/// mask, [`simd::runs_dx`]) give what one call per run gives, and the
+/// scalar twin agrees.
+fn check_many_runs_backward<T: Lane>(lv: Level) {
+    let channels = 3;
+    let kc: Vec<[f64; 4]> = (0..channels)
+        .map(|c| {
+            [
+                0.25 * c as f64 - 0.5,
+                1.5 - 0.5 * c as f64,
+                -0.75,
+                0.125 + c as f64,
+            ]
+        })
+        .collect();
+    let coef: Vec<RunCoeffs<4>> = kc.iter().map(|&k| RunCoeffs::dx::<T>(k)).collect();
+    for s in [1, 7, 16, 33, 49, 64, 100] {
+        for (runs, c0) in [(1, 0), (5, 2), (7, 1)] {
+            let what = format!("{} {} s {s} runs {runs} c0 {c0}", lv.name(), T::DTYPE);
+            let x: Vec<T> = values(runs * s, s as u64, (2.0, -1.0));
+            let dy: Vec<T> = values(runs * s, 3 + s as u64, (1.0, -0.5));
+            let yo: Vec<T> = values(runs * s, 5 + s as u64, (1.0, -0.5));
+            let k: Vec<f64> = (0..runs).map(|i| kc[(c0 + i) % channels][0]).collect();
+            let sums = |lv: Level, many: bool, mask: bool| {
+                let mut a2: Vec<RunAcc<2>> = (0..runs).map(|i| acc::<2>(0.25 + i as f64)).collect();
+                let mut a3: Vec<RunAcc<3>> = (0..runs).map(|i| acc::<3>(-0.5 - i as f64)).collect();
+                let yo = mask.then_some(&yo[..]);
+                if many {
+                    simd::runs_sums(lv, &x, s, Some(s), &k, &mut a2);
+                    simd::runs_grad(lv, (&x, &dy, yo), s, None, &k, &mut a3);
+                } else {
+                    for i in 0..runs {
+                        let r = i * s..(i + 1) * s;
+                        simd::run_sums(lv, &x[r.clone()], None, k[i], &mut a2[i]);
+                        let (xr, gr) = (&x[r.clone()], &dy[r.clone()]);
+                        match yo {
+                            Some(yo) => {
+                                simd::run_grad_relu(lv, xr, gr, &yo[r], None, k[i], &mut a3[i])
+                            }
+                            None => simd::run_grad(lv, xr, gr, None, k[i], &mut a3[i]),
+                        }
+                    }
+                }
+                let all: Vec<f64> = a2.iter().flatten().flatten().copied().collect();
+                [all, a3.iter().flatten().flatten().copied().collect()].concat()
+            };
+            for mask in [false, true] {
+                let many = b64(&sums(lv, true, mask));
+                assert_eq!(
+                    many,
+                    b64(&sums(lv, false, mask)),
+                    "{what} mask {mask}: sums per run"
+                );
+                let twin = b64(&sums(Level::scalar(), true, mask));
+                assert_eq!(many, twin, "{what} mask {mask}: sums, scalar twin");
+            }
+            let dx = |lv: Level, many: bool| {
+                let mut out = vec![T::zero(); x.len()];
+                if many {
+                    simd::runs_dx(lv, (&x, &dy, &mut out), s, (&coef, c0));
+                } else {
+                    for (i, o) in out.chunks_mut(s).enumerate() {
+                        let [k, kd, kx, c] = kc[(c0 + i) % channels];
+                        let r = i * s..(i + 1) * s;
+                        simd::run_dx(lv, &x[r.clone()], &dy[r], o, k, [kd, kx, c]);
+                    }
+                }
+                bits(&out)
+            };
+            assert_eq!(dx(lv, true), dx(lv, false), "{what}: dx per run");
+            assert_eq!(
+                dx(lv, true),
+                dx(Level::scalar(), true),
+                "{what}: dx, scalar twin"
+            );
+        }
+    }
+}
+
+#[test]
+fn many_backward_runs_in_one_call_equal_one_call_per_run() {
+    for lv in Level::available()
+        .into_iter()
+        .flat_map(|l| [l, l.streaming(true)])
+    {
+        check_many_runs_backward::<f32>(lv);
+        check_many_runs_backward::<f64>(lv);
+        check_many_runs_backward::<half::bf16>(lv);
+        check_many_runs_backward::<half::f16>(lv);
+    }
+}
+
 #[test]
 fn many_runs_in_one_call_equal_one_call_per_run() {
     for lv in Level::available()

@@ -10,10 +10,11 @@
 
 use super::coeffs::{self, Grad};
 use super::plan::{self, Rows};
-use super::reduce;
-use super::simd::{self, Lane, Level, RowCoeffs, RunAcc};
+use super::reduce::{self, Stretch};
+use super::simd::{self, Lane, Level, Post, RowCoeffs, RunAcc, RunCoeffs};
 use crate::engine::plan::{
     is_parallel, rows_pass, rows_pass_pair, runs_by_channel_task, runs_pass, runs_pass_pair,
+    runs_task_pass,
 };
 use crate::layout::{Dims, Layout};
 use crate::problem::{Backward, GradMode};
@@ -119,12 +120,11 @@ fn contiguous<T: Lane>(
     // The sums prefetch past the caches; the `dx` pass may stream its output.
     let lvs = lv.streaming(plan::stream_runs::<T>(dims, tasks.is_some()));
     let lvr = lv.streaming(plan::prefetch_reads::<T>(x.len()));
-    let f = move |o: usize, next: Option<usize>, c: usize, acc: &mut RunAcc<3>| {
-        let (xr, gr) = (&x[o..o + s], &dy[o..o + s]);
-        match yo {
-            Some(yo) => simd::run_grad_relu(lvr, xr, gr, &yo[o..o + s], next, pr.mean[c], acc),
-            None => simd::run_grad(lvr, xr, gr, next, pr.mean[c], acc),
-        }
+    let f = move |st: Stretch, acc: &mut [RunAcc<3>]| {
+        let r = st.offset..st.offset + st.runs * s;
+        let v = (&x[r.clone()], &dy[r.clone()], yo.map(|yo| &yo[r]));
+        let k = &pr.mean[st.c..st.c + st.runs];
+        simd::runs_grad(lvr, v, s, st.next, k, acc)
     };
     // `dx` of the run at `o` of channel `c`, masked when `yo` is given.
     let dx_run = move |c: usize, o: usize, run: &mut [T], dres: Option<&mut [T]>, g: &Grad| {
@@ -173,15 +173,50 @@ fn contiguous<T: Lane>(
     }
     let sums = reduce::all_channels(dims, is_parallel(dims), &f);
     let g: Vec<Grad> = (0..dims.c).map(|c| pr.grad(c, sums[c])).collect();
-    match dres {
-        Some(d) => runs_pass_pair(dims, plan::TASK, dx, d, |c, r, out, out2| {
+    match (yo, dres) {
+        (None, _) => runs_dx(lvs, (x, dy, dx), dims, &g, pr),
+        (Some(_), Some(d)) => runs_pass_pair(dims, plan::TASK, dx, d, |c, r, out, out2| {
             dx_run(c, r.start, out, Some(out2), &g[c])
         }),
-        None => runs_pass(dims, plan::TASK, dx, |c, r, out| {
+        (Some(_), None) => runs_pass(dims, plan::TASK, dx, |c, r, out| {
             dx_run(c, r.start, out, None, &g[c])
         }),
     }
     g
+}
+
+/// The `dx` pass of the address-ordered schedule (no ReLU): the runs of a
+/// task in one kernel call ([`simd::runs_dx`]; with fixed statistics
+/// `dx = kd·dy − 0`, [`simd::runs_affine_post`] of `dy`), coefficients
+/// built once per channel.
+fn runs_dx<T: Lane>(
+    lv: Level,
+    (x, dy, dx): (&[T], &[T], &mut [T]),
+    dims: Dims,
+    g: &[Grad],
+    pr: Params<'_>,
+) {
+    let s = dims.s;
+    match pr.mode {
+        GradMode::Batch => {
+            let c: Vec<RunCoeffs<4>> = (g.iter().zip(pr.mean))
+                .map(|(g, &k)| RunCoeffs::dx::<T>([k, g.kd, g.kx, g.kc]))
+                .collect();
+            runs_task_pass(dims, plan::TASK, dx, |c0, r, out| {
+                simd::runs_dx(lv, (&x[r.clone()], &dy[r], out), s, (&c, c0))
+            })
+        }
+        GradMode::Fixed => {
+            let c: Vec<RunCoeffs<3>> = g
+                .iter()
+                .map(|g| RunCoeffs::affine::<T>([0.0, g.kd, -0.0]))
+                .collect();
+            runs_task_pass(dims, plan::TASK, dx, |c0, r, out| {
+                let v = (&dy[r.clone()], &dy[r], out);
+                simd::runs_affine_post(lv, v, s, (&c, c0), Post::Plain)
+            })
+        }
+    }
 }
 
 fn channels_last<T: Lane>(

@@ -19,11 +19,23 @@ use crate::layout::Dims;
 use std::array::from_fn;
 use std::ops::Range;
 
-/// A run reduction: `f(offset, next, c, acc)` adds run `(n, c)` at `offset`
-/// into the channel's lanes; `next` is the distance (elements) to the run
-/// reduced after it in the same block, where prefetching continues.
-pub trait RunFn<const K: usize>: Fn(usize, Option<usize>, usize, &mut RunAcc<K>) + Sync {}
-impl<const K: usize, F: Fn(usize, Option<usize>, usize, &mut RunAcc<K>) + Sync> RunFn<K> for F {}
+/// Consecutive runs handed to a [`RunFn`]: channels `c..c + runs` of one
+/// batch row (contiguous layout, so they follow each other in memory from
+/// `offset`); `next` is the distance (elements) from the last run's start
+/// to the run reduced after them, where prefetching continues.
+#[derive(Debug, Clone, Copy)]
+pub struct Stretch {
+    pub offset: usize,
+    pub c: usize,
+    pub runs: usize,
+    pub next: Option<usize>,
+}
+
+/// A run reduction: `f(stretch, acc)` adds the stretch's run of channel
+/// `stretch.c + i` into `acc[i]` — the runs of a batch row in one call, so
+/// short runs (7×7) pay one kernel call per row of the block, not per run.
+pub trait RunFn<const K: usize>: Fn(Stretch, &mut [RunAcc<K>]) + Sync {}
+impl<const K: usize, F: Fn(Stretch, &mut [RunAcc<K>]) + Sync> RunFn<K> for F {}
 
 /// Sums of chunk `j` of channels `c0..c0 + cs` (contiguous), runs visited
 /// batch-major: `(n, c0)…(n, c0 + cs − 1)`, then `(n + 1, c0)`.
@@ -36,17 +48,20 @@ pub fn chunk<const K: usize>(
     let rpc = plan::runs_per_chunk(dims);
     let mut acc = vec![[[0.0; 16]; K]; cs];
     for n in j * rpc..((j + 1) * rpc).min(dims.n) {
-        for (i, a) in acc.iter_mut().enumerate() {
-            let o = dims.offset(n, c0 + i, 0);
-            // The run reduced next: the block's next channel, else the next
-            // batch row (for a chunk's last row, the next chunk's first).
-            let next = if i + 1 < cs {
-                Some(dims.offset(n, c0 + i + 1, 0))
-            } else {
-                (n + 1 < dims.n).then(|| dims.offset(n + 1, c0, 0))
-            };
-            f(o, next.map(|q| q - o), c0 + i, a);
-        }
+        let (offset, last) = (dims.offset(n, c0, 0), dims.offset(n, c0 + cs - 1, 0));
+        // The run reduced after the block's last channel: the next batch
+        // row's first (for a chunk's last row, the next chunk's).
+        let next = (n + 1 < dims.n).then(|| dims.offset(n + 1, c0, 0) - last);
+        let runs = cs;
+        f(
+            Stretch {
+                offset,
+                c: c0,
+                runs,
+                next,
+            },
+            &mut acc,
+        );
     }
     acc.iter().map(|a| from_fn(|s| hsum(&a[s]))).collect()
 }

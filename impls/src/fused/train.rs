@@ -4,7 +4,7 @@
 
 use super::coeffs::{self, Channel};
 use super::plan::{self, Rows};
-use super::reduce;
+use super::reduce::{self, Stretch};
 use super::simd::{self, Lane, Level, Post, RunAcc};
 use crate::engine::plan::{is_parallel, map_ordered, runs_by_channel_task};
 use crate::layout::{Dims, Layout};
@@ -33,14 +33,18 @@ pub fn forward_post<T: Lane>(p: TrainForward<'_, T>, r: &[T], post: Post) {
     }
 }
 
-/// The run reduction `[Σd, Σd²]` with shift `k(c)` for channel `c`.
+/// The run reduction `[Σd, Σd²]` with shift `k[c − base]` for channel `c`.
 fn run_sums<'a, T: Lane>(
     lv: Level,
     x: &'a [T],
     s: usize,
-    k: impl Fn(usize) -> f64 + Sync + 'a,
-) -> impl Fn(usize, Option<usize>, usize, &mut RunAcc<2>) + Sync + 'a {
-    move |o, next, c, acc| simd::run_sums(lv, &x[o..o + s], next, k(c), acc)
+    (k, base): (&'a [f64], usize),
+) -> impl Fn(Stretch, &mut [RunAcc<2>]) + Sync + 'a {
+    move |st: Stretch, acc: &mut [RunAcc<2>]| {
+        let xr = &x[st.offset..st.offset + st.runs * s];
+        let kr = &k[st.c - base..st.c - base + st.runs];
+        simd::runs_sums(lv, xr, s, st.next, kr, acc)
+    }
 }
 
 /// Statistics of channels `c0..c0 + cs` (contiguous), first and second
@@ -53,13 +57,14 @@ fn block_stats<T: Lane>(
     shift: &[f64],
 ) -> Vec<Channel> {
     let (n, g) = (dims.per_channel(), coeffs::max_growth::<T>());
-    let first = reduce::channels(dims, (c0, cs), &run_sums(lv, x, dims.s, |c| shift[c]));
+    let first = reduce::channels(dims, (c0, cs), &run_sums(lv, x, dims.s, (shift, 0)));
     first
         .iter()
         .enumerate()
         .map(|(i, &s)| {
             coeffs::channel(n, shift[c0 + i], s, g).unwrap_or_else(|k| {
-                let again = reduce::channels(dims, (c0 + i, 1), &run_sums(lv, x, dims.s, |_| k));
+                let sh = (&[k][..], c0 + i);
+                let again = reduce::channels(dims, (c0 + i, 1), &run_sums(lv, x, dims.s, sh));
                 coeffs::accept(n, k, again[0])
             })
         })
@@ -73,14 +78,18 @@ fn all_stats<T: Lane>(lv: Level, x: &[T], dims: Dims, shift: &[f64]) -> Vec<Chan
         coeffs::max_growth::<T>(),
         is_parallel(dims),
     );
-    let first = reduce::all_channels(dims, par, &run_sums(lv, x, dims.s, |c| shift[c]));
+    let first = reduce::all_channels(dims, par, &run_sums(lv, x, dims.s, (shift, 0)));
     let pending: Vec<Result<Channel, f64>> = (0..dims.c)
         .map(|c| coeffs::channel(n, shift[c], first[c], g))
         .collect();
     let redo: Vec<usize> = (0..dims.c).filter(|&c| pending[c].is_err()).collect();
     let again = map_ordered(par, redo.len(), |i| {
         let k = pending[redo[i]].unwrap_err();
-        let sums = reduce::channels(dims, (redo[i], 1), &run_sums(lv, x, dims.s, |_| k));
+        let sums = reduce::channels(
+            dims,
+            (redo[i], 1),
+            &run_sums(lv, x, dims.s, (&[k], redo[i])),
+        );
         coeffs::accept(n, k, sums[0])
     });
     let mut again = again.into_iter();

@@ -345,6 +345,33 @@ macro_rules! level_kernels {
             runs::sums::<$S, T>(x, next, k, acc)
         }
         /// # Safety
+        /// The CPU has the level's features; as checked in `simd::runs_sums`.
+        #[$attr]
+        pub unsafe fn runs_sums<T: Lane>(
+            x: &[T],
+            s: usize,
+            next: Option<usize>,
+            k: &[f64],
+            acc: &mut [RunAcc<2>],
+        ) {
+            runs::sums_runs::<$S, T>(x, s, next, k, acc)
+        }
+        /// # Safety
+        /// The CPU has the level's features; as checked in `simd::runs_grad`.
+        #[$attr]
+        pub unsafe fn runs_grad<T: Lane>(
+            (x, dy, yo): (&[T], &[T], Option<&[T]>),
+            s: usize,
+            next: Option<usize>,
+            k: &[f64],
+            acc: &mut [RunAcc<3>],
+        ) {
+            match yo {
+                Some(yo) => runs::grad_runs::<$S, T, true>([x, dy, yo], s, next, k, acc),
+                None => runs::grad_runs::<$S, T, false>([x, dy, dy], s, next, k, acc),
+            }
+        }
+        /// # Safety
         /// The CPU has the level's features; `x.len() == dy.len()`.
         #[$attr]
         pub unsafe fn run_grad<T: Lane>(
@@ -401,6 +428,24 @@ macro_rules! level_kernels {
                 match c[ch] {
                     RunCoeffs::F64(k) => runs::affine_post::<$S, T>(xr, rr, yr, k, post),
                     RunCoeffs::F32(k) => runs::affine_post::<$S32, T>(xr, rr, yr, k, post),
+                }
+                ch = if ch + 1 == c.len() { 0 } else { ch + 1 };
+            }
+        }
+        /// # Safety
+        /// The CPU has the level's features; as checked in `simd::runs_dx`.
+        #[$attr]
+        pub unsafe fn runs_dx<T: Lane>(
+            (x, dy, dx): (&[T], &[T], &mut [T]),
+            s: usize,
+            (c, c0): (&[RunCoeffs<4>], usize),
+        ) {
+            let mut ch = c0;
+            let runs = x.chunks_exact(s).zip(dy.chunks_exact(s));
+            for ((xr, gr), dr) in runs.zip(dx.chunks_exact_mut(s)) {
+                match c[ch] {
+                    RunCoeffs::F64(k) => runs::dx::<$S, T>(xr, gr, dr, k),
+                    RunCoeffs::F32(k) => runs::dx::<$S32, T>(xr, gr, dr, k),
                 }
                 ch = if ch + 1 == c.len() { 0 } else { ch + 1 };
             }
@@ -570,6 +615,58 @@ pub fn run_grad<T: Lane>(
 ) {
     assert_eq!(x.len(), dy.len(), "run_grad: x and dy lengths");
     dispatch!(lv, run_grad(x, dy, next, k, acc))
+}
+
+/// [`run_sums`] of `k.len()` consecutive runs of `s` values in one call
+/// (one batch row of a block of channels, contiguous layout): run `i` with
+/// shift `k[i]` into `acc[i]`; `next` counted from the last run's start. A
+/// call per run cost about as much set-up as a 7×7 run's arithmetic
+/// (see [`runs_affine_post`]).
+pub fn runs_sums<T: Lane>(
+    lv: Level,
+    x: &[T],
+    s: usize,
+    next: Option<usize>,
+    k: &[f64],
+    acc: &mut [RunAcc<2>],
+) {
+    let ok = s > 0 && x.len() == k.len() * s && acc.len() == k.len();
+    assert!(ok, "runs_sums: lengths");
+    dispatch!(lv, runs_sums(x, s, next, k, acc))
+}
+
+/// [`run_grad`] (with `yo`: [`run_grad_relu`]) of `k.len()` consecutive
+/// runs of `s` values in one call, as [`runs_sums`].
+pub fn runs_grad<T: Lane>(
+    lv: Level,
+    (x, dy, yo): (&[T], &[T], Option<&[T]>),
+    s: usize,
+    next: Option<usize>,
+    k: &[f64],
+    acc: &mut [RunAcc<3>],
+) {
+    let ok = s > 0 && x.len() == k.len() * s && acc.len() == k.len();
+    let same = x.len() == dy.len() && yo.is_none_or(|yo| yo.len() == x.len());
+    assert!(ok && same, "runs_grad: lengths");
+    dispatch!(lv, runs_grad((x, dy, yo), s, next, k, acc))
+}
+
+/// [`run_dx`] over consecutive runs of `s` values in one call: run `i`
+/// uses `c[(c0 + i) mod c.len()]` (one [`RunCoeffs::dx`] per channel, built
+/// once per operation), as [`runs_affine_post`].
+pub fn runs_dx<T: Lane>(
+    lv: Level,
+    (x, dy, dx): (&[T], &[T], &mut [T]),
+    s: usize,
+    (c, c0): (&[RunCoeffs<4>], usize),
+) {
+    let same = x.len() == dy.len() && x.len() == dx.len();
+    assert!(
+        same && s > 0 && x.len().is_multiple_of(s),
+        "runs_dx: lengths"
+    );
+    assert!(c0 < c.len(), "runs_dx: coefficients");
+    dispatch!(lv, runs_dx((x, dy, dx), s, (c, c0)))
 }
 
 /// `y = (x − k)·a + b` over one run (in `T`'s element-wise precision,

@@ -145,6 +145,57 @@ pub unsafe fn grad<S: Simd<E = f64>, T: Lane, const MASK: bool>(
     }
 }
 
+/// Where the prefetch of run `i` of `count` consecutive runs of `s`
+/// elements continues: the next run of the stretch, and after the last
+/// one the caller's `next` (counted from the last run's start).
+#[inline(always)]
+fn next_run(i: usize, count: usize, s: usize, next: Option<usize>) -> Option<usize> {
+    if i + 1 < count {
+        Some(s)
+    } else {
+        next
+    }
+}
+
+/// [`sums`] of `k.len()` consecutive runs of `s` elements in one call: run
+/// `i` with shift `k[i]` into `acc[i]`; `next` from the last run's start.
+///
+/// # Safety
+/// The CPU has `S`'s features.
+#[inline(always)]
+pub unsafe fn sums_runs<S: Simd<E = f64>, T: Lane>(
+    x: &[T],
+    s: usize,
+    next: Option<usize>,
+    k: &[f64],
+    acc: &mut [RunAcc<2>],
+) {
+    for (i, (xr, a)) in x.chunks_exact(s).zip(acc.iter_mut()).enumerate() {
+        // SAFETY: forwarded contract.
+        unsafe { sums::<S, T>(xr, next_run(i, k.len(), s, next), k[i], a) }
+    }
+}
+
+/// [`grad`] of `k.len()` consecutive runs of `s` elements in one call
+/// (`v = [x, dy, yo]`), as [`sums_runs`].
+///
+/// # Safety
+/// The CPU has `S`'s features; `x`, `dy`, `yo` equally long.
+#[inline(always)]
+pub unsafe fn grad_runs<S: Simd<E = f64>, T: Lane, const MASK: bool>(
+    v: [&[T]; 3],
+    s: usize,
+    next: Option<usize>,
+    k: &[f64],
+    acc: &mut [RunAcc<3>],
+) {
+    let [x, dy, yo] = v.map(|a| a.chunks_exact(s));
+    for (i, (((xr, gr), or), a)) in x.zip(dy).zip(yo).zip(acc.iter_mut()).enumerate() {
+        // SAFETY: forwarded contract (the three runs are equally long).
+        unsafe { grad::<S, T, MASK>(xr, gr, or, next_run(i, k.len(), s, next), k[i], a) }
+    }
+}
+
 /// [`affine`] with the epilogue `post` chosen at run time (`r` read only
 /// by [`Post::AddRelu`]); `c = [k, a, b]`.
 ///
