@@ -11,7 +11,9 @@ use common::{bits, bits64, data, dims, run_all, Outputs, Rng};
 /// Shapes: odd tails everywhere; few channels with several statistics groups
 /// per channel; C = 10 (per-channel tasks at 1–2 threads, not at 3–4; the
 /// second one and [6, 10, 24, 25] have runs long enough for `fused`'s,
-/// the latter just above its 512-value minimum); 1-D.
+/// the latter just above its 512-value minimum); 1-D; and a 1-D shape of
+/// four channels-last reduction chunks (`fused` reduces them in waves of
+/// two per thread: two waves at 1 thread, one at 2–4).
 const SHAPES: &[&[usize]] = &[
     &[3, 5, 7, 3],
     &[4, 10, 32, 33],
@@ -20,6 +22,7 @@ const SHAPES: &[&[usize]] = &[
     &[6, 10, 24, 25],
     &[8, 24, 17, 5, 3],
     &[4099, 13],
+    &[2048, 256],
 ];
 
 fn same<T: Element>(a: &Outputs<T>, b: &Outputs<T>, what: &str) {
