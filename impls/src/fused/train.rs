@@ -125,8 +125,7 @@ fn contiguous<T: Lane>(
     (res, post): (&[T], Post),
 ) {
     let x = p.x;
-    let bytes = dims.per_channel() * std::mem::size_of::<T>();
-    let tasks = plan::channel_tasks(dims, bytes);
+    let tasks = plan::channel_tasks::<T>(dims, 1);
     // The statistics prefetch past the caches; the normalize pass may stream `y`.
     let lvs = lv.streaming(plan::stream_runs::<T>(dims, tasks.is_some()));
     let lvr = lv.streaming(plan::prefetch_reads::<T>(x.len()));
