@@ -11,8 +11,7 @@ use common::{bits, bits64, data, dims, run_all, Outputs, Rng};
 /// Shapes: odd tails everywhere; few channels with several statistics groups
 /// per channel; C = 10 (per-channel tasks at 1–2 threads, not at 3–4; the
 /// second one and [6, 10, 24, 25] have runs long enough for `fused`'s,
-/// the latter just above its 512-value minimum, though `fused` now also
-/// needs 12 MiB: see the last test); 1-D; and a 1-D shape of
+/// the latter just above its 512-value minimum); 1-D; and a 1-D shape of
 /// four channels-last reduction chunks (`fused` reduces them in waves of
 /// two per thread: two waves at 1 thread, one at 2–4).
 const SHAPES: &[&[usize]] = &[
@@ -88,9 +87,9 @@ fn bitwise_identical_across_thread_counts_half_types() {
     check::<half::f16>();
 }
 
-/// `fused` gives tasks whole channels only for tensors of 12 MiB and more,
-/// and only while `C ≥ 4·threads`: this `f32` shape (12 MiB, 2 MiB of `x`
-/// and `dy` per channel, C = 12) runs channel tasks at 1–3 threads and the
+/// `fused` gives tasks whole channels only while `C ≥ 4·threads` and a
+/// channel's arrays fit 2 MiB: this `f32` shape (2 MiB of `x` and `dy` per
+/// channel, C = 12) runs channel tasks at 1–3 threads and the
 /// address-ordered schedule at 4 — the same bits either way.
 #[test]
 fn channel_tasks_and_address_order_give_the_same_bits() {

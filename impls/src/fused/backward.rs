@@ -115,7 +115,8 @@ fn contiguous<T: Lane>(
 ) -> Vec<Grad> {
     let s = dims.s;
     let arrays = if yo.is_some() { 3 } else { 2 };
-    let tasks = plan::channel_tasks::<T>(dims, arrays);
+    let bytes = arrays * dims.per_channel() * std::mem::size_of::<T>();
+    let tasks = plan::channel_tasks(dims, bytes);
     // The sums prefetch past the caches; the `dx` pass may stream its output.
     let lvs = lv.streaming(plan::stream_runs::<T>(dims, tasks.is_some()));
     let lvr = lv.streaming(plan::prefetch_reads::<T>(x.len()));

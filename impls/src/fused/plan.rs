@@ -27,9 +27,10 @@ const CHANNEL_CACHE: usize = 2 << 20;
 /// pass jumps between many short stretches, which prefetches worse than
 /// the address-ordered pass. 512 (was 1024) brings the 28×28 shapes in:
 /// train/backward 12-25 % faster on the 2-core Xeon VM (A/B, best of 3),
-/// 16×16 runs (256) measured level either way and stay out. (Since
-/// 2026-12-02 tensors under [`STREAM_MIN_BYTES`] stay out whatever their
-/// runs, see [`channel_tasks`].)
+/// 16×16 runs (256) measured level either way and stay out. Tried and not
+/// kept (2026-12-02): tasks only for tensors of 12 MiB and more — 32×64×28×28
+/// backward 0.92–0.97× (`f32`, `bf16`; 0.89–0.90× at 2 threads), but
+/// 8×64×28×28 and 4×256×28×28 backward 1.15–1.34× slower (`f32`, `f64`).
 const CHANNEL_MIN_RUN: usize = 512;
 /// Input bytes a channel task aims for.
 const CHANNEL_TASK: usize = 256 << 10;
@@ -94,23 +95,13 @@ pub fn item_channels(dims: Dims) -> usize {
 }
 
 /// Channels per task when tasks own whole channels (contiguous layout,
-/// `arrays` arrays of `T` read), or `None` when that does not pay. Uses the
-/// thread count, so both schedules compute the same bits (see `reduce`):
-/// only speed depends on the choice.
-///
-/// Only tensors of [`STREAM_MIN_BYTES`] and more: the second pass from cache
-/// saves a read from memory there, while a smaller tensor comes from L3
-/// either way and the address-ordered passes prefetch better. On the
-/// 2-core Xeon VM (A/B alternated per cell, 4 rounds) 32×64×28×28 backward
-/// without channel tasks took 0.97× (`f32`) and 0.90× (`bf16`) at 1 thread,
-/// 0.89× and 0.90× at 2 (train level to 0.93×), while `f64` (12.8 MB)
-/// took 1.12–1.16× and `f32` 64×64×56×56 backward 1.25×.
-pub fn channel_tasks<T>(dims: Dims, arrays: usize) -> Option<usize> {
+/// `bytes` per channel over the arrays read), or `None` when that does not
+/// pay. Uses the thread count, so both schedules compute the same bits
+/// (see `reduce`): only speed depends on the choice.
+pub fn channel_tasks(dims: Dims, bytes: usize) -> Option<usize> {
     let threads = rayon::current_num_threads();
-    let bytes = arrays * dims.per_channel() * std::mem::size_of::<T>();
     let ok = dims.layout == Layout::Contiguous
         && dims.s >= CHANNEL_MIN_RUN
-        && stream::<T>(dims.len())
         && is_parallel(dims)
         && bytes <= CHANNEL_CACHE
         && dims.c >= 4 * threads;

@@ -125,7 +125,8 @@ fn contiguous<T: Lane>(
     (res, post): (&[T], Post),
 ) {
     let x = p.x;
-    let tasks = plan::channel_tasks::<T>(dims, 1);
+    let bytes = dims.per_channel() * std::mem::size_of::<T>();
+    let tasks = plan::channel_tasks(dims, bytes);
     // The statistics prefetch past the caches; the normalize pass may stream `y`.
     let lvs = lv.streaming(plan::stream_runs::<T>(dims, tasks.is_some()));
     let lvr = lv.streaming(plan::prefetch_reads::<T>(x.len()));
