@@ -174,7 +174,7 @@ fn contiguous<T: Lane>(
     let sums = reduce::all_channels(dims, is_parallel(dims), &f);
     let g: Vec<Grad> = (0..dims.c).map(|c| pr.grad(c, sums[c])).collect();
     match (yo, dres) {
-        (None, _) => runs_dx(lvs, (x, dy, dx), dims, &g, pr),
+        (None, _) => address_order_dx(lvs, (x, dy, dx), dims, &g, pr),
         (Some(_), Some(d)) => runs_pass_pair(dims, plan::TASK, dx, d, |c, r, out, out2| {
             dx_run(c, r.start, out, Some(out2), &g[c])
         }),
@@ -189,7 +189,7 @@ fn contiguous<T: Lane>(
 /// task in one kernel call ([`simd::runs_dx`]; with fixed statistics
 /// `dx = kd·dy − 0`, [`simd::runs_affine_post`] of `dy`), coefficients
 /// built once per channel.
-fn runs_dx<T: Lane>(
+fn address_order_dx<T: Lane>(
     lv: Level,
     (x, dy, dx): (&[T], &[T], &mut [T]),
     dims: Dims,

@@ -53,16 +53,13 @@ pub fn chunk<const K: usize>(
         // The run reduced after the block's last channel: the next batch
         // row's first (for a chunk's last row, the next chunk's).
         let next = (n + 1 < dims.n).then(|| dims.offset(n + 1, c0, 0) - last);
-        let runs = cs;
-        f(
-            Stretch {
-                offset,
-                c: c0,
-                runs,
-                next,
-            },
-            &mut acc,
-        );
+        let stretch = Stretch {
+            offset,
+            c: c0,
+            runs: cs,
+            next,
+        };
+        f(stretch, &mut acc);
     }
     acc.iter().map(|a| from_fn(|s| hsum(&a[s]))).collect()
 }
