@@ -329,6 +329,13 @@ impl Level {
     }
 }
 
+/// `c[c0], c[c0 + 1], …` wrapping around to `c[0]` without end: the
+/// per-channel coefficients of consecutive runs starting at channel `c0`.
+#[inline(always)]
+fn cycled_from<C>(c: &[C], c0: usize) -> impl Iterator<Item = &C> {
+    c[c0..].iter().chain(c.iter().cycle())
+}
+
 /// Instantiates the generic kernels for one level inside
 /// `#[target_feature]` functions, so the `#[inline(always)]` bodies and
 /// intrinsics compile with the level's instructions: `$S` has `f64` lanes
@@ -336,7 +343,9 @@ impl Level {
 /// lanes (element-wise passes of `f32` coefficients).
 macro_rules! level_kernels {
     (#[$attr:meta], $S:ty, $S32:ty) => {
-        use $crate::fused::simd::{rows, runs, Lane, Post, RowCoeffs, RunAcc, RunCoeffs};
+        use $crate::fused::simd::{
+            cycled_from, rows, runs, Lane, Post, RowCoeffs, RunAcc, RunCoeffs,
+        };
 
         /// # Safety
         /// The CPU has the level's features; slice bounds as in `runs::sums`.
@@ -422,14 +431,12 @@ macro_rules! level_kernels {
             (c, c0): (&[RunCoeffs<3>], usize),
             post: Post,
         ) {
-            let mut ch = c0;
             let runs = x.chunks_exact(s).zip(r.chunks_exact(s));
-            for ((xr, rr), yr) in runs.zip(y.chunks_exact_mut(s)) {
-                match c[ch] {
+            for (((xr, rr), yr), k) in runs.zip(y.chunks_exact_mut(s)).zip(cycled_from(c, c0)) {
+                match *k {
                     RunCoeffs::F64(k) => runs::affine_post::<$S, T>(xr, rr, yr, k, post),
                     RunCoeffs::F32(k) => runs::affine_post::<$S32, T>(xr, rr, yr, k, post),
                 }
-                ch = if ch + 1 == c.len() { 0 } else { ch + 1 };
             }
         }
         /// # Safety
@@ -440,14 +447,12 @@ macro_rules! level_kernels {
             s: usize,
             (c, c0): (&[RunCoeffs<4>], usize),
         ) {
-            let mut ch = c0;
             let runs = x.chunks_exact(s).zip(dy.chunks_exact(s));
-            for ((xr, gr), dr) in runs.zip(dx.chunks_exact_mut(s)) {
-                match c[ch] {
+            for (((xr, gr), dr), k) in runs.zip(dx.chunks_exact_mut(s)).zip(cycled_from(c, c0)) {
+                match *k {
                     RunCoeffs::F64(k) => runs::dx::<$S, T>(xr, gr, dr, k),
                     RunCoeffs::F32(k) => runs::dx::<$S32, T>(xr, gr, dr, k),
                 }
-                ch = if ch + 1 == c.len() { 0 } else { ch + 1 };
             }
         }
         /// # Safety

@@ -7,9 +7,10 @@
 //! shared by every level. Each lane is a plain left-to-right sum of `f64`
 //! terms, so every level gives the same bits; a product term (`d²`,
 //! `dy·d`) is added with one fused multiply-add, in the scalar tails too
-//! (one rounding instead of two, one instruction fewer per register). Element-wise passes run in
-//! the lanes of `S` (`f64` or `f32`, see [`super::prec`]) with coefficients
-//! of the lanes' type; their scalar tails do the same operations.
+//! (one rounding instead of two, one instruction fewer per register).
+//! Element-wise passes run in the lanes of `S` (`f64` or `f32`, see
+//! [`super::prec`]) with coefficients of the lanes' type; their scalar
+//! tails do the same operations.
 
 use super::{nt, Lane, Post, Real, RunAcc, Simd, RUN_LANES};
 use crate::activation::{relu, relu_grad};
