@@ -316,6 +316,36 @@ fn check_many_runs_backward<T: Lane>(lv: Level) {
                 dx(Level::scalar(), true),
                 "{what}: dx, scalar twin"
             );
+            // The ReLU pass: `dx` and the residual's gradient, batch and fixed statistics.
+            let dx_relu = |lv: Level, many: bool, fixed: bool, res: bool| {
+                let (mut out, mut out2) = (vec![T::zero(); x.len()], vec![T::zero(); x.len()]);
+                let v = [&x[..], &dy[..], &yo[..]];
+                if many {
+                    let d2 = res.then_some(&mut out2[..]);
+                    simd::runs_dx_relu(lv, v, &mut out, d2, s, (&coef, c0), fixed);
+                } else {
+                    let runs = out.chunks_mut(s).zip(out2.chunks_mut(s));
+                    for (i, (o, o2)) in runs.enumerate() {
+                        let [k, kd, kx, c] = kc[(c0 + i) % channels];
+                        let r = i * s..(i + 1) * s;
+                        let v = v.map(|a| &a[r.clone()]);
+                        let d2 = res.then_some(o2);
+                        simd::run_dx_relu(lv, v, o, d2, k, [kd, kx, c], fixed);
+                    }
+                }
+                [bits(&out), bits(&out2)]
+            };
+            for (fixed, res) in [(false, false), (false, true), (true, false), (true, true)] {
+                let many = dx_relu(lv, true, fixed, res);
+                let how = format!("{what} fixed {fixed} res {res}");
+                assert_eq!(
+                    many,
+                    dx_relu(lv, false, fixed, res),
+                    "{how}: relu dx per run"
+                );
+                let twin = dx_relu(Level::scalar(), true, fixed, res);
+                assert_eq!(many, twin, "{how}: relu dx, scalar twin");
+            }
         }
     }
 }

@@ -71,24 +71,21 @@ pub fn runs_task_pass<T: Send>(
     }
 }
 
-/// [`runs_pass`] writing two outputs of the same dims at once
-/// (`f(c, run_range, out_run, out2_run)`), e.g. a gradient and the
+/// [`runs_task_pass`] writing two outputs of the same dims at once
+/// (`f(c0, range, out_chunk, out2_chunk)`), e.g. a gradient and the
 /// residual's gradient of a fused pass.
-pub fn runs_pass_pair<T: Send>(
+pub fn runs_task_pass_pair<T: Send>(
     dims: Dims,
     task_len: usize,
     out: &mut [T],
     out2: &mut [T],
     f: impl Fn(usize, Range<usize>, &mut [T], &mut [T]) + Sync + Send,
 ) {
-    assert_eq!(out.len(), out2.len(), "runs_pass_pair: output lengths");
+    assert_eq!(out.len(), out2.len(), "runs_task_pass_pair: output lengths");
     let rpt = (task_len / dims.s).max(1);
     let task = |(t, (chunk, chunk2)): (usize, (&mut [T], &mut [T]))| {
-        let runs = chunk.chunks_mut(dims.s).zip(chunk2.chunks_mut(dims.s));
-        for (i, (run, run2)) in runs.enumerate() {
-            let r = t * rpt + i;
-            f(r % dims.c, r * dims.s..(r + 1) * dims.s, run, run2);
-        }
+        let o = t * rpt * dims.s;
+        f((t * rpt) % dims.c, o..o + chunk.len(), chunk, chunk2)
     };
     let len = rpt * dims.s;
     if is_parallel(dims) {

@@ -13,12 +13,13 @@ use super::plan::{self, Rows};
 use super::reduce::{self, Stretch};
 use super::simd::{self, Lane, Level, Post, RowCoeffs, RunAcc, RunCoeffs};
 use crate::engine::plan::{
-    is_parallel, rows_pass, rows_pass_pair, runs_by_channel_task, runs_pass, runs_pass_pair,
-    runs_task_pass,
+    is_parallel, rows_pass, rows_pass_pair, runs_by_channel_task, runs_task_pass,
+    runs_task_pass_pair,
 };
 use crate::layout::{Dims, Layout};
 use crate::problem::{Backward, GradMode};
 use rayon::prelude::*;
+use std::ops::Range;
 
 /// The per-channel inputs of the coefficients, copied out of [`Backward`]
 /// so tasks can share them while `dx` is borrowed mutably.
@@ -173,16 +174,42 @@ fn contiguous<T: Lane>(
     }
     let sums = reduce::all_channels(dims, is_parallel(dims), &f);
     let g: Vec<Grad> = (0..dims.c).map(|c| pr.grad(c, sums[c])).collect();
-    match (yo, dres) {
-        (None, _) => address_order_dx(lvs, (x, dy, dx), dims, &g, pr),
-        (Some(_), Some(d)) => runs_pass_pair(dims, plan::TASK, dx, d, |c, r, out, out2| {
-            dx_run(c, r.start, out, Some(out2), &g[c])
-        }),
-        (Some(_), None) => runs_pass(dims, plan::TASK, dx, |c, r, out| {
-            dx_run(c, r.start, out, None, &g[c])
-        }),
+    match yo {
+        None => address_order_dx(lvs, (x, dy, dx), dims, &g, pr),
+        Some(yo) => address_order_dx_relu(lvs, [x, dy, yo], (dx, dres), dims, &g, pr),
     }
     g
+}
+
+/// The `dx` coefficients `[k, kd, kx, kc]` of every channel, built once
+/// per operation for the address-ordered passes.
+fn dx_coeffs<T: Lane>(g: &[Grad], pr: Params<'_>) -> Vec<RunCoeffs<4>> {
+    (g.iter().zip(pr.mean))
+        .map(|(g, &k)| RunCoeffs::dx::<T>([k, g.kd, g.kx, g.kc]))
+        .collect()
+}
+
+/// The ReLU backward's address-ordered `dx` pass (`v = [x, dy, yo]`): the
+/// runs of a task in one kernel call ([`simd::runs_dx_relu`]), writing the
+/// masked `dy` into `dres` when given.
+fn address_order_dx_relu<T: Lane>(
+    lv: Level,
+    v: [&[T]; 3],
+    (dx, dres): (&mut [T], Option<&mut [T]>),
+    dims: Dims,
+    g: &[Grad],
+    pr: Params<'_>,
+) {
+    let (s, fixed, c) = (dims.s, pr.mode == GradMode::Fixed, dx_coeffs::<T>(g, pr));
+    let part = |r: Range<usize>| v.map(|a| &a[r.clone()]);
+    match dres {
+        Some(d) => runs_task_pass_pair(dims, plan::TASK, dx, d, |c0, r, out, out2| {
+            simd::runs_dx_relu(lv, part(r), out, Some(out2), s, (&c, c0), fixed)
+        }),
+        None => runs_task_pass(dims, plan::TASK, dx, |c0, r, out| {
+            simd::runs_dx_relu(lv, part(r), out, None, s, (&c, c0), fixed)
+        }),
+    }
 }
 
 /// The `dx` pass of the address-ordered schedule (no ReLU): the runs of a
@@ -199,9 +226,7 @@ fn address_order_dx<T: Lane>(
     let s = dims.s;
     match pr.mode {
         GradMode::Batch => {
-            let c: Vec<RunCoeffs<4>> = (g.iter().zip(pr.mean))
-                .map(|(g, &k)| RunCoeffs::dx::<T>([k, g.kd, g.kx, g.kc]))
-                .collect();
+            let c = dx_coeffs::<T>(g, pr);
             runs_task_pass(dims, plan::TASK, dx, |c0, r, out| {
                 simd::runs_dx(lv, (&x[r.clone()], &dy[r], out), s, (&c, c0))
             })

@@ -481,6 +481,38 @@ macro_rules! level_kernels {
             }
         }
         /// # Safety
+        /// The CPU has the level's features; as checked in `simd::runs_dx_relu`
+        /// (`dres` valid for `x.len()` writes when not null).
+        #[$attr]
+        pub unsafe fn runs_dx_relu<T: Lane>(
+            [x, dy, yo]: [&[T]; 3],
+            dx: &mut [T],
+            dres: *mut T,
+            s: usize,
+            (c, c0): (&[RunCoeffs<4>], usize),
+            fixed: bool,
+        ) {
+            let runs = x
+                .chunks_exact(s)
+                .zip(dy.chunks_exact(s))
+                .zip(yo.chunks_exact(s));
+            let runs = runs.zip(dx.chunks_exact_mut(s)).zip(cycled_from(c, c0));
+            for (i, ((((xr, gr), or), dr), k)) in runs.enumerate() {
+                // `dres` of run i: i·s + s <= x.len() values in (contract).
+                let d = if dres.is_null() {
+                    dres
+                } else {
+                    dres.add(i * s)
+                };
+                match *k {
+                    RunCoeffs::F64(k) => runs::dx_relu_any::<$S, T>([xr, gr, or], dr, d, k, fixed),
+                    RunCoeffs::F32(k) => {
+                        runs::dx_relu_any::<$S32, T>([xr, gr, or], dr, d, k, fixed)
+                    }
+                }
+            }
+        }
+        /// # Safety
         /// The CPU has the level's features; lengths as checked in `simd::rows_sums`.
         #[$attr]
         pub unsafe fn rows_sums<T: Lane>(x: &[T], k: &[f64], s: [&mut [f64]; 2]) {
@@ -818,6 +850,33 @@ pub fn run_dx_relu<T: Lane>(
     let dres = dres.map_or(std::ptr::null_mut(), |d| d.as_mut_ptr());
     let c = RunCoeffs::dx::<T>([k, c[0], c[1], c[2]]);
     dispatch!(lv, run_dx_relu(v, dx, dres, c, fixed))
+}
+
+/// [`run_dx_relu`] over consecutive runs of `s` values (`v = [x, dy, yo]`),
+/// run `i` with the coefficients of channel `(c0 + i) mod c.len()`
+/// ([`RunCoeffs::dx`]): the ReLU backward's address-ordered `dx` pass in one
+/// call per task, as [`runs_dx`] is the plain one's (a call per 7×7 run
+/// costs about as much as the run's arithmetic).
+pub fn runs_dx_relu<T: Lane>(
+    lv: Level,
+    v: [&[T]; 3],
+    dx: &mut [T],
+    dres: Option<&mut [T]>,
+    s: usize,
+    (c, c0): (&[RunCoeffs<4>], usize),
+    fixed: bool,
+) {
+    let n = dx.len();
+    let same = v.iter().all(|a| a.len() == n) && dres.as_ref().is_none_or(|d| d.len() == n);
+    assert!(
+        same && s > 0 && n.is_multiple_of(s),
+        "runs_dx_relu: lengths"
+    );
+    assert!(c0 < c.len(), "runs_dx_relu: coefficients");
+    // The residual's gradient is not aligned with `dx`: plain stores for both.
+    let lv = lv.streaming(lv.1 && dres.is_none());
+    let dres = dres.map_or(std::ptr::null_mut(), |d| d.as_mut_ptr());
+    dispatch!(lv, runs_dx_relu(v, dx, dres, s, (c, c0), fixed))
 }
 
 /// Channels-last `y = post((x − k[l])·a[l] + b[l])` ([`RowCoeffs::affine`]).
