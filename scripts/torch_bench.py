@@ -46,6 +46,7 @@ import csv
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -85,13 +86,19 @@ GRIDS = {
 }
 
 
+def usage_error(msg):
+    """Bad input: one message and exit status 2, as bnh's usage errors."""
+    print(msg, file=sys.stderr)
+    sys.exit(2)
+
+
 def parse_shape(s):
     try:
         dims = tuple(int(p) for p in s.lower().split("x"))
     except ValueError:
-        sys.exit(f"torch_bench: malformed shape '{s}'; write NxC[xD][xH][xW]")
+        usage_error(f"torch_bench: malformed shape '{s}'; write NxC[xD][xH][xW]")
     if not 2 <= len(dims) <= 5 or min(dims) < 1:
-        sys.exit(f"torch_bench: shape '{s}' needs 2 to 5 sizes, all >= 1")
+        usage_error(f"torch_bench: shape '{s}' needs 2 to 5 sizes, all >= 1")
     return dims
 
 
@@ -229,18 +236,23 @@ def main():
     p.add_argument("--variant", choices=["both", "torch", "torch-noalloc"], default="both",
                    help="both (default) runs torch, then torch-noalloc in a child process")
     p.add_argument("--run-id", help="the run_id column (default: UTC time and process id, "
-                                    "one per invocation, like bnh's)")
+                                    "one per invocation, like bnh's); invocations given one "
+                                    "id are rounds of one run, of which bnh report keeps "
+                                    "each cell's fastest")
     args = p.parse_args()
-    if not args.run_id:
+    if args.run_id is None:
         args.run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-p{os.getpid()}"
+    elif not re.fullmatch(r"[A-Za-z0-9._:+-]{1,64}", args.run_id):
+        usage_error(f"torch_bench: --run-id {args.run_id!r}: use 1 to 64 letters, digits or "
+                 ". _ - : + (as bnh bench --run-id)")
     for op in args.ops.split(","):
         if op not in PASSES:
-            sys.exit(f"torch_bench: unknown op '{op}'; use train, eval or backward")
+            usage_error(f"torch_bench: unknown op '{op}'; use train, eval or backward")
     for dt in (args.dtypes.split(",") if args.dtypes else []):
         if dt not in DTYPE_NAMES:
-            sys.exit(f"torch_bench: unknown dtype '{dt}'; use {', '.join(DTYPE_NAMES)}")
-    if any(int(t) < 1 for t in args.threads.split(",")):
-        sys.exit("torch_bench: --threads needs counts >= 1")
+            usage_error(f"torch_bench: unknown dtype '{dt}'; use {', '.join(DTYPE_NAMES)}")
+    if not all(t.strip().isdigit() and int(t) >= 1 for t in args.threads.split(",")):
+        usage_error("torch_bench: --threads needs counts >= 1")
     try:
         import torch
     except ImportError:

@@ -435,6 +435,10 @@ fn bad_options_are_rejected_before_measuring() {
         (vec!["--dtypes".into(), "f8".into()], "f8"),
         (vec!["--layouts".into(), "nhwc".into()], "nhwc"),
         (vec!["--min-time".into(), "0".into()], "--min-time"),
+        (vec!["--run-id".into(), "".into()], "--run-id"),
+        (vec!["--run-id".into(), "a,b".into()], "--run-id"),
+        (vec!["--run-id".into(), "a|b".into()], "--run-id"),
+        (vec!["--run-id".into(), "x".repeat(65)], "--run-id"),
         (
             vec![
                 "--csv".into(),
@@ -452,6 +456,29 @@ fn bad_options_are_rejected_before_measuring() {
         let err = args(&refs).validate().unwrap_err().to_string();
         assert!(err.contains(why), "{extra:?}: {err}");
     }
+}
+
+#[test]
+fn a_given_run_id_is_every_rows_and_the_default_is_per_call() {
+    let opts = args(&["--run-id", "ref-2026.12.02+r1"]).validate().unwrap();
+    assert_eq!(opts.run_id, "ref-2026.12.02+r1");
+    let default = args(&[]).validate().unwrap().run_id;
+    assert!(default.contains("-p"), "{default}");
+    let dir = scratch("bench", "run-id");
+    let csv = dir.join("out.csv");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bnh"))
+        .args([
+            "bench", "--impls", "fused", "--ops", "eval", "--shapes", "4x8",
+        ])
+        .args(["--min-time", "0.001", "--run-id", "round-1", "--csv"])
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert!(!rows.is_empty(), "{text}");
+    assert!(rows.iter().all(|r| r.ends_with(",round-1")), "{text}");
 }
 
 #[test]

@@ -263,6 +263,37 @@ fn merged_csvs_keep_sources_and_runs_apart() {
 /// The accuracy chart marks what it cannot draw at its value: a band for
 /// "no correct digits", a NaN/inf strip, and a NaN result drawn there (not
 /// at 1, where the old chart clamped it).
+/// Rounds of one run (several CSVs with one run id): each cell's fastest
+/// round is kept, whichever file it is in, with one note.
+#[test]
+fn rounds_of_one_run_keep_each_cells_fastest() {
+    let dir = scratch("report-robust", "rounds");
+    let with = |rows: &[String]| -> Vec<String> {
+        rows.iter().map(|r| format!("{r},bnh,ref-r")).collect()
+    };
+    // fused: round 1 faster on n = 1, round 2 faster on n = 4.
+    let r1 = [
+        row("fused", "train", 1, 1, 900.0),
+        row("fused", "train", 4, 1, 4000.0),
+    ];
+    let r2 = [
+        row("fused", "train", 1, 1, 1500.0),
+        row("fused", "train", 4, 1, 3000.0),
+    ];
+    let (a, b) = (dir.join("r1.csv"), dir.join("r2.csv"));
+    write_csv(&a, HEADER_WITH_PROVENANCE, &with(&r1));
+    write_csv(&b, HEADER_WITH_PROVENANCE, &with(&r2));
+    let (code, err) = report(&dir, &[&a, &b], Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("2 duplicate row(s) dropped"), "{err}");
+    assert!(err.contains("kept the fastest"), "{err}");
+    let md = std::fs::read_to_string(dir.join("out/REPORT.md")).unwrap();
+    assert!(md.contains("900 ns"), "{md}");
+    assert!(md.contains("3.00 µs"), "{md}");
+    assert!(!md.contains("1.50 µs") && !md.contains("4.00 µs"), "{md}");
+    assert!(md.contains("2 row(s) repeated a cell of one run"), "{md}");
+}
+
 #[test]
 fn accuracy_chart_marks_nan_and_errors_beyond_one() {
     use bn_harness::accuracy::chart::{place, render_svg, Placed};

@@ -357,9 +357,16 @@ fn backward_bitwise<T: Lane>(shape: &[usize], layout: Layout) {
     }
 }
 
-/// Shapes: tails, few and many channels, and one large enough for the
-/// parallel and the cache-blocked paths.
-const SHAPES: &[&[usize]] = &[&[2, 3, 7, 5], &[4, 70, 3], &[3, 5], &[8, 16, 33, 33]];
+/// Shapes: tails, few and many channels, one large enough for the
+/// parallel and the cache-blocked paths, and one of short runs over two
+/// address-ordered tasks (the second starts inside a batch row: channel 5).
+const SHAPES: &[&[usize]] = &[
+    &[2, 3, 7, 5],
+    &[4, 70, 3],
+    &[3, 5],
+    &[8, 16, 33, 33],
+    &[64, 70, 17],
+];
 
 fn all_shapes<T: Lane>() {
     for layout in Layout::ALL {

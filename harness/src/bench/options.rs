@@ -53,6 +53,12 @@ pub struct BenchFlags {
     /// the OS reports available). Every cell is checked before timing starts.
     #[arg(long, value_name = "SIZE")]
     pub max_memory: Option<String>,
+    /// The `run_id` column of every row (default: UTC time and process id,
+    /// one per call). Calls given one id are rounds of one run: `bnh
+    /// report` keeps each cell's fastest round (a machine that other
+    /// processes slow down only ever adds time).
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
 }
 
 /// Validated options: everything a sweep needs, nothing left to check.
@@ -67,6 +73,8 @@ pub struct BenchOptions {
     pub min_time: Duration,
     pub csv: Option<PathBuf>,
     pub grid: GridName,
+    /// The `run_id` of every row ([`check_run_id`]).
+    pub run_id: String,
 }
 
 /// Most threads a pool may have: far above any sensible request, low enough
@@ -90,6 +98,22 @@ where
         }
     }
     Ok(out)
+}
+
+/// Longest `--run-id`.
+const MAX_RUN_ID: usize = 64;
+
+/// `--run-id`: 1 to [`MAX_RUN_ID`] ASCII letters, digits or `. _ - : +`, so
+/// it needs no quoting as a CSV field or a markdown table cell.
+pub fn check_run_id(id: &str) -> Result<String> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || "._-:+".contains(c);
+    if id.is_empty() || id.len() > MAX_RUN_ID || !id.chars().all(ok_char) {
+        return Err(Error::Usage(format!(
+            "--run-id {id:?}: use 1 to {MAX_RUN_ID} letters, digits or . _ - : + \
+             (e.g. ref-20261202)"
+        )));
+    }
+    Ok(id.to_string())
 }
 
 /// Check that a bench CSV can be written at `path` before the sweep, with
@@ -128,6 +152,10 @@ impl BenchFlags {
         let shapes = self.shapes()?;
         let threads = self.threads()?;
         let secs = self.min_time_secs()?;
+        let run_id = match &self.run_id {
+            Some(id) => check_run_id(id)?,
+            None => super::provenance::run_id().to_string(),
+        };
         check_training_sizes(&shapes, &ops)?;
         let points = cases(&shapes, &layouts);
         check_memory(&points, &dtypes, &ops, self.max_memory.as_deref())?;
@@ -143,6 +171,7 @@ impl BenchFlags {
             min_time: Duration::from_secs_f64(secs),
             csv: self.csv.clone(),
             grid: self.grid,
+            run_id,
         })
     }
 

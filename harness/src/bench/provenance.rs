@@ -7,7 +7,7 @@
 //! and uses the file name as the run id.
 
 use super::Record;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -98,26 +98,38 @@ pub fn identity(r: &Record) -> Identity {
     )
 }
 
-/// Drop true duplicates (the same [`Identity`] twice, e.g. one CSV given
-/// twice to `bnh report`), keeping the first; returns how many were dropped
-/// and the first dropped row's description, for one warning.
+/// Keep one row per [`Identity`]: the one with the lowest median, in the
+/// place of the identity's first row. Several rows of one identity are
+/// rounds of one run (`bnh bench --run-id`, `torch_bench.py --run-id`; a
+/// machine that other processes slow down only ever adds time, so the
+/// fastest round is the least disturbed) or one CSV given twice (the rows
+/// are equal). Returns how many rows were dropped and the first dropped
+/// row's description, for one note.
 pub fn dedup(records: &mut Vec<Record>) -> (usize, Option<String>) {
-    let mut seen: HashSet<Identity> = HashSet::new();
-    let mut dropped = 0;
-    let mut first = None;
-    records.retain(|r| {
-        if seen.insert(identity(r)) {
-            return true;
+    let mut kept: HashMap<Identity, usize> = HashMap::new();
+    let mut out: Vec<Record> = Vec::with_capacity(records.len());
+    let (mut dropped, mut first) = (0, None);
+    for r in records.drain(..) {
+        match kept.get(&identity(&r)) {
+            None => {
+                kept.insert(identity(&r), out.len());
+                out.push(r);
+            }
+            Some(&i) => {
+                dropped += 1;
+                first.get_or_insert_with(|| {
+                    format!(
+                        "{} {} {} {} {} t{} (source {}, run {})",
+                        r.imp, r.op, r.dtype, r.shape, r.layout, r.threads, r.source, r.run_id
+                    )
+                });
+                if r.median_ns < out[i].median_ns {
+                    out[i] = r;
+                }
+            }
         }
-        dropped += 1;
-        first.get_or_insert_with(|| {
-            format!(
-                "{} {} {} {} {} t{} (source {}, run {})",
-                r.imp, r.op, r.dtype, r.shape, r.layout, r.threads, r.source, r.run_id
-            )
-        });
-        false
-    });
+    }
+    *records = out;
     (dropped, first)
 }
 

@@ -61,18 +61,15 @@ pub fn try_run(
                 for &op in &opts.ops {
                     for &imp in &opts.impls {
                         let name = imp.info().name;
-                        on_step(&SweepStep {
-                            imp: name,
-                            op,
-                            label: format!(
-                                "{name} {op} {dtype} {} {} t{threads}",
-                                point.shape, point.layout
-                            ),
-                        });
                         let label = format!(
                             "{name} {op} {dtype} {} {} t{threads}",
                             point.shape, point.layout
                         );
+                        on_step(&SweepStep {
+                            imp: name,
+                            op,
+                            label: label.clone(),
+                        });
                         let timing = match pool
                             .install(|| measure(&mut work, imp, op, *threads, opts.min_time))
                         {
@@ -87,7 +84,7 @@ pub fn try_run(
                             }
                             Err(e) => return Err(e),
                         };
-                        let rec = record(name, op, dtype, point, *threads, &timing);
+                        let rec = record(name, op, dtype, point, *threads, &timing, &opts.run_id);
                         pooled
                             .entry((rec.bytes, rec.threads))
                             .or_default()
@@ -133,8 +130,8 @@ fn thread_pools(threads: &[usize]) -> Result<Vec<(usize, ThreadPool)>> {
         .collect()
 }
 
-/// The CSV row of one measurement, times rounded to 0.1 ns and the derived
-/// columns filled in.
+/// The CSV row of one measurement (of run `run_id`), times rounded to
+/// 0.1 ns and the derived columns filled in.
 fn record(
     imp: &str,
     op: Op,
@@ -142,6 +139,7 @@ fn record(
     point: &BenchPoint,
     threads: usize,
     t: &Timing,
+    run_id: &str,
 ) -> Record {
     let mut rec = Record {
         imp: imp.to_string(),
@@ -164,7 +162,7 @@ fn record(
         roofline: String::new(),
         read_ns: 0.0,
         source: super::provenance::source_of(imp),
-        run_id: super::provenance::run_id().to_string(),
+        run_id: run_id.to_string(),
     };
     set_roofline(&mut rec, &t.probes);
     rec

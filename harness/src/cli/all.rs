@@ -105,6 +105,7 @@ fn quick_grid_options(args: &AllArgs) -> Result<BenchOptions> {
         min_time: args.min_time,
         csv: None,
         max_memory: None,
+        run_id: None,
     }
     .validate()
 }

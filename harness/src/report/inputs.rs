@@ -28,8 +28,8 @@ pub struct ReportInputs {
     /// One warning per row left out because a value cannot be drawn
     /// (non-finite, non-positive or absurdly large; see [`super::sanitize`]).
     pub skipped: Vec<String>,
-    /// Other things the reader should know, one warning each (e.g. true
-    /// duplicates dropped when one CSV is given twice).
+    /// Other things the reader should know, one warning each (e.g. rows of
+    /// one cell in one run dropped but the fastest: rounds, or a CSV given twice).
     pub notes: Vec<String>,
 }
 
@@ -76,7 +76,8 @@ pub fn read_inputs(csvs: &[PathBuf]) -> Result<ReportInputs> {
     if let Some(first) = first {
         inputs.notes.push(format!(
             "{dropped} duplicate row(s) dropped (same source, run, implementation, op, dtype, \
-             layout, shape and threads, e.g. {first}); was a CSV given twice? kept the first of each"
+             layout, shape and threads, e.g. {first}): rounds of one run, or a CSV given twice; \
+             kept the fastest of each (lowest median)"
         ));
     }
     relabel_sources(&mut inputs.records);

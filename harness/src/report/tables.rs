@@ -466,5 +466,16 @@ fn write_sources(md: &mut String, records: &[Record], sources: &[Source]) {
     for ((source, run), n) in runs {
         let _ = writeln!(md, "- {}, `{}`: {n}", escape_md(source), escape_md(run));
     }
+    // The sources' rows not among the records were repeats of a cell in
+    // one run, of which `provenance::dedup` kept the fastest.
+    let repeats = sources.iter().map(|s| s.rows).sum::<usize>();
+    let repeats = repeats.saturating_sub(records.len());
+    if repeats > 0 {
+        let _ = writeln!(
+            md,
+            "\n{repeats} row(s) repeated a cell of one run (rounds given one run id, or a CSV \
+             given twice): each cell shows its fastest (lowest median)."
+        );
+    }
     md.push('\n');
 }
