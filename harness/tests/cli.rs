@@ -318,15 +318,15 @@ fn default_outputs_go_to_reports_local_and_leave_reports_alone() {
     let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports");
     for name in [
         "REPORT.md",
-        "bench-standard.csv",
-        "bench-standard.machine.json",
+        "bench-standard-r1.csv",
+        "bench-standard-r1.machine.json",
     ] {
         std::fs::copy(committed.join(name), reports.join(name)).unwrap();
     }
     let before = snapshot(&reports);
     let local = reports.join("local");
 
-    let o = bnh_in(&dir, &["report", "reports/bench-standard.csv"]);
+    let o = bnh_in(&dir, &["report", "reports/bench-standard-r1.csv"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(local.join("REPORT.md").is_file());
     assert!(local.join("time_per_element_train.svg").is_file());
