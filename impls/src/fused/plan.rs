@@ -87,12 +87,20 @@ pub fn chunks(dims: Dims) -> usize {
     dims.n.div_ceil(runs_per_chunk(dims))
 }
 
-/// Channels per contiguous reduction item, so that an item reads about
-/// [`CHUNK`] values (short runs are then read as long address-ordered
-/// stretches). Changes who computes a chunk, never its result.
+/// Channels per contiguous reduction item: enough that an item reads about
+/// [`CHUNK`] values, and that the item's runs in one batch row — read as
+/// one address-ordered stretch, one kernel call — hold at least
+/// [`MIN_STRETCH`] values. Changes who computes a chunk, never its result.
 pub fn item_channels(dims: Dims) -> usize {
-    (CHUNK / dims.per_channel().min(CHUNK)).clamp(1, dims.c)
+    let by_chunk = CHUNK / dims.per_channel().min(CHUNK);
+    by_chunk.max(MIN_STRETCH.div_ceil(dims.s)).clamp(1, dims.c)
 }
+
+/// Fewest values per batch row of a contiguous reduction item. With items of
+/// [`CHUNK`] values alone, a large batch of short runs (4096×64×8×8: 2^18
+/// values per channel) got one channel per item, read as one 64-value run
+/// every 16 KiB with a kernel call per run.
+const MIN_STRETCH: usize = 4096;
 
 /// Channels per task when tasks own whole channels (contiguous layout,
 /// `bytes` per channel over the arrays read), or `None` when that does not
