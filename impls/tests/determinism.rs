@@ -13,9 +13,12 @@ use common::{bits, bits64, data, dims, run_all, Outputs, Rng};
 /// second one and [6, 10, 24, 25] have runs long enough for `fused`'s,
 /// the latter just above its 512-value minimum); 1-D; and a 1-D shape of
 /// four channels-last reduction chunks (`fused` reduces them in waves of
-/// two per thread: two waves at 1 thread, one at 2–4).
+/// two per thread: two waves at 1 thread, one at 2–4); and short runs of
+/// a large batch, whose reduction items hold 6, 3, 2 and 2 channels at 1,
+/// 2, 3 and 4 threads (`fused`'s `item_channels`).
 const SHAPES: &[&[usize]] = &[
     &[3, 5, 7, 3],
+    &[1100, 6, 8, 8],
     &[4, 10, 32, 33],
     &[50, 3, 37, 41],
     &[9, 10, 23, 19],

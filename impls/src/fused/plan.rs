@@ -91,10 +91,24 @@ pub fn chunks(dims: Dims) -> usize {
 /// [`CHUNK`] values, and that the item's runs in one batch row — read as
 /// one address-ordered stretch, one kernel call — hold at least
 /// [`MIN_STRETCH`] values. Changes who computes a chunk, never its result.
+/// In a pool of several threads, no wider than leaves [`ITEMS_PER_THREAD`]
+/// items per thread where the channels allow (1024×64×8×8 has one chunk
+/// per channel: all 64 channels in one item would leave one thread idle).
 pub fn item_channels(dims: Dims) -> usize {
     let by_chunk = CHUNK / dims.per_channel().min(CHUNK);
-    by_chunk.max(MIN_STRETCH.div_ceil(dims.s)).clamp(1, dims.c)
+    let cb = by_chunk.max(MIN_STRETCH.div_ceil(dims.s));
+    let threads = rayon::current_num_threads();
+    let cap = if threads > 1 && is_parallel(dims) {
+        let blocks = (ITEMS_PER_THREAD * threads).div_ceil(chunks(dims));
+        dims.c.div_ceil(blocks)
+    } else {
+        dims.c
+    };
+    cb.min(cap).clamp(1, dims.c)
 }
+
+/// Fewest reduction items per thread of a pool, where the channels allow.
+const ITEMS_PER_THREAD: usize = 2;
 
 /// Fewest values per batch row of a contiguous reduction item. With items of
 /// [`CHUNK`] values alone, a large batch of short runs (4096×64×8×8: 2^18
