@@ -7,7 +7,7 @@
 //! and uses the file name as the run id.
 
 use super::Record;
-use std::collections::HashMap;
+use std::collections::hash_map::{Entry, HashMap};
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -110,12 +110,13 @@ pub fn dedup(records: &mut Vec<Record>) -> (usize, Option<String>) {
     let mut out: Vec<Record> = Vec::with_capacity(records.len());
     let (mut dropped, mut first) = (0, None);
     for r in records.drain(..) {
-        match kept.get(&identity(&r)) {
-            None => {
-                kept.insert(identity(&r), out.len());
+        match kept.entry(identity(&r)) {
+            Entry::Vacant(e) => {
+                e.insert(out.len());
                 out.push(r);
             }
-            Some(&i) => {
+            Entry::Occupied(e) => {
+                let i = *e.get();
                 dropped += 1;
                 first.get_or_insert_with(|| {
                     format!(
