@@ -22,14 +22,17 @@
 //! `f32`'s range) the pass keeps `f64` lanes, so infinities and NaNs arise
 //! exactly as in `f64`.
 //!
-//! `f32` data in `f32` lanes was measured and not kept (2026-12-01, 2-core
-//! Xeon VM, `bnh bench`, A/B alternated): in-cache passes are bound by
-//! L2/L3 bandwidth rather than arithmetic (256×1024 eval 74–92 vs 78–80 µs,
-//! 32×64×28×28 backward within the run-to-run noise of ±30%), while the
-//! error grows from one rounding to several ulps where the bias cancels
-//! `a·(x − k)` (up to 4.3·2⁻²³·max(1, |y|) in the agreement tests, and
-//! ~10× worse than `f64` lanes on the ill-conditioned `dx` of two values
-//! per channel).
+//! `f32` data in `f32` lanes was measured twice and not kept. It is faster
+//! where the data sit in L2/L3 (2026-12-02, 2-core Xeon VM, `bnh bench`,
+//! builds alternated over 5 rounds, channels-last `f32`, 1 thread: eval
+//! 0.84× on 256×1024, 0.90× on 32×64×28×28, 0.92× on 64×512×7×7; backward
+//! 0.81×, 0.94×, 0.96×; the 2026-12-01 attempt saw only noise), but the
+//! outputs stop being correctly rounded: where the bias cancels
+//! `a·(x − k)` the error is a few `f32` roundings of the terms, not of the
+//! result — `bnh accuracy --dtypes f32` found 2.9·10⁶ ulps on `y` and
+//! 1.8·10⁶ on `grad_input` where `f64` lanes stay within 0.5 ulp (and the
+//! agreement tests 4.3·2⁻²³·max(1, |y|)). One rounding per output is the
+//! accuracy design; those in-cache cells pay for it.
 
 use super::Lane;
 use crate::engine::plan::cycled;
