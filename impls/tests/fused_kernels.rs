@@ -240,6 +240,81 @@ fn check_many_runs<T: Lane>(lv: Level) {
     }
 }
 
+/// Every kernel over many runs ([`simd::runs_affine_post`] with each
+/// epilogue, [`simd::runs_dx`], [`simd::runs_dx_relu`] with batch and fixed
+/// statistics) into `y`, one after the other, as bits.
+fn many_runs_into<T: Lane>(
+    lv: Level,
+    (x, r): (&[T], &[T]),
+    y: &mut [T],
+    s: usize,
+    (kab, kc): (&[RunCoeffs<3>], &[RunCoeffs<4>]),
+    c0: usize,
+) -> Vec<u64> {
+    let mut out = Vec::new();
+    for post in [Post::Plain, Post::Relu, Post::AddRelu] {
+        simd::runs_affine_post(lv, (x, r, &mut *y), s, (kab, c0), post);
+        out.extend(bits(y));
+    }
+    simd::runs_dx(lv, (x, r, &mut *y), s, (kc, c0));
+    out.extend(bits(y));
+    for fixed in [false, true] {
+        simd::runs_dx_relu(lv, [x, r, x], y, None, s, (kc, c0), fixed);
+        out.extend(bits(y));
+    }
+    out
+}
+
+/// The streaming level's sweep over a task's runs (registers straddling run
+/// ends, [`simd::Simd::blend`]) writes the scalar twin's bits at every
+/// alignment of the output within a line, for runs of the widest
+/// register's length and longer, and nothing outside the output; with one
+/// channel's coefficients out of `f32`'s range (half data then mix `f32`
+/// and `f64` lanes across runs) it falls back to a call per run and still
+/// agrees.
+fn check_run_sweep<T: Lane>(lv: Level) {
+    let line = 64 / std::mem::size_of::<T>();
+    let sentinel = T::from_f64(7.0);
+    let mut kab: Vec<[f64; 3]> = (0..5)
+        .map(|c| [0.25 * c as f64, 1.5 - 0.5 * c as f64, -0.125 + c as f64])
+        .collect();
+    let mut kc: Vec<[f64; 4]> = kab.iter().map(|&[k, a, b]| [k, a, -b, 0.5 * a]).collect();
+    for wide in [false, true] {
+        if wide {
+            kab[3] = [0.5, 1e200, 0.0];
+            kc[2] = [0.5, 1e200, 1.0, 0.0];
+        }
+        let ca: Vec<RunCoeffs<3>> = kab.iter().map(|&k| RunCoeffs::affine::<T>(k)).collect();
+        let cd: Vec<RunCoeffs<4>> = kc.iter().map(|&k| RunCoeffs::dx::<T>(k)).collect();
+        for s in [16, 17, 31, 49, 64, 100] {
+            for (runs, c0) in [(1, 0), (4, 3), (11, 1)] {
+                let n = runs * s;
+                let x: Vec<T> = values(n, s as u64, (2.0, -1.0));
+                let r: Vec<T> = values(n, 7 + s as u64, (1.0, -0.5));
+                let sc = Level::scalar();
+                let twin = many_runs_into(sc, (&x, &r), &mut vec![T::zero(); n], s, (&ca, &cd), c0);
+                let mut backing = vec![sentinel; n + 2 * line];
+                for off in 0..line {
+                    backing.fill(sentinel);
+                    let y = &mut backing[off..off + n];
+                    let got = many_runs_into(lv, (&x, &r), y, s, (&ca, &cd), c0);
+                    let what = format!(
+                        "{} {} s {s} runs {runs} c0 {c0} offset {off} wide {wide}",
+                        lv.name(),
+                        T::DTYPE
+                    );
+                    assert!(got == twin, "{what}: not the scalar twin's bits");
+                    let outside = backing[..off].iter().chain(&backing[off + n..]);
+                    assert!(
+                        outside.clone().all(|v| v.as_f64() == 7.0),
+                        "wrote outside, {what}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Many runs in one call of the backward and statistics kernels
 /// ([`simd::runs_sums`], [`simd::runs_grad`] with and without the ReLU
 /// mask, [`simd::runs_dx`]) give what one call per run gives, and the
@@ -373,6 +448,16 @@ fn many_runs_in_one_call_equal_one_call_per_run() {
         check_many_runs::<f64>(lv);
         check_many_runs::<half::bf16>(lv);
         check_many_runs::<half::f16>(lv);
+    }
+}
+
+#[test]
+fn streaming_sweeps_over_runs_write_the_twins_bits_at_every_alignment() {
+    for lv in Level::available().into_iter().map(|l| l.streaming(true)) {
+        check_run_sweep::<f32>(lv);
+        check_run_sweep::<f64>(lv);
+        check_run_sweep::<half::bf16>(lv);
+        check_run_sweep::<half::f16>(lv);
     }
 }
 

@@ -118,8 +118,9 @@ fn contiguous<T: Lane>(
     let arrays = if yo.is_some() { 3 } else { 2 };
     let bytes = arrays * dims.per_channel() * std::mem::size_of::<T>();
     let tasks = plan::channel_tasks(dims, bytes);
-    // The sums prefetch past the caches; the `dx` pass may stream its output.
-    let lvs = lv.streaming(plan::stream_runs::<T>(dims, tasks.is_some()));
+    // The sums prefetch past the caches; the `dx` pass may stream its output
+    // (run by run in channel tasks, else swept across runs).
+    let lvs = lv.streaming(plan::stream_runs::<T>(dims, true));
     let lvr = lv.streaming(plan::prefetch_reads::<T>(x.len()));
     let f = move |st: Stretch, acc: &mut [RunAcc<3>]| {
         let r = st.offset..st.offset + st.runs * s;
@@ -174,9 +175,10 @@ fn contiguous<T: Lane>(
     }
     let sums = reduce::all_channels(dims, is_parallel(dims), &f);
     let g: Vec<Grad> = (0..dims.c).map(|c| pr.grad(c, sums[c])).collect();
+    let lva = lv.streaming(plan::stream_sweep::<T>(dims));
     match yo {
-        None => address_order_dx(lvs, (x, dy, dx), dims, &g, pr),
-        Some(yo) => address_order_dx_relu(lvs, [x, dy, yo], (dx, dres), dims, &g, pr),
+        None => address_order_dx(lva, (x, dy, dx), dims, &g, pr),
+        Some(yo) => address_order_dx_relu(lva, [x, dy, yo], (dx, dres), dims, &g, pr),
     }
     g
 }

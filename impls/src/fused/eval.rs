@@ -27,7 +27,7 @@ pub fn forward_post<T: Lane>(p: EvalForward<'_, T>, res: &[T], post: Post) {
     let (x, mean) = (p.x, p.mean);
     match dims.layout {
         Layout::Contiguous => {
-            let lv = lv.streaming(plan::stream_runs::<T>(dims, false));
+            let lv = lv.streaming(plan::stream_sweep::<T>(dims));
             let kab: Vec<[f64; 3]> = (0..dims.c).map(|c| [mean[c], a[c], b[c]]).collect();
             runs(lv, dims, x, p.y, &kab, (res, post))
         }

@@ -2,6 +2,7 @@
 //! dims only — never of the thread count — so chunk boundaries, and with
 //! them every rounding, are the same in any rayon pool.
 
+use super::simd::runs::SWEEP_MIN_RUN;
 use super::simd::Lane;
 use crate::engine::plan::{is_parallel, SuperRow};
 use crate::layout::{Dims, Layout};
@@ -75,6 +76,29 @@ pub fn prefetch_reads<T>(len: usize) -> bool {
 /// the 2-core Xeon VM).
 pub fn stream_runs<T: Lane>(dims: Dims, channel_tasks: bool) -> bool {
     stream::<T>(dims.len()) && dims.s >= STREAM_MIN_RUN && !(channel_tasks && T::NARROW)
+}
+
+/// Output bytes from which a sweep over runs shorter than
+/// [`STREAM_MIN_RUN`] streams ([`stream_sweep`]). Swept eval on the 2-core
+/// Xeon VM (A/B against ordinary stores, 3–4 alternated rounds, 1 thread):
+/// 16.8 MB outputs level to slower (1024×64×8×8 `f32` 0.99–1.04×, `bf16`
+/// 2048×64×8×8 1.0–1.13×), 25.7 MB `f32` 128×64×28×28 1.02–1.03×, 33.5 MB
+/// and more faster (`f32` 2048×64×8×8 0.74–0.86×, 64×2048×8×8 0.75–0.89×,
+/// 4096×64×8×8 0.57×).
+pub const SWEEP_SHORT_MIN_BYTES: usize = 32 << 20;
+
+/// Whether a contiguous element-wise pass that sweeps each task's runs as
+/// one stretch ([`super::simd::runs::affine_runs_post`]) streams its output:
+/// [`stream`], and runs of at least [`SWEEP_MIN_RUN`] — the sweep aligns
+/// its stores once per task, not per run, so [`STREAM_MIN_RUN`] does not
+/// apply. (A task whose runs mix `f32` and `f64` coefficients — half data
+/// with a coefficient out of `f32`'s range — falls back to one streaming
+/// call per run: correct, but slower than ordinary stores below
+/// `STREAM_MIN_RUN`.)
+pub fn stream_sweep<T: Lane>(dims: Dims) -> bool {
+    let bytes = dims.len().saturating_mul(std::mem::size_of::<T>());
+    let short = dims.s < STREAM_MIN_RUN;
+    stream::<T>(dims.len()) && dims.s >= SWEEP_MIN_RUN && (!short || bytes >= SWEEP_SHORT_MIN_BYTES)
 }
 
 /// Runs per contiguous reduction chunk.

@@ -127,10 +127,11 @@ fn contiguous<T: Lane>(
     let x = p.x;
     let bytes = dims.per_channel() * std::mem::size_of::<T>();
     let tasks = plan::channel_tasks(dims, bytes);
-    // The statistics prefetch past the caches; the normalize pass may stream `y`.
-    let lvs = lv.streaming(plan::stream_runs::<T>(dims, tasks.is_some()));
+    // The statistics prefetch past the caches; the normalize pass may stream
+    // `y` (run by run in channel tasks, else swept across runs).
     let lvr = lv.streaming(plan::prefetch_reads::<T>(x.len()));
     let stats = if let Some(cpt) = tasks {
+        let lvs = lv.streaming(plan::stream_runs::<T>(dims, true));
         let (n, eps, af) = (dims.per_channel(), p.eps, p.affine);
         let tasks = runs_by_channel_task(p.y, dims, cpt);
         let per_task: Vec<Vec<Channel>> = tasks
@@ -156,6 +157,7 @@ fn contiguous<T: Lane>(
         let kab: Vec<[f64; 3]> = (0..dims.c)
             .map(|c| [st[c].shift, k[c][0], k[c][1]])
             .collect();
+        let lvs = lv.streaming(plan::stream_sweep::<T>(dims));
         super::eval::runs(lvs, dims, x, p.y, &kab, (res, post));
         st
     };

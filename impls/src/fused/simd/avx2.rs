@@ -88,6 +88,11 @@ pub(super) unsafe fn pack16(b: __m256i) -> __m128i {
 #[derive(Debug, Clone, Copy)]
 pub struct Avx2;
 
+/// Blend masks of [`Simd::blend`]: four (eight) clear lanes, then four
+/// (eight) with the sign bit set, read from `W − m`.
+static BLEND64: [i64; 8] = [0, 0, 0, 0, -1, -1, -1, -1];
+static BLEND32: [i32; 16] = [0, 0, 0, 0, 0, 0, 0, 0, -1, -1, -1, -1, -1, -1, -1, -1];
+
 /// Row-reduction column blocks sized for the 16 ymm registers.
 const SUM_BLOCK: usize = 4;
 const GRAD_BLOCK: usize = 2;
@@ -172,6 +177,12 @@ impl Simd for Avx2 {
         _mm256_and_pd(g, keep)
     }
     #[inline(always)]
+    unsafe fn blend(m: usize, a: __m256d, b: __m256d) -> __m256d {
+        // Lane `j` reads `BLEND64[4 − m + j]`: sign set (take `b`) for j >= m;
+        // SAFETY: `m <= 4` (contract), so the 4 lanes read stay inside the 8.
+        _mm256_blendv_pd(a, b, _mm256_loadu_pd(BLEND64.as_ptr().add(4 - m).cast()))
+    }
+    #[inline(always)]
     unsafe fn stream_bytes(d: *mut u8, s: *const u8, n: usize) {
         // SAFETY: forwarded contract; the level has the instructions.
         unsafe { super::nt::stream_32(d, s, n) }
@@ -249,6 +260,12 @@ impl Simd for Avx2F32 {
         // Not-less-or-equal, unordered: true for y > 0 and for NaN.
         let keep = _mm256_cmp_ps::<_CMP_NLE_UQ>(y, _mm256_setzero_ps());
         _mm256_and_ps(g, keep)
+    }
+    #[inline(always)]
+    unsafe fn blend(m: usize, a: __m256, b: __m256) -> __m256 {
+        // Lane `j` reads `BLEND32[8 − m + j]`: sign set (take `b`) for j >= m;
+        // SAFETY: `m <= 8` (contract), so the 8 lanes read stay inside the 16.
+        _mm256_blendv_ps(a, b, _mm256_loadu_ps(BLEND32.as_ptr().add(8 - m).cast()))
     }
     #[inline(always)]
     unsafe fn stream_bytes(d: *mut u8, s: *const u8, n: usize) {

@@ -120,6 +120,11 @@ impl Simd for Avx512 {
         _mm512_maskz_mov_pd(keep, g)
     }
     #[inline(always)]
+    unsafe fn blend(m: usize, a: __m512d, b: __m512d) -> __m512d {
+        // Mask bits set (lanes taken from `b`) from lane `m` up.
+        _mm512_mask_blend_pd((0xffu32 << m) as u8, a, b)
+    }
+    #[inline(always)]
     unsafe fn stream_bytes(d: *mut u8, s: *const u8, n: usize) {
         // SAFETY: forwarded contract; the level has the instructions.
         unsafe { super::nt::stream_64(d, s, n) }
@@ -207,6 +212,11 @@ impl Simd for Avx512F32 {
         // Not-less-or-equal, unordered: true for y > 0 and for NaN.
         let keep = _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(y, _mm512_setzero_ps());
         _mm512_maskz_mov_ps(keep, g)
+    }
+    #[inline(always)]
+    unsafe fn blend(m: usize, a: __m512, b: __m512) -> __m512 {
+        // Mask bits set (lanes taken from `b`) from lane `m` up.
+        _mm512_mask_blend_ps((0xffffu32 << m) as u16, a, b)
     }
     #[inline(always)]
     unsafe fn stream_bytes(d: *mut u8, s: *const u8, n: usize) {

@@ -138,6 +138,11 @@ pub trait Simd: Copy {
     /// # Safety
     /// The CPU has the features.
     unsafe fn relu_grad(y: Self::V, g: Self::V) -> Self::V;
+    /// Lanes `j < m` of `a`, the rest of `b`: the coefficients of a register
+    /// that straddles two contiguous runs ([`runs::sweep`]).
+    /// # Safety
+    /// `m <= W`; the CPU has the features.
+    unsafe fn blend(m: usize, a: Self::V, b: Self::V) -> Self::V;
     /// Whether data stores bypass the caches ([`nt::Nt`]): the element-wise
     /// kernels then align their stores and fence at the end, and every
     /// kernel prefetches its inputs ahead ([`nt::prefetch`]).
@@ -329,13 +334,6 @@ impl Level {
     }
 }
 
-/// `c[c0], c[c0 + 1], …` wrapping around to `c[0]` without end: the
-/// per-channel coefficients of consecutive runs starting at channel `c0`.
-#[inline(always)]
-fn cycled_from<C>(c: &[C], c0: usize) -> impl Iterator<Item = &C> {
-    c[c0..].iter().chain(c.iter().cycle())
-}
-
 /// Instantiates the generic kernels for one level inside
 /// `#[target_feature]` functions, so the `#[inline(always)]` bodies and
 /// intrinsics compile with the level's instructions: `$S` has `f64` lanes
@@ -343,9 +341,7 @@ fn cycled_from<C>(c: &[C], c0: usize) -> impl Iterator<Item = &C> {
 /// lanes (element-wise passes of `f32` coefficients).
 macro_rules! level_kernels {
     (#[$attr:meta], $S:ty, $S32:ty) => {
-        use $crate::fused::simd::{
-            cycled_from, rows, runs, Lane, Post, RowCoeffs, RunAcc, RunCoeffs,
-        };
+        use $crate::fused::simd::{rows, runs, Lane, Post, RowCoeffs, RunAcc, RunCoeffs};
 
         /// # Safety
         /// The CPU has the level's features; slice bounds as in `runs::sums`.
@@ -431,13 +427,7 @@ macro_rules! level_kernels {
             (c, c0): (&[RunCoeffs<3>], usize),
             post: Post,
         ) {
-            let runs = x.chunks_exact(s).zip(r.chunks_exact(s));
-            for (((xr, rr), yr), k) in runs.zip(y.chunks_exact_mut(s)).zip(cycled_from(c, c0)) {
-                match *k {
-                    RunCoeffs::F64(k) => runs::affine_post::<$S, T>(xr, rr, yr, k, post),
-                    RunCoeffs::F32(k) => runs::affine_post::<$S32, T>(xr, rr, yr, k, post),
-                }
-            }
+            runs::affine_runs_post::<$S, $S32, T>((x, r, y), s, (c, c0), post)
         }
         /// # Safety
         /// The CPU has the level's features; as checked in `simd::runs_dx`.
@@ -447,13 +437,8 @@ macro_rules! level_kernels {
             s: usize,
             (c, c0): (&[RunCoeffs<4>], usize),
         ) {
-            let runs = x.chunks_exact(s).zip(dy.chunks_exact(s));
-            for (((xr, gr), dr), k) in runs.zip(dx.chunks_exact_mut(s)).zip(cycled_from(c, c0)) {
-                match *k {
-                    RunCoeffs::F64(k) => runs::dx::<$S, T>(xr, gr, dr, k),
-                    RunCoeffs::F32(k) => runs::dx::<$S32, T>(xr, gr, dr, k),
-                }
-            }
+            let null = std::ptr::null_mut();
+            runs::dx_runs::<$S, $S32, T, false>([x, dy, dy], (dx, null), s, (c, c0), false)
         }
         /// # Safety
         /// The CPU has the level's features; equal lengths.
@@ -492,25 +477,7 @@ macro_rules! level_kernels {
             (c, c0): (&[RunCoeffs<4>], usize),
             fixed: bool,
         ) {
-            let runs = x
-                .chunks_exact(s)
-                .zip(dy.chunks_exact(s))
-                .zip(yo.chunks_exact(s));
-            let runs = runs.zip(dx.chunks_exact_mut(s)).zip(cycled_from(c, c0));
-            for (i, ((((xr, gr), or), dr), k)) in runs.enumerate() {
-                // `dres` of run i: i·s + s <= x.len() values in (contract).
-                let d = if dres.is_null() {
-                    dres
-                } else {
-                    dres.add(i * s)
-                };
-                match *k {
-                    RunCoeffs::F64(k) => runs::dx_relu_any::<$S, T>([xr, gr, or], dr, d, k, fixed),
-                    RunCoeffs::F32(k) => {
-                        runs::dx_relu_any::<$S32, T>([xr, gr, or], dr, d, k, fixed)
-                    }
-                }
-            }
+            runs::dx_runs::<$S, $S32, T, true>([x, dy, yo], (dx, dres), s, (c, c0), fixed)
         }
         /// # Safety
         /// The CPU has the level's features; lengths as checked in `simd::rows_sums`.

@@ -197,6 +197,11 @@ impl<S: Simd> Simd for Nt<S> {
         unsafe { S::relu_grad(y, g) }
     }
     #[inline(always)]
+    unsafe fn blend(m: usize, a: Self::V, b: Self::V) -> Self::V {
+        // SAFETY: `S`'s operation under the same contract.
+        unsafe { S::blend(m, a, b) }
+    }
+    #[inline(always)]
     unsafe fn stream_bytes(d: *mut u8, s: *const u8, n: usize) {
         // SAFETY: `S`'s operation under the same contract.
         unsafe { S::stream_bytes(d, s, n) }

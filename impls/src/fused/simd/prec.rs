@@ -61,9 +61,12 @@ pub trait Real:
     fn to_f64(self) -> f64;
     /// `self·a + b` rounded once (IEEE fused multiply-add).
     fn fma(self, a: Self, b: Self) -> Self;
+    /// Whether this is `f64` (the lanes of [`RunCoeffs::F64`]).
+    const WIDE: bool;
 }
 
 impl Real for f64 {
+    const WIDE: bool = true;
     #[inline(always)]
     fn from_f64(v: f64) -> Self {
         v
@@ -79,6 +82,7 @@ impl Real for f64 {
 }
 
 impl Real for f32 {
+    const WIDE: bool = false;
     #[inline(always)]
     fn from_f64(v: f64) -> Self {
         v as f32
@@ -158,6 +162,22 @@ fn pick<T: Lane, const K: usize, C>(
         narrow(wide).ok_or(wide)
     } else {
         Err(wide)
+    }
+}
+
+impl<const K: usize> RunCoeffs<K> {
+    /// Whether these coefficients were prepared for lanes of `E`.
+    pub fn is_in<E: Real>(&self) -> bool {
+        matches!(self, Self::F64(_)) == E::WIDE
+    }
+
+    /// The coefficients in lanes of `E`: exactly themselves where
+    /// [`Self::is_in`] holds (kernels sweeping runs of one lane type).
+    pub fn lanes<E: Real>(&self) -> [E; K] {
+        match self {
+            Self::F64(c) => c.map(E::from_f64),
+            Self::F32(c) => c.map(|v| E::from_f64(v as f64)),
+        }
     }
 }
 

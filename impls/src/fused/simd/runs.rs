@@ -12,7 +12,7 @@
 //! [`super::prec`]) with coefficients of the lanes' type; their scalar
 //! tails do the same operations.
 
-use super::{nt, Lane, Post, Real, RunAcc, Simd, RUN_LANES};
+use super::{nt, Lane, Post, Real, RunAcc, RunCoeffs, Simd, RUN_LANES};
 use crate::activation::{relu, relu_grad};
 
 /// `acc[s]` lanes into registers.
@@ -278,6 +278,414 @@ pub unsafe fn affine<S: Simd, T: Lane, const ADD: bool, const RELU: bool>(
             let v = S::sub(T::load::<S>(px.add(i)), kv);
             T::store::<S>(py.add(i), post(S::fma(v, av, bv), i));
             i += S::W;
+        }
+        S::fence();
+    }
+}
+
+/// Shortest run [`affine_runs_post`] sweeps (at least the widest register,
+/// so a register straddles at most two runs).
+pub const SWEEP_MIN_RUN: usize = 16;
+
+/// `y = post((x − k)·a + b)` over consecutive runs of `s` values, run `i`
+/// with `c[(c0 + i) mod c.len()]` (`r` read only by [`Post::AddRelu`]): in
+/// one [`sweep`] when the level streams, every run's coefficients are of one
+/// lane type and `s >= SWEEP_MIN_RUN`; otherwise one [`affine_post`] per run
+/// (`f64` lanes `S` or `f32` lanes `S32`, as each run's coefficients say).
+///
+/// # Safety
+/// The CPU has the features of `S` and `S32`; `x`, `r`, `y` equally long, a
+/// multiple of `s > 0`; `c` not empty, `c0 < c.len()`.
+#[inline(always)]
+pub unsafe fn affine_runs_post<S: Simd<E = f64>, S32: Simd<E = f32>, T: Lane>(
+    (x, r, y): (&[T], &[T], &mut [T]),
+    s: usize,
+    (c, c0): (&[RunCoeffs<3>], usize),
+    post: Post,
+) {
+    let task = || cycled_from(c, c0).take(x.len() / s);
+    if S::STREAM && s >= SWEEP_MIN_RUN {
+        let [head, wrapped] = task_channels(c, c0, x.len() / s);
+        let all = |f: fn(&RunCoeffs<3>) -> bool| head.iter().chain(wrapped).all(f);
+        // SAFETY: forwarded contract; every run's coefficients are of the
+        // sweep's lane type (checked), so `lanes` gives them exactly.
+        unsafe {
+            if all(RunCoeffs::is_in::<f64>) {
+                let coef = RunCycle::new(c, c0);
+                return affine_sweep_post::<S, T>((x, r, y), s, coef, post);
+            }
+            if all(RunCoeffs::is_in::<f32>) {
+                let coef = RunCycle::new(c, c0);
+                return affine_sweep_post::<S32, T>((x, r, y), s, coef, post);
+            }
+        }
+    }
+    let runs = x.chunks_exact(s).zip(r.chunks_exact(s));
+    for (((xr, rr), yr), k) in runs.zip(y.chunks_exact_mut(s)).zip(task()) {
+        // SAFETY: forwarded contract; each run's slices are equally long.
+        unsafe {
+            match *k {
+                RunCoeffs::F64(k) => affine_post::<S, T>(xr, rr, yr, k, post),
+                RunCoeffs::F32(k) => affine_post::<S32, T>(xr, rr, yr, k, post),
+            }
+        }
+    }
+}
+
+/// [`affine_sweep`] with the epilogue chosen at run time.
+///
+/// # Safety
+/// As [`affine_sweep`].
+#[inline(always)]
+unsafe fn affine_sweep_post<S: Simd, T: Lane>(
+    (x, r, y): (&[T], &[T], &mut [T]),
+    s: usize,
+    coef: RunCycle<'_, 3>,
+    post: Post,
+) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        match post {
+            Post::Plain => affine_sweep::<S, T, false, false>([x, x], y, s, coef),
+            Post::Relu => affine_sweep::<S, T, false, true>([x, x], y, s, coef),
+            Post::AddRelu => affine_sweep::<S, T, true, true>([x, r], y, s, coef),
+        }
+    }
+}
+
+/// [`affine`] over consecutive runs of `s` values as one stretch, the runs'
+/// `[k, a, b]` taken from `coef` in turn: the same operations per element,
+/// so the same bits as one [`affine`] per run.
+///
+/// # Safety
+/// The CPU has `S`'s features; `x`, `r`, `y` equally long, a multiple of
+/// `s >= S::W`.
+#[inline(always)]
+unsafe fn affine_sweep<S: Simd, T: Lane, const ADD: bool, const RELU: bool>(
+    [x, r]: [&[T]; 2],
+    y: &mut [T],
+    s: usize,
+    coef: RunCycle<'_, 3>,
+) {
+    let pass = AffinePass::<T, ADD, RELU> {
+        x,
+        r,
+        y: y.as_mut_ptr(),
+    };
+    // SAFETY: `pass.step` is sound for `i + W <= len` (its contract); the
+    // rest by contract.
+    unsafe { sweep::<S, T, 3>(pass, x.len(), s, coef) }
+}
+
+/// [`affine_sweep`]'s element-wise work: `y = post(fma(x − k, a, b))`.
+struct AffinePass<'a, T, const ADD: bool, const RELU: bool> {
+    x: &'a [T],
+    r: &'a [T],
+    y: *mut T,
+}
+
+impl<S: Simd, T: Lane, const ADD: bool, const RELU: bool> RunPass<S, T, 3>
+    for AffinePass<'_, T, ADD, RELU>
+{
+    fn out(&self) -> *const T {
+        self.y
+    }
+    #[inline(always)]
+    unsafe fn one(&mut self, i: usize, [k, a, b]: [S::E; 3]) {
+        let v = (lane::<S::E, T>(self.x[i]) - k).fma(a, b);
+        let v = T::from_f64(post_scalar::<S::E, T, ADD, RELU>(v, self.r[i]).to_f64());
+        // SAFETY: `i < len` (contract), `y` valid for `len` writes.
+        unsafe { *self.y.add(i) = v };
+    }
+    #[inline(always)]
+    unsafe fn step(&mut self, i: usize, [kv, av, bv]: &[S::V; 3]) {
+        let (x, r) = (self.x, self.r);
+        prefetch_inputs::<S, T, 2>([(x, true), (r, ADD)], i, S::W, Some(x.len()));
+        // SAFETY: `i + W <= len` (contract), `x`, `r`, `y` that long;
+        // features by contract.
+        unsafe {
+            let v = S::fma(S::sub(T::load::<S>(x.as_ptr().add(i)), *kv), *av, *bv);
+            let v = if ADD {
+                S::add(v, T::load::<S>(r.as_ptr().add(i)))
+            } else {
+                v
+            };
+            T::store::<S>(self.y.add(i), if RELU { S::relu(v) } else { v });
+        }
+    }
+}
+
+/// An element-wise pass over `len` elements of consecutive runs, as
+/// [`sweep`] drives it (`K` coefficients per run).
+pub trait RunPass<S: Simd, T, const K: usize> {
+    /// The output (where the stores are aligned).
+    fn out(&self) -> *const T;
+    /// Element `i` in scalar code, `c` its run's coefficients.
+    ///
+    /// # Safety
+    /// `i < len`; the CPU has `S`'s features.
+    unsafe fn one(&mut self, i: usize, c: [S::E; K]);
+    /// The register at element `i`, `c` its lanes' coefficients.
+    ///
+    /// # Safety
+    /// `i + W <= len`; the CPU has `S`'s features.
+    unsafe fn step(&mut self, i: usize, c: &[S::V; K]);
+}
+
+/// `c` in registers.
+///
+/// # Safety
+/// The CPU has `S`'s features.
+#[inline(always)]
+unsafe fn splat_all<S: Simd, const K: usize>(c: [S::E; K]) -> [S::V; K] {
+    // SAFETY: features by contract.
+    unsafe {
+        let mut v = [S::splat(c[0]); K];
+        for (v, e) in v.iter_mut().zip(c) {
+            *v = S::splat(e);
+        }
+        v
+    }
+}
+
+/// `c[c0], c[c0 + 1], …` wrapping around to `c[0]` without end: the
+/// per-channel coefficients of consecutive runs starting at channel `c0`.
+#[inline(always)]
+fn cycled_from<C>(c: &[C], c0: usize) -> impl Iterator<Item = &C> {
+    c[c0..].iter().chain(c.iter().cycle())
+}
+
+/// The channels `runs` consecutive runs from channel `c0` use, as two
+/// slices of `c` (every channel once when the runs wrap around all of them).
+fn task_channels<C>(c: &[C], c0: usize, runs: usize) -> [&[C]; 2] {
+    if runs >= c.len() {
+        return [c, &[]];
+    }
+    let head = &c[c0.min(c.len())..];
+    let take = runs.min(head.len());
+    [&head[..take], &c[..runs - take]]
+}
+
+/// The `dx` pass over consecutive runs of `s` values (`v = [x, dy, yo]`,
+/// run `i` with `c[(c0 + i) mod c.len()] = [k, kd, kx, kc]`): with `MASK`
+/// the ReLU backward's ([`dx_relu_any`], `fixed` statistics and `dres`
+/// when not null), without it [`dx`] (`yo` unread). In one [`sweep`] when
+/// the level streams, `dres` is null, every run's coefficients are of one
+/// lane type and `s >= SWEEP_MIN_RUN`; otherwise one call per run (`f64`
+/// lanes `S` or `f32` lanes `S32`, as each run's coefficients say).
+///
+/// # Safety
+/// The CPU has the features of `S` and `S32`; `x`, `dy`, `yo`, `dx` equally
+/// long, a multiple of `s > 0`; `c` not empty, `c0 < c.len()`; `dres` null
+/// or valid for `x.len()` writes, not overlapping the slices; without
+/// `MASK`, `fixed` false and `dres` null.
+#[inline(always)]
+pub unsafe fn dx_runs<S: Simd<E = f64>, S32: Simd<E = f32>, T: Lane, const MASK: bool>(
+    v: [&[T]; 3],
+    (dx, dres): (&mut [T], *mut T),
+    s: usize,
+    (c, c0): (&[RunCoeffs<4>], usize),
+    fixed: bool,
+) {
+    let runs = v[0].len() / s;
+    if S::STREAM && s >= SWEEP_MIN_RUN && dres.is_null() {
+        let [head, wrapped] = task_channels(c, c0, runs);
+        let all = |f: fn(&RunCoeffs<4>) -> bool| head.iter().chain(wrapped).all(f);
+        // SAFETY: forwarded contract; every run's coefficients are of the
+        // sweep's lane type (checked), so `lanes` gives them exactly.
+        unsafe {
+            if all(RunCoeffs::is_in::<f64>) {
+                return dx_sweep_any::<S, T, MASK>(v, dx, s, RunCycle::new(c, c0), fixed);
+            }
+            if all(RunCoeffs::is_in::<f32>) {
+                return dx_sweep_any::<S32, T, MASK>(v, dx, s, RunCycle::new(c, c0), fixed);
+            }
+        }
+    }
+    let task = cycled_from(c, c0).take(runs);
+    for (i, (d, k)) in dx.chunks_exact_mut(s).zip(task).enumerate() {
+        let r = i * s..(i + 1) * s;
+        let vr = v.map(|a| &a[r.clone()]);
+        // `dres` of run i: i·s + s <= x.len() values in (contract).
+        let dr = if dres.is_null() {
+            dres
+        } else {
+            // SAFETY: i·s + s <= x.len() (contract).
+            unsafe { dres.add(i * s) }
+        };
+        // SAFETY: forwarded contract; each run's slices are equally long.
+        unsafe {
+            match (*k, MASK) {
+                (RunCoeffs::F64(k), true) => dx_relu_any::<S, T>(vr, d, dr, k, fixed),
+                (RunCoeffs::F32(k), true) => dx_relu_any::<S32, T>(vr, d, dr, k, fixed),
+                (RunCoeffs::F64(k), false) => self::dx::<S, T>(vr[0], vr[1], d, k),
+                (RunCoeffs::F32(k), false) => self::dx::<S32, T>(vr[0], vr[1], d, k),
+            }
+        }
+    }
+}
+
+/// [`DxPass`] swept over runs, `fixed` chosen at run time.
+///
+/// # Safety
+/// As [`sweep`] with [`DxPass`]'s contract: the three inputs and `dx`
+/// equally long, a multiple of `s >= S::W`.
+#[inline(always)]
+unsafe fn dx_sweep_any<S: Simd, T: Lane, const MASK: bool>(
+    v: [&[T]; 3],
+    dx: &mut [T],
+    s: usize,
+    coef: RunCycle<'_, 4>,
+    fixed: bool,
+) {
+    let (len, d) = (v[0].len(), dx.as_mut_ptr());
+    // SAFETY: forwarded contract.
+    unsafe {
+        if fixed {
+            sweep::<S, T, 4>(DxPass::<T, MASK, true> { v, dx: d }, len, s, coef)
+        } else {
+            sweep::<S, T, 4>(DxPass::<T, MASK, false> { v, dx: d }, len, s, coef)
+        }
+    }
+}
+
+/// [`dx_pass`]'s element-wise work without a residual gradient, for
+/// [`sweep`] (`v = [x, dy, yo]`).
+struct DxPass<'a, T, const MASK: bool, const FIXED: bool> {
+    v: [&'a [T]; 3],
+    dx: *mut T,
+}
+
+impl<S: Simd, T: Lane, const MASK: bool, const FIXED: bool> RunPass<S, T, 4>
+    for DxPass<'_, T, MASK, FIXED>
+{
+    fn out(&self) -> *const T {
+        self.dx
+    }
+    #[inline(always)]
+    unsafe fn one(&mut self, i: usize, c: [S::E; 4]) {
+        let null = std::ptr::null_mut();
+        // SAFETY: `i < len` (contract), `dx` valid for `len` writes; no `RES`.
+        unsafe { *self.dx.add(i) = dx_scalar::<S::E, T, MASK, FIXED, false>(self.v, null, i, c) };
+    }
+    #[inline(always)]
+    unsafe fn step(&mut self, i: usize, [k, kd, kx, kc]: &[S::V; 4]) {
+        let [x, dy, yo] = self.v;
+        let inputs = [(x, !FIXED), (dy, true), (yo, MASK)];
+        prefetch_inputs::<S, T, 3>(inputs, i, S::W, Some(x.len()));
+        // SAFETY: `i + W <= len` (contract), the inputs and `dx` that long;
+        // features by contract.
+        unsafe {
+            let mut m = T::load::<S>(dy.as_ptr().add(i));
+            if MASK {
+                m = S::relu_grad(T::load::<S>(yo.as_ptr().add(i)), m);
+            }
+            let v = if FIXED {
+                S::fma(*kd, m, S::splat(S::E::from_f64(-0.0)))
+            } else {
+                let d = S::sub(T::load::<S>(x.as_ptr().add(i)), *k);
+                S::fma(*kd, m, S::fma(*kx, d, *kc))
+            };
+            T::store::<S>(self.dx.add(i), v);
+        }
+    }
+}
+
+/// The coefficients of consecutive runs: channel `c0`'s first, then the
+/// next channel's, cycling through `c` (no division per run).
+pub struct RunCycle<'a, const K: usize> {
+    c: &'a [RunCoeffs<K>],
+    at: usize,
+}
+
+impl<'a, const K: usize> RunCycle<'a, K> {
+    /// Starting at `c[c0]` (`c0 < c.len()`; an out-of-range `c0` starts at 0).
+    pub fn new(c: &'a [RunCoeffs<K>], c0: usize) -> Self {
+        Self {
+            c,
+            at: if c0 < c.len() { c0 } else { 0 },
+        }
+    }
+
+    /// The next run's coefficients in lanes of `E` ([`RunCoeffs::lanes`]).
+    #[inline(always)]
+    fn next<E: Real>(&mut self) -> [E; K] {
+        let v = self.c[self.at].lanes();
+        self.at = if self.at + 1 == self.c.len() {
+            0
+        } else {
+            self.at + 1
+        };
+        v
+    }
+}
+
+/// Runs `p` over `len` elements of consecutive runs of `s >= W` elements
+/// (coefficients from `coef`, one run after the other) in memory order:
+/// [`RunPass::one`] for the elements outside [`nt::span`],
+/// [`RunPass::step`] for each register in it with the coefficients
+/// splatted — blended ([`Simd::blend`]) for a register that straddles two
+/// runs, so the stores of a streaming level cover whole lines across run
+/// ends. Runs shorter than a line would otherwise each need a scalar head
+/// to align their own streaming stores, and the lines neighbouring runs
+/// share would mix streaming and ordinary stores (measured slower than no
+/// streaming). Fences at the end ([`Simd::fence`]).
+///
+/// # Safety
+/// `s >= S::W`, `len` a multiple of `s`; `p`'s methods sound for the `i`
+/// their contracts name; the CPU has `S`'s features.
+#[inline(always)]
+pub unsafe fn sweep<S: Simd, T: Lane, const K: usize>(
+    mut p: impl RunPass<S, T, K>,
+    len: usize,
+    s: usize,
+    mut coef: RunCycle<'_, K>,
+) {
+    let (h, end) = nt::span::<S, T>(p.out(), len);
+    // The run being written: its coefficients, and where it ends.
+    let (mut run, mut stop) = (coef.next::<S::E>(), s);
+    // SAFETY: every `i` below is `< len`, every register `i + W <= end <=
+    // len`, every blend's `m < W`; features by contract.
+    unsafe {
+        for i in 0..h {
+            if i == stop {
+                (run, stop) = (coef.next(), stop + s);
+            }
+            p.one(i, run);
+        }
+        let mut i = h;
+        if i < end {
+            if i == stop {
+                (run, stop) = (coef.next(), stop + s);
+            }
+            let mut cur = splat_all::<S, K>(run);
+            loop {
+                // Whole registers of the run (which ends at `stop`).
+                let lim = stop.min(end);
+                while i + S::W <= lim {
+                    p.step(i, &cur);
+                    i += S::W;
+                }
+                if i >= end {
+                    break;
+                }
+                // `i <= stop < i + W <= end`: lanes before `stop` are this
+                // run's, the rest the next one's (`s >= W`).
+                run = coef.next();
+                let next = splat_all::<S, K>(run);
+                let mut mixed = next;
+                for (v, c) in mixed.iter_mut().zip(cur) {
+                    *v = S::blend(stop - i, c, *v);
+                }
+                p.step(i, &mixed);
+                (i, stop, cur) = (i + S::W, stop + s, next);
+            }
+        }
+        for i in i..len {
+            if i == stop {
+                (run, stop) = (coef.next(), stop + s);
+            }
+            p.one(i, run);
         }
         S::fence();
     }

@@ -68,6 +68,14 @@ impl Simd for Scalar {
     unsafe fn relu_grad(y: f64, g: f64) -> f64 {
         crate::activation::relu_grad(y, g)
     }
+    #[inline(always)]
+    unsafe fn blend(m: usize, a: f64, b: f64) -> f64 {
+        if m > 0 {
+            a
+        } else {
+            b
+        }
+    }
 }
 
 /// One `f32` lane.
@@ -122,6 +130,14 @@ impl Simd for ScalarF32 {
     #[inline(always)]
     unsafe fn relu_grad(y: f32, g: f32) -> f32 {
         crate::activation::relu_grad(y as f64, g as f64) as f32
+    }
+    #[inline(always)]
+    unsafe fn blend(m: usize, a: f32, b: f32) -> f32 {
+        if m > 0 {
+            a
+        } else {
+            b
+        }
     }
 }
 
