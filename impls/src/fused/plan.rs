@@ -48,8 +48,10 @@ pub const STREAM_MIN_BYTES: usize = 12 << 20;
 /// neighbours get ordinary stores between streaming ones: with 28×28 runs
 /// (784, 2 of every 49 lines) eval/train were 1.2–1.75× *slower* than
 /// without streaming on the 2-core Xeon VM (A/B, 12.8 MB outputs), 56×56
-/// runs (3136) faster. Channels-last passes sweep across row ends
-/// ([`super::simd::rows`]) and need no minimum.
+/// runs (3136) faster. Applies to the passes that go run by run (channel
+/// tasks); the address-ordered passes sweep across run ends
+/// ([`stream_sweep`]), as the channels-last ones sweep across row ends
+/// ([`super::simd::rows`]).
 pub const STREAM_MIN_RUN: usize = 2048;
 
 /// Whether an element-wise pass writing `len` elements of `T` streams them.
@@ -84,7 +86,9 @@ pub fn stream_runs<T: Lane>(dims: Dims, channel_tasks: bool) -> bool {
 /// 16.8 MB outputs level to slower (1024×64×8×8 `f32` 0.99–1.04×, `bf16`
 /// 2048×64×8×8 1.0–1.13×), 25.7 MB `f32` 128×64×28×28 1.02–1.03×, 33.5 MB
 /// and more faster (`f32` 2048×64×8×8 0.74–0.86×, 64×2048×8×8 0.75–0.89×,
-/// 4096×64×8×8 0.57×).
+/// 4096×64×8×8 0.57×). With this threshold, `f32` 1 thread: train
+/// 0.88×/0.82×/0.64× and backward 0.85×/0.86×/0.76× on 2048×64×8×8 /
+/// 64×2048×8×8 / 4096×64×8×8 (3 rounds).
 pub const SWEEP_SHORT_MIN_BYTES: usize = 32 << 20;
 
 /// Whether a contiguous element-wise pass that sweeps each task's runs as
