@@ -136,11 +136,12 @@ pub fn rows_pass<T: Send>(
     }
 }
 
-/// Split a contiguous output into its runs and deal them to tasks of
-/// `channels_per_task` channels: `tasks[t][n·cs + i]` is run `(n, t·cpt + i)`.
-/// Lets one task own whole channels (statistics, then normalize while the
+/// Split a contiguous output into stretches and deal them to tasks of
+/// `channels_per_task` channels: `tasks[t][n]` holds the runs of channels
+/// `t·cpt ..` in batch row `n` (adjacent in memory, one kernel call). Lets
+/// one task own whole channels (statistics, then normalize while the
 /// channel is still in cache).
-pub fn runs_by_channel_task<T>(
+pub fn stretches_by_channel_task<T>(
     out: &mut [T],
     dims: Dims,
     channels_per_task: usize,
@@ -148,8 +149,13 @@ pub fn runs_by_channel_task<T>(
     let cpt = channels_per_task.max(1);
     let tasks = dims.c.div_ceil(cpt);
     let mut v: Vec<Vec<&mut [T]>> = (0..tasks).map(|_| Vec::new()).collect();
-    for (r, run) in out.chunks_mut(dims.s).enumerate() {
-        v[(r % dims.c) / cpt].push(run);
+    if dims.s == 0 || dims.c == 0 {
+        return v;
+    }
+    for row in out.chunks_mut(dims.c * dims.s) {
+        for (t, stretch) in row.chunks_mut(cpt * dims.s).enumerate() {
+            v[t].push(stretch);
+        }
     }
     v
 }
@@ -220,15 +226,18 @@ mod tests {
     use crate::layout::Layout;
 
     #[test]
-    fn runs_by_channel_task_deals_runs_to_their_channels() {
+    fn stretches_by_channel_task_deal_each_batch_row_to_its_channels() {
         let dims = Dims::from_shape("x", &[2, 5, 3], Layout::Contiguous).unwrap();
         let mut out: Vec<usize> = (0..dims.len()).collect();
-        let tasks = runs_by_channel_task(&mut out, dims, 2);
+        let tasks = stretches_by_channel_task(&mut out, dims, 2);
         assert_eq!(tasks.len(), 3);
-        for (t, runs) in tasks.iter().enumerate() {
-            for run in runs {
-                let c = run[0] / dims.s % dims.c;
-                assert_eq!(c / 2, t);
+        for (t, stretches) in tasks.iter().enumerate() {
+            assert_eq!(stretches.len(), dims.n);
+            for (n, st) in stretches.iter().enumerate() {
+                let cs = 2.min(dims.c - 2 * t);
+                let first = dims.offset(n, 2 * t, 0);
+                let want: Vec<usize> = (first..first + cs * dims.s).collect();
+                assert_eq!(st.to_vec(), want, "task {t} row {n}");
             }
         }
     }

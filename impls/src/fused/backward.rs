@@ -13,8 +13,8 @@ use super::plan::{self, Rows};
 use super::reduce::{self, Stretch};
 use super::simd::{self, Lane, Level, Post, RowCoeffs, RunAcc, RunCoeffs};
 use crate::engine::plan::{
-    is_parallel, rows_pass, rows_pass_pair, runs_by_channel_task, runs_task_pass,
-    runs_task_pass_pair,
+    is_parallel, rows_pass, rows_pass_pair, runs_task_pass, runs_task_pass_pair,
+    stretches_by_channel_task,
 };
 use crate::layout::{Dims, Layout};
 use crate::problem::{Backward, GradMode};
@@ -80,31 +80,6 @@ struct Out<'a, T> {
     dres: Option<&'a mut [T]>,
 }
 
-/// `dx` of one run with the ReLU mask from `yo`, and the masked `dy` into `dres`.
-#[allow(clippy::too_many_arguments)]
-fn run_dx_relu<T: Lane>(
-    lv: Level,
-    v: [&[T]; 3],
-    out: &mut [T],
-    dres: Option<&mut [T]>,
-    k: f64,
-    g: &Grad,
-    mode: GradMode,
-) {
-    let fixed = mode == GradMode::Fixed;
-    simd::run_dx_relu(lv, v, out, dres, k, [g.kd, g.kx, g.kc], fixed)
-}
-
-/// `dx` of one run: the full formula, or `kd·dy` with fixed statistics
-/// (`x` is not read, so a NaN in `x` cannot reach `dx`; adding −0 keeps
-/// the product's bits).
-fn run_dx<T: Lane>(lv: Level, x: &[T], dy: &[T], out: &mut [T], k: f64, g: &Grad, mode: GradMode) {
-    match mode {
-        GradMode::Batch => simd::run_dx(lv, x, dy, out, k, [g.kd, g.kx, g.kc]),
-        GradMode::Fixed => simd::run_affine(lv, dy, out, 0.0, g.kd, -0.0),
-    }
-}
-
 fn contiguous<T: Lane>(
     x: &[T],
     dy: &[T],
@@ -117,7 +92,7 @@ fn contiguous<T: Lane>(
     let s = dims.s;
     let arrays = if yo.is_some() { 3 } else { 2 };
     let bytes = arrays * dims.per_channel() * std::mem::size_of::<T>();
-    let tasks = plan::channel_tasks(dims, bytes);
+    let tasks = plan::channel_tasks(dims, bytes, std::mem::size_of::<T>());
     // The sums prefetch past the caches; the `dx` pass may stream its output
     // (run by run in channel tasks, else swept across runs).
     let lvs = lv.streaming(plan::stream_runs::<T>(dims, true));
@@ -128,28 +103,12 @@ fn contiguous<T: Lane>(
         let k = &pr.mean[st.c..st.c + st.runs];
         simd::runs_grad(lvr, v, s, st.next, k, acc)
     };
-    // `dx` of the run at `o` of channel `c`, masked when `yo` is given.
-    let dx_run = move |c: usize, o: usize, run: &mut [T], dres: Option<&mut [T]>, g: &Grad| {
-        let (xr, gr) = (&x[o..o + s], &dy[o..o + s]);
-        match yo {
-            Some(yo) => run_dx_relu(
-                lvs,
-                [xr, gr, &yo[o..o + s]],
-                run,
-                dres,
-                pr.mean[c],
-                g,
-                pr.mode,
-            ),
-            None => run_dx(lvs, xr, gr, run, pr.mean[c], g, pr.mode),
-        }
-    };
     let Out { dx, dres } = out;
     if let Some(cpt) = tasks {
-        let tasks = runs_by_channel_task(dx, dims, cpt);
+        let tasks = stretches_by_channel_task(dx, dims, cpt);
         let n = tasks.len();
         let tasks2: Vec<Option<Vec<&mut [T]>>> = match dres {
-            Some(d) => runs_by_channel_task(d, dims, cpt)
+            Some(d) => stretches_by_channel_task(d, dims, cpt)
                 .into_iter()
                 .map(Some)
                 .collect(),
@@ -159,14 +118,18 @@ fn contiguous<T: Lane>(
             .into_par_iter()
             .zip(tasks2)
             .enumerate()
-            .map(|(t, (mut runs, mut runs2))| {
+            .map(|(t, (mut outs, mut outs2))| {
                 let (c0, cs) = (t * cpt, cpt.min(dims.c - t * cpt));
                 let sums = reduce::channels(dims, (c0, cs), &f);
                 let g: Vec<Grad> = (0..cs).map(|i| pr.grad(c0 + i, sums[i])).collect();
-                for (i, run) in runs.iter_mut().enumerate() {
-                    let (c, o) = (c0 + i % cs, dims.offset(i / cs, c0 + i % cs, 0));
-                    let d2 = runs2.as_mut().map(|r| &mut *r[i]);
-                    dx_run(c, o, run, d2, &g[i % cs]);
+                let c = DxCoeffs::new::<T>(&g, &pr.mean[c0..c0 + cs]);
+                // Each batch row's runs of the task's channels in one call.
+                for (row, out) in outs.iter_mut().enumerate() {
+                    let o = dims.offset(row, c0, 0);
+                    let r = o..o + out.len();
+                    let d2 = outs2.as_mut().map(|d| &mut *d[row]);
+                    let v = (&x[r.clone()], &dy[r.clone()], yo.map(|yo| &yo[r]));
+                    dx_stretch(lvs, v, (out, d2), s, (&c, 0), pr.mode);
                 }
                 g
             })
@@ -176,73 +139,60 @@ fn contiguous<T: Lane>(
     let sums = reduce::all_channels(dims, is_parallel(dims), &f);
     let g: Vec<Grad> = (0..dims.c).map(|c| pr.grad(c, sums[c])).collect();
     let lva = lv.streaming(plan::stream_sweep::<T>(dims));
-    match yo {
-        None => address_order_dx(lva, (x, dy, dx), dims, &g, pr),
-        Some(yo) => address_order_dx_relu(lva, [x, dy, yo], (dx, dres), dims, &g, pr),
+    let c = DxCoeffs::new::<T>(&g, pr.mean);
+    let part = move |r: Range<usize>| (&x[r.clone()], &dy[r.clone()], yo.map(|yo| &yo[r]));
+    match dres {
+        Some(d) => runs_task_pass_pair(dims, plan::TASK, dx, d, |c0, r, out, out2| {
+            dx_stretch(lva, part(r), (out, Some(out2)), s, (&c, c0), pr.mode)
+        }),
+        None => runs_task_pass(dims, plan::TASK, dx, |c0, r, out| {
+            dx_stretch(lva, part(r), (out, None), s, (&c, c0), pr.mode)
+        }),
     }
     g
 }
 
-/// The `dx` coefficients `[k, kd, kx, kc]` of every channel, built once
-/// per operation for the address-ordered passes.
-fn dx_coeffs<T: Lane>(g: &[Grad], pr: Params<'_>) -> Vec<RunCoeffs<4>> {
-    (g.iter().zip(pr.mean))
-        .map(|(g, &k)| RunCoeffs::dx::<T>([k, g.kd, g.kx, g.kc]))
-        .collect()
+/// The per-channel coefficients of the contiguous `dx` passes, built once
+/// per operation (or channel task): `[k, kd, kx, kc]`, and the scale
+/// `[0, kd, −0]` of fixed statistics without the ReLU.
+struct DxCoeffs {
+    dx: Vec<RunCoeffs<4>>,
+    fixed: Vec<RunCoeffs<3>>,
 }
 
-/// The ReLU backward's address-ordered `dx` pass (`v = [x, dy, yo]`): the
-/// runs of a task in one kernel call ([`simd::runs_dx_relu`]), writing the
-/// masked `dy` into `dres` when given.
-fn address_order_dx_relu<T: Lane>(
-    lv: Level,
-    v: [&[T]; 3],
-    (dx, dres): (&mut [T], Option<&mut [T]>),
-    dims: Dims,
-    g: &[Grad],
-    pr: Params<'_>,
-) {
-    let (s, fixed, c) = (dims.s, pr.mode == GradMode::Fixed, dx_coeffs::<T>(g, pr));
-    let part = |r: Range<usize>| v.map(|a| &a[r.clone()]);
-    match dres {
-        Some(d) => runs_task_pass_pair(dims, plan::TASK, dx, d, |c0, r, out, out2| {
-            simd::runs_dx_relu(lv, part(r), out, Some(out2), s, (&c, c0), fixed)
-        }),
-        None => runs_task_pass(dims, plan::TASK, dx, |c0, r, out| {
-            simd::runs_dx_relu(lv, part(r), out, None, s, (&c, c0), fixed)
-        }),
+impl DxCoeffs {
+    /// For channels with gradients `g` and means `mean` (as many).
+    fn new<T: Lane>(g: &[Grad], mean: &[f64]) -> Self {
+        let dx = (g.iter().zip(mean))
+            .map(|(g, &k)| RunCoeffs::dx::<T>([k, g.kd, g.kx, g.kc]))
+            .collect();
+        let fixed = g
+            .iter()
+            .map(|g| RunCoeffs::affine::<T>([0.0, g.kd, -0.0]))
+            .collect();
+        Self { dx, fixed }
     }
 }
 
-/// The `dx` pass of the address-ordered schedule (no ReLU): the runs of a
-/// task in one kernel call ([`simd::runs_dx`]; with fixed statistics
-/// `dx = kd·dy − 0`, [`simd::runs_affine_post`] of `dy`), coefficients
-/// built once per channel.
-fn address_order_dx<T: Lane>(
+/// The `dx` pass over consecutive runs of `s` values in address order, the
+/// first of channel `c0` of `c` (`v = (x, dy, yo)`): with `yo`, `dy` masked
+/// by the ReLU output and the masked `dy` written to `dres` when given
+/// ([`simd::runs_dx_relu`]); without, the full formula ([`simd::runs_dx`])
+/// or, with fixed statistics, `dx = kd·dy − 0` (`x` unread, so a NaN in `x`
+/// cannot reach `dx`; −0 keeps the product's bits).
+fn dx_stretch<T: Lane>(
     lv: Level,
-    (x, dy, dx): (&[T], &[T], &mut [T]),
-    dims: Dims,
-    g: &[Grad],
-    pr: Params<'_>,
+    (x, dy, yo): (&[T], &[T], Option<&[T]>),
+    (out, dres): (&mut [T], Option<&mut [T]>),
+    s: usize,
+    (c, c0): (&DxCoeffs, usize),
+    mode: GradMode,
 ) {
-    let s = dims.s;
-    match pr.mode {
-        GradMode::Batch => {
-            let c = dx_coeffs::<T>(g, pr);
-            runs_task_pass(dims, plan::TASK, dx, |c0, r, out| {
-                simd::runs_dx(lv, (&x[r.clone()], &dy[r], out), s, (&c, c0))
-            })
-        }
-        GradMode::Fixed => {
-            let c: Vec<RunCoeffs<3>> = g
-                .iter()
-                .map(|g| RunCoeffs::affine::<T>([0.0, g.kd, -0.0]))
-                .collect();
-            runs_task_pass(dims, plan::TASK, dx, |c0, r, out| {
-                let v = (&dy[r.clone()], &dy[r], out);
-                simd::runs_affine_post(lv, v, s, (&c, c0), Post::Plain)
-            })
-        }
+    let fixed = mode == GradMode::Fixed;
+    match (yo, fixed) {
+        (Some(yo), _) => simd::runs_dx_relu(lv, [x, dy, yo], out, dres, s, (&c.dx, c0), fixed),
+        (None, false) => simd::runs_dx(lv, (x, dy, out), s, (&c.dx, c0)),
+        (None, true) => simd::runs_affine_post(lv, (dy, dy, out), s, (&c.fixed, c0), Post::Plain),
     }
 }
 

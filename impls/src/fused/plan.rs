@@ -33,6 +33,14 @@ const CHANNEL_CACHE: usize = 2 << 20;
 /// backward 0.92–0.97× (`f32`, `bf16`; 0.89–0.90× at 2 threads), but
 /// 8×64×28×28 and 4×256×28×28 backward 1.15–1.34× slower (`f32`, `f64`).
 const CHANNEL_MIN_RUN: usize = 512;
+/// Shortest task stretch (bytes of one array) for which channel tasks of
+/// runs shorter than [`CHANNEL_MIN_RUN`] pay, now that a stretch is one
+/// kernel call. Backward on the 2-core Xeon VM (`f32`, 1 thread, A/B, 3
+/// alternated rounds, tasks against address order): stretches of 7.8 KB
+/// (16×256×14×14) 0.79×, 4 KB (32×64×16×16) 0.77×, 2 KB (64×128×8×8)
+/// 0.93×; 1 KB (128×64×16×16) 1.14×, 512 B (256×64×8×8) 1.80×, 256 B
+/// (1024×64×8×8) 3.7× — short stretches starve the reduction's prefetch.
+const CHANNEL_MIN_STRETCH: usize = 2 << 10;
 /// Input bytes a channel task aims for.
 const CHANNEL_TASK: usize = 256 << 10;
 
@@ -145,17 +153,21 @@ const ITEMS_PER_THREAD: usize = 2;
 const MIN_STRETCH: usize = 4096;
 
 /// Channels per task when tasks own whole channels (contiguous layout,
-/// `bytes` per channel over the arrays read), or `None` when that does not
-/// pay. Uses the thread count, so both schedules compute the same bits
-/// (see `reduce`): only speed depends on the choice.
-pub fn channel_tasks(dims: Dims, bytes: usize) -> Option<usize> {
+/// `bytes` per channel over the arrays read, `elem` bytes per value), or
+/// `None` when that does not pay: runs of at least [`CHANNEL_MIN_RUN`]
+/// values, or shorter runs whose task stretches (the task's runs in one
+/// batch row, read and written as one) hold [`CHANNEL_MIN_STRETCH`] bytes.
+/// Uses the thread count, so both schedules compute the same bits (see
+/// `reduce`): only speed depends on the choice.
+pub fn channel_tasks(dims: Dims, bytes: usize, elem: usize) -> Option<usize> {
     let threads = rayon::current_num_threads();
     let ok = dims.layout == Layout::Contiguous
-        && dims.s >= CHANNEL_MIN_RUN
         && is_parallel(dims)
         && bytes <= CHANNEL_CACHE
         && dims.c >= 4 * threads;
-    ok.then(|| (CHANNEL_TASK / bytes).clamp(1, (dims.c / (4 * threads)).max(1)))
+    let cpt = (CHANNEL_TASK / bytes.max(1)).clamp(1, (dims.c / (4 * threads)).max(1));
+    let long = dims.s >= CHANNEL_MIN_RUN || cpt * dims.s * elem >= CHANNEL_MIN_STRETCH;
+    (ok && long).then_some(cpt)
 }
 
 /// Channels-last geometry: super-rows, reduction chunks, element-wise tasks.

@@ -5,8 +5,8 @@
 use super::coeffs::{self, Channel};
 use super::plan::{self, Rows};
 use super::reduce::{self, Stretch};
-use super::simd::{self, Lane, Level, Post, RunAcc};
-use crate::engine::plan::{is_parallel, map_ordered, runs_by_channel_task};
+use super::simd::{self, Lane, Level, Post, RunAcc, RunCoeffs};
+use crate::engine::plan::{is_parallel, map_ordered, stretches_by_channel_task};
 use crate::layout::{Dims, Layout};
 use crate::problem::{Affine, TrainForward};
 use rayon::prelude::*;
@@ -126,26 +126,30 @@ fn contiguous<T: Lane>(
 ) {
     let x = p.x;
     let bytes = dims.per_channel() * std::mem::size_of::<T>();
-    let tasks = plan::channel_tasks(dims, bytes);
+    let tasks = plan::channel_tasks(dims, bytes, std::mem::size_of::<T>());
     // The statistics prefetch past the caches; the normalize pass may stream
     // `y` (run by run in channel tasks, else swept across runs).
     let lvr = lv.streaming(plan::prefetch_reads::<T>(x.len()));
     let stats = if let Some(cpt) = tasks {
         let lvs = lv.streaming(plan::stream_runs::<T>(dims, true));
         let (n, eps, af) = (dims.per_channel(), p.eps, p.affine);
-        let tasks = runs_by_channel_task(p.y, dims, cpt);
+        let tasks = stretches_by_channel_task(p.y, dims, cpt);
         let per_task: Vec<Vec<Channel>> = tasks
             .into_par_iter()
             .enumerate()
-            .map(|(t, mut runs)| {
+            .map(|(t, mut stretches)| {
                 let (c0, cs) = (t * cpt, cpt.min(dims.c - t * cpt));
                 let st = block_stats(lvr, x, dims, (c0, cs), shift);
                 let k = norm_coeffs(n, eps, af, c0, &st);
-                for (i, run) in runs.iter_mut().enumerate() {
-                    let (o, ci) = (dims.offset(i / cs, c0 + i % cs, 0), i % cs);
-                    let (xr, rr) = (&x[o..o + dims.s], &res[o..o + dims.s]);
-                    let [a, b] = k[ci];
-                    simd::run_affine_post(lvs, xr, rr, run, st[ci].shift, a, b, post);
+                let kab: Vec<RunCoeffs<3>> = (st.iter().zip(&k))
+                    .map(|(st, &[a, b])| RunCoeffs::affine::<T>([st.shift, a, b]))
+                    .collect();
+                // Each batch row's runs of the task's channels in one call.
+                for (row, out) in stretches.iter_mut().enumerate() {
+                    let o = dims.offset(row, c0, 0);
+                    let r = o..o + out.len();
+                    let v = (&x[r.clone()], &res[r], &mut **out);
+                    simd::runs_affine_post(lvs, v, dims.s, (&kab, 0), post);
                 }
                 st
             })
