@@ -126,8 +126,8 @@ pub fn chunks(dims: Dims) -> usize {
 /// Channels per contiguous reduction item: enough that an item reads about
 /// [`CHUNK`] values, and that the item's runs in one batch row — read as
 /// one address-ordered stretch, one kernel call — hold at least
-/// [`MIN_STRETCH`] values. Changes who computes a chunk, never its result.
-/// In a pool of several threads, no wider than leaves [`ITEMS_PER_THREAD`]
+/// `MIN_STRETCH` (4096) values. Changes who computes a chunk, never its result.
+/// In a pool of several threads, no wider than leaves `ITEMS_PER_THREAD` (2)
 /// items per thread where the channels allow (1024×64×8×8 has one chunk
 /// per channel: all 64 channels in one item would leave one thread idle).
 pub fn item_channels(dims: Dims) -> usize {
@@ -154,9 +154,9 @@ const MIN_STRETCH: usize = 4096;
 
 /// Channels per task when tasks own whole channels (contiguous layout,
 /// `bytes` per channel over the arrays read, `elem` bytes per value), or
-/// `None` when that does not pay: runs of at least [`CHANNEL_MIN_RUN`]
+/// `None` when that does not pay: runs of at least `CHANNEL_MIN_RUN` (512)
 /// values, or shorter runs whose task stretches (the task's runs in one
-/// batch row, read and written as one) hold [`CHANNEL_MIN_STRETCH`] bytes.
+/// batch row, read and written as one) hold `CHANNEL_MIN_STRETCH` (2 KiB).
 /// Uses the thread count, so both schedules compute the same bits (see
 /// `reduce`): only speed depends on the choice.
 pub fn channel_tasks(dims: Dims, bytes: usize, elem: usize) -> Option<usize> {

@@ -97,7 +97,7 @@ pub fn all_channels<const K: usize>(dims: Dims, par: bool, f: &impl RunFn<K>) ->
 /// Per-channel sums over channels-last rows (`rows` rows of `c` values):
 /// `f(range, acc)` adds the whole super-rows of `x[range]` into the lanes.
 ///
-/// Chunks are reduced in waves of [`WAVE_PER_THREAD`] per thread (one at a
+/// Chunks are reduced in waves of `WAVE_PER_THREAD` per thread (one at a
 /// time when not `par`) into scratch allocated once per call, and each
 /// wave's partials are added into the total in chunk order — the bits of
 /// one chunk at a time, for any pool. A partial kept per chunk until the
