@@ -271,7 +271,8 @@ fn many_runs_into<T: Lane>(
 /// register's length and longer, and nothing outside the output; with one
 /// channel's coefficients out of `f32`'s range (half data then mix `f32`
 /// and `f64` lanes across runs) it falls back to a call per run and still
-/// agrees.
+/// agrees, and with every channel's out of range half data sweep in `f64`
+/// lanes.
 fn check_run_sweep<T: Lane>(lv: Level) {
     let line = 64 / std::mem::size_of::<T>();
     let sentinel = T::from_f64(7.0);
@@ -279,13 +280,27 @@ fn check_run_sweep<T: Lane>(lv: Level) {
         .map(|c| [0.25 * c as f64, 1.5 - 0.5 * c as f64, -0.125 + c as f64])
         .collect();
     let mut kc: Vec<[f64; 4]> = kab.iter().map(|&[k, a, b]| [k, a, -b, 0.5 * a]).collect();
-    for wide in [false, true] {
-        if wide {
-            kab[3] = [0.5, 1e200, 0.0];
-            kc[2] = [0.5, 1e200, 1.0, 0.0];
+    // Wide channels: none, one (half data mix lane types: a call per run),
+    // all (half data sweep in `f64` lanes).
+    for wide in 0..3 {
+        match wide {
+            1 => {
+                kab[3] = [0.5, 1e200, 0.0];
+                kc[2] = [0.5, 1e200, 1.0, 0.0];
+            }
+            2 => {
+                kab.iter_mut().for_each(|k| k[1] *= 1e200);
+                kc.iter_mut().for_each(|k| k[2] *= 1e200);
+            }
+            _ => {}
         }
         let ca: Vec<RunCoeffs<3>> = kab.iter().map(|&k| RunCoeffs::affine::<T>(k)).collect();
         let cd: Vec<RunCoeffs<4>> = kc.iter().map(|&k| RunCoeffs::dx::<T>(k)).collect();
+        if wide == 2 {
+            let f64_lanes = |c: &RunCoeffs<4>| matches!(c, RunCoeffs::F64(_));
+            assert!(ca.iter().all(|c| matches!(c, RunCoeffs::F64(_))));
+            assert!(cd.iter().all(f64_lanes), "every dx channel in f64 lanes");
+        }
         for s in [16, 17, 31, 49, 64, 100] {
             for (runs, c0) in [(1, 0), (4, 3), (11, 1)] {
                 let n = runs * s;
