@@ -94,8 +94,7 @@ fn contiguous<T: Lane>(
     let bytes = arrays * dims.per_channel() * std::mem::size_of::<T>();
     let tasks = plan::channel_tasks(dims, bytes, std::mem::size_of::<T>());
     // The sums prefetch past the caches; the `dx` pass may stream its output
-    // (run by run in channel tasks, else swept across runs).
-    let lvs = lv.streaming(plan::stream_runs::<T>(dims, true));
+    // (by task stretches in channel tasks, else swept across runs).
     let lvr = lv.streaming(plan::prefetch_reads::<T>(x.len()));
     let f = move |st: Stretch, acc: &mut [RunAcc<3>]| {
         let r = st.offset..st.offset + st.runs * s;
@@ -105,6 +104,7 @@ fn contiguous<T: Lane>(
     };
     let Out { dx, dres } = out;
     if let Some(cpt) = tasks {
+        let lvs = lv.streaming(plan::stream_task_runs::<T>(dims));
         let tasks = stretches_by_channel_task(dx, dims, cpt);
         let n = tasks.len();
         let tasks2: Vec<Option<Vec<&mut [T]>>> = match dres {

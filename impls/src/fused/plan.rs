@@ -56,9 +56,11 @@ pub const STREAM_MIN_BYTES: usize = 12 << 20;
 /// neighbours get ordinary stores between streaming ones: with 28×28 runs
 /// (784, 2 of every 49 lines) eval/train were 1.2–1.75× *slower* than
 /// without streaming on the 2-core Xeon VM (A/B, 12.8 MB outputs), 56×56
-/// runs (3136) faster. Applies to the passes that go run by run (channel
-/// tasks); the address-ordered passes sweep across run ends
-/// ([`stream_sweep`]), as the channels-last ones sweep across row ends
+/// runs (3136) faster. That was run by run; passes now sweep across run
+/// ends ([`super::simd::runs::sweep`]), and this stays the minimum for
+/// channel tasks' passes ([`stream_task_runs`]) and the length below which
+/// an address-ordered sweep needs [`SWEEP_SHORT_MIN_BYTES`]
+/// ([`stream_sweep`]). Channels-last passes sweep across row ends
 /// ([`super::simd::rows`]).
 pub const STREAM_MIN_RUN: usize = 2048;
 
@@ -77,15 +79,15 @@ pub fn prefetch_reads<T>(len: usize) -> bool {
     stream::<T>(len)
 }
 
-/// Whether a contiguous element-wise pass over `dims` streams its output
-/// ([`stream`], and runs of at least [`STREAM_MIN_RUN`]). In tasks that own
-/// whole channels ([`channel_tasks`]) only `f32`/`f64` data stream: there
-/// the second pass reads from cache and alternates with the next task's
-/// read from memory, and `bf16` train/backward on 64×64×56×56 measured
-/// 1.17–1.28× slower streamed (`f32` 0.78–1.07×, `f64` 0.75–0.81×; A/B on
-/// the 2-core Xeon VM).
-pub fn stream_runs<T: Lane>(dims: Dims, channel_tasks: bool) -> bool {
-    stream::<T>(dims.len()) && dims.s >= STREAM_MIN_RUN && !(channel_tasks && T::NARROW)
+/// Whether the element-wise pass of a channel task ([`channel_tasks`])
+/// streams its output: [`stream`], runs of at least [`STREAM_MIN_RUN`], and
+/// only `f32`/`f64` data. There the second pass reads from cache and
+/// alternates with the next task's read from memory, and `bf16`
+/// train/backward on 64×64×56×56 measured 1.17–1.28× slower streamed
+/// (`f32` 0.78–1.07×, `f64` 0.75–0.81×; A/B on the 2-core Xeon VM).
+/// Address-ordered passes use [`stream_sweep`].
+pub fn stream_task_runs<T: Lane>(dims: Dims) -> bool {
+    stream::<T>(dims.len()) && dims.s >= STREAM_MIN_RUN && !T::NARROW
 }
 
 /// Output bytes from which a sweep over runs shorter than

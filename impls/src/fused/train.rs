@@ -128,10 +128,10 @@ fn contiguous<T: Lane>(
     let bytes = dims.per_channel() * std::mem::size_of::<T>();
     let tasks = plan::channel_tasks(dims, bytes, std::mem::size_of::<T>());
     // The statistics prefetch past the caches; the normalize pass may stream
-    // `y` (run by run in channel tasks, else swept across runs).
+    // `y` (by task stretches in channel tasks, else swept across runs).
     let lvr = lv.streaming(plan::prefetch_reads::<T>(x.len()));
     let stats = if let Some(cpt) = tasks {
-        let lvs = lv.streaming(plan::stream_runs::<T>(dims, true));
+        let lvs = lv.streaming(plan::stream_task_runs::<T>(dims));
         let (n, eps, af) = (dims.per_channel(), p.eps, p.affine);
         let tasks = stretches_by_channel_task(p.y, dims, cpt);
         let per_task: Vec<Vec<Channel>> = tasks

@@ -234,49 +234,35 @@ pub unsafe fn affine<S: Simd, T: Lane, const ADD: bool, const RELU: bool>(
     [k, a, b]: [S::E; 3],
 ) {
     // Registers over `h..body` (whole lines when streaming), scalar code
-    // for the rest.
-    let (len, py) = (x.len(), y.as_mut_ptr());
-    let (h, body) = nt::span::<S, T>(py, len);
-    for i in (0..h).chain(body..len) {
-        let v = (lane::<S::E, T>(x[i]) - k).fma(a, b);
-        let v = T::from_f64(post_scalar::<S::E, T, ADD, RELU>(v, r[i]).to_f64());
-        // SAFETY: i < len == y.len(); every write goes through `py`.
-        unsafe { *py.add(i) = v };
-    }
-    // SAFETY: `h <= i`, `i + W <= body <= x.len() == y.len() == r.len()`;
-    // with `S::STREAM` every store is at `h + m·W`, aligned (`nt::span`);
-    // features by contract.
+    // for the rest; the element and register bodies are the sweep's
+    // ([`AffinePass`]), so a run and a sweep over runs give the same bits.
+    let len = x.len();
+    let mut p = AffinePass::<T, ADD, RELU> {
+        x,
+        r,
+        y: y.as_mut_ptr(),
+    };
+    let (h, body) = nt::span::<S, T>(p.y, len);
+    // SAFETY: `i < len == y.len()` for `one`; `h <= i`, `i + W <= body <=
+    // len` for the registers; with `S::STREAM` every store is at `h + m·W`,
+    // aligned (`nt::span`); features by contract.
     unsafe {
-        let (kv, av, bv) = (S::splat(k), S::splat(a), S::splat(b));
-        let (px, pr) = (x.as_ptr(), r.as_ptr());
-        let post = |v: S::V, p: usize| {
-            let v = if ADD {
-                S::add(v, T::load::<S>(pr.add(p)))
-            } else {
-                v
-            };
-            if RELU {
-                S::relu(v)
-            } else {
-                v
-            }
-        };
+        for i in (0..h).chain(body..len) {
+            RunPass::<S, T, 3>::one(&mut p, i, [k, a, b]);
+        }
+        let regs = splat_all::<S, 3>([k, a, b]);
         // Four registers per loop turn (more loads in flight per
         // instruction in a streaming pass), then one at a time.
         let mut i = h;
         while i + 4 * S::W <= body {
             prefetch_inputs::<S, T, 2>([(x, true), (r, ADD)], i, 4 * S::W, Some(len));
             for u in 0..4 {
-                let p = i + u * S::W;
-                let v = S::sub(T::load::<S>(px.add(p)), kv);
-                T::store::<S>(py.add(p), post(S::fma(v, av, bv), p));
+                p.reg::<S>(i + u * S::W, &regs);
             }
             i += 4 * S::W;
         }
         while i < body {
-            prefetch_inputs::<S, T, 2>([(x, true), (r, ADD)], i, S::W, Some(len));
-            let v = S::sub(T::load::<S>(px.add(i)), kv);
-            T::store::<S>(py.add(i), post(S::fma(v, av, bv), i));
+            RunPass::<S, T, 3>::step(&mut p, i, &regs);
             i += S::W;
         }
         S::fence();
@@ -303,25 +289,20 @@ pub unsafe fn affine_runs_post<S: Simd<E = f64>, S32: Simd<E = f32>, T: Lane>(
     (c, c0): (&[RunCoeffs<3>], usize),
     post: Post,
 ) {
-    let task = || cycled_from(c, c0).take(x.len() / s);
+    let runs = x.len() / s;
     if S::STREAM && s >= SWEEP_MIN_RUN {
-        let [head, wrapped] = task_channels(c, c0, x.len() / s);
-        let all = |f: fn(&RunCoeffs<3>) -> bool| head.iter().chain(wrapped).all(f);
+        let coef = RunCycle::new(c, c0);
         // SAFETY: forwarded contract; every run's coefficients are of the
-        // sweep's lane type (checked), so `lanes` gives them exactly.
-        unsafe {
-            if all(RunCoeffs::is_in::<f64>) {
-                let coef = RunCycle::new(c, c0);
-                return affine_sweep_post::<S, T>((x, r, y), s, coef, post);
-            }
-            if all(RunCoeffs::is_in::<f32>) {
-                let coef = RunCycle::new(c, c0);
-                return affine_sweep_post::<S32, T>((x, r, y), s, coef, post);
-            }
+        // sweep's lane type (`task_lanes`), so `lanes` gives them exactly.
+        match task_lanes(c, c0, runs) {
+            Some(true) => return unsafe { affine_sweep_post::<S, T>((x, r, y), s, coef, post) },
+            Some(false) => return unsafe { affine_sweep_post::<S32, T>((x, r, y), s, coef, post) },
+            None => {}
         }
     }
+    let task = cycled_from(c, c0).take(runs);
     let runs = x.chunks_exact(s).zip(r.chunks_exact(s));
-    for (((xr, rr), yr), k) in runs.zip(y.chunks_exact_mut(s)).zip(task()) {
+    for (((xr, rr), yr), k) in runs.zip(y.chunks_exact_mut(s)).zip(task) {
         // SAFETY: forwarded contract; each run's slices are equally long.
         unsafe {
             match *k {
@@ -398,9 +379,23 @@ impl<S: Simd, T: Lane, const ADD: bool, const RELU: bool> RunPass<S, T, 3>
         unsafe { *self.y.add(i) = v };
     }
     #[inline(always)]
-    unsafe fn step(&mut self, i: usize, [kv, av, bv]: &[S::V; 3]) {
+    unsafe fn step(&mut self, i: usize, c: &[S::V; 3]) {
         let (x, r) = (self.x, self.r);
         prefetch_inputs::<S, T, 2>([(x, true), (r, ADD)], i, S::W, Some(x.len()));
+        // SAFETY: forwarded contract.
+        unsafe { self.reg::<S>(i, c) }
+    }
+}
+
+impl<T: Lane, const ADD: bool, const RELU: bool> AffinePass<'_, T, ADD, RELU> {
+    /// The register at element `i` without a prefetch ([`affine`] prefetches
+    /// four registers at a time).
+    ///
+    /// # Safety
+    /// `i + W <= len`; the CPU has `S`'s features.
+    #[inline(always)]
+    unsafe fn reg<S: Simd>(&self, i: usize, [kv, av, bv]: &[S::V; 3]) {
+        let (x, r) = (self.x, self.r);
         // SAFETY: `i + W <= len` (contract), `x`, `r`, `y` that long;
         // features by contract.
         unsafe {
@@ -455,15 +450,27 @@ fn cycled_from<C>(c: &[C], c0: usize) -> impl Iterator<Item = &C> {
     c[c0..].iter().chain(c.iter().cycle())
 }
 
-/// The channels `runs` consecutive runs from channel `c0` use, as two
-/// slices of `c` (every channel once when the runs wrap around all of them).
-fn task_channels<C>(c: &[C], c0: usize, runs: usize) -> [&[C]; 2] {
-    if runs >= c.len() {
-        return [c, &[]];
+/// The lanes every one of `runs` consecutive runs from channel `c0` has
+/// its coefficients in ([`RunCoeffs::is_in`]): `Some(true)` all `f64`,
+/// `Some(false)` all `f32`, `None` a mix (half data with a coefficient out
+/// of `f32`'s range). Each channel is looked at once, in two slices of `c`
+/// (a cycling iterator here cost 3.4% of `bf16` eval 4096×64×8×8).
+fn task_lanes<const K: usize>(c: &[RunCoeffs<K>], c0: usize, runs: usize) -> Option<bool> {
+    let [head, wrapped] = if runs >= c.len() {
+        [c, &[][..]]
+    } else {
+        let head = &c[c0.min(c.len())..];
+        let take = runs.min(head.len());
+        [&head[..take], &c[..runs - take]]
+    };
+    let all = |f: fn(&RunCoeffs<K>) -> bool| head.iter().chain(wrapped).all(f);
+    if all(RunCoeffs::is_in::<f64>) {
+        Some(true)
+    } else if all(RunCoeffs::is_in::<f32>) {
+        Some(false)
+    } else {
+        None
     }
-    let head = &c[c0.min(c.len())..];
-    let take = runs.min(head.len());
-    [&head[..take], &c[..runs - take]]
 }
 
 /// The `dx` pass over consecutive runs of `s` values (`v = [x, dy, yo]`,
@@ -489,17 +496,13 @@ pub unsafe fn dx_runs<S: Simd<E = f64>, S32: Simd<E = f32>, T: Lane, const MASK:
 ) {
     let runs = v[0].len() / s;
     if S::STREAM && s >= SWEEP_MIN_RUN && dres.is_null() {
-        let [head, wrapped] = task_channels(c, c0, runs);
-        let all = |f: fn(&RunCoeffs<4>) -> bool| head.iter().chain(wrapped).all(f);
+        let coef = RunCycle::new(c, c0);
         // SAFETY: forwarded contract; every run's coefficients are of the
-        // sweep's lane type (checked), so `lanes` gives them exactly.
-        unsafe {
-            if all(RunCoeffs::is_in::<f64>) {
-                return dx_sweep_any::<S, T, MASK>(v, dx, s, RunCycle::new(c, c0), fixed);
-            }
-            if all(RunCoeffs::is_in::<f32>) {
-                return dx_sweep_any::<S32, T, MASK>(v, dx, s, RunCycle::new(c, c0), fixed);
-            }
+        // sweep's lane type (`task_lanes`), so `lanes` gives them exactly.
+        match task_lanes(c, c0, runs) {
+            Some(true) => return unsafe { dx_sweep_any::<S, T, MASK>(v, dx, s, coef, fixed) },
+            Some(false) => return unsafe { dx_sweep_any::<S32, T, MASK>(v, dx, s, coef, fixed) },
+            None => {}
         }
     }
     let task = cycled_from(c, c0).take(runs);
@@ -538,47 +541,59 @@ unsafe fn dx_sweep_any<S: Simd, T: Lane, const MASK: bool>(
     coef: RunCycle<'_, 4>,
     fixed: bool,
 ) {
-    let (len, d) = (v[0].len(), dx.as_mut_ptr());
-    // SAFETY: forwarded contract.
+    let (len, dx, dres) = (v[0].len(), dx.as_mut_ptr(), std::ptr::null_mut());
+    // SAFETY: forwarded contract (no `RES`: `dres` unused).
     unsafe {
         if fixed {
-            sweep::<S, T, 4>(DxPass::<T, MASK, true> { v, dx: d }, len, s, coef)
+            sweep::<S, T, 4>(DxPass::<T, MASK, true, false> { v, dx, dres }, len, s, coef)
         } else {
-            sweep::<S, T, 4>(DxPass::<T, MASK, false> { v, dx: d }, len, s, coef)
+            sweep::<S, T, 4>(
+                DxPass::<T, MASK, false, false> { v, dx, dres },
+                len,
+                s,
+                coef,
+            )
         }
     }
 }
 
-/// [`dx_pass`]'s element-wise work without a residual gradient, for
-/// [`sweep`] (`v = [x, dy, yo]`).
-struct DxPass<'a, T, const MASK: bool, const FIXED: bool> {
+/// The `dx` pass's element-wise work (`v = [x, dy, yo]`), for one run
+/// ([`dx_pass`]) and for [`sweep`] (never with `RES`): `g = dy`, masked by
+/// `yo` with `MASK`, written to `dres` with `RES`; then `dx`.
+struct DxPass<'a, T, const MASK: bool, const FIXED: bool, const RES: bool> {
     v: [&'a [T]; 3],
     dx: *mut T,
+    /// Valid for the pass's `len` writes with `RES`, else unused.
+    dres: *mut T,
 }
 
-impl<S: Simd, T: Lane, const MASK: bool, const FIXED: bool> RunPass<S, T, 4>
-    for DxPass<'_, T, MASK, FIXED>
+impl<S: Simd, T: Lane, const MASK: bool, const FIXED: bool, const RES: bool> RunPass<S, T, 4>
+    for DxPass<'_, T, MASK, FIXED, RES>
 {
     fn out(&self) -> *const T {
         self.dx
     }
     #[inline(always)]
     unsafe fn one(&mut self, i: usize, c: [S::E; 4]) {
-        let null = std::ptr::null_mut();
-        // SAFETY: `i < len` (contract), `dx` valid for `len` writes; no `RES`.
-        unsafe { *self.dx.add(i) = dx_scalar::<S::E, T, MASK, FIXED, false>(self.v, null, i, c) };
+        let (v, dres) = (self.v, self.dres);
+        // SAFETY: `i < len` (contract), `dx` (and with `RES` `dres`) valid
+        // for `len` writes.
+        unsafe { *self.dx.add(i) = dx_scalar::<S::E, T, MASK, FIXED, RES>(v, dres, i, c) };
     }
     #[inline(always)]
     unsafe fn step(&mut self, i: usize, [k, kd, kx, kc]: &[S::V; 4]) {
         let [x, dy, yo] = self.v;
         let inputs = [(x, !FIXED), (dy, true), (yo, MASK)];
         prefetch_inputs::<S, T, 3>(inputs, i, S::W, Some(x.len()));
-        // SAFETY: `i + W <= len` (contract), the inputs and `dx` that long;
-        // features by contract.
+        // SAFETY: `i + W <= len` (contract), the inputs, `dx` (and with
+        // `RES` `dres`) that long; features by contract.
         unsafe {
             let mut m = T::load::<S>(dy.as_ptr().add(i));
             if MASK {
                 m = S::relu_grad(T::load::<S>(yo.as_ptr().add(i)), m);
+            }
+            if RES {
+                T::store::<S>(self.dres.add(i), m);
             }
             let v = if FIXED {
                 S::fma(*kd, m, S::splat(S::E::from_f64(-0.0)))
@@ -844,38 +859,25 @@ unsafe fn dx_pass<S: Simd, T: Lane, const MASK: bool, const FIXED: bool, const R
         !(RES && S::STREAM),
         "dx_pass: streaming with a residual gradient"
     );
-    let (len, pd) = (x.len(), dx.as_mut_ptr());
-    let (h, body) = nt::span::<S, T>(pd, len);
-    for i in (0..h).chain(body..len) {
-        // SAFETY: i < len == dx.len(), for which `dres` is valid with `RES`
-        // (contract); every write to `dx` goes through `pd`.
-        unsafe { *pd.add(i) = dx_scalar::<S::E, T, MASK, FIXED, RES>([x, dy, yo], dres, i, c) };
-    }
-    let nz = S::E::from_f64(-0.0);
-    // SAFETY: `h <= i`, `i + W <= body <= x.len()`, and `dy`, `yo`, `dx`
-    // (and `dres` with `RES`) are as long; with `S::STREAM` (never with
-    // `RES`) the stores are aligned from `h` (`nt::span`); features by contract.
+    let len = x.len();
+    let mut p = DxPass::<T, MASK, FIXED, RES> {
+        v: [x, dy, yo],
+        dx: dx.as_mut_ptr(),
+        dres,
+    };
+    let (h, body) = nt::span::<S, T>(p.dx, len);
+    // SAFETY: `i < len == dx.len()` for `one`, `h <= i`, `i + W <= body <=
+    // len` for `step`, and `dy`, `yo` (and `dres` with `RES`) as long; with
+    // `S::STREAM` (never with `RES`) the stores are aligned from `h`
+    // (`nt::span`); features by contract.
     unsafe {
-        let [k, kd, kx, kc] = c.map(|v| S::splat(v));
-        let nzv = S::splat(nz);
-        let (px, pg, po) = (x.as_ptr(), dy.as_ptr(), yo.as_ptr());
+        for i in (0..h).chain(body..len) {
+            RunPass::<S, T, 4>::one(&mut p, i, c);
+        }
+        let regs = splat_all::<S, 4>(c);
         let mut i = h;
         while i < body {
-            let v = [(x, !FIXED), (dy, true), (yo, MASK)];
-            prefetch_inputs::<S, T, 3>(v, i, S::W, Some(x.len()));
-            let mut m = T::load::<S>(pg.add(i));
-            if MASK {
-                m = S::relu_grad(T::load::<S>(po.add(i)), m);
-            }
-            if RES {
-                T::store::<S>(dres.add(i), m);
-            }
-            let v = if FIXED {
-                S::fma(kd, m, nzv)
-            } else {
-                S::fma(kd, m, S::fma(kx, S::sub(T::load::<S>(px.add(i)), k), kc))
-            };
-            T::store::<S>(pd.add(i), v);
+            RunPass::<S, T, 4>::step(&mut p, i, &regs);
             i += S::W;
         }
         S::fence();
