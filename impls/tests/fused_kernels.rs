@@ -129,6 +129,63 @@ fn run_kernels_equal_the_scalar_twin_at_every_level() {
     }
 }
 
+/// The lock-step pass of pipelined backward ([`simd::runs_grad_dx`]): the
+/// sums of one stretch and the `dx` of another, as the separate scalar
+/// kernels compute them ([`simd::runs_grad`], [`simd::runs_dx`]).
+fn check_grad_dx<T: Lane>(lv: Level) {
+    for (di, &d) in DATA.iter().enumerate() {
+        for s in (1..=40).chain([127, 517]) {
+            for runs in 1..=3 {
+                let len = runs * s;
+                let seed = (s * 10 + runs) as u64;
+                let [x1, dy1, x0, dy0]: [Vec<T>; 4] =
+                    std::array::from_fn(|i| values(len, seed + 1000 * i as u64, d));
+                let k: Vec<f64> = (0..runs).map(|r| x1[r * s].as_f64()).collect();
+                let raw: Vec<[f64; 4]> = (0..runs)
+                    .map(|r| {
+                        [
+                            x0[r * s].as_f64(),
+                            0.5 + r as f64,
+                            -0.25 / d.0,
+                            2.0 - r as f64,
+                        ]
+                    })
+                    .collect();
+                let c: Vec<RunCoeffs<4>> = raw.iter().map(|&c| RunCoeffs::dx::<T>(c)).collect();
+                let c64: Vec<[f64; 4]> = c.iter().map(|c| c.lanes::<f64>()).collect();
+                let mut acc_a: Vec<RunAcc<3>> = (0..runs).map(|r| acc(r as f64 - 0.5)).collect();
+                let mut acc_b = acc_a.clone();
+                let (mut out_a, mut out_b) = (vec![T::zero(); len], vec![T::zero(); len]);
+                simd::runs_grad_dx(
+                    lv,
+                    [&x1, &dy1],
+                    (&k, &mut acc_a),
+                    [&x0, &dy0],
+                    &mut out_a,
+                    (&c64, s),
+                );
+                let sc = Level::scalar();
+                simd::runs_grad(sc, (&x1, &dy1, None), s, None, &k, &mut acc_b);
+                simd::runs_dx(sc, (&x0, &dy0, &mut out_b), s, (&c, 0));
+                let what = format!("{} {} data {di} s = {s} runs = {runs}", lv.name(), T::DTYPE);
+                assert_eq!(bits(&out_a), bits(&out_b), "dx, {what}");
+                let flat = |a: &[RunAcc<3>]| {
+                    b64(&a.iter().flatten().flatten().copied().collect::<Vec<_>>())
+                };
+                assert_eq!(flat(&acc_a), flat(&acc_b), "sums, {what}");
+            }
+        }
+    }
+}
+
+#[test]
+fn lock_step_sums_and_dx_equal_the_separate_scalar_kernels_at_every_level() {
+    for lv in Level::available() {
+        check_grad_dx::<f32>(lv);
+        check_grad_dx::<f64>(lv);
+    }
+}
+
 #[test]
 fn row_kernels_equal_the_scalar_twin_at_every_level() {
     // Each level plain and streaming (non-temporal stores, prefetches).

@@ -1,6 +1,7 @@
 //! Backward: the three per-channel sums `Σdy`, `Σdy·(x − K)`, `Σ(x − K)`
 //! in one read of `x` and `dy` (`K` = the given mean), then the `dx` pass —
-//! back to back per channel while it is in cache when it fits.
+//! back to back per channel while it is in cache when it fits, and there
+//! pipelined: one channel task's `dx` beside the next task's sums.
 //!
 //! The ReLU backward ([`backward_relu`]) has the same two passes: `dy` is
 //! masked by the output `y` (`y <= 0 → 0`) as it is loaded, in the
@@ -106,6 +107,12 @@ fn contiguous<T: Lane>(
     if let Some(cpt) = tasks {
         let lvs = lv.streaming(plan::stream_task_runs::<T>(dims));
         let tasks = stretches_by_channel_task(dx, dims, cpt);
+        // Without the ReLU, in `f64` lanes, in cache: pipelined where it pays.
+        let plain = yo.is_none() && dres.is_none() && pr.mode == GradMode::Batch;
+        let cache = !lvr.streams() && !lvs.streams();
+        if plain && !T::NARROW && cache && plan::pipelined_tasks(dims) {
+            return pipelined(tasks, (dims, cpt), (x, dy), lv, pr, &f);
+        }
         let n = tasks.len();
         let tasks2: Vec<Option<Vec<&mut [T]>>> = match dres {
             Some(d) => stretches_by_channel_task(d, dims, cpt)
@@ -245,4 +252,99 @@ fn channels_last<T: Lane>(
         }
     }
     gr
+}
+
+/// Channel tasks (without the ReLU, batch statistics, `f64` lanes, levels
+/// that do not stream) as pipelines over consecutive tasks: the `dx` pass
+/// of task `t` runs batch row by batch row beside the sums of task `t + 1`
+/// ([`simd::runs_grad_dx`]), so the sums' loads from memory overlap the
+/// `dx` arithmetic on data in cache instead of following it. Each pipeline
+/// (one per thread, two per thread in a larger pool) starts with its first
+/// task's sums alone and ends with its last task's `dx` alone. The sums are
+/// those of [`reduce::channels`] bit for bit, so the bits do not depend on
+/// the schedule.
+fn pipelined<T: Lane>(
+    tasks: Vec<Vec<&mut [T]>>,
+    (dims, cpt): (Dims, usize),
+    (x, dy): (&[T], &[T]),
+    lv: Level,
+    pr: Params<'_>,
+    f: &impl reduce::RunFn<3>,
+) -> Vec<Grad> {
+    let threads = rayon::current_num_threads();
+    let lines = if threads == 1 { 1 } else { 2 * threads };
+    let per = tasks.len().div_ceil(lines.min(tasks.len()).max(1));
+    let mut groups = Vec::new();
+    let mut it = tasks.into_iter();
+    for t0 in (0..it.len()).step_by(per.max(1)) {
+        groups.push((t0, it.by_ref().take(per).collect::<Vec<_>>()));
+    }
+    let per_group: Vec<Vec<Grad>> = groups
+        .into_par_iter()
+        .map(|(t0, group)| pipeline(group, t0, (dims, cpt), (x, dy), lv, pr, f))
+        .collect();
+    per_group.into_iter().flatten().collect()
+}
+
+/// One pipeline of [`pipelined`]: tasks `t0..t0 + group.len()`.
+fn pipeline<T: Lane>(
+    group: Vec<Vec<&mut [T]>>,
+    t0: usize,
+    (dims, cpt): (Dims, usize),
+    (x, dy): (&[T], &[T]),
+    lv: Level,
+    pr: Params<'_>,
+    f: &impl reduce::RunFn<3>,
+) -> Vec<Grad> {
+    let s = dims.s;
+    let block = |t: usize| (t * cpt, cpt.min(dims.c - t * cpt));
+    let end = t0 + group.len();
+    let mut grads = Vec::new();
+    let mut sums = reduce::channels(dims, block(t0), f);
+    for (t, mut outs) in (t0..end).zip(group) {
+        let (c0, cs) = block(t);
+        let g: Vec<Grad> = (0..cs).map(|i| pr.grad(c0 + i, sums[i])).collect();
+        let c = DxCoeffs::new::<T>(&g, &pr.mean[c0..c0 + cs]);
+        let next = (t + 1 < end).then(|| block(t + 1));
+        let mut rows = reduce::RowSums::<3>::new(dims, next.map_or(0, |b| b.1));
+        // Lock step needs stretches of one shape and `f64` coefficients.
+        let wide = c.dx.iter().all(|c| c.is_in::<f64>());
+        let c64: Vec<[f64; 4]> = c.dx.iter().map(|c| c.lanes::<f64>()).collect();
+        for (row, out) in outs.iter_mut().enumerate() {
+            let o = dims.offset(row, c0, 0);
+            let r = o..o + out.len();
+            let Some(nb) = next else {
+                dx_stretch(
+                    lv,
+                    (&x[r.clone()], &dy[r], None),
+                    (out, None),
+                    s,
+                    (&c, 0),
+                    pr.mode,
+                );
+                continue;
+            };
+            let st = Stretch::of(dims, row, nb);
+            if nb.1 == cs && wide {
+                let r1 = st.offset..st.offset + cs * s;
+                let k = &pr.mean[nb.0..nb.0 + cs];
+                let (red, v) = ([&x[r1.clone()], &dy[r1]], [&x[r.clone()], &dy[r]]);
+                simd::runs_grad_dx(lv, red, (k, rows.lanes()), v, out, (&c64, s));
+            } else {
+                dx_stretch(
+                    lv,
+                    (&x[r.clone()], &dy[r], None),
+                    (out, None),
+                    s,
+                    (&c, 0),
+                    pr.mode,
+                );
+                f(st, rows.lanes());
+            }
+            rows.row_done(row);
+        }
+        grads.extend(g);
+        sums = rows.sums();
+    }
+    grads
 }

@@ -41,6 +41,25 @@ const CHANNEL_MIN_RUN: usize = 512;
 /// 0.93×; 1 KB (128×64×16×16) 1.14×, 512 B (256×64×8×8) 1.80×, 256 B
 /// (1024×64×8×8) 3.7× — short stretches starve the reduction's prefetch.
 const CHANNEL_MIN_STRETCH: usize = 2 << 10;
+/// Fewest batch rows for which channel tasks of runs shorter than
+/// [`CHANNEL_MIN_RUN`] run as pipelines ([`pipelined_tasks`]).
+const PIPELINE_MIN_ROWS: usize = 64;
+
+/// Whether backward's channel tasks run as pipelines, one task's `dx`
+/// beside the next task's sums in lock step (`fused::backward`): for runs
+/// of at least `CHANNEL_MIN_RUN` (512) values, and for shorter runs with at
+/// least `PIPELINE_MIN_ROWS` (64) batch rows. On the 2-core Xeon VM (`f32`, 1
+/// thread, A/B against separate passes, 3 alternated rounds): 32×64×28×28
+/// 0.85–0.90×, 4×256×28×28 0.90×, 8×64×28×28 0.87×, 64×128×8×8 0.92×,
+/// 64×256×8×8 0.91×; but short runs in fewer rows were slower — 16×512×8×8
+/// 1.05× (1.14× at 2 threads), 32×256×8×8 1.07×, 32×128×8×8 1.07×,
+/// 24×512×7×7 1.06×, 16×256×8×8 1.03× — and stay with separate passes
+/// (a small loss at most: unchanged paths measured 1.02–1.05× in the same
+/// builds).
+pub fn pipelined_tasks(dims: Dims) -> bool {
+    dims.s >= CHANNEL_MIN_RUN || dims.n >= PIPELINE_MIN_ROWS
+}
+
 /// Input bytes a channel task aims for.
 const CHANNEL_TASK: usize = 256 << 10;
 

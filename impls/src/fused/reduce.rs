@@ -49,19 +49,25 @@ pub fn chunk<const K: usize>(
     let rpc = plan::runs_per_chunk(dims);
     let mut acc = vec![[[0.0; 16]; K]; cs];
     for n in j * rpc..((j + 1) * rpc).min(dims.n) {
+        f(Stretch::of(dims, n, (c0, cs)), &mut acc);
+    }
+    acc.iter().map(|a| from_fn(|s| hsum(&a[s]))).collect()
+}
+
+impl Stretch {
+    /// Batch row `n`'s runs of channels `c0..c0 + cs`.
+    pub fn of(dims: Dims, n: usize, (c0, cs): (usize, usize)) -> Stretch {
         let (offset, last) = (dims.offset(n, c0, 0), dims.offset(n, c0 + cs - 1, 0));
         // The run reduced after the block's last channel: the next batch
         // row's first (for a chunk's last row, the next chunk's).
         let next = (n + 1 < dims.n).then(|| dims.offset(n + 1, c0, 0) - last);
-        let stretch = Stretch {
+        Stretch {
             offset,
             c: c0,
             runs: cs,
             next,
-        };
-        f(stretch, &mut acc);
+        }
     }
-    acc.iter().map(|a| from_fn(|s| hsum(&a[s]))).collect()
 }
 
 /// Sums of channels `c0..c0 + cs` over all their chunks, in chunk order.
@@ -75,6 +81,50 @@ pub fn channels<const K: usize>(
         add_into(&mut tot, &chunk(dims, block, j, f));
     }
     tot
+}
+
+/// The sums of a block of channels fed one batch row at a time, with the
+/// bits of [`channels`] (and of [`all_channels`]' chunks): lanes per run,
+/// a chunk's lanes summed pairwise ([`hsum`]) into the total after its last
+/// row, chunk after chunk — for callers that interleave the rows with
+/// other work (backward's pipelined channel tasks).
+pub struct RowSums<const K: usize> {
+    dims: Dims,
+    acc: Vec<RunAcc<K>>,
+    tot: Vec<[f64; K]>,
+}
+
+impl<const K: usize> RowSums<K> {
+    /// Empty sums of `cs` channels.
+    pub fn new(dims: Dims, cs: usize) -> Self {
+        RowSums {
+            dims,
+            acc: vec![[[0.0; 16]; K]; cs],
+            tot: vec![[0.0; K]; cs],
+        }
+    }
+
+    /// The lanes the next batch row's runs are added into.
+    pub fn lanes(&mut self) -> &mut [RunAcc<K>] {
+        &mut self.acc
+    }
+
+    /// Batch row `n` is in: at a chunk's end, its lanes join the total.
+    pub fn row_done(&mut self, n: usize) {
+        if (n + 1).is_multiple_of(plan::runs_per_chunk(self.dims)) || n + 1 == self.dims.n {
+            for (t, a) in self.tot.iter_mut().zip(self.acc.iter_mut()) {
+                for (ts, lanes) in t.iter_mut().zip(a.iter_mut()) {
+                    *ts += hsum(lanes);
+                    *lanes = [0.0; 16];
+                }
+            }
+        }
+    }
+
+    /// The totals (every row done).
+    pub fn sums(self) -> Vec<[f64; K]> {
+        self.tot
+    }
 }
 
 /// Sums of every channel (contiguous), items of [`plan::item_channels`]

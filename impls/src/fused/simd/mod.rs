@@ -296,6 +296,11 @@ impl Level {
         Level(self.0, on && self.0 != Isa::Scalar)
     }
 
+    /// Whether this level streams ([`Level::streaming`]).
+    pub fn streams(self) -> bool {
+        self.1
+    }
+
     /// The best level of this CPU, probed once and cached.
     pub fn detected() -> Level {
         static BEST: OnceLock<Level> = OnceLock::new();
@@ -439,6 +444,18 @@ macro_rules! level_kernels {
         ) {
             let null = std::ptr::null_mut();
             runs::dx_runs::<$S, $S32, T, false>([x, dy, dy], (dx, null), s, (c, c0), false)
+        }
+        /// # Safety
+        /// The CPU has the level's features; as checked in `simd::runs_grad_dx`.
+        #[$attr]
+        pub unsafe fn runs_grad_dx<T: Lane>(
+            red: [&[T]; 2],
+            sums: (&[f64], &mut [RunAcc<3>]),
+            v: [&[T]; 2],
+            out: &mut [T],
+            cs: (&[[f64; 4]], usize),
+        ) {
+            runs::grad_dx_runs::<$S, T>(red, sums, v, out, cs)
         }
         /// # Safety
         /// The CPU has the level's features; equal lengths.
@@ -671,6 +688,29 @@ pub fn runs_dx<T: Lane>(
     );
     assert!(c0 < c.len(), "runs_dx: coefficients");
     dispatch!(lv, runs_dx((x, dy, dx), s, (c, c0)))
+}
+
+/// [`runs_grad`] of one stretch of `k.len()` runs of `s` values (`red =
+/// [x, dy]`, into `acc`) and [`runs_dx`] of another stretch of as many runs
+/// (`v = [x, dy]`, run `i` with `c[i]`, into `out`) in one lock-step pass,
+/// with the bits of the two separate calls: backward's channel tasks
+/// pipelined, one task's `dx` (arithmetic on data in cache) beside the next
+/// task's sums (loads from memory). `f64` lanes only (`c` of
+/// [`RunCoeffs::dx`] for `f32` or `f64` data); the level must not stream.
+pub fn runs_grad_dx<T: Lane>(
+    lv: Level,
+    red: [&[T]; 2],
+    (k, acc): (&[f64], &mut [RunAcc<3>]),
+    v: [&[T]; 2],
+    out: &mut [T],
+    (c, s): (&[[f64; 4]], usize),
+) {
+    let len = k.len() * s;
+    let ok = s > 0 && acc.len() == k.len() && c.len() == k.len() && out.len() == len;
+    let same = red.iter().chain(&v).all(|a| a.len() == len);
+    assert!(ok && same, "runs_grad_dx: lengths");
+    assert!(!lv.1, "runs_grad_dx: a streaming level");
+    dispatch!(lv, runs_grad_dx(red, (k, acc), v, out, (c, s)))
 }
 
 /// `y = (x − k)·a + b` over one run (in `T`'s element-wise precision,

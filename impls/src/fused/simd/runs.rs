@@ -109,32 +109,51 @@ pub unsafe fn grad<S: Simd<E = f64>, T: Lane, const MASK: bool>(
     let body = x.len() / RUN_LANES * RUN_LANES;
     // SAFETY: loads stay below `body <= x.len() == dy.len() == yo.len()`; features by contract.
     unsafe {
-        let [mut s, mut t, mut u] = load_acc::<S, 3>(acc);
-        let (kv, px, pg, po) = (S::splat(k), x.as_ptr(), dy.as_ptr(), yo.as_ptr());
+        let mut r = load_acc::<S, 3>(acc);
+        let (kv, p) = (S::splat(k), [x, dy, yo].map(|a| a.as_ptr()));
         let mut i = 0;
         while i < body {
             let v = [(x, true), (dy, true), (yo, MASK)];
             prefetch_inputs::<S, T, 3>(v, i, RUN_LANES, next);
-            for j in 0..RUN_LANES / S::W {
-                let mut g = T::load::<S>(pg.add(i + j * S::W));
-                if MASK {
-                    g = S::relu_grad(T::load::<S>(po.add(i + j * S::W)), g);
-                }
-                let d = S::sub(T::load::<S>(px.add(i + j * S::W)), kv);
-                s[j] = S::add(s[j], g);
-                t[j] = S::fma(g, d, t[j]);
-                u[j] = S::add(u[j], d);
-            }
+            grad_block::<S, T, MASK>(p, i, kv, &mut r);
             i += RUN_LANES;
         }
-        store_acc::<S, 3>(&[s, t, u], acc);
+        store_acc::<S, 3>(&r, acc);
     }
-    for (l, ((v, g), o)) in x[body..]
-        .iter()
-        .zip(&dy[body..])
-        .zip(&yo[body..])
-        .enumerate()
-    {
+    grad_tail::<T, MASK>([x, dy, yo].map(|a| &a[body..]), k, acc);
+}
+
+/// [`grad`]'s register body: the `RUN_LANES` elements at `i` of
+/// `p = [x, dy, yo]` into the lane registers `r` (`yo` read with `MASK`).
+///
+/// # Safety
+/// The CPU has `S`'s features; the three pointers valid for `i + RUN_LANES` reads.
+#[inline(always)]
+unsafe fn grad_block<S: Simd<E = f64>, T: Lane, const MASK: bool>(
+    [px, pg, po]: [*const T; 3],
+    i: usize,
+    kv: S::V,
+    [s, t, u]: &mut [[S::V; RUN_LANES]; 3],
+) {
+    // SAFETY: by contract.
+    unsafe {
+        for j in 0..RUN_LANES / S::W {
+            let mut g = T::load::<S>(pg.add(i + j * S::W));
+            if MASK {
+                g = S::relu_grad(T::load::<S>(po.add(i + j * S::W)), g);
+            }
+            let d = S::sub(T::load::<S>(px.add(i + j * S::W)), kv);
+            s[j] = S::add(s[j], g);
+            t[j] = S::fma(g, d, t[j]);
+            u[j] = S::add(u[j], d);
+        }
+    }
+}
+
+/// [`grad`]'s scalar tail: element `l` of `[x, dy, yo]` into lane `l`.
+#[inline(always)]
+fn grad_tail<T: Lane, const MASK: bool>([x, dy, yo]: [&[T]; 3], k: f64, acc: &mut RunAcc<3>) {
+    for (l, ((v, g), o)) in x.iter().zip(dy).zip(yo).enumerate() {
         let mut g = g.as_f64();
         if MASK {
             g = relu_grad(o.as_f64(), g);
@@ -143,6 +162,58 @@ pub unsafe fn grad<S: Simd<E = f64>, T: Lane, const MASK: bool>(
         acc[0][l] += g;
         acc[1][l] = g.mul_add(d, acc[1][l]);
         acc[2][l] += d;
+    }
+}
+
+/// [`grad_runs`] of one stretch of runs (`red = [x, dy]`, shifts `k`, into
+/// `acc`) and [`dx`] of another stretch of as many runs of `s` (`v = [x,
+/// dy]`, run `i` with `c[i]`, into `out`), in lock step: every
+/// `RUN_LANES` elements of a run, one block of the sums, then the `dx`
+/// registers of the same offsets. The sums' loads wait on memory while the
+/// `dx` arithmetic (conversions and fused multiply-adds) runs from cache,
+/// so each hides the other; the bits of both are those of the separate
+/// kernels (the same lanes, the same per-element formula).
+///
+/// # Safety
+/// The CPU has `S`'s features; the four inputs and `out` hold `k.len()·s`
+/// values, `acc` and `c` `k.len()`.
+#[inline(always)]
+pub unsafe fn grad_dx_runs<S: Simd<E = f64>, T: Lane>(
+    [x1, dy1]: [&[T]; 2],
+    (k, acc): (&[f64], &mut [RunAcc<3>]),
+    [x0, dy0]: [&[T]; 2],
+    out: &mut [T],
+    (c, s): (&[[f64; 4]], usize),
+) {
+    let body = s / RUN_LANES * RUN_LANES;
+    let mut p = DxPass::<T, false, false, false> {
+        v: [x0, dy0, dy0],
+        dx: out.as_mut_ptr(),
+        dres: std::ptr::null_mut(),
+    };
+    for (run, ((&k, a), &c)) in k.iter().zip(acc.iter_mut()).zip(c).enumerate() {
+        let o = run * s;
+        let red = [x1, dy1, dy1].map(|v| &v[o..o + s]);
+        // SAFETY: every index is below `o + s <= k.len()·s`, the length of
+        // every slice (contract); features by contract.
+        unsafe {
+            let mut r = load_acc::<S, 3>(a);
+            let (kv, pr) = (S::splat(k), red.map(|v| v.as_ptr()));
+            let regs = splat_all::<S, 4>(c);
+            let mut i = 0;
+            while i < body {
+                grad_block::<S, T, false>(pr, i, kv, &mut r);
+                for j in 0..RUN_LANES / S::W {
+                    RunPass::<S, T, 4>::step(&mut p, o + i + j * S::W, &regs);
+                }
+                i += RUN_LANES;
+            }
+            store_acc::<S, 3>(&r, a);
+            for i in o + body..o + s {
+                RunPass::<S, T, 4>::one(&mut p, i, c);
+            }
+        }
+        grad_tail::<T, false>(red.map(|v| &v[body..]), k, a);
     }
 }
 
