@@ -279,72 +279,82 @@ fn pipelined<T: Lane>(
     for t0 in (0..it.len()).step_by(per.max(1)) {
         groups.push((t0, it.by_ref().take(per).collect::<Vec<_>>()));
     }
+    let pipe = Pipe {
+        dims,
+        cpt,
+        x,
+        dy,
+        lv,
+        pr,
+        f,
+    };
     let per_group: Vec<Vec<Grad>> = groups
         .into_par_iter()
-        .map(|(t0, group)| pipeline(group, t0, (dims, cpt), (x, dy), lv, pr, f))
+        .map(|(t0, group)| pipe.line(group, t0))
         .collect();
     per_group.into_iter().flatten().collect()
 }
 
-/// One pipeline of [`pipelined`]: tasks `t0..t0 + group.len()`.
-fn pipeline<T: Lane>(
-    group: Vec<Vec<&mut [T]>>,
-    t0: usize,
-    (dims, cpt): (Dims, usize),
-    (x, dy): (&[T], &[T]),
+/// What every pipeline of [`pipelined`] shares.
+struct Pipe<'a, T, F> {
+    dims: Dims,
+    cpt: usize,
+    x: &'a [T],
+    dy: &'a [T],
     lv: Level,
-    pr: Params<'_>,
-    f: &impl reduce::RunFn<3>,
-) -> Vec<Grad> {
-    let s = dims.s;
-    let block = |t: usize| (t * cpt, cpt.min(dims.c - t * cpt));
-    let end = t0 + group.len();
-    let mut grads = Vec::new();
-    let mut sums = reduce::channels(dims, block(t0), f);
-    for (t, mut outs) in (t0..end).zip(group) {
-        let (c0, cs) = block(t);
-        let g: Vec<Grad> = (0..cs).map(|i| pr.grad(c0 + i, sums[i])).collect();
-        let c = DxCoeffs::new::<T>(&g, &pr.mean[c0..c0 + cs]);
-        let next = (t + 1 < end).then(|| block(t + 1));
-        let mut rows = reduce::RowSums::<3>::new(dims, next.map_or(0, |b| b.1));
-        // Lock step needs stretches of one shape and `f64` coefficients.
-        let wide = c.dx.iter().all(|c| c.is_in::<f64>());
-        let c64: Vec<[f64; 4]> = c.dx.iter().map(|c| c.lanes::<f64>()).collect();
-        for (row, out) in outs.iter_mut().enumerate() {
-            let o = dims.offset(row, c0, 0);
-            let r = o..o + out.len();
-            let Some(nb) = next else {
-                dx_stretch(
-                    lv,
-                    (&x[r.clone()], &dy[r], None),
-                    (out, None),
-                    s,
-                    (&c, 0),
-                    pr.mode,
-                );
-                continue;
-            };
-            let st = Stretch::of(dims, row, nb);
-            if nb.1 == cs && wide {
-                let r1 = st.offset..st.offset + cs * s;
-                let k = &pr.mean[nb.0..nb.0 + cs];
-                let (red, v) = ([&x[r1.clone()], &dy[r1]], [&x[r.clone()], &dy[r]]);
-                simd::runs_grad_dx(lv, red, (k, rows.lanes()), v, out, (&c64, s));
-            } else {
-                dx_stretch(
-                    lv,
-                    (&x[r.clone()], &dy[r], None),
-                    (out, None),
-                    s,
-                    (&c, 0),
-                    pr.mode,
-                );
-                f(st, rows.lanes());
+    pr: Params<'a>,
+    f: &'a F,
+}
+
+impl<T: Lane, F: reduce::RunFn<3>> Pipe<'_, T, F> {
+    /// One pipeline: tasks `t0..t0 + group.len()`.
+    fn line(&self, group: Vec<Vec<&mut [T]>>, t0: usize) -> Vec<Grad> {
+        let Pipe {
+            dims,
+            cpt,
+            x,
+            dy,
+            lv,
+            pr,
+            f,
+        } = *self;
+        let s = dims.s;
+        let block = |t: usize| (t * cpt, cpt.min(dims.c - t * cpt));
+        let end = t0 + group.len();
+        let mut grads = Vec::new();
+        let mut sums = reduce::channels(dims, block(t0), f);
+        for (t, mut outs) in (t0..end).zip(group) {
+            let (c0, cs) = block(t);
+            let g: Vec<Grad> = (0..cs).map(|i| pr.grad(c0 + i, sums[i])).collect();
+            let c = DxCoeffs::new::<T>(&g, &pr.mean[c0..c0 + cs]);
+            let next = (t + 1 < end).then(|| block(t + 1));
+            let mut rows = reduce::RowSums::<3>::new(dims, next.map_or(0, |b| b.1));
+            // Lock step needs stretches of one shape and `f64` coefficients.
+            let wide = c.dx.iter().all(|c| c.is_in::<f64>());
+            let c64: Vec<[f64; 4]> = c.dx.iter().map(|c| c.lanes::<f64>()).collect();
+            for (row, out) in outs.iter_mut().enumerate() {
+                let o = dims.offset(row, c0, 0);
+                let r = o..o + out.len();
+                let v = [&x[r.clone()], &dy[r]];
+                // With the next task: in lock step where the stretches have one
+                // shape, else this row's `dx`, then the next task's row.
+                let st = next.map(|nb| (nb, Stretch::of(dims, row, nb)));
+                if let Some((nb, st)) = st.filter(|(nb, _)| nb.1 == cs && wide) {
+                    let r1 = st.offset..st.offset + cs * s;
+                    let (red, k) = ([&x[r1.clone()], &dy[r1]], &pr.mean[nb.0..nb.0 + cs]);
+                    simd::runs_grad_dx(lv, red, (k, rows.lanes()), v, out, (&c64, s));
+                } else {
+                    let (v, outs) = ((v[0], v[1], None), (&mut **out, None));
+                    dx_stretch(lv, v, outs, s, (&c, 0), pr.mode);
+                    if let Some((_, st)) = st {
+                        f(st, rows.lanes());
+                    }
+                }
+                rows.row_done(row);
             }
-            rows.row_done(row);
+            grads.extend(g);
+            sums = rows.sums();
         }
-        grads.extend(g);
-        sums = rows.sums();
+        grads
     }
-    grads
 }
