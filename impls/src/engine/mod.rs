@@ -7,7 +7,8 @@
 //!   the thread count, results collected in chunk order, the element-wise
 //!   passes over runs or rows, the channels-last "super-row" geometry;
 //! - [`pow2`]: exact power-of-two rescaling (exponent, `ldexp`) for the
-//!   implementations' redo of channels whose statistics overflow.
+//!   implementations' redo of channels whose statistics overflow;
+//! - [`scratch`]: per-thread reuse of `f64` scratch buffers between calls.
 //!
 //! Above it sit the validated problem types ([`crate::problem`]), the
 //! kernel trait ([`mod@crate::kernel`]) and the dtype dispatch
@@ -21,4 +22,5 @@
 
 pub mod plan;
 pub mod pow2;
+pub mod scratch;
 pub mod tensor;

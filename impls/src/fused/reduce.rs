@@ -15,6 +15,7 @@
 use super::plan::{self, Rows};
 use super::simd::{hsum, Lane, RunAcc};
 use crate::engine::plan::map_ordered;
+use crate::engine::scratch::Scratch;
 use crate::layout::Dims;
 use rayon::prelude::*;
 use std::array::from_fn;
@@ -172,7 +173,7 @@ pub fn rows<const K: usize>(
             for v in slot.lanes.iter_mut() {
                 v.fill(0.0);
             }
-            let lanes = slot.lanes.each_mut().map(|v| v.as_mut_slice());
+            let lanes = slot.lanes.each_mut().map(|v| &mut v[..]);
             f(j * cr * c..((j + 1) * cr).min(rows) * c, lanes);
             for (l, o) in slot.lanes.iter().zip(slot.out.iter_mut()) {
                 g.sr.fold(l, o);
@@ -198,17 +199,18 @@ pub fn rows<const K: usize>(
 /// the machine holds up less than a whole wave's share.
 const WAVE_PER_THREAD: usize = 2;
 
-/// One chunk's scratch in [`rows`]: the super-row lanes and their fold.
+/// One chunk's scratch in [`rows`]: the super-row lanes and their fold
+/// (reused between calls, [`Scratch`]).
 struct Slot<const K: usize> {
-    lanes: [Vec<f64>; K],
-    out: [Vec<f64>; K],
+    lanes: [Scratch; K],
+    out: [Scratch; K],
 }
 
 impl<const K: usize> Slot<K> {
     fn new(lanes: usize, channels: usize) -> Self {
         Slot {
-            lanes: from_fn(|_| vec![0.0; lanes]),
-            out: from_fn(|_| vec![0.0; channels]),
+            lanes: from_fn(|_| Scratch::zeroed(lanes)),
+            out: from_fn(|_| Scratch::zeroed(channels)),
         }
     }
 }
