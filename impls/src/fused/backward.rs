@@ -27,11 +27,11 @@ use std::ops::Range;
 #[derive(Clone, Copy)]
 struct Params<'a> {
     mode: GradMode,
-    eps: f64,
     m: usize,
     weight: Option<&'a [f64]>,
     mean: &'a [f64],
-    var: &'a [f64],
+    /// `1/√(var + ε)` per channel ([`simd::std_inv`]).
+    inv: &'a [f64],
 }
 
 impl Params<'_> {
@@ -41,7 +41,7 @@ impl Params<'_> {
     #[inline(always)]
     fn grad(&self, c: usize, sums: [f64; 3]) -> Grad {
         let w = self.weight.map_or(1.0, |w| w[c]);
-        coeffs::grad(self.mode, self.m, self.var[c], self.eps, w, sums)
+        coeffs::grad(self.mode, self.m, self.inv[c], w, sums)
     }
 }
 
@@ -56,13 +56,13 @@ pub fn backward<T: Lane>(p: Backward<'_, T>) {
 pub fn backward_relu<T: Lane>(p: Backward<'_, T>, yo: Option<&[T]>, dres: Option<&mut [T]>) {
     let dims = p.dims.canonical();
     let lv = Level::detected();
+    let (_, inv) = simd::std_inv(lv, p.var, p.eps);
     let pr = Params {
         mode: p.mode,
-        eps: p.eps,
         m: dims.per_channel(),
         weight: p.weight,
         mean: p.mean,
-        var: p.var,
+        inv: &inv,
     };
     let out = Out { dx: p.dx, dres };
     let grads = match dims.layout {

@@ -62,10 +62,10 @@ pub fn accept(n: usize, shift: f64, [s1, s2]: [f64; 2]) -> Channel {
     }
 }
 
-/// `[a, c]` of `y = (x − K)·a + c` for a channel of mean `K + mean`:
-/// `a = w/√(var + ε)`, `c = b − mean·a`.
-pub fn norm(mean: f64, var: f64, eps: f64, w: f64, b: f64) -> [f64; 2] {
-    let a = w * inv_std(var, eps);
+/// `[a, c]` of `y = (x − K)·a + c` for a channel of mean `K + mean` and
+/// `inv = 1/√(var + ε)` ([`inv_std`]): `a = w·inv`, `c = b − mean·a`.
+pub fn norm(mean: f64, inv: f64, w: f64, b: f64) -> [f64; 2] {
+    let a = w * inv;
     [a, b - mean * a]
 }
 
@@ -94,7 +94,8 @@ pub struct Grad {
 }
 
 /// Backward coefficients from `[Σdy, Σdy·(x − K), Σ(x − K)]` over `m`
-/// values, with `K` the given (`f64`) mean.
+/// values, with `K` the given (`f64`) mean and `inv = 1/√(var + ε)`
+/// ([`inv_std`]) of the given variance.
 ///
 /// With `x̂ = (x − μ)·inv`, batch statistics give (Ioffe & Szegedy 2015, §3)
 /// `dx = w·inv/m·(m·dy − Σdy − x̂·Σ(dy·x̂))`. `K` is the batch mean rounded
@@ -102,9 +103,8 @@ pub struct Grad {
 /// exact by Sterbenz for clustered data) is recovered from the third sum,
 /// so `Σdy·(x − μ) = Σdy·(x − K) − δ·Σdy` and `x − μ = (x − K) − δ`.
 /// With fixed statistics the mean is exact: `dx = w·inv·dy`, no `x`.
-pub fn grad(mode: GradMode, m: usize, var: f64, eps: f64, w: f64, sums: [f64; 3]) -> Grad {
+pub fn grad(mode: GradMode, m: usize, inv: f64, w: f64, sums: [f64; 3]) -> Grad {
     let [s, t, u] = sums;
-    let inv = inv_std(var, eps);
     let kd = w * inv;
     let (kx, kc, t) = match mode {
         GradMode::Batch => {

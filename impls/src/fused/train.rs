@@ -7,6 +7,7 @@ use super::plan::{self, Rows};
 use super::reduce::{self, Stretch};
 use super::simd::{self, Lane, Level, Post, RunAcc, RunCoeffs};
 use crate::engine::plan::{is_parallel, map_ordered, stretches_by_channel_task};
+use crate::engine::scratch::Scratch;
 use crate::layout::{Dims, Layout};
 use crate::problem::{Affine, TrainForward};
 use rayon::prelude::*;
@@ -99,14 +100,24 @@ fn all_stats<T: Lane>(lv: Level, x: &[T], dims: Dims, shift: &[f64]) -> Vec<Chan
         .collect()
 }
 
-/// `[a, c]` of `y = (x − K)·a + c` for every channel of `stats`, from `c0`.
-fn norm_coeffs(n: usize, eps: f64, af: Affine<'_>, c0: usize, stats: &[Channel]) -> Vec<[f64; 2]> {
+/// `[a, c]` of `y = (x − K)·a + c` for every channel of `stats`, from `c0`
+/// ([`coeffs::norm`]), and each channel's `√(var + ε)`; the square
+/// roots and divisions at the level's width ([`simd::std_inv`]).
+fn norm_coeffs(
+    lv: Level,
+    n: usize,
+    eps: f64,
+    af: Affine<'_>,
+    c0: usize,
+    stats: &[Channel],
+) -> (Vec<[f64; 2]>, Scratch) {
     let n = n as f64;
-    stats
-        .iter()
-        .enumerate()
-        .map(|(i, s)| coeffs::norm(s.mean, s.m2 / n, eps, af.weight(c0 + i), af.bias(c0 + i)))
-        .collect()
+    let var: Vec<f64> = stats.iter().map(|s| s.m2 / n).collect();
+    let (sd, inv) = simd::std_inv(lv, &var, eps);
+    let k = (stats.iter().zip(inv.iter()).enumerate())
+        .map(|(i, (s, &inv))| coeffs::norm(s.mean, inv, af.weight(c0 + i), af.bias(c0 + i)))
+        .collect();
+    (k, sd)
 }
 
 /// Write the batch mean and biased variance.
@@ -140,7 +151,7 @@ fn contiguous<T: Lane>(
             .map(|(t, mut stretches)| {
                 let (c0, cs) = (t * cpt, cpt.min(dims.c - t * cpt));
                 let st = block_stats(lvr, x, dims, (c0, cs), shift);
-                let k = norm_coeffs(n, eps, af, c0, &st);
+                let (k, _) = norm_coeffs(lv, n, eps, af, c0, &st);
                 let kab: Vec<RunCoeffs<3>> = (st.iter().zip(&k))
                     .map(|(st, &[a, b])| RunCoeffs::affine::<T>([st.shift, a, b]))
                     .collect();
@@ -157,7 +168,7 @@ fn contiguous<T: Lane>(
         per_task.into_iter().flatten().collect()
     } else {
         let st = all_stats(lvr, x, dims, shift);
-        let k = norm_coeffs(dims.per_channel(), p.eps, p.affine, 0, &st);
+        let (k, _) = norm_coeffs(lv, dims.per_channel(), p.eps, p.affine, 0, &st);
         let kab: Vec<[f64; 3]> = (0..dims.c)
             .map(|c| [st[c].shift, k[c][0], k[c][1]])
             .collect();
@@ -211,13 +222,9 @@ fn channels_last<T: Lane>(
         r.unwrap_or_else(|k| coeffs::accept(n, k, again[c]))
     };
     let stats: Vec<Channel> = pending.into_iter().enumerate().map(redo).collect();
-    let k = norm_coeffs(n, p.eps, p.affine, 0, &stats);
+    let (k, sd) = norm_coeffs(lv, n, p.eps, p.affine, 0, &stats);
     let ks: Vec<f64> = stats.iter().map(|s| s.shift).collect();
     let (a, c): (Vec<f64>, Vec<f64>) = k.iter().map(|&[a, c]| (a, c)).unzip();
-    let sd: Vec<f64> = stats
-        .iter()
-        .map(|s| (s.m2 / n as f64 + p.eps).sqrt())
-        .collect();
     super::eval::rows(lv, &g, x, p.y, ([&ks, &a, &c], &sd), rp);
     write_stats(&stats, n, p.mean, p.var);
 }

@@ -32,6 +32,7 @@ pub mod runs;
 pub mod scalar;
 
 use crate::element::Element;
+use crate::engine::scratch::Scratch;
 pub use prec::{Real, RowCoeffs, RunCoeffs};
 use std::sync::OnceLock;
 
@@ -444,6 +445,12 @@ macro_rules! level_kernels {
         ) {
             let null = std::ptr::null_mut();
             runs::dx_runs::<$S, $S32, T, false>([x, dy, dy], (dx, null), s, (c, c0), false)
+        }
+        /// # Safety
+        /// The CPU has the level's features; `sd`, `inv` as long as `var`.
+        #[$attr]
+        pub unsafe fn std_inv(var: &[f64], eps: f64, sd: &mut [f64], inv: &mut [f64]) {
+            $crate::fused::simd::std_inv_body(var, eps, sd, inv)
         }
         /// # Safety
         /// The CPU has the level's features; as checked in `simd::runs_grad_dx`.
@@ -950,6 +957,28 @@ pub fn rows_dx_relu<T: Lane>(
     let lv = lv.streaming(lv.1 && dres.is_none());
     let dres = dres.map_or(std::ptr::null_mut(), |d| d.as_mut_ptr());
     dispatch!(lv, rows_dx_relu(v, dx, dres, c, fixed))
+}
+
+/// Per channel `sd = √(var + ε)` and `inv = 1/sd` ([`super::coeffs::inv_std`]'s
+/// bits: IEEE square root and division are exact-rounded on every level),
+/// vectorized at the level's width (in reused buffers, [`Scratch`]): scalar
+/// `sqrt` and `div` share one unit,
+/// and the per-channel coefficients of 1024 channels took longer than the
+/// (N, C) 32×1024 kernels' own passes (`perf`, 2-core Xeon VM).
+pub fn std_inv(lv: Level, var: &[f64], eps: f64) -> (Scratch, Scratch) {
+    let (mut sd, mut inv) = (Scratch::zeroed(var.len()), Scratch::zeroed(var.len()));
+    dispatch!(lv, std_inv(var, eps, &mut sd, &mut inv));
+    (sd, inv)
+}
+
+/// [`std_inv`]'s loop, written to vectorize.
+#[inline(always)]
+pub fn std_inv_body(var: &[f64], eps: f64, sd: &mut [f64], inv: &mut [f64]) {
+    for ((s, i), v) in sd.iter_mut().zip(inv.iter_mut()).zip(var) {
+        let r = (v + eps).sqrt();
+        *s = r;
+        *i = 1.0 / r;
+    }
 }
 
 /// Fixed-order pairwise sum of run lanes (the same for every level).
