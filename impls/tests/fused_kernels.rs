@@ -178,6 +178,42 @@ fn check_grad_dx<T: Lane>(lv: Level) {
     }
 }
 
+/// The per-channel `√(var + ε)` and `1/√(var + ε)` of every level are the
+/// scalar definition's bits ([`bn_impls::problem::inv_std`]), over every
+/// tail length and variances from 0 and subnormal to huge, infinite and NaN,
+/// with eps 0 and 1e-5.
+#[test]
+fn per_channel_inverse_std_equals_the_definition_at_every_level() {
+    let special = [
+        0.0,
+        5e-324,
+        1e-300,
+        1.0,
+        3.0,
+        1e300,
+        f64::INFINITY,
+        f64::NAN,
+    ];
+    for lv in Level::available() {
+        for n in lengths() {
+            let var: Vec<f64> = (0..n)
+                .map(|i| special[i % special.len()] * (1.0 + i as f64 / 9.0))
+                .collect();
+            for eps in [0.0, 1e-5] {
+                let (sd, inv) = simd::std_inv(lv, &var, eps);
+                let want_sd: Vec<f64> = var.iter().map(|v| (v + eps).sqrt()).collect();
+                let want_inv: Vec<f64> = var
+                    .iter()
+                    .map(|&v| bn_impls::problem::inv_std(v, eps))
+                    .collect();
+                let what = format!("{} n = {n} eps = {eps}", lv.name());
+                assert_eq!(b64(&sd), b64(&want_sd), "sd, {what}");
+                assert_eq!(b64(&inv), b64(&want_inv), "inv, {what}");
+            }
+        }
+    }
+}
+
 #[test]
 fn lock_step_sums_and_dx_equal_the_separate_scalar_kernels_at_every_level() {
     for lv in Level::available() {

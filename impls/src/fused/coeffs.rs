@@ -8,11 +8,6 @@
 use crate::element::Element;
 use crate::problem::GradMode;
 
-/// `1/√(var + ε)`.
-pub fn inv_std(var: f64, eps: f64) -> f64 {
-    1.0 / (var + eps).sqrt()
-}
-
 /// Largest growth `Σd²/M2` for which the one-read `M2 = Σd² − (Σd)²/n` is
 /// kept: it loses `log2(Σd²/M2)` bits to cancellation in `f64`, and must
 /// keep 16 bits beyond the data's precision `p` — `2^(53 − p − 16)`, at
@@ -63,7 +58,7 @@ pub fn accept(n: usize, shift: f64, [s1, s2]: [f64; 2]) -> Channel {
 }
 
 /// `[a, c]` of `y = (x − K)·a + c` for a channel of mean `K + mean` and
-/// `inv = 1/√(var + ε)` ([`inv_std`]): `a = w·inv`, `c = b − mean·a`.
+/// `inv = 1/√(var + ε)` ([`crate::problem::inv_std`]): `a = w·inv`, `c = b − mean·a`.
 pub fn norm(mean: f64, inv: f64, w: f64, b: f64) -> [f64; 2] {
     let a = w * inv;
     [a, b - mean * a]
@@ -95,7 +90,7 @@ pub struct Grad {
 
 /// Backward coefficients from `[Σdy, Σdy·(x − K), Σ(x − K)]` over `m`
 /// values, with `K` the given (`f64`) mean and `inv = 1/√(var + ε)`
-/// ([`inv_std`]) of the given variance.
+/// ([`crate::problem::inv_std`]) of the given variance.
 ///
 /// With `x̂ = (x − μ)·inv`, batch statistics give (Ioffe & Szegedy 2015, §3)
 /// `dx = w·inv/m·(m·dy − Σdy − x̂·Σ(dy·x̂))`. `K` is the batch mean rounded

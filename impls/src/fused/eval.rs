@@ -1,7 +1,7 @@
 //! Eval forward (given statistics), and the channels-last normalize pass
 //! the training forward shares: one read and one write of the tensor.
 
-use super::coeffs::{self, inv_std};
+use super::coeffs;
 use super::plan::{self, Rows};
 use super::simd::{self, Lane, Level, Post, RowCoeffs, RunCoeffs};
 use crate::engine::plan::{rows_pass, runs_task_pass};
@@ -20,9 +20,8 @@ pub fn forward<T: Lane>(p: EvalForward<'_, T>) {
 pub fn forward_post<T: Lane>(p: EvalForward<'_, T>, res: &[T], post: Post) {
     let dims = p.dims.canonical();
     let lv = Level::detected();
-    let a: Vec<f64> = (0..dims.c)
-        .map(|c| p.affine.weight(c) * inv_std(p.var[c], p.eps))
-        .collect();
+    let (sd, inv) = simd::std_inv(lv, p.var, p.eps);
+    let a: Vec<f64> = (0..dims.c).map(|c| p.affine.weight(c) * inv[c]).collect();
     let b: Vec<f64> = (0..dims.c).map(|c| p.affine.bias(c)).collect();
     let (x, mean) = (p.x, p.mean);
     match dims.layout {
@@ -33,7 +32,6 @@ pub fn forward_post<T: Lane>(p: EvalForward<'_, T>, res: &[T], post: Post) {
         }
         Layout::ChannelsLast => {
             let kab = [mean, &a[..], &b[..]];
-            let sd: Vec<f64> = p.var.iter().map(|v| (v + p.eps).sqrt()).collect();
             rows(lv, &Rows::new(dims.c), x, p.y, (kab, &sd), (res, post))
         }
     }

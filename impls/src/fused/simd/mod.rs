@@ -959,12 +959,12 @@ pub fn rows_dx_relu<T: Lane>(
     dispatch!(lv, rows_dx_relu(v, dx, dres, c, fixed))
 }
 
-/// Per channel `sd = √(var + ε)` and `inv = 1/sd` ([`super::coeffs::inv_std`]'s
+/// Per channel `sd = √(var + ε)` and `inv = 1/sd` ([`crate::problem::inv_std`]'s
 /// bits: IEEE square root and division are exact-rounded on every level),
-/// vectorized at the level's width (in reused buffers, [`Scratch`]): scalar
-/// `sqrt` and `div` share one unit,
-/// and the per-channel coefficients of 1024 channels took longer than the
-/// (N, C) 32×1024 kernels' own passes (`perf`, 2-core Xeon VM).
+/// vectorized at the level's width, in reused buffers ([`Scratch`]). One at
+/// a time, the square roots and divisions of 1024 channels (which share
+/// one unit) took longer than the (N, C) 32×1024 kernels' own passes
+/// (`perf`, 2-core Xeon VM). Used by eval, train and backward.
 pub fn std_inv(lv: Level, var: &[f64], eps: f64) -> (Scratch, Scratch) {
     let (mut sd, mut inv) = (Scratch::zeroed(var.len()), Scratch::zeroed(var.len()));
     dispatch!(lv, std_inv(var, eps, &mut sd, &mut inv));
