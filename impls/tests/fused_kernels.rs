@@ -773,3 +773,134 @@ fn half_types_keep_their_accuracy_at_extreme_magnitudes() {
         halves_at_magnitude::<half::f16>(scale);
     }
 }
+
+/// Bits, with every NaN as one value: which NaN an operation returns
+/// (sign, payload) follows its operand order, which the compiler may swap
+/// in a commutative operation; IEEE 754 leaves it unspecified.
+fn nan_as_one(v: &[f64]) -> Vec<u64> {
+    v.iter()
+        .map(|x| if x.is_nan() { f64::NAN } else { *x }.to_bits())
+        .collect()
+}
+
+/// Per-channel sums for [`simd::train_stats`] and [`simd::grad_coeffs`]:
+/// plain, zero, tiny, subnormal, huge, infinite and NaN, with either sign.
+const SUMS: &[[f64; 3]] = &[
+    [0.0, 0.0, 0.0],
+    [1.5, 10.0, -0.25],
+    [-3.0, 7.0, 2.0],
+    [1e-300, 1e-290, 1e-301],
+    [5e-324, 1e-310, -5e-324],
+    [1e150, 1e300, 1e149],
+    [0.0, f64::INFINITY, 1.0],
+    [f64::INFINITY, f64::INFINITY, -1.0],
+    [f64::NAN, 1.0, 0.5],
+    [1.0, f64::NAN, f64::NAN],
+    [-0.0, 3.0, -0.0],
+];
+
+/// Weights, biases and shifts for the same tests (zero, negative, huge, NaN).
+const PARAMS: &[f64] = &[1.0, -2.0, 0.0, 0.75, 1e200, -0.0, f64::NAN, 3e-310];
+
+/// `[Σd, Σd²]` of `c` channels of `n` values: [`SUMS`], then random sums
+/// that do not cancel.
+fn train_sums(c: usize, n: usize) -> [Vec<f64>; 2] {
+    let mut rng = Rng::new(c as u64);
+    let mut s = [Vec::new(), Vec::new()];
+    for i in 0..c {
+        let [s1, s2] = match SUMS.get(i) {
+            Some(v) => [v[0], v[1]],
+            None => {
+                let s1 = 100.0 * (rng.unit() - 0.5);
+                [s1, s1 * s1 / n as f64 + 1000.0 * rng.unit()]
+            }
+        };
+        s[0].push(s1);
+        s[1].push(s2);
+    }
+    s
+}
+
+/// Train's per-channel statistics and coefficients at every level are the
+/// bits of the scalar definitions (`coeffs::channel`, `problem::inv_std`,
+/// `coeffs::norm`), over every tail length; a channel whose one-read sums
+/// cancel makes the call ask for the second pass.
+#[test]
+fn per_channel_train_statistics_equal_the_scalar_definition_at_every_level() {
+    use bn_impls::fused::{coeffs, simd::per_channel::TrainSums};
+    let (n, growth) = (1000, coeffs::max_growth::<f32>());
+    let pick = |v: &[f64], i: usize, s: usize| v[(i * 7 + s) % v.len()];
+    for lv in Level::available() {
+        for c in lengths().filter(|&c| c > 0) {
+            for (eps, cancel) in [(0.0, false), (1e-5, false), (1e-5, true)] {
+                let mut s = train_sums(c, n);
+                if cancel {
+                    // Mean 1000, M2 1: Σd²/M2 far beyond the f32 threshold.
+                    (s[0][c / 2], s[1][c / 2]) = (1000.0 * 1000.0, 1000.0 * 1e6 + 1.0);
+                }
+                let [k, w, b] =
+                    [0, 1, 2].map(|j| (0..c).map(|i| pick(PARAMS, i, j)).collect::<Vec<_>>());
+                let ts = TrainSums {
+                    n,
+                    growth,
+                    eps,
+                    shift: &k,
+                    sums: [&s[0], &s[1]],
+                    weight: &w,
+                    bias: &b,
+                };
+                let (mut mean, mut var) = (vec![0.0; c], vec![0.0; c]);
+                let got = simd::train_stats(lv, &ts, &mut mean, &mut var);
+                let what = format!("{} c = {c} eps = {eps}", lv.name());
+                let one_read =
+                    (0..c).all(|i| coeffs::channel(n, k[i], [s[0][i], s[1][i]], growth).is_ok());
+                assert_eq!(got.is_some(), one_read, "second pass asked, {what}");
+                let Some([a, cc, sd]) = got else { continue };
+                for i in 0..c {
+                    let st = coeffs::accept(n, k[i], [s[0][i], s[1][i]]);
+                    let v = st.m2 / n as f64;
+                    let [wa, wc] =
+                        coeffs::norm(st.mean, bn_impls::problem::inv_std(v, eps), w[i], b[i]);
+                    let want = [wa, wc, (v + eps).sqrt(), st.shift + st.mean, v];
+                    let have = [a[i], cc[i], sd[i], mean[i], var[i]];
+                    assert_eq!(nan_as_one(&have), nan_as_one(&want), "channel {i}, {what}");
+                }
+            }
+        }
+    }
+}
+
+/// Backward's per-channel coefficients and parameter gradients at every
+/// level are the bits of `coeffs::grad`, batch and fixed statistics.
+#[test]
+fn per_channel_grad_coefficients_equal_the_scalar_definition_at_every_level() {
+    use bn_impls::fused::{coeffs, simd::per_channel::GradSums};
+    let pick = |v: &[f64], i: usize, s: usize| v[(i * 5 + s) % v.len()];
+    for lv in Level::available() {
+        for c in lengths().filter(|&c| c > 0) {
+            for mode in [GradMode::Batch, GradMode::Fixed] {
+                let s: [Vec<f64>; 3] = std::array::from_fn(|j| {
+                    (0..c).map(|i| SUMS[(i + j) % SUMS.len()][j]).collect()
+                });
+                let [inv, w] =
+                    [0, 1].map(|j| (0..c).map(|i| pick(PARAMS, i, j)).collect::<Vec<_>>());
+                let gs = GradSums {
+                    mode,
+                    m: 1000,
+                    inv: &inv,
+                    weight: &w,
+                    sums: s.each_ref().map(|v| &v[..]),
+                };
+                let (mut gw, mut gb) = (vec![0.0; c], vec![0.0; c]);
+                let [kd, kx, kc] = simd::grad_coeffs(lv, &gs, &mut gw, &mut gb);
+                for i in 0..c {
+                    let g = coeffs::grad(mode, 1000, inv[i], w[i], [s[0][i], s[1][i], s[2][i]]);
+                    let want = [g.kd, g.kx, g.kc, g.weight, g.bias];
+                    let have = [kd[i], kx[i], kc[i], gw[i], gb[i]];
+                    let what = format!("{} c = {c} {mode:?} channel {i}", lv.name());
+                    assert_eq!(nan_as_one(&have), nan_as_one(&want), "{what}");
+                }
+            }
+        }
+    }
+}

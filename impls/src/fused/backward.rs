@@ -12,11 +12,13 @@
 use super::coeffs::{self, Grad};
 use super::plan::{self, Rows};
 use super::reduce::{self, Stretch};
+use super::simd::per_channel::GradSums;
 use super::simd::{self, Lane, Level, Post, RowCoeffs, RunAcc, RunCoeffs};
 use crate::engine::plan::{
     is_parallel, rows_pass, rows_pass_pair, runs_task_pass, runs_task_pass_pair,
     stretches_by_channel_task,
 };
+use crate::engine::scratch::Scratch;
 use crate::layout::{Dims, Layout};
 use crate::problem::{Backward, GradMode};
 use rayon::prelude::*;
@@ -67,7 +69,10 @@ pub fn backward_relu<T: Lane>(p: Backward<'_, T>, yo: Option<&[T]>, dres: Option
     let out = Out { dx: p.dx, dres };
     let grads = match dims.layout {
         Layout::Contiguous => contiguous(p.x, p.dy, yo, out, dims, lv, pr),
-        Layout::ChannelsLast => channels_last(p.x, p.dy, yo, out, dims, lv, pr),
+        Layout::ChannelsLast => {
+            let gwb = (p.grad_weight, p.grad_bias);
+            return channels_last(p.x, p.dy, yo, (out, gwb), dims, lv, pr);
+        }
     };
     for ((g, w), b) in grads.iter().zip(p.grad_weight).zip(p.grad_bias) {
         *w = g.weight;
@@ -203,15 +208,16 @@ fn dx_stretch<T: Lane>(
     }
 }
 
+/// Channels-last backward; the weight and bias gradients go to `gwb`.
 fn channels_last<T: Lane>(
     x: &[T],
     dy: &[T],
     yo: Option<&[T]>,
-    out: Out<'_, T>,
+    (out, gwb): (Out<'_, T>, (&mut [f64], &mut [f64])),
     dims: Dims,
     lv: Level,
     pr: Params<'_>,
-) -> Vec<Grad> {
+) {
     let (g, rows) = (Rows::new(dims.c), dims.n * dims.s);
     let kr = g.sr.rep(pr.mean);
     let lvr = lv.streaming(plan::prefetch_reads::<T>(x.len()));
@@ -219,9 +225,16 @@ fn channels_last<T: Lane>(
         Some(yo) => simd::rows_grad_relu(lvr, &x[r.clone()], &dy[r.clone()], &yo[r], &kr, acc),
         None => simd::rows_grad(lvr, &x[r.clone()], &dy[r], &kr, acc),
     });
-    let gr: Vec<Grad> = (0..dims.c).map(|c| pr.grad(c, sums[c])).collect();
-    let lanes = |f: fn(&Grad) -> f64| g.sr.rep(&gr.iter().map(f).collect::<Vec<f64>>());
-    let (kd, kx, kc) = (lanes(|g| g.kd), lanes(|g| g.kx), lanes(|g| g.kc));
+    let mut ones = Scratch::zeroed(if pr.weight.is_some() { 0 } else { dims.c });
+    ones.fill(1.0);
+    let gs = GradSums {
+        mode: pr.mode,
+        m: pr.m,
+        inv: pr.inv,
+        weight: pr.weight.unwrap_or(&ones),
+        sums: sums.each_ref().map(|v| &v[..]),
+    };
+    let [kd, kx, kc] = simd::grad_coeffs(lv, &gs, gwb.0, gwb.1).map(|v| g.sr.rep(&v));
     let coef = RowCoeffs::dx::<T>([&kr, &kd, &kx, &kc]);
     let task = g.task_rows * dims.c;
     let fixed = pr.mode == GradMode::Fixed;
@@ -251,7 +264,6 @@ fn channels_last<T: Lane>(
             }
         }
     }
-    gr
 }
 
 /// Channel tasks (without the ReLU, batch statistics, `f64` lanes, levels

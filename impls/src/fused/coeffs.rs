@@ -38,15 +38,23 @@ pub struct Channel {
 /// (Chan, Golub & LeVeque, eq. 1.7). NaN sums never ask for a second pass.
 pub fn channel(n: usize, shift: f64, sums: [f64; 2], growth: f64) -> Result<Channel, f64> {
     let c = accept(n, shift, sums);
-    if sums[1] > growth * c.m2 {
+    if cancelled(sums, c, growth) {
         Err(shift + c.mean)
     } else {
         Ok(c)
     }
 }
 
+/// [`channel`]'s test: whether the one-read `c` (from `sums`) lost more
+/// than `growth` to cancellation (`Σd² > growth·M2`; never for NaN).
+#[inline(always)]
+pub fn cancelled(sums: [f64; 2], c: Channel, growth: f64) -> bool {
+    sums[1] > growth * c.m2
+}
+
 /// [`channel`] without the cancellation test (the second pass), `M2`
 /// clamped at 0 (NaN is kept).
+#[inline(always)]
 pub fn accept(n: usize, shift: f64, [s1, s2]: [f64; 2]) -> Channel {
     let mean = s1 / n as f64;
     let m2 = s2 - s1 * mean;
@@ -59,6 +67,7 @@ pub fn accept(n: usize, shift: f64, [s1, s2]: [f64; 2]) -> Channel {
 
 /// `[a, c]` of `y = (x − K)·a + c` for a channel of mean `K + mean` and
 /// `inv = 1/√(var + ε)` ([`crate::problem::inv_std`]): `a = w·inv`, `c = b − mean·a`.
+#[inline(always)]
 pub fn norm(mean: f64, inv: f64, w: f64, b: f64) -> [f64; 2] {
     let a = w * inv;
     [a, b - mean * a]
@@ -98,6 +107,7 @@ pub struct Grad {
 /// exact by Sterbenz for clustered data) is recovered from the third sum,
 /// so `Σdy·(x − μ) = Σdy·(x − K) − δ·Σdy` and `x − μ = (x − K) − δ`.
 /// With fixed statistics the mean is exact: `dx = w·inv·dy`, no `x`.
+#[inline(always)]
 pub fn grad(mode: GradMode, m: usize, inv: f64, w: f64, sums: [f64; 3]) -> Grad {
     let [s, t, u] = sums;
     let kd = w * inv;

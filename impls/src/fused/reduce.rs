@@ -147,9 +147,11 @@ pub fn all_channels<const K: usize>(dims: Dims, par: bool, f: &impl RunFn<K>) ->
 
 /// Per-channel sums over channels-last rows (`rows` rows of `c` values):
 /// `f(range, acc)` adds the whole super-rows of `x[range]` into the lanes.
+/// Returns sum `s` of channel `ch` at `[s][ch]` (one array per sum, so the
+/// per-channel arithmetic after it runs at the level's width).
 ///
 /// Chunks are reduced in waves of `WAVE_PER_THREAD` per thread (one at a
-/// time when not `par`) into scratch allocated once per call, and each
+/// time when not `par`) into scratch reused between calls, and each
 /// wave's partials are added into the total in chunk order — the bits of
 /// one chunk at a time, for any pool. A partial kept per chunk until the
 /// end was 3 MB of fresh pages per call on 4096 channels (32 chunks × 3
@@ -159,24 +161,30 @@ pub fn rows<const K: usize>(
     rows: usize,
     par: bool,
     f: impl Fn(Range<usize>, [&mut [f64]; K]) + Sync + Send,
-) -> Vec<[f64; K]> {
+) -> [Scratch; K] {
     let (c, cr) = (g.sr.c, g.chunk_rows);
     let chunks = rows.div_ceil(cr);
     let threads = if par { rayon::current_num_threads() } else { 1 };
-    let wave = (threads * WAVE_PER_THREAD).min(chunks).max(1);
+    let per = if threads > 1 { WAVE_PER_THREAD } else { 1 };
+    let wave = (threads * per).min(chunks).max(1);
     let mut slots: Vec<Slot<K>> = (0..wave).map(|_| Slot::new(g.sr.l, c)).collect();
-    let mut tot = vec![[0.0; K]; c];
+    let mut tot: [Scratch; K] = from_fn(|_| Scratch::zeroed(c));
     for w0 in (0..chunks).step_by(wave) {
         let n = wave.min(chunks - w0);
         let work = |(i, slot): (usize, &mut Slot<K>)| {
             let j = w0 + i;
-            for v in slot.lanes.iter_mut() {
-                v.fill(0.0);
+            if j >= wave {
+                for v in slot.lanes.iter_mut() {
+                    v.fill(0.0);
+                }
             }
             let lanes = slot.lanes.each_mut().map(|v| &mut v[..]);
             f(j * cr * c..((j + 1) * cr).min(rows) * c, lanes);
-            for (l, o) in slot.lanes.iter().zip(slot.out.iter_mut()) {
-                g.sr.fold(l, o);
+            // One row per super-row: the fold is the lanes themselves.
+            if g.sr.m > 1 {
+                for (l, o) in slot.lanes.iter().zip(slot.out.iter_mut()) {
+                    g.sr.fold(l, o);
+                }
             }
         };
         if par {
@@ -185,9 +193,10 @@ pub fn rows<const K: usize>(
             slots[..n].iter_mut().enumerate().for_each(work);
         }
         for slot in &slots[..n] {
-            for (ch, t) in tot.iter_mut().enumerate() {
-                for (s, ts) in t.iter_mut().enumerate() {
-                    *ts += slot.out[s][ch];
+            let part = if g.sr.m > 1 { &slot.out } else { &slot.lanes };
+            for (t, p) in tot.iter_mut().zip(part) {
+                for (ts, v) in t.iter_mut().zip(&p[..c]) {
+                    *ts += v;
                 }
             }
         }
@@ -195,12 +204,13 @@ pub fn rows<const K: usize>(
     tot
 }
 
-/// Chunks per thread in a wave of [`rows`]: two, so a thread delayed by
-/// the machine holds up less than a whole wave's share.
+/// Chunks per thread in a wave of [`rows`] in a pool of several threads:
+/// two, so a thread delayed by the machine holds up less than a whole
+/// wave's share.
 const WAVE_PER_THREAD: usize = 2;
 
-/// One chunk's scratch in [`rows`]: the super-row lanes and their fold
-/// (reused between calls, [`Scratch`]).
+/// One chunk's scratch in [`rows`]: the super-row lanes (zeroed) and, for
+/// super-rows of several rows, their fold (reused between calls, [`Scratch`]).
 struct Slot<const K: usize> {
     lanes: [Scratch; K],
     out: [Scratch; K],
@@ -208,9 +218,10 @@ struct Slot<const K: usize> {
 
 impl<const K: usize> Slot<K> {
     fn new(lanes: usize, channels: usize) -> Self {
+        let folds = if lanes > channels { channels } else { 0 };
         Slot {
             lanes: from_fn(|_| Scratch::zeroed(lanes)),
-            out: from_fn(|_| Scratch::zeroed(channels)),
+            out: from_fn(|_| Scratch::zeroed(folds)),
         }
     }
 }

@@ -200,8 +200,29 @@ fn channels_last<T: Lane>(
         })
     };
     let first = sums(shift);
+    // Every channel from one read (the rule): the per-channel arithmetic
+    // at the level's width.
+    let (ones, zeros) = (p.affine.weight.is_none(), p.affine.bias.is_none());
+    let fill = |on: bool, v: f64| {
+        let mut s = Scratch::zeroed(if on { dims.c } else { 0 });
+        s.fill(v);
+        s
+    };
+    let (w1, b0) = (fill(ones, 1.0), fill(zeros, 0.0));
+    let ts = simd::per_channel::TrainSums {
+        n,
+        growth,
+        eps: p.eps,
+        shift,
+        sums: [&first[0], &first[1]],
+        weight: p.affine.weight.unwrap_or(&w1),
+        bias: p.affine.bias.unwrap_or(&b0),
+    };
+    if let Some([a, c, sd]) = simd::train_stats(lv, &ts, p.mean, p.var) {
+        return super::eval::rows(lv, &g, x, p.y, ([shift, &a, &c], &sd), rp);
+    }
     let pending: Vec<Result<Channel, f64>> = (0..dims.c)
-        .map(|c| coeffs::channel(n, shift[c], first[c], growth))
+        .map(|c| coeffs::channel(n, shift[c], [first[0][c], first[1][c]], growth))
         .collect();
     // Second pass for the channels that cancel (all lanes are summed; the
     // others keep their one-read result).
@@ -211,15 +232,20 @@ fn channels_last<T: Lane>(
             .zip(shift)
             .map(|(r, &k)| r.err().unwrap_or(k))
             .collect();
-        sums(&k2)
+        Some(sums(&k2))
     } else {
-        Vec::new()
+        None
     };
     // One exact-size collect either way: `flatten` has no size hint, and
     // its growing vector cost 6.5 µs of 1024 channels' bookkeeping (1.8 µs
     // this way; 32×1024, 2-core Xeon VM).
     let redo = |(c, r): (usize, Result<Channel, f64>)| {
-        r.unwrap_or_else(|k| coeffs::accept(n, k, again[c]))
+        r.unwrap_or_else(|k| {
+            let s = again
+                .as_ref()
+                .expect("a second pass when a channel asks for one");
+            coeffs::accept(n, k, [s[0][c], s[1][c]])
+        })
     };
     let stats: Vec<Channel> = pending.into_iter().enumerate().map(redo).collect();
     let (k, sd) = norm_coeffs(lv, n, p.eps, p.affine, 0, &stats);

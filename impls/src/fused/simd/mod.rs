@@ -26,6 +26,7 @@ pub mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub mod avx512;
 pub mod nt;
+pub mod per_channel;
 pub mod prec;
 pub mod rows;
 pub mod runs;
@@ -451,6 +452,24 @@ macro_rules! level_kernels {
         #[$attr]
         pub unsafe fn std_inv(var: &[f64], eps: f64, sd: &mut [f64], inv: &mut [f64]) {
             $crate::fused::simd::std_inv_body(var, eps, sd, inv)
+        }
+        /// # Safety
+        /// The CPU has the level's features; lengths as checked in `simd::train_stats`.
+        #[$attr]
+        pub unsafe fn train_stats(
+            s: &$crate::fused::simd::per_channel::TrainSums<'_>,
+            out: [&mut [f64]; 5],
+        ) -> bool {
+            $crate::fused::simd::per_channel::train_stats_body(s, out)
+        }
+        /// # Safety
+        /// The CPU has the level's features; lengths as checked in `simd::grad_coeffs`.
+        #[$attr]
+        pub unsafe fn grad_coeffs(
+            s: &$crate::fused::simd::per_channel::GradSums<'_>,
+            out: [&mut [f64]; 5],
+        ) {
+            $crate::fused::simd::per_channel::grad_body(s, out)
         }
         /// # Safety
         /// The CPU has the level's features; as checked in `simd::runs_grad_dx`.
@@ -969,6 +988,53 @@ pub fn std_inv(lv: Level, var: &[f64], eps: f64) -> (Scratch, Scratch) {
     let (mut sd, mut inv) = (Scratch::zeroed(var.len()), Scratch::zeroed(var.len()));
     dispatch!(lv, std_inv(var, eps, &mut sd, &mut inv));
     (sd, inv)
+}
+
+/// Train's per-channel statistics and normalize coefficients from the
+/// one-read sums, at the level's width ([`per_channel::train_stats_body`]):
+/// `Some([a, c, sd])` with the batch mean and biased variance written to
+/// `mean`, `var`; `None` when a channel needs a second pass.
+pub fn train_stats(
+    lv: Level,
+    s: &per_channel::TrainSums<'_>,
+    mean: &mut [f64],
+    var: &mut [f64],
+) -> Option<[Scratch; 3]> {
+    let c = s.shift.len();
+    let same = [s.sums[0], s.sums[1], s.weight, s.bias]
+        .iter()
+        .all(|v| v.len() == c);
+    assert!(
+        same && mean.len() == c && var.len() == c,
+        "train_stats: lengths"
+    );
+    let mut out: [Scratch; 3] = std::array::from_fn(|_| Scratch::zeroed(c));
+    let [a, cc, sd] = out.each_mut().map(|v| &mut v[..]);
+    let ok = dispatch!(lv, train_stats(s, [a, cc, sd, mean, var]));
+    ok.then_some(out)
+}
+
+/// Backward's per-channel coefficients and parameter gradients at the
+/// level's width ([`per_channel::grad_body`]): `[kd, kx, kc]`, with the
+/// weight and bias gradients written to `gw`, `gb`.
+pub fn grad_coeffs(
+    lv: Level,
+    s: &per_channel::GradSums<'_>,
+    gw: &mut [f64],
+    gb: &mut [f64],
+) -> [Scratch; 3] {
+    let c = s.inv.len();
+    let same = [s.sums[0], s.sums[1], s.sums[2], s.weight]
+        .iter()
+        .all(|v| v.len() == c);
+    assert!(
+        same && gw.len() == c && gb.len() == c,
+        "grad_coeffs: lengths"
+    );
+    let mut out: [Scratch; 3] = std::array::from_fn(|_| Scratch::zeroed(c));
+    let [kd, kx, kc] = out.each_mut().map(|v| &mut v[..]);
+    dispatch!(lv, grad_coeffs(s, [kd, kx, kc, gw, gb]));
+    out
 }
 
 /// [`std_inv`]'s loop, written to vectorize.
