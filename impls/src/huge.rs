@@ -68,6 +68,9 @@ fn scaled_eps(eps: f64, e: i32) -> f64 {
 /// mean or variance came out non-finite while its values are finite.
 pub fn train_then_redo<T: Element>(mut p: TrainForward<'_, T>, pass: impl Fn(TrainForward<'_, T>)) {
     pass(p.reborrow());
+    if all_finite(p.mean) && all_finite(p.var) {
+        return;
+    }
     let dims = p.dims;
     for c in 0..dims.c {
         if p.mean[c].is_finite() && p.var[c].is_finite() {
@@ -99,6 +102,19 @@ pub fn train_then_redo<T: Element>(mut p: TrainForward<'_, T>, pass: impl Fn(Tra
             p.y[o] = v;
         }
     }
+}
+
+/// Whether every value is finite, in a loop without an early exit (it
+/// vectorizes): the common case of the redo checks, which channel by
+/// channel took 1–2 µs of 1024 channels (`perf`, 256×1024 `f32`, 2-core
+/// Xeon VM).
+fn all_finite(v: &[f64]) -> bool {
+    v.iter().fold(true, |ok, x| ok & x.is_finite())
+}
+
+/// Whether no variance exceeds [`HUGE_VAR`] (NaN does not), as [`all_finite`].
+fn none_huge(v: &[f64]) -> bool {
+    v.iter().fold(true, |ok, &x| ok & (x <= HUGE_VAR || x.is_nan()))
 }
 
 /// Whether [`train_then_redo`] would redo a channel of this finished
@@ -137,6 +153,10 @@ pub const HUGE_VAR: f64 = 2.037035976334486e90;
 /// is not NaN).
 pub fn backward_then_redo<T: Element>(mut p: Backward<'_, T>, pass: impl Fn(Backward<'_, T>)) {
     pass(p.reborrow());
+    // A NaN variance is never redone, so `none_huge` may let it through.
+    if all_finite(p.grad_weight) && all_finite(p.grad_bias) && none_huge(p.var) {
+        return;
+    }
     let dims = p.dims;
     for c in 0..dims.c {
         let sums_ok = p.grad_weight[c].is_finite() && p.grad_bias[c].is_finite();
