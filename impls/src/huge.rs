@@ -114,7 +114,8 @@ fn all_finite(v: &[f64]) -> bool {
 
 /// Whether no variance exceeds [`HUGE_VAR`] (NaN does not), as [`all_finite`].
 fn none_huge(v: &[f64]) -> bool {
-    v.iter().fold(true, |ok, &x| ok & (x <= HUGE_VAR || x.is_nan()))
+    v.iter()
+        .fold(true, |ok, &x| ok & (x <= HUGE_VAR || x.is_nan()))
 }
 
 /// Whether [`train_then_redo`] would redo a channel of this finished
