@@ -15,13 +15,19 @@ use crate::problem::GradMode;
 /// and the weight and bias (ones and zeros without them), `C` values each.
 #[derive(Clone, Copy)]
 pub struct TrainSums<'a> {
+    /// Values per channel.
     pub n: usize,
     /// Largest growth `Σd²/M2` kept from one read (`coeffs::max_growth`).
     pub growth: f64,
+    /// The `ε` of `√(var + ε)`.
     pub eps: f64,
+    /// Each channel's shift `K`.
     pub shift: &'a [f64],
+    /// `[Σd, Σd²]`, one array per sum.
     pub sums: [&'a [f64]; 2],
+    /// The weight (ones without one).
     pub weight: &'a [f64],
+    /// The bias (zeros without one).
     pub bias: &'a [f64],
 }
 
@@ -62,10 +68,15 @@ pub fn train_stats_body(s: &TrainSums<'_>, out: [&mut [f64]; 5]) -> bool {
 /// weight (ones without one), `C` values each.
 #[derive(Clone, Copy)]
 pub struct GradSums<'a> {
+    /// Batch statistics, or fixed (given) ones.
     pub mode: GradMode,
+    /// Values per channel.
     pub m: usize,
+    /// `1/√(var + ε)` per channel.
     pub inv: &'a [f64],
+    /// The weight (ones without one).
     pub weight: &'a [f64],
+    /// `[Σdy, Σdy·(x − K), Σ(x − K)]`, one array per sum.
     pub sums: [&'a [f64]; 3],
 }
 
