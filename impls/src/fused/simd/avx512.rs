@@ -131,11 +131,54 @@ impl Simd for Avx512 {
     }
 }
 
-/// 16 lanes of `f32` in a zmm register.
+/// 16 lanes of `f32` in a zmm register. With `BF16` the level also has
+/// AVX512-BF16 and AVX512DQ and rounds `f32` lanes to `bf16` with one
+/// `vcvtneps2bf16` ([`store_bf16_native`]) instead of the integer rounding.
 #[derive(Debug, Clone, Copy)]
-pub struct Avx512F32;
+pub struct Avx512F32<const BF16: bool = false>;
 
-impl Simd for Avx512F32 {
+/// `v` rounded to nearest even `bf16` on the bit patterns (as the scalar
+/// twin's `half::bf16::from_f32` and `bf16_bits8`); NaN lanes keep their
+/// top payload bits, quieted.
+///
+/// # Safety
+/// The CPU has AVX-512F; `p` is valid for 16 writes.
+#[inline(always)]
+unsafe fn store_bf16_integer(p: *mut half::bf16, v: __m512) {
+    let t = _mm512_castps_si512(v);
+    let lsb = _mm512_and_si512(_mm512_srli_epi32::<16>(t), _mm512_set1_epi32(1));
+    let bias = _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb);
+    let rounded = _mm512_srli_epi32::<16>(_mm512_add_epi32(t, bias));
+    let quiet = _mm512_or_si512(_mm512_srli_epi32::<16>(t), _mm512_set1_epi32(0x40));
+    let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+    let b = _mm512_mask_blend_epi32(nan, rounded, quiet);
+    _mm256_storeu_si256(p.cast(), _mm512_cvtepi32_epi16(b))
+}
+
+/// [`store_bf16_integer`]'s bits from one `vcvtneps2bf16` (2 µops where the
+/// integer rounding takes about 10). The instruction rounds to nearest even
+/// and quiets NaNs exactly as the integer rounding does, but treats
+/// subnormal inputs as zero whatever MXCSR says (Intel SDM, VCVTNEPS2BF16);
+/// a register with a subnormal lane (`vfpclassps` class 0x20) therefore
+/// takes the integer rounding. A normal `f32` never rounds to a subnormal
+/// `bf16` (same exponent range), so no other lane differs.
+///
+/// # Safety
+/// The CPU has AVX-512F, AVX-512DQ and AVX512-BF16; `p` is valid for 16
+/// writes.
+#[inline(always)]
+unsafe fn store_bf16_native(p: *mut half::bf16, v: __m512) {
+    if _mm512_fpclass_ps_mask::<0x20>(v) == 0 {
+        let h = _mm512_cvtneps_pbh(v);
+        // SAFETY: `__m256bh` and `__m256i` are both 32 bytes of plain lanes.
+        let bits = unsafe { std::mem::transmute::<__m256bh, __m256i>(h) };
+        _mm256_storeu_si256(p.cast(), bits)
+    } else {
+        store_bf16_integer(p, v)
+    }
+}
+
+impl<const BF16: bool> Simd for Avx512F32<BF16> {
     const W: usize = 16;
     type E = f32;
     type V = __m512;
@@ -166,16 +209,11 @@ impl Simd for Avx512F32 {
     }
     #[inline(always)]
     unsafe fn store_bf16(p: *mut half::bf16, v: __m512) {
-        // Round to nearest even on the bit patterns (as `bf16_bits8`); NaN
-        // lanes keep their top payload bits, quieted.
-        let t = _mm512_castps_si512(v);
-        let lsb = _mm512_and_si512(_mm512_srli_epi32::<16>(t), _mm512_set1_epi32(1));
-        let bias = _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb);
-        let rounded = _mm512_srli_epi32::<16>(_mm512_add_epi32(t, bias));
-        let quiet = _mm512_or_si512(_mm512_srli_epi32::<16>(t), _mm512_set1_epi32(0x40));
-        let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
-        let b = _mm512_mask_blend_epi32(nan, rounded, quiet);
-        _mm256_storeu_si256(p.cast(), _mm512_cvtepi32_epi16(b))
+        if BF16 {
+            store_bf16_native(p, v)
+        } else {
+            store_bf16_integer(p, v)
+        }
     }
     #[inline(always)]
     unsafe fn load_f16(p: *const half::f16) -> __m512 {
@@ -230,6 +268,30 @@ super::level_kernels!(
     Avx512,
     Avx512F32
 );
+
+/// The level's kernels with AVX512-BF16's rounding to `bf16`
+/// ([`store_bf16_native`]); only the element-wise passes of `bf16` data
+/// are routed here (`simd::dispatch_store!`), everything else runs the
+/// level's plain kernels.
+pub mod bf16 {
+    use super::{Avx512, Avx512F32, GRAD_BLOCK, SUM_BLOCK};
+    crate::fused::simd::level_kernels!(
+        #[target_feature(enable = "avx512f,avx512dq,avx512bf16,avx2,fma,f16c")],
+        Avx512,
+        Avx512F32<true>
+    );
+
+    /// The same with non-temporal data stores ([`super::super::nt`]).
+    pub mod nt {
+        use super::super::{Avx512, Avx512F32, GRAD_BLOCK, SUM_BLOCK};
+        use crate::fused::simd::nt::Nt;
+        crate::fused::simd::level_kernels!(
+            #[target_feature(enable = "avx512f,avx512dq,avx512bf16,avx2,fma,f16c")],
+            Nt<Avx512>,
+            Nt<Avx512F32<true>>
+        );
+    }
+}
 
 /// The level's kernels with non-temporal data stores ([`super::nt`]).
 pub mod nt {

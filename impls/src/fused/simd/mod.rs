@@ -4,7 +4,9 @@
 //! ([`Simd`]) and the element type ([`Lane`]), in [`runs`] (one contiguous
 //! run, scalar coefficients) and [`rows`] (channels-last rows, per-lane
 //! coefficient arrays). It is instantiated for three levels: AVX-512F
-//! ([`avx512`]), AVX2 with FMA ([`avx2`]) and the portable scalar twin
+//! ([`avx512`]; with AVX512-BF16 a fourth, `avx512-bf16`, whose only
+//! difference is the rounding of `f32` lanes to `bf16` outputs, see
+//! [`avx512::bf16`]), AVX2 with FMA ([`avx2`]) and the portable scalar twin
 //! ([`scalar`]), each with a vector of `f64` lanes (the reductions, and the
 //! element-wise passes of `f64` data) and one of `f32` lanes (the
 //! element-wise passes of `f32`, `bf16` and `f16` data; see [`prec`] for
@@ -32,7 +34,7 @@ pub mod rows;
 pub mod runs;
 pub mod scalar;
 
-use crate::element::Element;
+use crate::element::{DType, Element};
 use crate::engine::scratch::Scratch;
 pub use prec::{Real, RowCoeffs, RunCoeffs};
 use std::sync::OnceLock;
@@ -276,6 +278,10 @@ enum Isa {
     Avx2,
     #[cfg(target_arch = "x86_64")]
     Avx512,
+    /// AVX-512F plus AVX512-BF16 and AVX512DQ: [`Isa::Avx512`]'s kernels,
+    /// but element-wise passes of `bf16` data round with `vcvtneps2bf16`.
+    #[cfg(target_arch = "x86_64")]
+    Avx512Bf16,
 }
 
 /// An instruction-set level this CPU supports. Only [`Level::detected`],
@@ -324,12 +330,17 @@ impl Level {
             }
             if std::arch::is_x86_feature_detected!("avx512f") && f16c && fma {
                 v.push(Level(Isa::Avx512, false));
+                if std::arch::is_x86_feature_detected!("avx512bf16")
+                    && std::arch::is_x86_feature_detected!("avx512dq")
+                {
+                    v.push(Level(Isa::Avx512Bf16, false));
+                }
             }
         }
         v
     }
 
-    /// `"scalar"`, `"avx2"` or `"avx512"`.
+    /// `"scalar"`, `"avx2"`, `"avx512"` or `"avx512-bf16"`.
     pub fn name(self) -> &'static str {
         match self.0 {
             Isa::Scalar => "scalar",
@@ -337,6 +348,8 @@ impl Level {
             Isa::Avx2 => "avx2",
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => "avx512",
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Bf16 => "avx512-bf16",
         }
     }
 }
@@ -619,17 +632,44 @@ macro_rules! level_kernels {
 }
 pub(crate) use level_kernels;
 
+/// [`dispatch`] for the kernels that store element-wise outputs of element
+/// type `$T`: on the `avx512-bf16` level, `bf16` outputs go to
+/// [`avx512::bf16`]'s kernels (native rounding); every other type and level
+/// as [`dispatch`]. The guard is a constant per instantiation, so only the
+/// `bf16` instantiations of [`avx512::bf16`] are built.
+macro_rules! dispatch_store {
+    ($T:ty, $lv:expr, $f:ident ( $($arg:expr),* )) => {
+        match ($lv.0, $lv.1) {
+            // SAFETY: `Isa::Avx512Bf16` exists only when AVX-512F,
+            // AVX512-BF16 and AVX512DQ were detected (`Level::available`),
+            // the features `avx512::bf16`'s kernels enable.
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512Bf16, false) if <$T as Element>::DTYPE == DType::BF16 => unsafe {
+                avx512::bf16::$f($($arg),*)
+            },
+            // SAFETY: as above; the streaming variant needs no other feature.
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512Bf16, true) if <$T as Element>::DTYPE == DType::BF16 => unsafe {
+                avx512::bf16::nt::$f($($arg),*)
+            },
+            _ => dispatch!($lv, $f($($arg),*)),
+        }
+    };
+}
+
 /// Calls `$f` of the module of `$lv`'s level; the scalar twin otherwise.
+/// `avx512-bf16` runs the plain AVX-512 kernels here (see [`dispatch_store`]).
 macro_rules! dispatch {
     ($lv:expr, $f:ident ( $($arg:expr),* )) => {
         match ($lv.0, $lv.1) {
-            // SAFETY: a `Level` with `Isa::Avx512` exists only when
-            // `is_x86_feature_detected!("avx512f")` was true (`Level::available`).
+            // SAFETY: a `Level` with `Isa::Avx512` or `Isa::Avx512Bf16` exists
+            // only when `is_x86_feature_detected!("avx512f")` was true
+            // (`Level::available`).
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, false) => unsafe { avx512::$f($($arg),*) },
+            (Isa::Avx512 | Isa::Avx512Bf16, false) => unsafe { avx512::$f($($arg),*) },
             // SAFETY: as above; the streaming variant needs no other feature.
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, true) => unsafe { avx512::nt::$f($($arg),*) },
+            (Isa::Avx512 | Isa::Avx512Bf16, true) => unsafe { avx512::nt::$f($($arg),*) },
             // SAFETY: `Isa::Avx2` exists only when AVX2 and FMA were detected.
             #[cfg(target_arch = "x86_64")]
             (Isa::Avx2, false) => unsafe { avx2::$f($($arg),*) },
@@ -713,7 +753,7 @@ pub fn runs_dx<T: Lane>(
         "runs_dx: lengths"
     );
     assert!(c0 < c.len(), "runs_dx: coefficients");
-    dispatch!(lv, runs_dx((x, dy, dx), s, (c, c0)))
+    dispatch_store!(T, lv, runs_dx((x, dy, dx), s, (c, c0)))
 }
 
 /// [`runs_grad`] of one stretch of `k.len()` runs of `s` values (`red =
@@ -736,7 +776,7 @@ pub fn runs_grad_dx<T: Lane>(
     let same = red.iter().chain(&v).all(|a| a.len() == len);
     assert!(ok && same, "runs_grad_dx: lengths");
     assert!(!lv.1, "runs_grad_dx: a streaming level");
-    dispatch!(lv, runs_grad_dx(red, (k, acc), v, out, (c, s)))
+    dispatch_store!(T, lv, runs_grad_dx(red, (k, acc), v, out, (c, s)))
 }
 
 /// `y = (x − k)·a + b` over one run (in `T`'s element-wise precision,
@@ -752,7 +792,7 @@ pub fn run_dx<T: Lane>(lv: Level, x: &[T], dy: &[T], dx: &mut [T], k: f64, c: [f
         "run_dx: lengths"
     );
     let c = RunCoeffs::dx::<T>([k, c[0], c[1], c[2]]);
-    dispatch!(lv, run_dx(x, dy, dx, c))
+    dispatch_store!(T, lv, run_dx(x, dy, dx, c))
 }
 
 /// Rows of `L = k.len()` lanes (the last row may be shorter): per-lane
@@ -786,7 +826,7 @@ pub fn rows_scale<T: Lane>(lv: Level, x: &[T], y: &mut [T], c: &RowCoeffs<2>) {
 pub fn rows_dx<T: Lane>(lv: Level, x: &[T], dy: &[T], dx: &mut [T], c: &RowCoeffs<4>) {
     let same = x.len() == dy.len() && x.len() == dx.len();
     assert!(same && c.lanes() > 0, "rows_dx: lengths");
-    dispatch!(lv, rows_dx(x, dy, dx, c))
+    dispatch_store!(T, lv, rows_dx(x, dy, dx, c))
 }
 
 /// What an element-wise forward pass applies after the affine map, inside
@@ -819,7 +859,7 @@ pub fn run_affine_post<T: Lane>(
         "run_affine_post: lengths"
     );
     let c = RunCoeffs::affine::<T>([k, a, b]);
-    dispatch!(lv, run_affine_post(x, r, y, c, post))
+    dispatch_store!(T, lv, run_affine_post(x, r, y, c, post))
 }
 
 /// [`run_affine_post`] over consecutive runs of `s` values in one call:
@@ -839,7 +879,7 @@ pub fn runs_affine_post<T: Lane>(
         "runs_affine_post: lengths"
     );
     assert!(c0 < c.len(), "runs_affine_post: coefficients");
-    dispatch!(lv, runs_affine_post(x, r, y, s, (c, c0), post))
+    dispatch_store!(T, lv, runs_affine_post(x, r, y, s, (c, c0), post))
 }
 
 /// [`run_grad`] of `dy` masked by the ReLU output `yo` (same read).
@@ -882,7 +922,7 @@ pub fn run_dx_relu<T: Lane>(
     let lv = lv.streaming(lv.1 && dres.is_none());
     let dres = dres.map_or(std::ptr::null_mut(), |d| d.as_mut_ptr());
     let c = RunCoeffs::dx::<T>([k, c[0], c[1], c[2]]);
-    dispatch!(lv, run_dx_relu(v, dx, dres, c, fixed))
+    dispatch_store!(T, lv, run_dx_relu(v, dx, dres, c, fixed))
 }
 
 /// [`run_dx_relu`] over consecutive runs of `s` values (`v = [x, dy, yo]`),
@@ -909,7 +949,7 @@ pub fn runs_dx_relu<T: Lane>(
     // The residual's gradient is not aligned with `dx`: plain stores for both.
     let lv = lv.streaming(lv.1 && dres.is_none());
     let dres = dres.map_or(std::ptr::null_mut(), |d| d.as_mut_ptr());
-    dispatch!(lv, runs_dx_relu(v, dx, dres, s, (c, c0), fixed))
+    dispatch_store!(T, lv, runs_dx_relu(v, dx, dres, s, (c, c0), fixed))
 }
 
 /// Channels-last `y = post((x − k[l])·a[l] + b[l])` ([`RowCoeffs::affine`]).
@@ -923,7 +963,7 @@ pub fn rows_affine_post<T: Lane>(
 ) {
     let ok = c.lanes() > 0 && x.len() == y.len() && x.len() == r.len();
     assert!(ok, "rows_affine_post: lengths");
-    dispatch!(lv, rows_affine_post(x, r, y, c, post))
+    dispatch_store!(T, lv, rows_affine_post(x, r, y, c, post))
 }
 
 /// Channels-last `y = post(x·a[l] + b[l])` ([`RowCoeffs::scale`]).
@@ -937,7 +977,7 @@ pub fn rows_scale_post<T: Lane>(
 ) {
     let ok = c.lanes() > 0 && x.len() == y.len() && x.len() == r.len();
     assert!(ok, "rows_scale_post: lengths");
-    dispatch!(lv, rows_scale_post(x, r, y, c, post))
+    dispatch_store!(T, lv, rows_scale_post(x, r, y, c, post))
 }
 
 /// [`rows_grad`] of `dy` masked by the ReLU output `yo` (same read).
@@ -975,7 +1015,7 @@ pub fn rows_dx_relu<T: Lane>(
     // The residual's gradient is not aligned with `dx`: plain stores for both.
     let lv = lv.streaming(lv.1 && dres.is_none());
     let dres = dres.map_or(std::ptr::null_mut(), |d| d.as_mut_ptr());
-    dispatch!(lv, rows_dx_relu(v, dx, dres, c, fixed))
+    dispatch_store!(T, lv, rows_dx_relu(v, dx, dres, c, fixed))
 }
 
 /// Per channel `sd = √(var + ε)` and `inv = 1/sd` ([`crate::problem::inv_std`]'s
