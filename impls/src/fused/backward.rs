@@ -239,7 +239,7 @@ fn channels_last<T: Lane>(
     let task = g.task_rows * dims.c;
     let fixed = pr.mode == GradMode::Fixed;
     // The `dx` pass may stream its output.
-    let lv = lv.streaming(plan::stream::<T>(x.len()));
+    let lv = lv.streaming(plan::stream_out::<T>(x.len()));
     let Out { dx, dres } = out;
     match (yo, dres) {
         (Some(yo), Some(d)) => rows_pass_pair(task, dx, d, |r, out, out2| {

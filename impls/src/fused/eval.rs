@@ -76,7 +76,7 @@ pub fn rows<T: Lane>(
     (res, post): (&[T], Post),
 ) {
     let [k, a, c] = kac;
-    let lv = lv.streaming(plan::stream::<T>(x.len()));
+    let lv = lv.streaming(plan::stream_out::<T>(x.len()));
     let task = g.task_rows * g.sr.c;
     let ar = g.sr.rep(a);
     let tame = k.iter().zip(sd).all(|(k, s)| k.abs() <= 2f64.powi(24) * s);

@@ -88,6 +88,20 @@ pub fn stream<T>(len: usize) -> bool {
     len.saturating_mul(std::mem::size_of::<T>()) >= STREAM_MIN_BYTES
 }
 
+/// Whether a channels-last (or (N, C)) element-wise pass writing `len`
+/// elements of `T` streams its output: [`stream`], and only `f32`/`f64`
+/// data. Half data write half a line per register, and on the 2-core Xeon
+/// VM (whose 300 MB L3 holds these tensors) their streaming stores were
+/// slower than ordinary ones: A/B of the builds (`bnh bench --impls fused`,
+/// 1 thread, 2 alternated rounds, paired medians) channels-last
+/// 64×64×56×56 `bf16`/`f16` eval 0.90×/0.92×, train 0.94×/0.95×, backward
+/// 0.96×/0.95×; (N, C) 4096×4096 eval 0.95×/1.01×, train 1.00×/0.96×,
+/// backward 0.98×/0.97× without them. Channel tasks ([`stream_task_runs`])
+/// and sweeps ([`stream_sweep`]) keep half data out for the same reason.
+pub fn stream_out<T: Lane>(len: usize) -> bool {
+    stream::<T>(len) && !T::NARROW
+}
+
 /// Whether a reduction reading `len` elements of `T` per input runs at the
 /// streaming level for its prefetches ([`super::simd::nt::prefetch`]; a
 /// reduction stores no data, so nothing else changes): the threshold of
@@ -127,8 +141,12 @@ pub const SWEEP_SHORT_MIN_BYTES: usize = 32 << 20;
 /// apply. (A task whose runs mix `f32` and `f64` coefficients — half data
 /// with a coefficient out of `f32`'s range — falls back to one streaming
 /// call per run: correct, but slower than ordinary stores below
-/// `STREAM_MIN_RUN`.)
+/// `STREAM_MIN_RUN`.) Only `f32`/`f64` data, as [`stream_out`]: contiguous
+/// 8×32×16×32×32 `bf16`/`f16` train 0.95×/0.96× without streaming.
 pub fn stream_sweep<T: Lane>(dims: Dims) -> bool {
+    if T::NARROW {
+        return false;
+    }
     let bytes = dims.len().saturating_mul(std::mem::size_of::<T>());
     let short = dims.s < STREAM_MIN_RUN;
     stream::<T>(dims.len()) && dims.s >= SWEEP_MIN_RUN && (!short || bytes >= SWEEP_SHORT_MIN_BYTES)
