@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Regenerate the committed reference benchmark run in reports/ (one command):
 #   scripts/reference_run.sh [OUT_DIR]
-# 1. in each of BN_ROUNDS rounds, grid by grid (standard, batch-sweep,
-#    feature-sweep; 1 and 2 threads): bnh bench (every registered
-#    implementation), then scripts/torch_bench.py (torch and torch-noalloc;
-#    skipped when PyTorch is not importable) -> OUT_DIR/{bench,torch}-GRID-rN.csv;
+# 1. in each of BN_ROUNDS rounds, grid by grid (standard, standard-half,
+#    batch-sweep, feature-sweep; 1 and 2 threads): bnh bench (every
+#    registered implementation), then scripts/torch_bench.py (torch and
+#    torch-noalloc; skipped when PyTorch is not importable)
+#    -> OUT_DIR/{bench,torch}-GRID-rN.csv. standard-half is the standard
+#    grid's shapes in bf16 and f16 (--dtypes bf16,f16; PyTorch's pure-half
+#    kernels), about 9 minutes a round;
 # 2. bnh accuracy (error vs conditioning against the oracle) -> OUT_DIR/accuracy.csv;
 # 3. bnh matrix (the conformance matrix) -> OUT_DIR/matrix.{md,csv};
 # 4. bnh report over all CSVs -> OUT_DIR/REPORT.md and SVG charts.
@@ -12,7 +15,7 @@
 # fastest round: on a shared machine, other processes only ever add time,
 # and a round disturbed for one tool is not set against a quiet round of
 # the other (each grid's bnh and torch rounds run back to back).
-# Knobs: BN_ROUNDS (default 3; about 14 minutes each on the 2-core VM),
+# Knobs: BN_ROUNDS (default 3; about 23 minutes each on the 2-core VM),
 # BN_THREADS (default 1,2), BN_MIN_TIME seconds per measurement (default
 # 0.2). Run it on a quiet machine: timings are only as good as that.
 # bnh's commands write into the scratch folder reports/local/ by default; this
@@ -27,7 +30,7 @@ OUT=${1:-reports}
 ROUNDS=${BN_ROUNDS:-3}
 THREADS=${BN_THREADS:-1,2}
 MIN_TIME=${BN_MIN_TIME:-0.2}
-GRIDS=(standard batch-sweep feature-sweep)
+GRIDS=(standard standard-half batch-sweep feature-sweep)
 if ! [[ $ROUNDS =~ ^[1-9][0-9]?$ ]]; then
   echo "reference_run.sh: BN_ROUNDS=$ROUNDS: give a count of rounds from 1 to 99" >&2
   exit 2
@@ -58,16 +61,24 @@ if python3 -c 'import torch' 2>/dev/null; then
 else
   echo "PyTorch not importable: skipping the torch comparison" >&2
 fi
+# The grid and dtypes each name stands for.
+grid_args() {
+  case "$1" in
+    standard-half) echo "--grid standard --dtypes bf16,f16" ;;
+    *) echo "--grid $1" ;;
+  esac
+}
 csvs=()
 for round in $(seq 1 "$ROUNDS"); do
   for grid in "${GRIDS[@]}"; do
-    echo "== round $round/$ROUNDS: bnh bench --grid $grid" >&2
-    "$BNH" bench --grid "$grid" --threads "$THREADS" --min-time "$MIN_TIME" \
+    read -r -a args <<< "$(grid_args "$grid")"
+    echo "== round $round/$ROUNDS: bnh bench ${args[*]}" >&2
+    "$BNH" bench "${args[@]}" --threads "$THREADS" --min-time "$MIN_TIME" \
       --run-id "$RUN" --csv "$OUT/bench-$grid-r$round.csv" > /dev/null
     csvs+=("$OUT/bench-$grid-r$round.csv")
     if [ "$torch" = 1 ]; then
-      echo "== round $round/$ROUNDS: torch_bench.py --grid $grid" >&2
-      python3 scripts/torch_bench.py --grid "$grid" --threads "$THREADS" \
+      echo "== round $round/$ROUNDS: torch_bench.py ${args[*]}" >&2
+      python3 scripts/torch_bench.py "${args[@]}" --threads "$THREADS" \
         --min-time "$MIN_TIME" --run-id "$RUN" --csv "$OUT/torch-$grid-r$round.csv" 2> /dev/null
       csvs+=("$OUT/torch-$grid-r$round.csv")
     fi
