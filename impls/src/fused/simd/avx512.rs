@@ -7,7 +7,8 @@
 //! Half precision (with F16C): widened exactly (`bf16` by a 16-bit shift,
 //! `f16` by `vcvtph2ps`), narrowed with one correct rounding: `f64` → `f32`
 //! rounded *to odd* (`vcvtpd2ps` toward zero, last bit set when inexact),
-//! then `f32` → half to nearest even (integer rounding for `bf16`,
+//! then `f32` → half to nearest even (integer rounding for `bf16`, or
+//! `vcvtneps2bf16` where the CPU has AVX512-BF16, see [`bf16`];
 //! `vcvtps2ph` for `f16`) — the same bits as the scalar twin's
 //! `Element::from_f64` (Boldo & Melquiond 2008: rounding to odd in 24 bits,
 //! then to nearest in ≤ 22 bits, is a correct single rounding).
