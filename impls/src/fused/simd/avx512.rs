@@ -134,7 +134,7 @@ impl Simd for Avx512 {
 
 /// 16 lanes of `f32` in a zmm register. With `BF16` the level also has
 /// AVX512-BF16 and AVX512DQ and rounds `f32` lanes to `bf16` with one
-/// `vcvtneps2bf16` ([`store_bf16_native`]) instead of the integer rounding.
+/// `vcvtneps2bf16` (`store_bf16_native`) instead of the integer rounding.
 #[derive(Debug, Clone, Copy)]
 pub struct Avx512F32<const BF16: bool = false>;
 
@@ -271,7 +271,7 @@ super::level_kernels!(
 );
 
 /// The level's kernels with AVX512-BF16's rounding to `bf16`
-/// ([`store_bf16_native`]); only the element-wise passes of `bf16` data
+/// (`store_bf16_native`); only the element-wise passes of `bf16` data
 /// are routed here (`simd::dispatch_store!`), everything else runs the
 /// level's plain kernels.
 pub mod bf16 {
