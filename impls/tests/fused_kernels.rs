@@ -904,3 +904,41 @@ fn per_channel_grad_coefficients_equal_the_scalar_definition_at_every_level() {
         }
     }
 }
+
+/// Channels-last eval folds the shift into the bias while every channel's
+/// `|K|/σ` is within `coeffs::fold_ratio` (half data in `f32` lanes: `2^10`
+/// for `bf16`, `2^7` for `f16`). Below, at and past that bound, `fused`'s
+/// eval `y` stays within one ulp of the half type (at the tensor's largest
+/// `|y|`) of `welford`'s, on (N, C) and 4-D channels-last data.
+fn eval_at_offset<T: Element>(offset: f64) {
+    let [welford, fused] = ["welford", "fused"].map(|n| registry::by_name(n).unwrap());
+    let shapes: [(&[usize], Layout); 2] = [
+        (&[256, 64], Layout::Contiguous),
+        (&[8, 16, 4, 4], Layout::ChannelsLast),
+    ];
+    for (shape, layout) in shapes {
+        let d = dims(shape, layout);
+        let mut rng = Rng::new(9);
+        let x: Vec<T> = common::data(&mut rng, d.len(), offset, 1.0);
+        let dy: Vec<T> = common::data(&mut rng, d.len(), 0.0, 1.0);
+        let (want, got) = (run_all(welford, d, &x, &dy), run_all(fused, d, &x, &dy));
+        let max = (want.y_eval.iter()).fold(0.0f64, |m, v| m.max(v.as_f64().abs()));
+        let worst = (got.y_eval.iter().zip(&want.y_eval))
+            .fold(0.0f64, |m, (a, b)| m.max((a.as_f64() - b.as_f64()).abs()));
+        assert!(
+            worst <= T::DTYPE.epsilon() * max,
+            "{} {shape:?} offset {offset}: {worst:e} > one ulp of {max:e}",
+            T::DTYPE
+        );
+    }
+}
+
+#[test]
+fn half_eval_keeps_its_accuracy_where_the_shift_is_folded_and_past_it() {
+    for offset in [0.0, 3.0, 50.0, 300.0, 2000.0, 30000.0] {
+        eval_at_offset::<half::bf16>(offset);
+    }
+    for offset in [0.0, 3.0, 20.0, 60.0, 300.0, 2000.0] {
+        eval_at_offset::<half::f16>(offset);
+    }
+}

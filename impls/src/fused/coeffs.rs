@@ -84,6 +84,27 @@ pub fn fold_shift<T: Element>() -> bool {
     2 * T::DTYPE.mantissa_bits() <= 51
 }
 
+/// The largest `|K|/σ` (shift over standard deviation, every channel) for
+/// which channels-last eval folds the shift ([`fold_shift`]); `None`: it
+/// never does. `f32` data (`f64` lanes): `2^24`, the fold's error then
+/// below `2⁻²⁷·|w|`. Half data compute in `f32` lanes: the fold's three
+/// `f32` roundings (of `c − K·a`, of `x·a` and of the sum) err by about
+/// `(|K|/σ)·2⁻²²·|w|`, so `2^(18 − p)` (`bf16` `2^10`, `f16` `2^7`) keeps it
+/// below a sixteenth of the output's half ulp `2^−p·|w|` at the scale of
+/// `w` — the terms' roundings PyTorch's `α`/`β` form has at any `|K|/σ`. A
+/// constant channel no longer cancels exactly in `f32` lanes: its `y = b`
+/// is off by at most that error.
+pub fn fold_ratio<T: Element>() -> Option<f64> {
+    let p = T::DTYPE.mantissa_bits() as i32;
+    if p < f32::MANTISSA_DIGITS as i32 {
+        Some(2f64.powi(18 - p))
+    } else if fold_shift::<T>() {
+        Some(2f64.powi(p))
+    } else {
+        None
+    }
+}
+
 /// One channel's backward coefficients:
 /// `dx = kd·dy + kx·(x − K) + kc`, and the parameter gradients.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -57,13 +57,14 @@ pub fn runs<T: Lane>(
 
 /// Channels-last `y = (x − k)·a + c` per channel (`kac = [k, a, c]`, one
 /// value per channel; `sd = √(var + ε)` per channel), tasks of whole
-/// super-rows, in `T`'s element-wise precision ([`simd::prec`]). Data of at
-/// most 25 bits computed in `f64` lanes fold the shift into the bias
-/// ([`coeffs::fold_shift`]; not in `f32` lanes, where the folded constant
-/// would cancel) when every channel's `|k|/sd ≤ 2^24` (the fold's error,
-/// `|k·a|·2⁻⁵³ = |w|·(|k|/sd)·2⁻⁵³`, then stays below `2⁻²⁹·|w|`; a
-/// constant channel far from 0 — `sd = √ε` — would otherwise get
-/// `b ± |k·a|·2⁻⁵³`, 25 `f32` ulps off `b` at offset 1e8) and every scale
+/// super-rows, in `T`'s element-wise precision ([`simd::prec`]). The shift
+/// is folded into the bias ([`coeffs::fold_shift`]: `f32` data in `f64`
+/// lanes, and since 2026-12-03 half data in `f32` lanes) when every
+/// channel's `|k|/sd` is within [`coeffs::fold_ratio`] (`f32`: `2^24`, the
+/// fold's error, `|k·a|·2⁻⁵³ = |w|·(|k|/sd)·2⁻⁵³`, then stays below
+/// `2⁻²⁹·|w|`; a constant channel far from 0 — `sd = √ε` — would otherwise
+/// get `b ± |k·a|·2⁻⁵³`, 25 `f32` ulps off `b` at offset 1e8; `bf16`/`f16`:
+/// `2^10`/`2^7`, below a sixteenth of the output's half ulp) and every scale
 /// is finite (eval with eps 0 on a zero variance: `(x − k)·∞` is ±∞ or NaN
 /// element by element, which the folded `x·∞ − k·∞` would turn into NaN).
 /// `post` is applied in the same pass (`res` read only by [`Post::AddRelu`]).
@@ -79,8 +80,8 @@ pub fn rows<T: Lane>(
     let lv = lv.streaming(plan::stream_out::<T>(x.len()));
     let task = g.task_rows * g.sr.c;
     let ar = g.sr.rep(a);
-    let tame = k.iter().zip(sd).all(|(k, s)| k.abs() <= 2f64.powi(24) * s);
-    if !T::NARROW && coeffs::fold_shift::<T>() && tame && a.iter().all(|v| v.is_finite()) {
+    let tame = |r: f64| k.iter().zip(sd).all(|(k, s)| k.abs() <= r * s);
+    if coeffs::fold_ratio::<T>().is_some_and(tame) && a.iter().all(|v| v.is_finite()) {
         let b: Vec<f64> = (0..k.len()).map(|i| c[i] - k[i] * a[i]).collect();
         let coef = RowCoeffs::scale::<T>([&ar, &g.sr.rep(&b)]);
         rows_pass(task, y, |r, out| {

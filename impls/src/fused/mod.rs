@@ -15,8 +15,8 @@
 //!   [`coeffs::max_growth`]) the channel takes a second pass about the
 //!   one-read mean (the corrected two-pass algorithm). Data decide, so the
 //!   result is deterministic.
-//! - **Normalize** `y = (x − K)·a + c` (channels-last data of ≤ 25 bits in
-//!   `f64` lanes: `y = x·a + (c − K·a)`, [`coeffs::fold_shift`]).
+//! - **Normalize** `y = (x − K)·a + c` (channels-last data of ≤ 25 bits,
+//!   while `|K|/σ` is within [`coeffs::fold_ratio`]: `y = x·a + (c − K·a)`).
 //! - **Backward**: `Σdy`, `Σdy·(x − μ)`, `Σ(x − μ)` in one read (the last
 //!   recovers the rounding error of the `f64` mean), then `dx`; with fixed
 //!   statistics `dx = w·inv·dy` never reads `x`.

@@ -137,9 +137,8 @@ fn dx32([k, kd, kx, kc]: [f64; 4]) -> Option<[f32; 4]> {
     Some([hi, finite(kd)?, finite(kx)?, finite(fold(kc, kx, lo))?])
 }
 
-/// A scale `[a, b]` (`y = x·a + b`) in `f32`. Only for a `b` that carries
-/// no folded shift (fixed-statistics `dx`, `b = −0`): a folded `b − k·a`
-/// rounded to `f32` would cancel.
+/// A scale `[a, b]` (`y = x·a + b`) in `f32`: fixed-statistics `dx`
+/// (`b = −0`), and eval's folded `b = c − k·a` within `coeffs::fold_ratio`.
 fn scale32([a, b]: [f64; 2]) -> Option<[f32; 2]> {
     Some([finite(a)?, finite(b)?])
 }
@@ -255,9 +254,9 @@ impl RowCoeffs<3> {
 }
 
 impl RowCoeffs<2> {
-    /// `y = x·a[l] + b[l]` (`c = [a, b]`) for `T`. Only data computed in
-    /// `f64` lanes may fold a shift into `b` (`b = c − k·a`, see
-    /// `coeffs::fold_shift`); in `f32` lanes that fold would cancel.
+    /// `y = x·a[l] + b[l]` (`c = [a, b]`) for `T`. A shift folded into `b`
+    /// (`b = c − k·a`) is bounded by `coeffs::fold_ratio`, tighter for
+    /// data computed in `f32` lanes, where the fold's roundings are larger.
     pub fn scale<T: Lane>(c: [&[f64]; 2]) -> Self {
         Self::build::<T>(c, scale32)
     }
