@@ -99,9 +99,13 @@ fn contiguous<T: Lane>(
     let arrays = if yo.is_some() { 3 } else { 2 };
     let bytes = arrays * dims.per_channel() * std::mem::size_of::<T>();
     let tasks = plan::channel_tasks(dims, bytes, std::mem::size_of::<T>());
-    // The sums prefetch past the caches; the `dx` pass may stream its output
-    // (by task stretches in channel tasks, else swept across runs).
-    let lvr = lv.streaming(plan::prefetch_reads::<T>(x.len()));
+    // The sums prefetch past the caches (channel tasks: along long runs);
+    // the `dx` pass may stream its output (by task stretches in channel
+    // tasks, else swept across runs).
+    let lvr = lv.streaming(match tasks {
+        Some(_) => plan::prefetch_task_runs::<T>(dims),
+        None => plan::prefetch_reads::<T>(x.len()),
+    });
     let f = move |st: Stretch, acc: &mut [RunAcc<3>]| {
         let r = st.offset..st.offset + st.runs * s;
         let v = (&x[r.clone()], &dy[r.clone()], yo.map(|yo| &yo[r]));

@@ -138,9 +138,13 @@ fn contiguous<T: Lane>(
     let x = p.x;
     let bytes = dims.per_channel() * std::mem::size_of::<T>();
     let tasks = plan::channel_tasks(dims, bytes, std::mem::size_of::<T>());
-    // The statistics prefetch past the caches; the normalize pass may stream
-    // `y` (by task stretches in channel tasks, else swept across runs).
-    let lvr = lv.streaming(plan::prefetch_reads::<T>(x.len()));
+    // The statistics prefetch past the caches (channel tasks: along long
+    // runs); the normalize pass may stream `y` (by task stretches in channel
+    // tasks, else swept across runs).
+    let lvr = lv.streaming(match tasks {
+        Some(_) => plan::prefetch_task_runs::<T>(dims),
+        None => plan::prefetch_reads::<T>(x.len()),
+    });
     let stats = if let Some(cpt) = tasks {
         let lvs = lv.streaming(plan::stream_task_runs::<T>(dims));
         let (n, eps, af) = (dims.per_channel(), p.eps, p.affine);
