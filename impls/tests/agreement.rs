@@ -95,14 +95,14 @@ fn tiny_shapes() {
     }
 }
 
-/// Outputs of 12.8 MB and more are written with non-temporal stores by
+/// Outputs of 24 MiB and more are written with non-temporal stores by
 /// `fused` (`fused::plan::STREAM_MIN_BYTES`; contiguous runs of at least
 /// `STREAM_MIN_RUN`): the same values as below the threshold, in both
 /// layouts, with channel counts whose rows do not fill whole registers.
 #[test]
 fn outputs_past_the_streaming_threshold() {
     use bn_impls::fused::plan::{STREAM_MIN_BYTES, STREAM_MIN_RUN};
-    let shape = [4, 49, 128, 128];
+    let shape = [8, 49, 128, 128];
     assert!(shape.iter().product::<usize>() * 4 >= STREAM_MIN_BYTES);
     const { assert!(128 * 128 >= STREAM_MIN_RUN) };
     let welford = registry::by_name("welford").unwrap();

@@ -29,7 +29,7 @@
 //!   and the element-wise pass back to back, so the second read hits cache.
 //! - **Channels-last**: vectorized across channels (super-rows of ≥ 64
 //!   lanes for few channels), register-blocked column tiles.
-//! - **Streaming stores** ([`simd::nt`]): outputs of at least 12 MiB
+//! - **Streaming stores** ([`simd::nt`]): outputs of at least 24 MiB
 //!   ([`plan::STREAM_MIN_BYTES`]) are written with non-temporal stores over
 //!   whole cache lines, skipping the read for ownership of lines the pass
 //!   overwrites anyway (same bits; contiguous runs of ≥ 2048 values).

@@ -69,8 +69,16 @@ const CHANNEL_TASK: usize = 256 << 10;
 /// in cache when the next operation reads it, which streaming throws away:
 /// on the 2-core Xeon VM (2 MiB L2 per core) 6.4 MB outputs (32×64×28×28
 /// `f32`) measured up to 1.2× slower streamed, 12.8 MB level to faster
-/// (channels-last 0.84–0.95×), 25 MB and more 0.55–0.8×.
-pub const STREAM_MIN_BYTES: usize = 12 << 20;
+/// (channels-last 0.84–0.95×), 25 MB and more 0.55–0.8×. Since the
+/// prefetches (which stay from [`PREFETCH_MIN_BYTES`]) 12.6–16.8 MB
+/// outputs are faster unstreamed (2026-12-03, A/B `f32`, 1 thread, 4
+/// alternated rounds in both orders: 256×3×64×64 and 8×32×16×32×32 eval
+/// 0.91–0.95×, train 0.94–0.96×, backward 0.91–0.97×, both layouts; `f64`
+/// 32×64×28×28 level), 25.7 MB level (128×64×28×28 channels-last), so the
+/// threshold moved from 12 to 24 MiB.
+pub const STREAM_MIN_BYTES: usize = 24 << 20;
+/// Input bytes from which reductions prefetch ([`prefetch_reads`]).
+pub const PREFETCH_MIN_BYTES: usize = 12 << 20;
 /// Shortest contiguous run written with streaming stores. Each run aligns
 /// its own stores with a scalar head, so the lines it shares with its
 /// neighbours get ordinary stores between streaming ones: with 28×28 runs
@@ -105,12 +113,12 @@ pub fn stream_out<T: Lane>(len: usize) -> bool {
 
 /// Whether a reduction reading `len` elements of `T` per input runs at the
 /// streaming level for its prefetches ([`super::simd::nt::prefetch`]; a
-/// reduction stores no data, so nothing else changes): the threshold of
-/// [`stream`]. On the 2-core Xeon VM (A/B alternated per cell, 6 rounds)
+/// reduction stores no data, so nothing else changes): inputs of at least
+/// [`PREFETCH_MIN_BYTES`] (12 MiB). On the 2-core Xeon VM (A/B alternated per cell, 6 rounds)
 /// the `f32` statistics then took 0.77–0.87× the time in train and 0.84×
 /// in channels-last backward on 64×64×56×56 and 4096×4096.
 pub fn prefetch_reads<T>(len: usize) -> bool {
-    stream::<T>(len)
+    len.saturating_mul(std::mem::size_of::<T>()) >= PREFETCH_MIN_BYTES
 }
 
 /// Whether the reductions of channel tasks ([`channel_tasks`]) prefetch:
