@@ -750,16 +750,8 @@ fn halves_at_magnitude<T: Element>(scale: f64) {
             ("fixed dx", &got.dx_fixed, &want.dx_fixed),
         ];
         for (name, g, w) in pairs {
-            let max = w.iter().fold(0.0f64, |m, v| m.max(v.as_f64().abs()));
-            let worst = g
-                .iter()
-                .zip(w.iter())
-                .fold(0.0f64, |m, (a, b)| m.max((a.as_f64() - b.as_f64()).abs()));
-            assert!(
-                worst <= T::DTYPE.epsilon() * max,
-                "{} {layout} magnitude {scale:e} {name}: {worst:e} > one ulp of {max:e}",
-                T::DTYPE
-            );
+            let what = format!("{layout} magnitude {scale:e} {name}");
+            assert_within_one_ulp(g, w, &what);
         }
     }
 }
@@ -922,15 +914,21 @@ fn eval_at_offset<T: Element>(offset: f64) {
         let x: Vec<T> = common::data(&mut rng, d.len(), offset, 1.0);
         let dy: Vec<T> = common::data(&mut rng, d.len(), 0.0, 1.0);
         let (want, got) = (run_all(welford, d, &x, &dy), run_all(fused, d, &x, &dy));
-        let max = (want.y_eval.iter()).fold(0.0f64, |m, v| m.max(v.as_f64().abs()));
-        let worst = (got.y_eval.iter().zip(&want.y_eval))
-            .fold(0.0f64, |m, (a, b)| m.max((a.as_f64() - b.as_f64()).abs()));
-        assert!(
-            worst <= T::DTYPE.epsilon() * max,
-            "{} {shape:?} offset {offset}: {worst:e} > one ulp of {max:e}",
-            T::DTYPE
-        );
+        let what = format!("{shape:?} offset {offset} eval y");
+        assert_within_one_ulp(&got.y_eval, &want.y_eval, &what);
     }
+}
+
+/// Every `got` within one ulp of `T` (at the largest `|want|`) of `want`.
+fn assert_within_one_ulp<T: Element>(got: &[T], want: &[T], what: &str) {
+    let max = want.iter().fold(0.0f64, |m, v| m.max(v.as_f64().abs()));
+    let worst =
+        (got.iter().zip(want)).fold(0.0f64, |m, (a, b)| m.max((a.as_f64() - b.as_f64()).abs()));
+    assert!(
+        worst <= T::DTYPE.epsilon() * max,
+        "{} {what}: {worst:e} > one ulp of {max:e}",
+        T::DTYPE
+    );
 }
 
 #[test]
