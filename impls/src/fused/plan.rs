@@ -126,7 +126,7 @@ pub fn prefetch_reads<T>(len: usize) -> bool {
 /// A channel's runs are chained (lines past a run's end are taken from the
 /// next run at the same distance `D`), so of a run of `R < D` bytes only
 /// `(2R − D)/R` of the prefetched lines fall in the next run (none when
-/// `R ≤ D/2`; ⅔ at `R = ¾D`, 56×56 `bf16` 0.73); the rest lie past it,
+/// `R ≤ D/2`; ⅔ at `R = ¾D`, 56×56 `bf16` 0.69); the rest lie past it,
 /// where the task never reads. On the 2-core Xeon VM (A/B,
 /// `f32`, 1 thread, 2 alternated rounds) without them: contiguous
 /// 128×64×28×28 (3 KiB runs) train 0.79–0.83×, backward 0.85–0.88×;
