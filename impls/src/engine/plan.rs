@@ -181,11 +181,18 @@ pub struct SuperRow {
 pub fn cycled<E: Copy>(v: &[E], len: usize) -> Vec<E> {
     let mut out = Vec::with_capacity(len);
     out.extend_from_slice(&v[..v.len().min(len)]);
-    while !v.is_empty() && out.len() < len {
+    extend_cyclic(&mut out, len);
+    out
+}
+
+/// `out` extended in place to `len` values by repeating its own values
+/// cyclically ([`cycled`] without the copy of a source; nothing when `out`
+/// is empty or already that long).
+pub fn extend_cyclic<E: Copy>(out: &mut Vec<E>, len: usize) {
+    while !out.is_empty() && out.len() < len {
         let n = out.len().min(len - out.len());
         out.extend_from_within(..n);
     }
-    out
 }
 
 impl SuperRow {

@@ -102,10 +102,7 @@ fn contiguous<T: Lane>(
     // The sums prefetch past the caches (channel tasks: along long runs);
     // the `dx` pass may stream its output (by task stretches in channel
     // tasks, else swept across runs).
-    let lvr = lv.streaming(match tasks {
-        Some(_) => plan::prefetch_task_runs::<T>(dims),
-        None => plan::prefetch_reads::<T>(x.len()),
-    });
+    let lvr = lv.streaming(plan::prefetch_contiguous::<T>(dims, tasks.is_some()));
     let f = move |st: Stretch, acc: &mut [RunAcc<3>]| {
         let r = st.offset..st.offset + st.runs * s;
         let v = (&x[r.clone()], &dy[r.clone()], yo.map(|yo| &yo[r]));

@@ -121,20 +121,20 @@ pub fn prefetch_reads<T>(len: usize) -> bool {
     len.saturating_mul(std::mem::size_of::<T>()) >= PREFETCH_MIN_BYTES
 }
 
-/// Whether the reductions of channel tasks ([`channel_tasks`]) prefetch:
-/// [`prefetch_reads`], and runs of at least ¾ of [`nt::PREFETCH_BYTES`].
-/// A channel's runs are chained (lines past a run's end are taken from the
-/// next run at the same distance `D`), so of a run of `R < D` bytes only
-/// `(2R − D)/R` of the prefetched lines fall in the next run (none when
-/// `R ≤ D/2`; ⅔ at `R = ¾D`, 56×56 `bf16` 0.69); the rest lie past it,
-/// where the task never reads. On the 2-core Xeon VM (A/B,
-/// `f32`, 1 thread, 2 alternated rounds) without them: contiguous
+/// Whether a contiguous reduction prefetches: [`prefetch_reads`], and in
+/// channel tasks ([`channel_tasks`]) only along runs of at least ¾ of
+/// [`nt::PREFETCH_BYTES`]. A task reduces a channel's runs chained (lines
+/// past a run's end are taken from the next run at the same distance `D`),
+/// so of a run of `R < D` bytes only `(2R − D)/R` of the prefetched lines
+/// fall in the next run (none when `R ≤ D/2`; ⅔ at `R = ¾D`, 56×56 `bf16`
+/// 0.69); the rest lie past it, where the task never reads. On the 2-core
+/// Xeon VM (A/B, `f32`, 1 thread, 2 alternated rounds) without them: contiguous
 /// 128×64×28×28 (3 KiB runs) train 0.79–0.83×, backward 0.85–0.88×;
 /// 64×1024×8×8 (256 B) 0.91–0.99× / 0.72–0.78×; but 64×64×56×56 (12.5 KiB)
 /// 1.08–1.15×, which keeps them.
-pub fn prefetch_task_runs<T>(dims: Dims) -> bool {
+pub fn prefetch_contiguous<T>(dims: Dims, in_channel_tasks: bool) -> bool {
     let run = dims.s * std::mem::size_of::<T>();
-    prefetch_reads::<T>(dims.len()) && 4 * run >= 3 * nt::PREFETCH_BYTES
+    prefetch_reads::<T>(dims.len()) && (!in_channel_tasks || 4 * run >= 3 * nt::PREFETCH_BYTES)
 }
 
 /// Whether the element-wise pass of a channel task ([`channel_tasks`])

@@ -141,10 +141,7 @@ fn contiguous<T: Lane>(
     // The statistics prefetch past the caches (channel tasks: along long
     // runs); the normalize pass may stream `y` (by task stretches in channel
     // tasks, else swept across runs).
-    let lvr = lv.streaming(match tasks {
-        Some(_) => plan::prefetch_task_runs::<T>(dims),
-        None => plan::prefetch_reads::<T>(x.len()),
-    });
+    let lvr = lv.streaming(plan::prefetch_contiguous::<T>(dims, tasks.is_some()));
     let stats = if let Some(cpt) = tasks {
         let lvs = lv.streaming(plan::stream_task_runs::<T>(dims));
         let (n, eps, af) = (dims.per_channel(), p.eps, p.affine);
