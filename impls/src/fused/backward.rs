@@ -111,7 +111,8 @@ fn contiguous<T: Lane>(
     };
     let Out { dx, dres } = out;
     if let Some(cpt) = tasks {
-        let lvs = lv.streaming(plan::stream_task_runs::<T>(dims));
+        // The `dx` pass reads what the task's sums just brought into cache.
+        let lvs = lv.streaming(plan::stream_task_runs::<T>(dims)).inputs_cached();
         let tasks = stretches_by_channel_task(dx, dims, cpt);
         // Without the ReLU, in `f64` lanes, in cache: pipelined where it pays.
         let plain = yo.is_none() && dres.is_none() && pr.mode == GradMode::Batch;

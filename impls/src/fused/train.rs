@@ -143,7 +143,9 @@ fn contiguous<T: Lane>(
     // tasks, else swept across runs).
     let lvr = lv.streaming(plan::prefetch_contiguous::<T>(dims, tasks.is_some()));
     let stats = if let Some(cpt) = tasks {
-        let lvs = lv.streaming(plan::stream_task_runs::<T>(dims));
+        // The normalize pass reads what the task's statistics just brought
+        // into cache.
+        let lvs = lv.streaming(plan::stream_task_runs::<T>(dims)).inputs_cached();
         let (n, eps, af) = (dims.per_channel(), p.eps, p.affine);
         let tasks = stretches_by_channel_task(p.y, dims, cpt);
         let per_task: Vec<Vec<Channel>> = tasks

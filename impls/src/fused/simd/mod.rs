@@ -288,12 +288,23 @@ enum Isa {
 /// [`Level::available`] and [`Level::scalar`] make one, so holding a
 /// `Level` proves its features are present.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Level(Isa, bool);
+pub struct Level(Isa, bool, Inputs);
+
+/// Where an element-wise pass of a streaming [`Level`] finds its inputs,
+/// which decides whether it prefetches them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Inputs {
+    /// Past the caches: prefetched ([`nt::prefetch`]).
+    Memory,
+    /// In cache, brought there by the reduction just before
+    /// ([`Level::inputs_cached`]): not prefetched.
+    Cache,
+}
 
 impl Level {
     /// The portable scalar twin (always available).
     pub const fn scalar() -> Level {
-        Level(Isa::Scalar, false)
+        Level(Isa::Scalar, false, Inputs::Memory)
     }
 
     /// This level for passes over data far larger than the caches when
@@ -301,7 +312,25 @@ impl Level {
     /// and software prefetches of the inputs in every kernel. The scalar
     /// twin always stores plainly and never prefetches.
     pub fn streaming(self, on: bool) -> Level {
-        Level(self.0, on && self.0 != Isa::Scalar)
+        Level(self.0, on && self.0 != Isa::Scalar, self.2)
+    }
+
+    /// This level for element-wise passes whose inputs a channel task's
+    /// reduction has just read into cache: when streaming, the sweeps over
+    /// runs ([`runs_affine_post`], [`runs_dx`], [`runs_dx_relu`]) still
+    /// stream their stores but prefetch nothing. Their prefetches only
+    /// re-requested lines already in L2, beside the streaming stores:
+    /// without them contiguous 64×64×56×56 `f32` (1.6 MB per channel) took
+    /// 0.91–0.96× the time in train and 0.94–1.0× in backward, where the
+    /// sweeps from memory (eval) need them (1.05–1.12× slower without;
+    /// 2026-12-03, 2-core Xeon VM, 1 thread, 3 alternated rounds).
+    pub fn inputs_cached(self) -> Level {
+        Level(self.0, self.1, Inputs::Cache)
+    }
+
+    /// Whether the element-wise passes of this level prefetch their inputs.
+    fn prefetches(self) -> bool {
+        self.1 && self.2 == Inputs::Memory
     }
 
     /// Whether this level streams ([`Level::streaming`]).
@@ -326,14 +355,14 @@ impl Level {
             let f16c = std::arch::is_x86_feature_detected!("f16c");
             let fma = std::arch::is_x86_feature_detected!("fma");
             if std::arch::is_x86_feature_detected!("avx2") && f16c && fma {
-                v.push(Level(Isa::Avx2, false));
+                v.push(Level(Isa::Avx2, false, Inputs::Memory));
             }
             if std::arch::is_x86_feature_detected!("avx512f") && f16c && fma {
-                v.push(Level(Isa::Avx512, false));
+                v.push(Level(Isa::Avx512, false, Inputs::Memory));
                 if std::arch::is_x86_feature_detected!("avx512bf16")
                     && std::arch::is_x86_feature_detected!("avx512dq")
                 {
-                    v.push(Level(Isa::Avx512Bf16, false));
+                    v.push(Level(Isa::Avx512Bf16, false, Inputs::Memory));
                 }
             }
         }
@@ -445,9 +474,9 @@ macro_rules! level_kernels {
             y: &mut [T],
             s: usize,
             (c, c0): (&[RunCoeffs<3>], usize),
-            post: Post,
+            (post, pf): (Post, bool),
         ) {
-            runs::affine_runs_post::<$S, $S32, T>((x, r, y), s, (c, c0), post)
+            runs::affine_runs_post::<$S, $S32, T>((x, r, y), s, (c, c0), (post, pf))
         }
         /// # Safety
         /// The CPU has the level's features; as checked in `simd::runs_dx`.
@@ -456,9 +485,10 @@ macro_rules! level_kernels {
             (x, dy, dx): (&[T], &[T], &mut [T]),
             s: usize,
             (c, c0): (&[RunCoeffs<4>], usize),
+            pf: bool,
         ) {
             let null = std::ptr::null_mut();
-            runs::dx_runs::<$S, $S32, T, false>([x, dy, dy], (dx, null), s, (c, c0), false)
+            runs::dx_runs::<$S, $S32, T, false>([x, dy, dy], (dx, null), s, (c, c0), (false, pf))
         }
         /// # Safety
         /// The CPU has the level's features; `sd`, `inv` as long as `var`.
@@ -531,9 +561,9 @@ macro_rules! level_kernels {
             dres: *mut T,
             s: usize,
             (c, c0): (&[RunCoeffs<4>], usize),
-            fixed: bool,
+            (fixed, pf): (bool, bool),
         ) {
-            runs::dx_runs::<$S, $S32, T, true>([x, dy, yo], (dx, dres), s, (c, c0), fixed)
+            runs::dx_runs::<$S, $S32, T, true>([x, dy, yo], (dx, dres), s, (c, c0), (fixed, pf))
         }
         /// # Safety
         /// The CPU has the level's features; lengths as checked in `simd::rows_sums`.
@@ -753,7 +783,8 @@ pub fn runs_dx<T: Lane>(
         "runs_dx: lengths"
     );
     assert!(c0 < c.len(), "runs_dx: coefficients");
-    dispatch_store!(T, lv, runs_dx((x, dy, dx), s, (c, c0)))
+    let pf = lv.prefetches();
+    dispatch_store!(T, lv, runs_dx((x, dy, dx), s, (c, c0), pf))
 }
 
 /// [`runs_grad`] of one stretch of `k.len()` runs of `s` values (`red =
@@ -879,7 +910,8 @@ pub fn runs_affine_post<T: Lane>(
         "runs_affine_post: lengths"
     );
     assert!(c0 < c.len(), "runs_affine_post: coefficients");
-    dispatch_store!(T, lv, runs_affine_post(x, r, y, s, (c, c0), post))
+    let pf = lv.prefetches();
+    dispatch_store!(T, lv, runs_affine_post(x, r, y, s, (c, c0), (post, pf)))
 }
 
 /// [`run_grad`] of `dy` masked by the ReLU output `yo` (same read).
@@ -949,7 +981,8 @@ pub fn runs_dx_relu<T: Lane>(
     // The residual's gradient is not aligned with `dx`: plain stores for both.
     let lv = lv.streaming(lv.1 && dres.is_none());
     let dres = dres.map_or(std::ptr::null_mut(), |d| d.as_mut_ptr());
-    dispatch_store!(T, lv, runs_dx_relu(v, dx, dres, s, (c, c0), fixed))
+    let pf = lv.prefetches();
+    dispatch_store!(T, lv, runs_dx_relu(v, dx, dres, s, (c, c0), (fixed, pf)))
 }
 
 /// Channels-last `y = post((x − k[l])·a[l] + b[l])` ([`RowCoeffs::affine`]).

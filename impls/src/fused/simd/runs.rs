@@ -190,6 +190,7 @@ pub unsafe fn grad_dx_runs<S: Simd<E = f64>, T: Lane>(
         v: [x0, dy0, dy0],
         dx: out.as_mut_ptr(),
         dres: std::ptr::null_mut(),
+        pf: true,
     };
     for (run, ((&k, a), &c)) in k.iter().zip(acc.iter_mut()).zip(c).enumerate() {
         let o = run * s;
@@ -312,6 +313,7 @@ pub unsafe fn affine<S: Simd, T: Lane, const ADD: bool, const RELU: bool>(
         x,
         r,
         y: y.as_mut_ptr(),
+        pf: true,
     };
     let (h, body) = nt::span::<S, T>(p.y, len);
     // SAFETY: `i < len == y.len()` for `one`; `h <= i`, `i + W <= body <=
@@ -349,6 +351,7 @@ pub const SWEEP_MIN_RUN: usize = 16;
 /// one [`sweep`] when the level streams, every run's coefficients are of one
 /// lane type and `s >= SWEEP_MIN_RUN`; otherwise one [`affine_post`] per run
 /// (`f64` lanes `S` or `f32` lanes `S32`, as each run's coefficients say).
+/// The sweep prefetches its inputs only with `pf` (inputs not in cache).
 ///
 /// # Safety
 /// The CPU has the features of `S` and `S32`; `x`, `r`, `y` equally long, a
@@ -358,7 +361,7 @@ pub unsafe fn affine_runs_post<S: Simd<E = f64>, S32: Simd<E = f32>, T: Lane>(
     (x, r, y): (&[T], &[T], &mut [T]),
     s: usize,
     (c, c0): (&[RunCoeffs<3>], usize),
-    post: Post,
+    (post, pf): (Post, bool),
 ) {
     let runs = x.len() / s;
     if S::STREAM && s >= SWEEP_MIN_RUN {
@@ -366,8 +369,10 @@ pub unsafe fn affine_runs_post<S: Simd<E = f64>, S32: Simd<E = f32>, T: Lane>(
         // SAFETY: forwarded contract; every run's coefficients are of the
         // sweep's lane type (`task_lanes`), so `lanes` gives them exactly.
         match task_lanes(c, c0, runs) {
-            Some(true) => return unsafe { affine_sweep_post::<S, T>((x, r, y), s, coef, post) },
-            Some(false) => return unsafe { affine_sweep_post::<S32, T>((x, r, y), s, coef, post) },
+            Some(true) => return unsafe { affine_sweep_post::<S, T>((x, r, y), s, coef, (post, pf)) },
+            Some(false) => {
+                return unsafe { affine_sweep_post::<S32, T>((x, r, y), s, coef, (post, pf)) }
+            }
             None => {}
         }
     }
@@ -393,21 +398,22 @@ unsafe fn affine_sweep_post<S: Simd, T: Lane>(
     (x, r, y): (&[T], &[T], &mut [T]),
     s: usize,
     coef: RunCycle<'_, 3>,
-    post: Post,
+    (post, pf): (Post, bool),
 ) {
     // SAFETY: forwarded contract.
     unsafe {
         match post {
-            Post::Plain => affine_sweep::<S, T, false, false>([x, x], y, s, coef),
-            Post::Relu => affine_sweep::<S, T, false, true>([x, x], y, s, coef),
-            Post::AddRelu => affine_sweep::<S, T, true, true>([x, r], y, s, coef),
+            Post::Plain => affine_sweep::<S, T, false, false>([x, x], y, (s, pf), coef),
+            Post::Relu => affine_sweep::<S, T, false, true>([x, x], y, (s, pf), coef),
+            Post::AddRelu => affine_sweep::<S, T, true, true>([x, r], y, (s, pf), coef),
         }
     }
 }
 
 /// [`affine`] over consecutive runs of `s` values as one stretch, the runs'
 /// `[k, a, b]` taken from `coef` in turn: the same operations per element,
-/// so the same bits as one [`affine`] per run.
+/// so the same bits as one [`affine`] per run. Prefetches its inputs (on a
+/// streaming level) only with `pf`.
 ///
 /// # Safety
 /// The CPU has `S`'s features; `x`, `r`, `y` equally long, a multiple of
@@ -416,13 +422,14 @@ unsafe fn affine_sweep_post<S: Simd, T: Lane>(
 unsafe fn affine_sweep<S: Simd, T: Lane, const ADD: bool, const RELU: bool>(
     [x, r]: [&[T]; 2],
     y: &mut [T],
-    s: usize,
+    (s, pf): (usize, bool),
     coef: RunCycle<'_, 3>,
 ) {
     let pass = AffinePass::<T, ADD, RELU> {
         x,
         r,
         y: y.as_mut_ptr(),
+        pf,
     };
     // SAFETY: `pass.step` is sound for `i + W <= len` (its contract); the
     // rest by contract.
@@ -434,6 +441,8 @@ struct AffinePass<'a, T, const ADD: bool, const RELU: bool> {
     x: &'a [T],
     r: &'a [T],
     y: *mut T,
+    /// Whether [`RunPass::step`] prefetches (on a streaming level).
+    pf: bool,
 }
 
 impl<S: Simd, T: Lane, const ADD: bool, const RELU: bool> RunPass<S, T, 3>
@@ -452,7 +461,9 @@ impl<S: Simd, T: Lane, const ADD: bool, const RELU: bool> RunPass<S, T, 3>
     #[inline(always)]
     unsafe fn step(&mut self, i: usize, c: &[S::V; 3]) {
         let (x, r) = (self.x, self.r);
-        prefetch_inputs::<S, T, 2>([(x, true), (r, ADD)], i, S::W, Some(x.len()));
+        if self.pf {
+            prefetch_inputs::<S, T, 2>([(x, true), (r, ADD)], i, S::W, Some(x.len()));
+        }
         // SAFETY: forwarded contract.
         unsafe { self.reg::<S>(i, c) }
     }
@@ -550,7 +561,8 @@ fn task_lanes<const K: usize>(c: &[RunCoeffs<K>], c0: usize, runs: usize) -> Opt
 /// when not null), without it [`dx`] (`yo` unread). In one [`sweep`] when
 /// the level streams, `dres` is null, every run's coefficients are of one
 /// lane type and `s >= SWEEP_MIN_RUN`; otherwise one call per run (`f64`
-/// lanes `S` or `f32` lanes `S32`, as each run's coefficients say).
+/// lanes `S` or `f32` lanes `S32`, as each run's coefficients say). The
+/// sweep prefetches its inputs only with `pf` (inputs not in cache).
 ///
 /// # Safety
 /// The CPU has the features of `S` and `S32`; `x`, `dy`, `yo`, `dx` equally
@@ -563,7 +575,7 @@ pub unsafe fn dx_runs<S: Simd<E = f64>, S32: Simd<E = f32>, T: Lane, const MASK:
     (dx, dres): (&mut [T], *mut T),
     s: usize,
     (c, c0): (&[RunCoeffs<4>], usize),
-    fixed: bool,
+    (fixed, pf): (bool, bool),
 ) {
     let runs = v[0].len() / s;
     if S::STREAM && s >= SWEEP_MIN_RUN && dres.is_null() {
@@ -571,8 +583,10 @@ pub unsafe fn dx_runs<S: Simd<E = f64>, S32: Simd<E = f32>, T: Lane, const MASK:
         // SAFETY: forwarded contract; every run's coefficients are of the
         // sweep's lane type (`task_lanes`), so `lanes` gives them exactly.
         match task_lanes(c, c0, runs) {
-            Some(true) => return unsafe { dx_sweep_any::<S, T, MASK>(v, dx, s, coef, fixed) },
-            Some(false) => return unsafe { dx_sweep_any::<S32, T, MASK>(v, dx, s, coef, fixed) },
+            Some(true) => return unsafe { dx_sweep_any::<S, T, MASK>(v, dx, s, coef, (fixed, pf)) },
+            Some(false) => {
+                return unsafe { dx_sweep_any::<S32, T, MASK>(v, dx, s, coef, (fixed, pf)) }
+            }
             None => {}
         }
     }
@@ -610,16 +624,17 @@ unsafe fn dx_sweep_any<S: Simd, T: Lane, const MASK: bool>(
     dx: &mut [T],
     s: usize,
     coef: RunCycle<'_, 4>,
-    fixed: bool,
+    (fixed, pf): (bool, bool),
 ) {
     let (len, dx, dres) = (v[0].len(), dx.as_mut_ptr(), std::ptr::null_mut());
     // SAFETY: forwarded contract (no `RES`: `dres` unused).
     unsafe {
         if fixed {
-            sweep::<S, T, 4>(DxPass::<T, MASK, true, false> { v, dx, dres }, len, s, coef)
+            let pass = DxPass::<T, MASK, true, false> { v, dx, dres, pf };
+            sweep::<S, T, 4>(pass, len, s, coef)
         } else {
             sweep::<S, T, 4>(
-                DxPass::<T, MASK, false, false> { v, dx, dres },
+                DxPass::<T, MASK, false, false> { v, dx, dres, pf },
                 len,
                 s,
                 coef,
@@ -636,6 +651,8 @@ struct DxPass<'a, T, const MASK: bool, const FIXED: bool, const RES: bool> {
     dx: *mut T,
     /// Valid for the pass's `len` writes with `RES`, else unused.
     dres: *mut T,
+    /// Whether [`RunPass::step`] prefetches (on a streaming level).
+    pf: bool,
 }
 
 impl<S: Simd, T: Lane, const MASK: bool, const FIXED: bool, const RES: bool> RunPass<S, T, 4>
@@ -654,8 +671,10 @@ impl<S: Simd, T: Lane, const MASK: bool, const FIXED: bool, const RES: bool> Run
     #[inline(always)]
     unsafe fn step(&mut self, i: usize, [k, kd, kx, kc]: &[S::V; 4]) {
         let [x, dy, yo] = self.v;
-        let inputs = [(x, !FIXED), (dy, true), (yo, MASK)];
-        prefetch_inputs::<S, T, 3>(inputs, i, S::W, Some(x.len()));
+        if self.pf {
+            let inputs = [(x, !FIXED), (dy, true), (yo, MASK)];
+            prefetch_inputs::<S, T, 3>(inputs, i, S::W, Some(x.len()));
+        }
         // SAFETY: `i + W <= len` (contract), the inputs, `dx` (and with
         // `RES` `dres`) that long; features by contract.
         unsafe {
@@ -935,6 +954,7 @@ unsafe fn dx_pass<S: Simd, T: Lane, const MASK: bool, const FIXED: bool, const R
         v: [x, dy, yo],
         dx: dx.as_mut_ptr(),
         dres,
+        pf: true,
     };
     let (h, body) = nt::span::<S, T>(p.dx, len);
     // SAFETY: `i < len == dx.len()` for `one`, `h <= i`, `i + W <= body <=
