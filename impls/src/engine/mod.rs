@@ -8,7 +8,9 @@
 //!   passes over runs or rows, the channels-last "super-row" geometry;
 //! - [`pow2`]: exact power-of-two rescaling (exponent, `ldexp`) for the
 //!   implementations' redo of channels whose statistics overflow;
-//! - [`scratch`]: per-thread reuse of `f64` scratch buffers between calls.
+//! - [`scratch`]: per-thread reuse of `f64` scratch buffers between calls;
+//! - [`awake`]: the pool's other workers kept awake through one operation
+//!   (its serial steps are shorter than the wake-up of a sleeping worker).
 //!
 //! Above it sit the validated problem types ([`crate::problem`]), the
 //! kernel trait ([`mod@crate::kernel`]) and the dtype dispatch
@@ -20,6 +22,7 @@
 //! Implementations (`naive`, `welford`, `parallel`, `fused`) sit on top of
 //! this layer as peers: each owns its arithmetic and none imports another.
 
+pub mod awake;
 pub mod plan;
 pub mod pow2;
 pub mod scratch;

@@ -14,6 +14,7 @@ use super::plan::{self, Rows};
 use super::reduce::{self, Stretch};
 use super::simd::per_channel::GradSums;
 use super::simd::{self, Lane, Level, Post, RowCoeffs, RunAcc, RunCoeffs};
+use crate::engine::awake::Awake;
 use crate::engine::plan::{
     is_parallel, rows_pass, rows_pass_pair, runs_task_pass, runs_task_pass_pair,
     stretches_by_channel_task,
@@ -57,6 +58,8 @@ pub fn backward<T: Lane>(p: Backward<'_, T>) {
 /// masked `dy` written to `dres` (the residual's gradient) in the `dx` pass.
 pub fn backward_relu<T: Lane>(p: Backward<'_, T>, yo: Option<&[T]>, dres: Option<&mut [T]>) {
     let dims = p.dims.canonical();
+    // The other workers stay awake through the serial steps between passes.
+    let _awake = Awake::new(is_parallel(dims));
     let lv = Level::detected();
     let (_, inv) = simd::std_inv(lv, p.var, p.eps);
     let pr = Params {
@@ -112,7 +115,9 @@ fn contiguous<T: Lane>(
     let Out { dx, dres } = out;
     if let Some(cpt) = tasks {
         // The `dx` pass reads what the task's sums just brought into cache.
-        let lvs = lv.streaming(plan::stream_task_runs::<T>(dims)).inputs_cached();
+        let lvs = lv
+            .streaming(plan::stream_task_runs::<T>(dims))
+            .inputs_cached();
         let tasks = stretches_by_channel_task(dx, dims, cpt);
         // Without the ReLU, in `f64` lanes, in cache: pipelined where it pays.
         let plain = yo.is_none() && dres.is_none() && pr.mode == GradMode::Batch;

@@ -4,7 +4,8 @@
 use super::coeffs;
 use super::plan::{self, Rows};
 use super::simd::{self, Lane, Level, Post, RowCoeffs, RunCoeffs};
-use crate::engine::plan::{rows_pass, runs_task_pass};
+use crate::engine::awake::Awake;
+use crate::engine::plan::{is_parallel, rows_pass, runs_task_pass};
 use crate::layout::{Dims, Layout};
 use crate::problem::EvalForward;
 
@@ -19,6 +20,8 @@ pub fn forward<T: Lane>(p: EvalForward<'_, T>) {
 /// (and `r`) and one write of `y`: the ReLU and the add cost no pass.
 pub fn forward_post<T: Lane>(p: EvalForward<'_, T>, res: &[T], post: Post) {
     let dims = p.dims.canonical();
+    // The other workers stay awake through the serial steps between passes.
+    let _awake = Awake::new(is_parallel(dims));
     let lv = Level::detected();
     let (sd, inv) = simd::std_inv(lv, p.var, p.eps);
     let a: Vec<f64> = (0..dims.c).map(|c| p.affine.weight(c) * inv[c]).collect();

@@ -6,6 +6,7 @@ use super::coeffs::{self, Channel};
 use super::plan::{self, Rows};
 use super::reduce::{self, Stretch};
 use super::simd::{self, Lane, Level, Post, RunAcc, RunCoeffs};
+use crate::engine::awake::Awake;
 use crate::engine::plan::{is_parallel, map_ordered, stretches_by_channel_task};
 use crate::engine::scratch::Scratch;
 use crate::layout::{Dims, Layout};
@@ -26,6 +27,8 @@ pub fn forward<T: Lane>(p: TrainForward<'_, T>) {
 /// and the add cost no pass of their own.
 pub fn forward_post<T: Lane>(p: TrainForward<'_, T>, r: &[T], post: Post) {
     let dims = p.dims.canonical();
+    // The other workers stay awake through the serial steps between passes.
+    let _awake = Awake::new(is_parallel(dims));
     let lv = Level::detected();
     let shift = reduce::shifts(p.x, dims);
     match dims.layout {
@@ -145,7 +148,9 @@ fn contiguous<T: Lane>(
     let stats = if let Some(cpt) = tasks {
         // The normalize pass reads what the task's statistics just brought
         // into cache.
-        let lvs = lv.streaming(plan::stream_task_runs::<T>(dims)).inputs_cached();
+        let lvs = lv
+            .streaming(plan::stream_task_runs::<T>(dims))
+            .inputs_cached();
         let (n, eps, af) = (dims.per_channel(), p.eps, p.affine);
         let tasks = stretches_by_channel_task(p.y, dims, cpt);
         let per_task: Vec<Vec<Channel>> = tasks

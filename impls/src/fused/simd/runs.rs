@@ -369,7 +369,9 @@ pub unsafe fn affine_runs_post<S: Simd<E = f64>, S32: Simd<E = f32>, T: Lane>(
         // SAFETY: forwarded contract; every run's coefficients are of the
         // sweep's lane type (`task_lanes`), so `lanes` gives them exactly.
         match task_lanes(c, c0, runs) {
-            Some(true) => return unsafe { affine_sweep_post::<S, T>((x, r, y), s, coef, (post, pf)) },
+            Some(true) => {
+                return unsafe { affine_sweep_post::<S, T>((x, r, y), s, coef, (post, pf)) }
+            }
             Some(false) => {
                 return unsafe { affine_sweep_post::<S32, T>((x, r, y), s, coef, (post, pf)) }
             }
@@ -583,7 +585,9 @@ pub unsafe fn dx_runs<S: Simd<E = f64>, S32: Simd<E = f32>, T: Lane, const MASK:
         // SAFETY: forwarded contract; every run's coefficients are of the
         // sweep's lane type (`task_lanes`), so `lanes` gives them exactly.
         match task_lanes(c, c0, runs) {
-            Some(true) => return unsafe { dx_sweep_any::<S, T, MASK>(v, dx, s, coef, (fixed, pf)) },
+            Some(true) => {
+                return unsafe { dx_sweep_any::<S, T, MASK>(v, dx, s, coef, (fixed, pf)) }
+            }
             Some(false) => {
                 return unsafe { dx_sweep_any::<S32, T, MASK>(v, dx, s, coef, (fixed, pf)) }
             }
