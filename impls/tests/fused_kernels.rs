@@ -533,12 +533,18 @@ fn check_many_runs_backward<T: Lane>(lv: Level) {
     }
 }
 
+/// Every level plain, streaming (non-temporal stores and prefetches), and
+/// streaming over inputs in cache (stores only, as channel tasks' passes).
+fn run_levels() -> Vec<Level> {
+    Level::available()
+        .into_iter()
+        .flat_map(|l| [l, l.streaming(true), l.streaming(true).inputs_cached()])
+        .collect()
+}
+
 #[test]
 fn many_backward_runs_in_one_call_equal_one_call_per_run() {
-    for lv in Level::available()
-        .into_iter()
-        .flat_map(|l| [l, l.streaming(true)])
-    {
+    for lv in run_levels() {
         check_many_runs_backward::<f32>(lv);
         check_many_runs_backward::<f64>(lv);
         check_many_runs_backward::<half::bf16>(lv);
@@ -548,10 +554,7 @@ fn many_backward_runs_in_one_call_equal_one_call_per_run() {
 
 #[test]
 fn many_runs_in_one_call_equal_one_call_per_run() {
-    for lv in Level::available()
-        .into_iter()
-        .flat_map(|l| [l, l.streaming(true)])
-    {
+    for lv in run_levels() {
         check_many_runs::<f32>(lv);
         check_many_runs::<f64>(lv);
         check_many_runs::<half::bf16>(lv);
@@ -561,7 +564,7 @@ fn many_runs_in_one_call_equal_one_call_per_run() {
 
 #[test]
 fn streaming_sweeps_over_runs_write_the_twins_bits_at_every_alignment() {
-    for lv in Level::available().into_iter().map(|l| l.streaming(true)) {
+    for lv in run_levels().into_iter().filter(|l| l.streams()) {
         check_run_sweep::<f32>(lv);
         check_run_sweep::<f64>(lv);
         check_run_sweep::<half::bf16>(lv);
