@@ -122,10 +122,13 @@ mod tests {
             .expect("pool")
     }
 
-    /// Polls `f` for up to a second.
+    /// How long the tests wait for a worker (other tests share the cores).
+    const PATIENCE: Duration = Duration::from_secs(5);
+
+    /// Polls `f` for up to [`PATIENCE`].
     fn eventually(f: impl Fn() -> bool) -> bool {
         let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(1) {
+        while t.elapsed() < PATIENCE {
             if f() {
                 return true;
             }
@@ -175,18 +178,23 @@ mod tests {
             let g = patient();
             assert!(eventually(|| g.counts() == (1, 1)), "no worker kept awake");
             let me = rayon::current_thread_index();
-            // Tasks of a few microseconds each: the other worker, inside
-            // its keep-awake job, must take some (a job that only spun
-            // would hold it until the guard dropped).
-            let others = (0..2_000)
-                .into_par_iter()
-                .with_max_len(1)
-                .filter(|_| {
-                    let t = Instant::now();
-                    while t.elapsed() < Duration::from_micros(2) {}
-                    rayon::current_thread_index() != me
-                })
-                .count();
+            // Batches of tasks of a few microseconds each, until the other
+            // worker, inside its keep-awake job, has taken some (a job that
+            // only spun would hold it until the guard dropped). Batches, not
+            // one: under `cargo test` other tests share the cores, and the
+            // worker may not be scheduled during a single short batch.
+            let (mut others, t) = (0, Instant::now());
+            while others == 0 && t.elapsed() < PATIENCE {
+                others = (0..2_000)
+                    .into_par_iter()
+                    .with_max_len(1)
+                    .filter(|_| {
+                        let t = Instant::now();
+                        while t.elapsed() < Duration::from_micros(2) {}
+                        rayon::current_thread_index() != me
+                    })
+                    .count();
+            }
             assert!(others > 0, "the other worker ran none of the tasks");
             assert_eq!(g.counts(), (1, 1), "the worker left while tasks came");
         });
