@@ -12,7 +12,7 @@
 //! [`IDLE_LIMIT`] — never longer, so a worker is never held.
 //!
 //! Measured on the 2-core Xeon VM (2026-12-03, `bnh bench --impls fused`,
-//! 2 threads, medians of 3 alternated runs, without → with): (N, C)
+//! 2 threads, medians of 2–3 alternated runs, without → with): (N, C)
 //! 256×1024 `f32` train 149 → 59 µs, backward 199 → 93 µs, `f16` train
 //! 92 → 52 µs, eval 29 → 21 µs; 1024×1024 `bf16` backward 469 → 295 µs;
 //! 64×512×7×7 channels-last `f32` train 556 → 446 µs; 64×64×56×56

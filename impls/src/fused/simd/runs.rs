@@ -405,9 +405,9 @@ unsafe fn affine_sweep_post<S: Simd, T: Lane>(
     // SAFETY: forwarded contract.
     unsafe {
         match post {
-            Post::Plain => affine_sweep::<S, T, false, false>([x, x], y, (s, pf), coef),
-            Post::Relu => affine_sweep::<S, T, false, true>([x, x], y, (s, pf), coef),
-            Post::AddRelu => affine_sweep::<S, T, true, true>([x, r], y, (s, pf), coef),
+            Post::Plain => affine_sweep::<S, T, false, false>([x, x], y, s, coef, pf),
+            Post::Relu => affine_sweep::<S, T, false, true>([x, x], y, s, coef, pf),
+            Post::AddRelu => affine_sweep::<S, T, true, true>([x, r], y, s, coef, pf),
         }
     }
 }
@@ -424,8 +424,9 @@ unsafe fn affine_sweep_post<S: Simd, T: Lane>(
 unsafe fn affine_sweep<S: Simd, T: Lane, const ADD: bool, const RELU: bool>(
     [x, r]: [&[T]; 2],
     y: &mut [T],
-    (s, pf): (usize, bool),
+    s: usize,
     coef: RunCycle<'_, 3>,
+    pf: bool,
 ) {
     let pass = AffinePass::<T, ADD, RELU> {
         x,
