@@ -9,12 +9,18 @@ use crate::element::Element;
 use crate::problem::GradMode;
 
 /// Largest growth `Σd²/M2` for which the one-read `M2 = Σd² − (Σd)²/n` is
-/// kept: it loses `log2(Σd²/M2)` bits to cancellation in `f64`, and must
-/// keep 16 bits beyond the data's precision `p` — `2^(53 − p − 16)`, at
-/// least 2: 2¹³ for `f32`, 2 for `f64`. Derived from the precision, so a
-/// new dtype gets its own threshold.
-pub fn max_growth<T: Element>() -> f64 {
-    let bits = 53 - T::DTYPE.mantissa_bits() as i32 - 16;
+/// kept, for sums of `sum_bits` bits of relative precision: it loses
+/// `log2(Σd²/M2)` bits to cancellation, and must keep 16 bits beyond the
+/// data's precision `p` — `2^(sum_bits − p − 16)`, at least 2. With `f64`
+/// sums (53 bits) that is 2¹³ for `f32` and 2 for `f64`; contiguous
+/// half-precision data sum in `f32` blocks
+/// ([`super::simd::runs::NARROW_SUM_BITS`], 19 bits), where it is 2 as
+/// well: a channel whose shift lies more than one standard deviation from
+/// its mean takes the second pass, and one read keeps at least 18 bits
+/// (`bf16`: 10 beyond its 8, `f16`: 7 beyond its 11). Derived from the
+/// precisions, so a new dtype gets its own threshold.
+pub fn max_growth<T: Element>(sum_bits: u32) -> f64 {
+    let bits = sum_bits as i32 - T::DTYPE.mantissa_bits() as i32 - 16;
     (bits.max(1) as f64).exp2()
 }
 

@@ -20,10 +20,12 @@
 //! - **Backward**: `Σdy`, `Σdy·(x − μ)`, `Σ(x − μ)` in one read (the last
 //!   recovers the rounding error of the `f64` mean), then `dx`; with fixed
 //!   statistics `dx = w·inv·dy` never reads `x`.
-//! - **Precision**: statistics and reductions in `f64`; the element-wise
-//!   passes in `f64` for `f64` data and in `f32` lanes with fused
-//!   multiply-add for `f32`/`bf16`/`f16` data, the shift split in two so
-//!   nothing cancels ([`simd::prec`]).
+//! - **Precision**: statistics and reductions in `f64` (contiguous
+//!   half-precision train: `f32` blocks of 32 values per lane added into
+//!   `f64` lanes, [`simd::runs::sums_narrow`]); the element-wise passes in
+//!   `f64` lanes for `f32`/`f64` data and in `f32` lanes with fused
+//!   multiply-add for `bf16`/`f16` data, the shift split in two so nothing
+//!   cancels ([`simd::prec`]).
 //! - **Cache blocking** (contiguous): when a channel's slice fits in cache a
 //!   task owns whole channels and runs the statistics (or backward sums)
 //!   and the element-wise pass back to back, so the second read hits cache.

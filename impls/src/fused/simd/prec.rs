@@ -1,7 +1,11 @@
 //! The precision `fused`'s element-wise passes compute in, and their
 //! coefficients prepared in it.
 //!
-//! Reductions always run in `f64` lanes (the statistics are `f64` sums). The
+//! Reductions run in `f64` lanes (the statistics are `f64` sums), except
+//! train's statistics of contiguous half-precision data in runs of at least
+//! [`super::runs::NARROW_MIN_RUN`] values, which add `f32` blocks into the
+//! `f64` lanes ([`super::runs::sums_narrow`]: 19 bits, with a stricter
+//! cancellation limit for the one-read variance). The
 //! element-wise passes — normalize and `dx` — run in `f64` lanes for `f32`
 //! and `f64` data (one rounding per output) and in `f32` lanes for `bf16`
 //! and `f16` data: twice the lanes per register and no `f64` round trip

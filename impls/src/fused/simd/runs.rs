@@ -90,6 +90,139 @@ pub unsafe fn sums<S: Simd<E = f64>, T: Lane>(
     }
 }
 
+/// Loop iterations ([`RUN_LANES`] elements each, one per lane) that
+/// [`sums_narrow`] adds up in `f32` lanes before adding the partial sums
+/// into the `f64` lanes: each block's `f32` sum of `B` terms is within
+/// `(B − 1)·2⁻²⁴` of the sum of their magnitudes (Higham 2002, §4.2), so
+/// the blocks lose at most `2⁻¹⁹` ([`NARROW_SUM_BITS`]), and the `f64`
+/// sum of the blocks nothing more at this scale.
+pub const NARROW_BLOCK: usize = 32;
+
+/// Shortest run reduced by [`sums_narrow`]: shorter runs spend more on
+/// adding the one block's `f32` sums into the `f64` lanes than the `f32`
+/// lanes save, and keep [`sums`] (64×512×7×7 `bf16`/`f16` train, runs of
+/// 49, measured 0.9–1.6× the time of `f64` lanes).
+pub const NARROW_MIN_RUN: usize = 256;
+
+/// Whether runs of `s` values of `T` are reduced in `f32` blocks
+/// ([`sums_narrow`]): half-precision data in runs of at least
+/// [`NARROW_MIN_RUN`]. Depends on the dims only, as every level must
+/// choose alike.
+#[inline(always)]
+pub fn narrow_sums<T: Lane>(s: usize) -> bool {
+    T::NARROW && s >= NARROW_MIN_RUN
+}
+
+/// Relative precision (bits) of [`sums_narrow`]'s sums: `f32`'s 24 less
+/// `log2(NARROW_BLOCK)` for the rounding errors a block accumulates.
+pub const NARROW_SUM_BITS: u32 = f32::MANTISSA_DIGITS - NARROW_BLOCK.trailing_zeros();
+
+/// [`sums`] for half-precision data (`T::NARROW`), in `f32` lanes:
+/// `d = x − k` and `Σd`, `Σd²` of each lane in `f32` over blocks of
+/// [`NARROW_BLOCK`] iterations, each block's partial sums then added into
+/// the `f64` lanes (the tail, `len mod 16` elements, is one more block).
+/// Twice the lanes per register of [`sums`] and no `f64` conversion: the
+/// issue's "statistics in `f32` or wider" (PyTorch's own half kernels
+/// accumulate in `f32` over whole channels). `k` is split into `k_hi =
+/// f32(k)` and `k_lo = f32(k − k_hi)`; a first-pass shift is a data value,
+/// so `k_lo = 0` and `d = x − k_hi` is exact where it cancels (Sterbenz);
+/// a second-pass shift subtracts `k_lo` too. What the `f32` blocks lose is
+/// bounded by [`NARROW_SUM_BITS`], which sets the data types' cancellation
+/// limit ([`crate::fused::coeffs::max_growth`]).
+///
+/// # Safety
+/// The CPU has the features of `S` and `S32`.
+#[inline(always)]
+pub unsafe fn sums_narrow<S: Simd<E = f64>, S32: Simd<E = f32>, T: Lane>(
+    x: &[T],
+    next: Option<usize>,
+    k: f64,
+    acc: &mut RunAcc<2>,
+) {
+    let hi = k as f32;
+    let lo = (k - hi as f64) as f32;
+    // SAFETY: forwarded contract.
+    unsafe {
+        if lo == 0.0 {
+            sums_narrow_body::<S, S32, T, false>(x, next, [hi, lo], acc)
+        } else {
+            sums_narrow_body::<S, S32, T, true>(x, next, [hi, lo], acc)
+        }
+    }
+}
+
+/// [`sums_narrow`] with the shift `[k_hi, k_lo]`, `k_lo` subtracted with `LO`.
+///
+/// # Safety
+/// The CPU has the features of `S` and `S32`.
+#[inline(always)]
+unsafe fn sums_narrow_body<S: Simd<E = f64>, S32: Simd<E = f32>, T: Lane, const LO: bool>(
+    x: &[T],
+    next: Option<usize>,
+    [hi, lo]: [f32; 2],
+    acc: &mut RunAcc<2>,
+) {
+    let body = x.len() / RUN_LANES * RUN_LANES;
+    // SAFETY: every load reads `x[i + j·W .. i + (j+1)·W]` with
+    // `i + RUN_LANES <= body <= x.len()`; features by contract.
+    unsafe {
+        let mut wide = load_acc::<S, 2>(acc);
+        let (hv, lv, p) = (S32::splat(hi), S32::splat(lo), x.as_ptr());
+        let mut i = 0;
+        while i < body {
+            let end = body.min(i + NARROW_BLOCK * RUN_LANES);
+            let [mut a, mut q] = [[S32::splat(0.0); RUN_LANES]; 2];
+            while i < end {
+                prefetch_inputs::<S, T, 1>([(x, true)], i, RUN_LANES, next);
+                for j in 0..RUN_LANES / S32::W {
+                    let mut d = S32::sub(T::load::<S32>(p.add(i + j * S32::W)), hv);
+                    if LO {
+                        d = S32::sub(d, lv);
+                    }
+                    a[j] = S32::add(a[j], d);
+                    q[j] = S32::fma(d, d, q[j]);
+                }
+                i += RUN_LANES;
+            }
+            add_narrow::<S, S32, 2>(&[a, q], &mut wide);
+        }
+        store_acc::<S, 2>(&wide, acc);
+    }
+    for (l, v) in x[body..].iter().enumerate() {
+        let mut d = lane::<f32, T>(*v) - hi;
+        if LO {
+            d -= lo;
+        }
+        acc[0][l] += d as f64;
+        acc[1][l] += d.mul_add(d, 0.0) as f64;
+    }
+}
+
+/// A block's `f32` lane sums `part` added (exactly widened) into the `f64`
+/// lanes `wide`, lane by lane.
+///
+/// # Safety
+/// The CPU has the features of `S` and `S32`.
+#[inline(always)]
+unsafe fn add_narrow<S: Simd<E = f64>, S32: Simd<E = f32>, const K: usize>(
+    part: &[[S32::V; RUN_LANES]; K],
+    wide: &mut [[S::V; RUN_LANES]; K],
+) {
+    let mut buf = [0f32; RUN_LANES];
+    // SAFETY: lane `j·W + w` < RUN_LANES for j < RUN_LANES / W, for both
+    // widths; features by contract.
+    unsafe {
+        for (p, w) in part.iter().zip(wide.iter_mut()) {
+            for (j, v) in p.iter().take(RUN_LANES / S32::W).enumerate() {
+                S32::store(buf.as_mut_ptr().add(j * S32::W), *v);
+            }
+            for (j, v) in w.iter_mut().take(RUN_LANES / S::W).enumerate() {
+                *v = S::add(*v, S::load_f32(buf.as_ptr().add(j * S::W)));
+            }
+        }
+    }
+}
+
 /// `Σdy`, `Σdy·(x − k)` and `Σ(x − k)` per lane (the backward sums). With
 /// `MASK`, `dy` is first masked by the ReLU output `yo` (`yo <= 0 → 0`,
 /// [`Simd::relu_grad`]) in the same read; without, `yo` is not read.
@@ -246,6 +379,24 @@ pub unsafe fn sums_runs<S: Simd<E = f64>, T: Lane>(
     for (i, (xr, a)) in x.chunks_exact(s).zip(acc.iter_mut()).enumerate() {
         // SAFETY: forwarded contract.
         unsafe { sums::<S, T>(xr, next_run(i, k.len(), s, next), k[i], a) }
+    }
+}
+
+/// [`sums_narrow`] of `k.len()` consecutive runs, as [`sums_runs`].
+///
+/// # Safety
+/// The CPU has the features of `S` and `S32`.
+#[inline(always)]
+pub unsafe fn sums_narrow_runs<S: Simd<E = f64>, S32: Simd<E = f32>, T: Lane>(
+    x: &[T],
+    s: usize,
+    next: Option<usize>,
+    k: &[f64],
+    acc: &mut [RunAcc<2>],
+) {
+    for (i, (xr, a)) in x.chunks_exact(s).zip(acc.iter_mut()).enumerate() {
+        // SAFETY: forwarded contract.
+        unsafe { sums_narrow::<S, S32, T>(xr, next_run(i, k.len(), s, next), k[i], a) }
     }
 }
 
