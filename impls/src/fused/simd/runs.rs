@@ -497,9 +497,29 @@ pub unsafe fn affine<S: Simd, T: Lane, const ADD: bool, const RELU: bool>(
 /// so a register straddles at most two runs).
 pub const SWEEP_MIN_RUN: usize = 16;
 
+/// Longest run whose normalize pass sweeps across run ends at a level that
+/// does not stream ([`sweep_short_half`]).
+pub const SWEEP_HALF_MAX_RUN: usize = 256;
+
+/// Whether half-precision data in runs of `s` values sweep across run ends
+/// ([`sweep`]) when the level does not stream: runs shorter than
+/// [`SWEEP_HALF_MAX_RUN`] that end inside a register. Run by run, each run's
+/// last `s mod 16` values took the scalar tail, whose half conversion is
+/// software, not F16C/AVX512-BF16. A/B on the 2-core EPYC VM (`bnh bench
+/// --impls fused`, 1 thread, 3 alternated rounds, 2026-12-03): `bf16`/`f16`
+/// eval 0.48–0.87× (64×512×7×7, 24×512×7×7, 16×256×14×14), train
+/// 0.75–1.0×. Sweeping every run at non-streaming levels was slower for
+/// 28×28 runs (1.1–1.36×) and for `f32` 7×7 eval (1.22×); `dx` sweeps
+/// only when streaming (7×7 half backward measured within noise).
+#[inline(always)]
+pub fn sweep_short_half<T: Lane>(s: usize) -> bool {
+    T::NARROW && s < SWEEP_HALF_MAX_RUN && !s.is_multiple_of(RUN_LANES)
+}
+
 /// `y = post((x − k)·a + b)` over consecutive runs of `s` values, run `i`
 /// with `c[(c0 + i) mod c.len()]` (`r` read only by [`Post::AddRelu`]): in
-/// one [`sweep`] when the level streams, every run's coefficients are of one
+/// one [`sweep`] when the level streams or [`sweep_short_half`] says so,
+/// every run's coefficients are of one
 /// lane type and `s >= SWEEP_MIN_RUN`; otherwise one [`affine_post`] per run
 /// (`f64` lanes `S` or `f32` lanes `S32`, as each run's coefficients say).
 /// The sweep prefetches its inputs only with `pf` (inputs not in cache).
@@ -515,7 +535,7 @@ pub unsafe fn affine_runs_post<S: Simd<E = f64>, S32: Simd<E = f32>, T: Lane>(
     (post, pf): (Post, bool),
 ) {
     let runs = x.len() / s;
-    if S::STREAM && s >= SWEEP_MIN_RUN {
+    if (S::STREAM || sweep_short_half::<T>(s)) && s >= SWEEP_MIN_RUN {
         let coef = RunCycle::new(c, c0);
         // SAFETY: forwarded contract; every run's coefficients are of the
         // sweep's lane type (`task_lanes`), so `lanes` gives them exactly.
