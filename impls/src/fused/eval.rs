@@ -80,7 +80,7 @@ pub fn rows<T: Lane>(
     (res, post): (&[T], Post),
 ) {
     let [k, a, c] = kac;
-    let lv = lv.streaming(plan::stream_out::<T>(x.len()));
+    let lv = lv.streaming(plan::stream_rows::<T>(x.len(), k.len()));
     let task = g.task_rows * g.sr.c;
     let ar = g.sr.rep(a);
     let tame = |r: f64| k.iter().zip(sd).all(|(k, s)| k.abs() <= r * s);

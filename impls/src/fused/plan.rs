@@ -111,6 +111,24 @@ pub fn stream_out<T: Lane>(len: usize) -> bool {
     stream::<T>(len) && !T::NARROW
 }
 
+/// Bytes of one channels-last row (one value per channel) from which half
+/// data stream their normalize output anyway ([`stream_rows`]).
+pub const HALF_STREAM_MIN_ROW_BYTES: usize = 8 << 10;
+
+/// Whether the channels-last (or (N, C)) normalize pass of eval and train,
+/// writing `len` elements of `T` in rows of `lanes` channels, streams its
+/// output: [`stream_out`], or half data of at least
+/// [`HALF_STREAM_MIN_ROW_BYTES`] per row (4096 channels). On the 2-core
+/// EPYC VM (Zen 4, 32 MiB L3; 2026-12-03, 4 alternated rounds, 1 thread)
+/// streaming (N, C) 4096×4096 took 0.65–0.71× the time in `bf16`/`f16`
+/// eval and 0.66–0.88× in train, where on the Xeon VM it was level
+/// (0.95–1.01×, above); but channels-last 64×64×56×56 (64 channels) was
+/// 1.26–1.76× slower streamed there, so short rows keep ordinary stores.
+pub fn stream_rows<T: Lane>(len: usize, lanes: usize) -> bool {
+    let long = lanes.saturating_mul(std::mem::size_of::<T>()) >= HALF_STREAM_MIN_ROW_BYTES;
+    stream_out::<T>(len) || (stream::<T>(len) && long)
+}
+
 /// Whether a reduction reading `len` elements of `T` per input runs at the
 /// streaming level for its prefetches ([`super::simd::nt::prefetch`]; a
 /// reduction stores no data, so nothing else changes): inputs of at least
