@@ -396,11 +396,7 @@ macro_rules! level_kernels {
         /// The CPU has the level's features; slice bounds as in `runs::sums`.
         #[$attr]
         pub unsafe fn run_sums<T: Lane>(x: &[T], next: Option<usize>, k: f64, acc: &mut RunAcc<2>) {
-            if runs::narrow_sums::<T>(x.len()) {
-                runs::sums_narrow::<$S, $S32, T>(x, next, k, acc)
-            } else {
-                runs::sums::<$S, T>(x, next, k, acc)
-            }
+            runs::sums_any::<$S, $S32, T>(x, next, k, acc)
         }
         /// # Safety
         /// The CPU has the level's features; as checked in `simd::runs_sums`.
@@ -412,11 +408,7 @@ macro_rules! level_kernels {
             k: &[f64],
             acc: &mut [RunAcc<2>],
         ) {
-            if runs::narrow_sums::<T>(s) {
-                runs::sums_narrow_runs::<$S, $S32, T>(x, s, next, k, acc)
-            } else {
-                runs::sums_runs::<$S, T>(x, s, next, k, acc)
-            }
+            runs::sums_runs::<$S, $S32, T>(x, s, next, k, acc)
         }
         /// # Safety
         /// The CPU has the level's features; as checked in `simd::runs_grad`.

@@ -363,31 +363,35 @@ fn next_run(i: usize, count: usize, s: usize, next: Option<usize>) -> Option<usi
     }
 }
 
-/// [`sums`] of `k.len()` consecutive runs of `s` elements in one call: run
-/// `i` with shift `k[i]` into `acc[i]`; `next` from the last run's start.
-///
-/// # Safety
-/// The CPU has `S`'s features.
-#[inline(always)]
-pub unsafe fn sums_runs<S: Simd<E = f64>, T: Lane>(
-    x: &[T],
-    s: usize,
-    next: Option<usize>,
-    k: &[f64],
-    acc: &mut [RunAcc<2>],
-) {
-    for (i, (xr, a)) in x.chunks_exact(s).zip(acc.iter_mut()).enumerate() {
-        // SAFETY: forwarded contract.
-        unsafe { sums::<S, T>(xr, next_run(i, k.len(), s, next), k[i], a) }
-    }
-}
-
-/// [`sums_narrow`] of `k.len()` consecutive runs, as [`sums_runs`].
+/// The run sums of `x` (one run): [`sums_narrow`] for half data in runs of
+/// at least [`NARROW_MIN_RUN`] ([`narrow_sums`]), else [`sums`].
 ///
 /// # Safety
 /// The CPU has the features of `S` and `S32`.
 #[inline(always)]
-pub unsafe fn sums_narrow_runs<S: Simd<E = f64>, S32: Simd<E = f32>, T: Lane>(
+pub unsafe fn sums_any<S: Simd<E = f64>, S32: Simd<E = f32>, T: Lane>(
+    x: &[T],
+    next: Option<usize>,
+    k: f64,
+    acc: &mut RunAcc<2>,
+) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        if narrow_sums::<T>(x.len()) {
+            sums_narrow::<S, S32, T>(x, next, k, acc)
+        } else {
+            sums::<S, T>(x, next, k, acc)
+        }
+    }
+}
+
+/// [`sums_any`] of `k.len()` consecutive runs of `s` elements in one call:
+/// run `i` with shift `k[i]` into `acc[i]`; `next` from the last run's start.
+///
+/// # Safety
+/// The CPU has the features of `S` and `S32`.
+#[inline(always)]
+pub unsafe fn sums_runs<S: Simd<E = f64>, S32: Simd<E = f32>, T: Lane>(
     x: &[T],
     s: usize,
     next: Option<usize>,
@@ -396,7 +400,7 @@ pub unsafe fn sums_narrow_runs<S: Simd<E = f64>, S32: Simd<E = f32>, T: Lane>(
 ) {
     for (i, (xr, a)) in x.chunks_exact(s).zip(acc.iter_mut()).enumerate() {
         // SAFETY: forwarded contract.
-        unsafe { sums_narrow::<S, S32, T>(xr, next_run(i, k.len(), s, next), k[i], a) }
+        unsafe { sums_any::<S, S32, T>(xr, next_run(i, k.len(), s, next), k[i], a) }
     }
 }
 
