@@ -829,8 +829,13 @@ fn half_conversions_round_once_at_every_level() {
 /// the half type of `welford`'s outputs, relative to the tensor's largest.
 fn halves_at_magnitude<T: Element>(scale: f64) {
     let [welford, fused] = ["welford", "fused"].map(|n| registry::by_name(n).unwrap());
-    for layout in Layout::ALL {
-        let d = dims(&[16, 3, 10, 10], layout);
+    // Runs of 100, and of 320 (half data's train statistics then sum in
+    // `f32` blocks, `runs::sums_narrow`).
+    for (shape, layout) in [[16, 3, 10, 10], [4, 3, 16, 20]]
+        .into_iter()
+        .flat_map(|s| Layout::ALL.map(|l| (s, l)))
+    {
+        let d = dims(&shape, layout);
         let mut rng = Rng::new(5);
         let x: Vec<T> = common::data(&mut rng, d.len(), 3.0 * scale, scale);
         let dy: Vec<T> = common::data(&mut rng, d.len(), 0.0, 1.0);
@@ -842,7 +847,7 @@ fn halves_at_magnitude<T: Element>(scale: f64) {
             ("fixed dx", &got.dx_fixed, &want.dx_fixed),
         ];
         for (name, g, w) in pairs {
-            let what = format!("{layout} magnitude {scale:e} {name}");
+            let what = format!("{shape:?} {layout} magnitude {scale:e} {name}");
             assert_within_one_ulp(g, w, &what);
         }
     }
