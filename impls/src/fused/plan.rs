@@ -126,7 +126,7 @@ pub const HALF_STREAM_MIN_ROW_BYTES: usize = 8 << 10;
 /// 1.26–1.76× slower streamed there, so short rows keep ordinary stores.
 pub fn stream_rows<T: Lane>(len: usize, lanes: usize) -> bool {
     let long = lanes.saturating_mul(std::mem::size_of::<T>()) >= HALF_STREAM_MIN_ROW_BYTES;
-    stream_out::<T>(len) || (stream::<T>(len) && long)
+    stream::<T>(len) && (!T::NARROW || long)
 }
 
 /// Whether a reduction reading `len` elements of `T` per input runs at the

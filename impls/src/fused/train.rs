@@ -37,17 +37,6 @@ pub fn forward_post<T: Lane>(p: TrainForward<'_, T>, r: &[T], post: Post) {
     }
 }
 
-/// Bits of relative precision of the run reduction's sums: `f64` lanes,
-/// or `f32` blocks for half-precision data in runs of `s` values
-/// ([`simd::runs::narrow_sums`]).
-fn run_sum_bits<T: Lane>(s: usize) -> u32 {
-    if simd::runs::narrow_sums::<T>(s) {
-        simd::runs::NARROW_SUM_BITS
-    } else {
-        f64::MANTISSA_DIGITS
-    }
-}
-
 /// The run reduction `[Σd, Σd²]` with shift `k[c − base]` for channel `c`.
 fn run_sums<'a, T: Lane>(
     lv: Level,
@@ -73,7 +62,7 @@ fn block_stats<T: Lane>(
 ) -> Vec<Channel> {
     let (n, g) = (
         dims.per_channel(),
-        coeffs::max_growth::<T>(run_sum_bits::<T>(dims.s)),
+        coeffs::max_growth::<T>(simd::runs::sum_bits::<T>(dims.s)),
     );
     let first = reduce::channels(dims, (c0, cs), &run_sums(lv, x, dims.s, (shift, 0)));
     first
@@ -93,7 +82,7 @@ fn block_stats<T: Lane>(
 fn all_stats<T: Lane>(lv: Level, x: &[T], dims: Dims, shift: &[f64]) -> Vec<Channel> {
     let (n, g, par) = (
         dims.per_channel(),
-        coeffs::max_growth::<T>(run_sum_bits::<T>(dims.s)),
+        coeffs::max_growth::<T>(simd::runs::sum_bits::<T>(dims.s)),
         is_parallel(dims),
     );
     let first = reduce::all_channels(dims, par, &run_sums(lv, x, dims.s, (shift, 0)));

@@ -115,7 +115,19 @@ pub fn narrow_sums<T: Lane>(s: usize) -> bool {
 
 /// Relative precision (bits) of [`sums_narrow`]'s sums: `f32`'s 24 less
 /// `log2(NARROW_BLOCK)` for the rounding errors a block accumulates.
-pub const NARROW_SUM_BITS: u32 = f32::MANTISSA_DIGITS - NARROW_BLOCK.trailing_zeros();
+pub const NARROW_SUM_BITS: u32 =
+    f32::MANTISSA_DIGITS - NARROW_BLOCK.next_power_of_two().trailing_zeros();
+
+/// Bits of relative precision of the run sums of runs of `s` values of
+/// `T`: [`NARROW_SUM_BITS`] where [`narrow_sums`], else `f64`'s 53.
+#[inline(always)]
+pub fn sum_bits<T: Lane>(s: usize) -> u32 {
+    if narrow_sums::<T>(s) {
+        NARROW_SUM_BITS
+    } else {
+        f64::MANTISSA_DIGITS
+    }
+}
 
 /// [`sums`] for half-precision data (`T::NARROW`), in `f32` lanes:
 /// `d = x − k` and `Σd`, `Σd²` of each lane in `f32` over blocks of
