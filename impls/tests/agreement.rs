@@ -128,6 +128,32 @@ fn outputs_past_the_streaming_threshold() {
     }
 }
 
+/// Channels-last reductions over rows of more than 64 channels (read in
+/// column blocks) prefetch from 2 MiB of input
+/// (`fused::plan::prefetch_rows`), below the 12 MiB of address-ordered
+/// reads: the same values as `welford`, with a row length that leaves
+/// columns to the blocks' remainder.
+#[test]
+fn strided_rows_past_the_prefetch_threshold() {
+    use bn_impls::fused::plan::{prefetch_reads, prefetch_rows};
+    let shape = [17, 520, 8, 8];
+    let len = shape.iter().product::<usize>();
+    assert!(prefetch_rows::<f32>(len, 520) && !prefetch_reads::<f32>(len));
+    assert!(
+        !prefetch_rows::<f32>(len, 64),
+        "64-lane rows are read in address order"
+    );
+    let welford = registry::by_name("welford").unwrap();
+    let fused = registry::by_name("fused").unwrap();
+    let d = dims(&shape, Layout::ChannelsLast);
+    let mut rng = Rng::new(29);
+    let x: Vec<f32> = data(&mut rng, d.len(), 3.0, 2.0);
+    let dy: Vec<f32> = data(&mut rng, d.len(), 0.5, 1.0);
+    let want = run_all::<f32>(welford, d, &x, &dy);
+    let got = run_all::<f32>(fused, d, &x, &dy);
+    agree(&got, &want, &format!("fused {shape:?} channels_last f32"));
+}
+
 #[test]
 fn ten_thousand_channels() {
     check::<f32>(&[4, 10_000], 0.0, 1.0, 5);

@@ -227,7 +227,7 @@ fn channels_last<T: Lane>(
 ) {
     let (g, rows) = (Rows::new(dims.c), dims.n * dims.s);
     let kr = g.sr.rep(pr.mean);
-    let lvr = lv.streaming(plan::prefetch_reads::<T>(x.len()));
+    let lvr = lv.streaming(plan::prefetch_rows::<T>(x.len(), dims.c));
     let sums = reduce::rows::<3>(&g, rows, is_parallel(dims), |r, acc| match yo {
         Some(yo) => simd::rows_grad_relu(lvr, &x[r.clone()], &dy[r.clone()], &yo[r], &kr, acc),
         None => simd::rows_grad(lvr, &x[r.clone()], &dy[r], &kr, acc),

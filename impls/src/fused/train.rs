@@ -203,7 +203,7 @@ fn channels_last<T: Lane>(
         coeffs::max_growth::<T>(f64::MANTISSA_DIGITS),
         is_parallel(dims),
     );
-    let lvr = lv.streaming(plan::prefetch_reads::<T>(x.len()));
+    let lvr = lv.streaming(plan::prefetch_rows::<T>(x.len(), dims.c));
     let sums = |k: &[f64]| {
         let kr = g.sr.rep(k);
         reduce::rows::<2>(&g, rows, par, |r, acc| {
