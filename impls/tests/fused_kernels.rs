@@ -89,9 +89,11 @@ fn rows_at<T: Lane>(lv: Level, x: &[T], dy: &[T], k: &[f64]) -> (Vec<u64>, Vec<u
     let coef = |s: f64| lane_coeffs(k.len(), s);
     let (a, b, c) = (coef(0.5), coef(-1.25), coef(0.125));
     let [mut s1, mut s2, mut g1, mut g2, mut g3] = [0.25, -0.5, 1.0, 2.0, -3.0].map(coef);
+    let [mut n1, mut n2] = [0.75, -1.5].map(coef);
     simd::rows_sums(lv, x, k, [&mut s1, &mut s2]);
+    simd::rows_sums_narrow(lv, x, k, [&mut n1, &mut n2]);
     simd::rows_grad(lv, x, dy, k, [&mut g1, &mut g2, &mut g3]);
-    let sums: Vec<f64> = [s1, s2, g1, g2, g3].concat();
+    let sums: Vec<f64> = [s1, s2, n1, n2, g1, g2, g3].concat();
     let mut y = vec![T::zero(); x.len()];
     simd::rows_affine(lv, x, &mut y, &RowCoeffs::affine::<T>([k, &a, &b]));
     let mut out = bits(&y);
@@ -113,13 +115,19 @@ fn check_rows<T: Lane>(lv: Level) {
                 let k: Vec<f64> = (0..l)
                     .map(|i| x.get(i).map_or(d.1, |v| v.as_f64()))
                     .collect();
-                assert_eq!(
-                    rows_at(lv, &x, &dy, &k),
-                    rows_at(Level::scalar(), &x, &dy, &k),
-                    "row kernels, {} {} L = {l} data {di} n = {n}",
-                    lv.name(),
-                    T::DTYPE
-                );
+                // Data values (the first pass's shifts), and values that are
+                // not (a second pass's: half data's `f32` blocks then
+                // subtract their `f32` remainders too).
+                let k2: Vec<f64> = k.iter().map(|v| v + d.0 / 3.0).collect();
+                for k in [k, k2] {
+                    assert_eq!(
+                        rows_at(lv, &x, &dy, &k),
+                        rows_at(Level::scalar(), &x, &dy, &k),
+                        "row kernels, {} {} L = {l} data {di} n = {n}",
+                        lv.name(),
+                        T::DTYPE
+                    );
+                }
             }
         }
     }
@@ -667,8 +675,8 @@ fn second_pass_when_the_prefix_misleads_the_shift() {
 /// alike, so the one-read variance would be off by far more than 2⁻¹⁶.
 #[test]
 fn half_data_take_the_second_pass_where_f32_blocks_cancel() {
-    fn check<T: Element>() {
-        let d = dims(&[1024, 1, 32, 32], Layout::Contiguous);
+    fn check<T: Element>(layout: Layout) {
+        let d = dims(&[1024, 1, 32, 32], layout);
         let x: Vec<T> = (0..d.len())
             .map(|i| match i {
                 0..64 => 1000.0,
@@ -682,12 +690,52 @@ fn half_data_take_the_second_pass_where_f32_blocks_cancel() {
         let (g, w) = (got.var[0], want.var[0]);
         assert!(
             (g - w).abs() <= 2f64.powi(-16) * w,
-            "{}: var {g} vs {w}",
+            "{} {layout}: var {g} vs {w}",
             T::DTYPE
         );
     }
-    check::<half::bf16>();
-    check::<half::f16>();
+    // Channels-last: rows of 64 lanes (a super-row of 64 one-channel
+    // rows), summed in `f32` blocks of rows (`rows::sums_narrow`).
+    for layout in Layout::ALL {
+        check::<half::bf16>(layout);
+        check::<half::f16>(layout);
+    }
+}
+
+/// The same bound for channels-last rows (`rows::sums_narrow`, blocks of
+/// 32 rows): 4000 rows of 72 lanes (a 64-lane column block and 8 left
+/// over, which sum in blocks of their own), every value 1, about per-lane
+/// shifts that are not data values. Summed in `f32` without the blocks,
+/// lane 0 drifts by about `2⁻¹⁷`; without the remainders, by `2⁻¹³`.
+#[test]
+fn half_row_sums_stay_within_their_block_bound() {
+    fn check<T: Lane>(lv: Level) {
+        let (rows, l) = (4000, 72);
+        let x = vec![T::from_f64(1.0); rows * l];
+        for k0 in [1.0 / 3.0, -1e3 / 7.0, 1.0 + 1.0 / 3072.0] {
+            let k: Vec<f64> = (0..l).map(|i| k0 * (1.0 + i as f64 / 4096.0)).collect();
+            let [mut s1, mut s2] = [vec![0.0; l], vec![0.0; l]];
+            simd::rows_sums_narrow(lv, &x, &k, [&mut s1, &mut s2]);
+            for (i, &ki) in k.iter().enumerate() {
+                let d = 1.0 - ki;
+                let want = [rows as f64 * d, rows as f64 * d * d];
+                let mag = [rows as f64 * d.abs(), want[1]];
+                for (s, got) in [s1[i], s2[i]].into_iter().enumerate() {
+                    let err = (got - want[s]).abs() / mag[s];
+                    assert!(
+                        err <= 2f64.powi(-19),
+                        "{} {} k0 = {k0} lane {i}: sum {s} off by {err:e}",
+                        lv.name(),
+                        T::DTYPE
+                    );
+                }
+            }
+        }
+    }
+    for lv in Level::available() {
+        check::<half::bf16>(lv);
+        check::<half::f16>(lv);
+    }
 }
 
 /// The `f32` blocks of half data's run sums (`runs::sums_narrow`) lose at

@@ -12,8 +12,9 @@ use crate::problem::GradMode;
 /// kept, for sums of `sum_bits` bits of relative precision: it loses
 /// `log2(Σd²/M2)` bits to cancellation, and must keep 16 bits beyond the
 /// data's precision `p` — `2^(sum_bits − p − 16)`, at least 2. With `f64`
-/// sums (53 bits) that is 2¹³ for `f32` and 2 for `f64`; contiguous
-/// half-precision data sum in `f32` blocks
+/// sums (53 bits) that is 2¹³ for `f32` and 2 for `f64`; half-precision
+/// train statistics in `f32` blocks (contiguous runs of 256 values,
+/// channels-last channels of 1024)
 /// ([`super::simd::runs::NARROW_SUM_BITS`], 19 bits), where it is 2 as
 /// well: a channel whose shift lies more than one standard deviation from
 /// its mean takes the second pass, and one read keeps at least 18 bits

@@ -20,9 +20,9 @@
 //! - **Backward**: `Σdy`, `Σdy·(x − μ)`, `Σ(x − μ)` in one read (the last
 //!   recovers the rounding error of the `f64` mean), then `dx`; with fixed
 //!   statistics `dx = w·inv·dy` never reads `x`.
-//! - **Precision**: statistics and reductions in `f64` (contiguous
-//!   half-precision train: `f32` blocks of 32 values per lane added into
-//!   `f64` lanes, [`simd::runs::sums_narrow`]); the element-wise passes in
+//! - **Precision**: statistics and reductions in `f64` (half-precision
+//!   train: `f32` blocks of 32 values or rows per lane added into `f64`
+//!   lanes, [`simd::runs::sums_narrow`], [`simd::rows::sums_narrow`]); the element-wise passes in
 //!   `f64` lanes for `f32`/`f64` data and in `f32` lanes with fused
 //!   multiply-add for `bf16`/`f16` data, the shift split in two so nothing
 //!   cancels ([`simd::prec`]).

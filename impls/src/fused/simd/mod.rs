@@ -572,6 +572,12 @@ macro_rules! level_kernels {
             rows::sums::<$S, T, { SUM_BLOCK }>(x, k, s)
         }
         /// # Safety
+        /// The CPU has the level's features; lengths as checked in `simd::rows_sums_narrow`.
+        #[$attr]
+        pub unsafe fn rows_sums_narrow<T: Lane>(x: &[T], k: &[f64], s: [&mut [f64]; 2]) {
+            rows::sums_narrow::<$S, $S32, T, { SUM_BLOCK / 2 }>(x, k, s)
+        }
+        /// # Safety
         /// The CPU has the level's features; lengths as checked in `simd::rows_grad`.
         #[$attr]
         pub unsafe fn rows_grad<T: Lane>(x: &[T], dy: &[T], k: &[f64], s: [&mut [f64]; 3]) {
@@ -835,6 +841,26 @@ pub fn rows_sums<T: Lane>(lv: Level, x: &[T], k: &[f64], s: [&mut [f64]; 2]) {
     );
     dispatch!(lv, rows_sums(x, k, s))
 }
+
+/// [`rows_sums`] of half-precision data in `f32` blocks of rows
+/// ([`rows::sums_narrow`]; bounded by [`runs::NARROW_SUM_BITS`]), for
+/// channels of at least [`NARROW_MIN_ROWS`] values.
+pub fn rows_sums_narrow<T: Lane>(lv: Level, x: &[T], k: &[f64], s: [&mut [f64]; 2]) {
+    assert!(
+        !k.is_empty() && s.iter().all(|v| v.len() == k.len()),
+        "rows_sums_narrow: lengths"
+    );
+    dispatch!(lv, rows_sums_narrow(x, k, s))
+}
+
+/// Fewest values per channel for which channels-last half data sum their
+/// statistics in `f32` blocks ([`rows_sums_narrow`]): their stricter
+/// cancellation limit ([`crate::fused::coeffs::max_growth`] of 19 bits) sends
+/// a channel to a second pass once its shift lies a standard deviation
+/// from its mean, and one such channel re-reads every row; from 1024
+/// values the shift is the nearest of at least 16 prefix values to their
+/// mean ([`crate::fused::reduce::shifts`]), well within that.
+pub const NARROW_MIN_ROWS: usize = 1024;
 
 /// Per-lane `Σdy`, `Σdy·(x − k[l])`, `Σ(x − k[l])` over rows of `L = k.len()`.
 pub fn rows_grad<T: Lane>(lv: Level, x: &[T], dy: &[T], k: &[f64], s: [&mut [f64]; 3]) {

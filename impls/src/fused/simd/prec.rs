@@ -2,10 +2,11 @@
 //! coefficients prepared in it.
 //!
 //! Reductions run in `f64` lanes (the statistics are `f64` sums), except
-//! train's statistics of contiguous half-precision data in runs of at least
-//! [`super::runs::NARROW_MIN_RUN`] values, which add `f32` blocks into the
-//! `f64` lanes ([`super::runs::sums_narrow`]: 19 bits, with a stricter
-//! cancellation limit for the one-read variance). The
+//! train's statistics of half-precision data in contiguous runs of at least
+//! [`super::runs::NARROW_MIN_RUN`] values or channels-last channels of at
+//! least [`super::NARROW_MIN_ROWS`], which add `f32` blocks into the `f64`
+//! lanes ([`super::runs::sums_narrow`], [`super::rows::sums_narrow`]: 19
+//! bits, with a stricter cancellation limit for the one-read variance). The
 //! element-wise passes — normalize and `dx` — run in `f64` lanes for `f32`
 //! and `f64` data (one rounding per output) and in `f32` lanes for `bf16`
 //! and `f16` data: twice the lanes per register and no `f64` round trip

@@ -16,7 +16,7 @@
 //! [`super::prec`]) with coefficient arrays of the lanes' type.
 
 use super::prec::WRAP;
-use super::runs::{dx_scalar, lane, post_scalar, prefetch_inputs};
+use super::runs::{dx_scalar, lane, post_scalar, prefetch_inputs, NARROW_BLOCK};
 use super::{nt, Lane, Post, Real, Simd};
 use crate::activation::relu_grad;
 use std::array::from_fn;
@@ -156,6 +156,195 @@ unsafe fn sums_lanes<S: Simd<E = f64>, T: Lane>(x: &[T], k: &[f64], s: [&mut [f6
         let d = x[i].as_f64() - k[i];
         s1[i] += d;
         s2[i] = d.mul_add(d, s2[i]);
+    }
+}
+
+/// [`sums`] for half-precision data (`T::NARROW`) in `f32` lanes, as
+/// [`super::runs::sums_narrow`] does for runs: `d = x − k_hi [− k_lo]` and
+/// `Σd`, `Σd²` in `f32` over blocks of at most [`NARROW_BLOCK`] rows (a
+/// register tile, cut in blocks), each block's sums then added into the
+/// `f64` lanes `s`. `k_hi = f32(k)`, `k_lo = f32(k − k_hi)` per lane; the
+/// low part is subtracted only where some lane has one (a second pass's
+/// shift). The blocks are rows of the tile whatever the level, and the
+/// columns the column blocks leave sum in the same blocks, so every level
+/// gives the same bits. What a block loses is bounded by
+/// [`super::runs::NARROW_SUM_BITS`].
+///
+/// # Safety
+/// The CPU has the features of `S` and `S32`; `s[i].len() == k.len() > 0`.
+#[inline(always)]
+pub unsafe fn sums_narrow<S: Simd<E = f64>, S32: Simd<E = f32>, T: Lane, const NB: usize>(
+    x: &[T],
+    k: &[f64],
+    s: [&mut [f64]; 2],
+) {
+    let hi: Vec<f32> = k.iter().map(|&v| v as f32).collect();
+    let lo: Vec<f32> = (k.iter().zip(&hi))
+        .map(|(&v, &h)| (v - h as f64) as f32)
+        .collect();
+    // SAFETY: forwarded contract; `hi` and `lo` have k.len() lanes.
+    unsafe {
+        if lo.iter().all(|&v| v == 0.0) {
+            narrow_tiles::<S, S32, T, NB, false>(x, [&hi, &lo], s)
+        } else {
+            narrow_tiles::<S, S32, T, NB, true>(x, [&hi, &lo], s)
+        }
+    }
+}
+
+/// [`sums_narrow`] with the shift's parts `k = [hi, lo]`, `lo` subtracted
+/// with `LO`.
+///
+/// # Safety
+/// As [`sums_narrow`], `k[i].len() == s[i].len()`.
+#[inline(always)]
+unsafe fn narrow_tiles<
+    S: Simd<E = f64>,
+    S32: Simd<E = f32>,
+    T: Lane,
+    const NB: usize,
+    const LO: bool,
+>(
+    x: &[T],
+    k: [&[f32]; 2],
+    s: [&mut [f64]; 2],
+) {
+    let (l, [s1, s2]) = (k[0].len(), s);
+    let (full, cols) = (x.len() / l, block_cols(l, NB * S32::W));
+    let pf = ahead::<S, T>(l, x);
+    // The block sums of the columns left over by the column blocks.
+    let mut part = [vec![0f32; l - cols], vec![0f32; l - cols]];
+    for tile in x[..full * l].chunks(tile_rows::<T>(l) * l) {
+        for blk in tile.chunks(NARROW_BLOCK * l) {
+            for c0 in (0..cols).step_by(NB * S32::W) {
+                let st = [&mut *s1, &mut *s2];
+                // SAFETY: c0 + NB·W <= cols <= l; blocks are whole rows of l; features by contract.
+                unsafe { narrow_block::<S, S32, T, NB, LO>(blk, pf, c0, k, st) };
+            }
+            if cols < l {
+                part.iter_mut().for_each(|p| p.fill(0.0));
+                let kr = [&k[0][cols..], &k[1][cols..]];
+                for row in blk.chunks_exact(l) {
+                    // SAFETY: all slices have l − cols lanes; features by contract.
+                    unsafe { narrow_lanes::<S32, T, LO>(&row[cols..], kr, &mut part) };
+                }
+                for (i, (a, q)) in part[0].iter().zip(&part[1]).enumerate() {
+                    s1[cols + i] += *a as f64;
+                    s2[cols + i] += *q as f64;
+                }
+            }
+        }
+    }
+    // The last, shorter row is a block of its own.
+    for (i, v) in x[full * l..].iter().enumerate() {
+        let d = narrow_d::<T, LO>(*v, [k[0][i], k[1][i]]);
+        s1[i] += d as f64;
+        s2[i] += d.mul_add(d, 0.0) as f64;
+    }
+}
+
+/// `x − k_hi [− k_lo]` of one value in `f32`, as a lane of [`narrow_block`].
+#[inline(always)]
+fn narrow_d<T: Lane, const LO: bool>(x: T, [hi, lo]: [f32; 2]) -> f32 {
+    let d = lane::<f32, T>(x) - hi;
+    if LO {
+        d - lo
+    } else {
+        d
+    }
+}
+
+/// One column block `[c0, c0 + NB·W)` of [`narrow_tiles`] over the rows of
+/// a block, its `f32` sums then added into `s` (exactly widened).
+///
+/// # Safety
+/// The CPU has the features of `S` and `S32`; `c0 + NB·W <= k[i].len() ==
+/// s[i].len()`, `blk.len()` a multiple of `k[0].len()`.
+#[inline(always)]
+unsafe fn narrow_block<
+    S: Simd<E = f64>,
+    S32: Simd<E = f32>,
+    T: Lane,
+    const NB: usize,
+    const LO: bool,
+>(
+    blk: &[T],
+    pf: Option<*const T>,
+    c0: usize,
+    k: [&[f32]; 2],
+    s: [&mut [f64]; 2],
+) {
+    let l = k[0].len();
+    // SAFETY: lanes c0 + j·W .. c0 + (j+1)·W <= l for j < NB (contract);
+    // row r's lanes start at r·l + c0 with r < blk.len() / l.
+    unsafe {
+        let [hv, lv]: [[S32::V; NB]; 2] =
+            k.map(|v| from_fn(|j| S32::load(v.as_ptr().add(c0 + j * S32::W))));
+        let [mut a, mut q] = [[S32::splat(0.0); NB]; 2];
+        for r in 0..blk.len() / l {
+            let p = blk.as_ptr().add(r * l + c0);
+            if let Some(end) = pf {
+                nt::prefetch::<S, T>(p, NB * S32::W, end, None);
+            }
+            for j in 0..NB {
+                let mut d = S32::sub(T::load::<S32>(p.add(j * S32::W)), hv[j]);
+                if LO {
+                    d = S32::sub(d, lv[j]);
+                }
+                a[j] = S32::add(a[j], d);
+                q[j] = S32::fma(d, d, q[j]);
+            }
+        }
+        let mut buf = [0f32; 16];
+        for (v, acc) in [a, q].iter().zip(s) {
+            for (j, r) in v.iter().enumerate() {
+                S32::store(buf.as_mut_ptr(), *r);
+                for h in 0..S32::W / S::W {
+                    let p = acc.as_mut_ptr().add(c0 + j * S32::W + h * S::W);
+                    S::store(
+                        p,
+                        S::add(S::load(p), S::load_f32(buf.as_ptr().add(h * S::W))),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// One row (piece) of [`narrow_tiles`]' left-over columns into the block
+/// sums `part`, `W` lanes at a time, then lane by lane.
+///
+/// # Safety
+/// The CPU has `S32`'s features; `x`, `k[i]`, `part[i]` equally long.
+#[inline(always)]
+unsafe fn narrow_lanes<S32: Simd<E = f32>, T: Lane, const LO: bool>(
+    x: &[T],
+    k: [&[f32]; 2],
+    part: &mut [Vec<f32>; 2],
+) {
+    let body = x.len() / S32::W * S32::W;
+    let [pa, pq] = part;
+    let mut i = 0;
+    while i < body {
+        // SAFETY: i + W <= body <= the common length of all slices.
+        unsafe {
+            let mut d = S32::sub(
+                T::load::<S32>(x.as_ptr().add(i)),
+                S32::load(k[0].as_ptr().add(i)),
+            );
+            if LO {
+                d = S32::sub(d, S32::load(k[1].as_ptr().add(i)));
+            }
+            let (a, q) = (pa.as_mut_ptr().add(i), pq.as_mut_ptr().add(i));
+            S32::store(a, S32::add(S32::load(a), d));
+            S32::store(q, S32::fma(d, d, S32::load(q)));
+        }
+        i += S32::W;
+    }
+    for i in body..x.len() {
+        let d = narrow_d::<T, LO>(x[i], [k[0][i], k[1][i]]);
+        pa[i] += d;
+        pq[i] = d.mul_add(d, pq[i]);
     }
 }
 
