@@ -115,17 +115,22 @@ fn outputs_past_the_streaming_threshold() {
     let shape = [8, 49, 128, 128];
     assert!(shape.iter().product::<usize>() * 4 >= STREAM_MIN_BYTES);
     const { assert!(128 * 128 >= STREAM_MIN_RUN) };
-    let welford = registry::by_name("welford").unwrap();
-    let fused = registry::by_name("fused").unwrap();
     for layout in Layout::ALL {
-        let d = dims(&shape, layout);
-        let mut rng = Rng::new(17);
-        let x: Vec<f32> = data(&mut rng, d.len(), 3.0, 2.0);
-        let dy: Vec<f32> = data(&mut rng, d.len(), 0.0, 1.0);
-        let want = run_all::<f32>(welford, d, &x, &dy);
-        let got = run_all::<f32>(fused, d, &x, &dy);
-        agree(&got, &want, &format!("fused {shape:?} {layout} f32"));
+        fused_agrees_with_welford(&shape, layout, 17, 0.0);
     }
+}
+
+/// `fused` against `welford` on one `f32` shape: `x` about 3 (scale 2),
+/// `dy` about `dy_mean` (scale 1), drawn from `seed`.
+fn fused_agrees_with_welford(shape: &[usize], layout: Layout, seed: u64, dy_mean: f64) {
+    let [welford, fused] = ["welford", "fused"].map(|n| registry::by_name(n).unwrap());
+    let d = dims(shape, layout);
+    let mut rng = Rng::new(seed);
+    let x: Vec<f32> = data(&mut rng, d.len(), 3.0, 2.0);
+    let dy: Vec<f32> = data(&mut rng, d.len(), dy_mean, 1.0);
+    let want = run_all::<f32>(welford, d, &x, &dy);
+    let got = run_all::<f32>(fused, d, &x, &dy);
+    agree(&got, &want, &format!("fused {shape:?} {layout} f32"));
 }
 
 /// Channels-last reductions over rows of more than 64 channels (read in
@@ -143,15 +148,7 @@ fn strided_rows_past_the_prefetch_threshold() {
         !prefetch_rows::<f32>(len, 64),
         "64-lane rows are read in address order"
     );
-    let welford = registry::by_name("welford").unwrap();
-    let fused = registry::by_name("fused").unwrap();
-    let d = dims(&shape, Layout::ChannelsLast);
-    let mut rng = Rng::new(29);
-    let x: Vec<f32> = data(&mut rng, d.len(), 3.0, 2.0);
-    let dy: Vec<f32> = data(&mut rng, d.len(), 0.5, 1.0);
-    let want = run_all::<f32>(welford, d, &x, &dy);
-    let got = run_all::<f32>(fused, d, &x, &dy);
-    agree(&got, &want, &format!("fused {shape:?} channels_last f32"));
+    fused_agrees_with_welford(&shape, Layout::ChannelsLast, 29, 0.5);
 }
 
 #[test]

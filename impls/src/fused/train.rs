@@ -199,20 +199,17 @@ fn channels_last<T: Lane>(
 ) {
     let (x, g, rows) = (p.x, Rows::new(dims.c), dims.n * dims.s);
     let (n, par) = (dims.per_channel(), is_parallel(dims));
-    // Half data of long enough channels sum in `f32` blocks.
-    let narrow = T::NARROW && n >= simd::NARROW_MIN_ROWS;
-    let bits = if narrow {
-        simd::runs::NARROW_SUM_BITS
-    } else {
-        f64::MANTISSA_DIGITS
-    };
-    let growth = coeffs::max_growth::<T>(bits);
+    let narrow = simd::narrow_rows::<T>(n);
+    let growth = coeffs::max_growth::<T>(simd::runs::sum_bits_of(narrow));
     let lvr = lv.streaming(plan::prefetch_rows::<T>(x.len(), dims.c));
     let sums = |k: &[f64]| {
         let kr = g.sr.rep(k);
-        reduce::rows::<2>(&g, rows, par, |r, acc| match narrow {
-            true => simd::rows_sums_narrow(lvr, &x[r], &kr, acc),
-            false => simd::rows_sums(lvr, &x[r], &kr, acc),
+        reduce::rows::<2>(&g, rows, par, |r, acc| {
+            if narrow {
+                simd::rows_sums_narrow(lvr, &x[r], &kr, acc)
+            } else {
+                simd::rows_sums(lvr, &x[r], &kr, acc)
+            }
         })
     };
     let first = sums(shift);

@@ -862,6 +862,13 @@ pub fn rows_sums_narrow<T: Lane>(lv: Level, x: &[T], k: &[f64], s: [&mut [f64]; 
 /// mean ([`crate::fused::reduce::shifts`]), well within that.
 pub const NARROW_MIN_ROWS: usize = 1024;
 
+/// Whether channels-last statistics of `T` over channels of `n` values sum
+/// in `f32` blocks ([`rows_sums_narrow`]): half data, `n >=`
+/// [`NARROW_MIN_ROWS`].
+pub fn narrow_rows<T: Lane>(n: usize) -> bool {
+    T::NARROW && n >= NARROW_MIN_ROWS
+}
+
 /// Per-lane `Σdy`, `Σdy·(x − k[l])`, `Σ(x − k[l])` over rows of `L = k.len()`.
 pub fn rows_grad<T: Lane>(lv: Level, x: &[T], dy: &[T], k: &[f64], s: [&mut [f64]; 3]) {
     let ok = !k.is_empty() && x.len() == dy.len() && s.iter().all(|v| v.len() == k.len());

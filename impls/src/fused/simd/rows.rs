@@ -16,7 +16,7 @@
 //! [`super::prec`]) with coefficient arrays of the lanes' type.
 
 use super::prec::WRAP;
-use super::runs::{dx_scalar, lane, post_scalar, prefetch_inputs, NARROW_BLOCK};
+use super::runs::{dx_scalar, lane, narrow_d, post_scalar, prefetch_inputs, NARROW_BLOCK};
 use super::{nt, Lane, Post, Real, Simd};
 use crate::activation::relu_grad;
 use std::array::from_fn;
@@ -240,17 +240,6 @@ unsafe fn narrow_tiles<
         let d = narrow_d::<T, LO>(*v, [k[0][i], k[1][i]]);
         s1[i] += d as f64;
         s2[i] += d.mul_add(d, 0.0) as f64;
-    }
-}
-
-/// `x − k_hi [− k_lo]` of one value in `f32`, as a lane of [`narrow_block`].
-#[inline(always)]
-fn narrow_d<T: Lane, const LO: bool>(x: T, [hi, lo]: [f32; 2]) -> f32 {
-    let d = lane::<f32, T>(x) - hi;
-    if LO {
-        d - lo
-    } else {
-        d
     }
 }
 

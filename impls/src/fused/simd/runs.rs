@@ -119,10 +119,18 @@ pub const NARROW_SUM_BITS: u32 =
     f32::MANTISSA_DIGITS - NARROW_BLOCK.next_power_of_two().trailing_zeros();
 
 /// Bits of relative precision of the run sums of runs of `s` values of
-/// `T`: [`NARROW_SUM_BITS`] where [`narrow_sums`], else `f64`'s 53.
+/// `T` ([`narrow_sums`], [`sum_bits_of`]).
 #[inline(always)]
 pub fn sum_bits<T: Lane>(s: usize) -> u32 {
-    if narrow_sums::<T>(s) {
+    sum_bits_of(narrow_sums::<T>(s))
+}
+
+/// Bits of relative precision of statistics summed in `f32` blocks
+/// (`narrow`: [`NARROW_SUM_BITS`]) or in `f64` lanes (53), for runs and
+/// channels-last rows alike.
+#[inline(always)]
+pub const fn sum_bits_of(narrow: bool) -> u32 {
+    if narrow {
         NARROW_SUM_BITS
     } else {
         f64::MANTISSA_DIGITS
@@ -201,12 +209,21 @@ unsafe fn sums_narrow_body<S: Simd<E = f64>, S32: Simd<E = f32>, T: Lane, const 
         store_acc::<S, 2>(&wide, acc);
     }
     for (l, v) in x[body..].iter().enumerate() {
-        let mut d = lane::<f32, T>(*v) - hi;
-        if LO {
-            d -= lo;
-        }
+        let d = narrow_d::<T, LO>(*v, [hi, lo]);
         acc[0][l] += d as f64;
         acc[1][l] += d.mul_add(d, 0.0) as f64;
+    }
+}
+
+/// `x − k_hi [− k_lo]` of one value in `f32`, as one lane of the `f32`
+/// block sums ([`sums_narrow`], [`super::rows::sums_narrow`]).
+#[inline(always)]
+pub fn narrow_d<T: Lane, const LO: bool>(x: T, [hi, lo]: [f32; 2]) -> f32 {
+    let d = lane::<f32, T>(x) - hi;
+    if LO {
+        d - lo
+    } else {
+        d
     }
 }
 
