@@ -5,6 +5,7 @@
 
 mod common;
 
+use bn_impls::fused::task_rule::{with_task_rule, TaskRule};
 use bn_impls::{registry, Element, Layout};
 use common::{data, dims, run_all, Outputs, Rng};
 
@@ -58,13 +59,18 @@ fn check<T: Element>(shape: &[usize], offset: f64, spread: f64, seed: u64) {
         let x: Vec<T> = data(&mut rng, d.len(), offset, spread);
         let dy: Vec<T> = data(&mut rng, d.len(), 0.0, 1.0);
         let want = run_all::<T>(welford, d, &x, &dy);
-        for name in ["parallel", "fused"] {
-            let got = run_all::<T>(registry::by_name(name).unwrap(), d, &x, &dy);
-            agree(
-                &got,
-                &want,
-                &format!("{name} {shape:?} {layout} {}", T::DTYPE),
-            );
+        let parallel = registry::by_name("parallel").unwrap();
+        let got = run_all::<T>(parallel, d, &x, &dy);
+        agree(
+            &got,
+            &want,
+            &format!("parallel {shape:?} {layout} {}", T::DTYPE),
+        );
+        for rule in BOTH_SCHEDULES {
+            let fused = registry::by_name("fused").unwrap();
+            let got = with_task_rule(rule, || run_all::<T>(fused, d, &x, &dy));
+            let what = format!("fused {shape:?} {layout} {} {rule:?}", T::DTYPE);
+            agree(&got, &want, &what);
         }
     }
 }
@@ -129,9 +135,19 @@ fn fused_agrees_with_welford(shape: &[usize], layout: Layout, seed: u64, dy_mean
     let x: Vec<f32> = data(&mut rng, d.len(), 3.0, 2.0);
     let dy: Vec<f32> = data(&mut rng, d.len(), dy_mean, 1.0);
     let want = run_all::<f32>(welford, d, &x, &dy);
-    let got = run_all::<f32>(fused, d, &x, &dy);
-    agree(&got, &want, &format!("fused {shape:?} {layout} f32"));
+    for rule in BOTH_SCHEDULES {
+        let got = with_task_rule(rule, || run_all::<f32>(fused, d, &x, &dy));
+        agree(
+            &got,
+            &want,
+            &format!("fused {shape:?} {layout} f32 {rule:?}"),
+        );
+    }
 }
+
+/// `fused` with channel tasks wherever the shape allows them, and without:
+/// this machine's rule ([`TaskRule::Machine`]) takes one of the two.
+const BOTH_SCHEDULES: [TaskRule; 2] = [TaskRule::Shape, TaskRule::Never];
 
 /// Channels-last reductions over rows of more than 64 channels (read in
 /// column blocks) prefetch from 2 MiB of input

@@ -1,15 +1,19 @@
 //! `parallel` and `fused` each give bitwise identical results in rayon pools
 //! of 1, 2, 3 and 4 threads (their chunking never depends on the thread
-//! count). The two are independent implementations and are not compared
-//! with each other here (`agreement.rs` compares both with `welford`).
+//! count), and `fused` the same bits with and without its contiguous
+//! channel tasks ([`TaskRule`]). The two are independent implementations
+//! and are not compared with each other here (`agreement.rs` compares both
+//! with `welford`).
 
 mod common;
 
+use bn_impls::fused::task_rule::{with_task_rule, TaskRule};
 use bn_impls::{registry, Element, Layout};
 use common::{bits, bits64, data, dims, run_all, Outputs, Rng};
 
 /// Shapes: odd tails everywhere; few channels with several statistics groups
-/// per channel; C = 10 (per-channel tasks at 1–2 threads, not at 3–4; the
+/// per channel; C = 10 (per-channel tasks at 1–2 threads, not at 3–4, under
+/// [`TaskRule::Shape`]; the
 /// second one and [6, 10, 24, 25] have runs long enough for `fused`'s,
 /// the latter just above its 512-value minimum); 1-D; and a 1-D shape of
 /// four channels-last reduction chunks (`fused` reduces them in waves of
@@ -43,6 +47,22 @@ fn same<T: Element>(a: &Outputs<T>, b: &Outputs<T>, what: &str) {
     );
 }
 
+/// The pools (and, for `fused`, the channel-task rules) each shape runs
+/// in. `fused` runs 1–4 threads with channel tasks wherever the shape allows
+/// them, whatever this machine's rule ([`TaskRule::Machine`] takes them on
+/// few machines for these small shapes), then without them and by this
+/// machine's rule at 1 and 2 threads.
+fn runs(name: &str) -> Vec<(usize, TaskRule)> {
+    let shape_rule = (1..=4).map(|t| (t, TaskRule::Shape));
+    if name != "fused" {
+        return (1..=4).map(|t| (t, TaskRule::Machine)).collect();
+    }
+    let others = [TaskRule::Never, TaskRule::Machine]
+        .into_iter()
+        .flat_map(|r| [(1, r), (2, r)]);
+    shape_rule.chain(others).collect()
+}
+
 fn check<T: Element>() {
     check_shapes::<T>(SHAPES);
 }
@@ -57,13 +77,17 @@ fn check_shapes<T: Element>(shapes: &[&[usize]]) {
             for name in ["parallel", "fused"] {
                 let mut reference = None;
                 let imp = registry::by_name(name).unwrap();
-                for threads in 1..=4 {
+                for (threads, rule) in runs(name) {
                     let pool = rayon::ThreadPoolBuilder::new()
                         .num_threads(threads)
                         .build()
                         .unwrap();
-                    let out = pool.install(|| run_all::<T>(imp, d, &x, &dy));
-                    let what = format!("{name} {shape:?} {layout} {} {threads} threads", T::DTYPE);
+                    let out =
+                        pool.install(|| with_task_rule(rule, || run_all::<T>(imp, d, &x, &dy)));
+                    let what = format!(
+                        "{name} {shape:?} {layout} {} {threads} threads, {rule:?}",
+                        T::DTYPE
+                    );
                     match &reference {
                         None => reference = Some(out),
                         Some(r) => same(r, &out, &what),
@@ -93,7 +117,8 @@ fn bitwise_identical_across_thread_counts_half_types() {
 /// `fused` gives tasks whole channels only while `C ≥ 4·threads` and a
 /// channel's arrays fit 2 MiB: this `f32` shape (2 MiB of `x` and `dy` per
 /// channel, C = 12) runs channel tasks at 1–3 threads and the
-/// address-ordered schedule at 4 — the same bits either way.
+/// address-ordered schedule at 4 under [`TaskRule::Shape`], and neither
+/// under [`TaskRule::Never`] — the same bits either way.
 #[test]
 fn channel_tasks_and_address_order_give_the_same_bits() {
     check_shapes::<f32>(&[&[16, 12, 16384]]);

@@ -21,6 +21,7 @@ mod common;
 
 use bn_impls::activation::{eval_then_relu, mask_then_backward, train_then_relu};
 use bn_impls::fused::simd::{self, Lane, Level, Post, RowCoeffs, RunAcc};
+use bn_impls::fused::task_rule::{self, with_task_rule, TaskRule};
 use bn_impls::fused::Fused;
 use bn_impls::{
     Affine, Backward, BackwardRelu, Dims, Element, EvalForward, EvalRelu, GradMode, Kernel, Layout,
@@ -287,7 +288,11 @@ fn fused_matches_composition<T: Lane>(shape: &[usize], layout: Layout) {
     let bt = batch::<T>(shape, layout, shape.iter().product::<usize>() as u64);
     for train in [true, false] {
         for add in [false, true] {
-            let what = format!("{} {shape:?} {layout:?} train={train} add={add}", T::DTYPE);
+            let rule = task_rule::current();
+            let what = format!(
+                "{} {shape:?} {layout:?} train={train} add={add} {rule:?}",
+                T::DTYPE
+            );
             let (f, c) = (run(&bt, add, train, true), run(&bt, add, train, false));
             assert_eq!(f.stats, c.stats, "statistics, {what}");
             if add {
@@ -351,7 +356,11 @@ fn backward_bitwise<T: Lane>(shape: &[usize], layout: Layout) {
                 }
                 outs.push((bits(&dx), bits(&dres), b64(&gw), b64(&gb)));
             }
-            let what = format!("{} {shape:?} {layout:?} {mode:?} res={with_res}", T::DTYPE);
+            let rule = task_rule::current();
+            let what = format!(
+                "{} {shape:?} {layout:?} {mode:?} res={with_res} {rule:?}",
+                T::DTYPE
+            );
             assert!(outs[0] == outs[1], "backward differs, {what}");
         }
     }
@@ -368,12 +377,18 @@ const SHAPES: &[&[usize]] = &[
     &[64, 70, 17],
 ];
 
+/// Each under both schedules of `fused`'s contiguous channel tasks (this
+/// machine's rule, [`TaskRule::Machine`], takes one of them).
 fn all_shapes<T: Lane>() {
-    for layout in Layout::ALL {
-        for shape in SHAPES {
-            fused_matches_composition::<T>(shape, layout);
-            backward_bitwise::<T>(shape, layout);
-        }
+    for rule in [TaskRule::Shape, TaskRule::Never] {
+        with_task_rule(rule, || {
+            for layout in Layout::ALL {
+                for shape in SHAPES {
+                    fused_matches_composition::<T>(shape, layout);
+                    backward_bitwise::<T>(shape, layout);
+                }
+            }
+        });
     }
 }
 

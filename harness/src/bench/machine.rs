@@ -2,6 +2,7 @@
 //! (`bench.csv` → `bench.machine.json`) so numbers are never quoted without
 //! their context.
 
+use bn_impls::engine::caches::caches;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -20,6 +21,14 @@ pub struct Machine {
     pub date: String,
     /// The command line that produced the CSV.
     pub command: String,
+    /// One core's level-2 cache in bytes (CPUID), where known: `fused`'s
+    /// schedule depends on it (`bn_impls::fused::task_rule`). Absent in
+    /// sidecars written before it was recorded.
+    #[serde(default)]
+    pub l2_bytes: Option<usize>,
+    /// The level-3 cache in bytes (CPUID), where known.
+    #[serde(default)]
+    pub l3_bytes: Option<usize>,
 }
 
 impl Machine {
@@ -32,15 +41,30 @@ impl Machine {
             git_commit: git_commit(),
             date: utc_now(),
             command: std::env::args().collect::<Vec<_>>().join(" "),
+            l2_bytes: caches().map(|c| c.l2),
+            l3_bytes: caches().map(|c| c.l3),
         }
     }
 
     /// One line for terminals and reports.
     pub fn summary(&self) -> String {
+        let caches = match (self.l2_bytes, self.l3_bytes) {
+            (Some(l2), Some(l3)) => format!(", L2 {} per core, L3 {}", mib(l2), mib(l3)),
+            _ => String::new(),
+        };
         format!(
-            "{} ({} logical cores), {}, commit {}, {}",
+            "{} ({} logical cores{caches}), {}, commit {}, {}",
             self.cpu, self.cores, self.rustc, self.git_commit, self.date
         )
+    }
+}
+
+/// Bytes as MiB (KiB below 1 MiB), for the summary line.
+fn mib(bytes: usize) -> String {
+    if bytes >= 1 << 20 {
+        format!("{} MiB", bytes as f64 / (1 << 20) as f64)
+    } else {
+        format!("{} KiB", bytes >> 10)
     }
 }
 
@@ -125,6 +149,29 @@ mod tests {
         // 2000-02-29 12:34:56 UTC (a leap day).
         assert_eq!(format_utc(951_827_696), "2000-02-29T12:34:56Z");
         assert_eq!(format_utc(1_790_000_000), "2026-09-21T14:13:20Z");
+    }
+
+    /// Sidecars written before the caches were recorded still load, and the
+    /// summary names the caches only when both are known.
+    #[test]
+    fn caches_are_optional_in_sidecars_and_summaries() {
+        let old =
+            r#"{"cpu":"X","cores":2,"rustc":"r","git_commit":"c","date":"d","command":"bnh"}"#;
+        let m: Machine = serde_json::from_str(old).unwrap();
+        assert_eq!((m.l2_bytes, m.l3_bytes), (None, None));
+        assert_eq!(m.summary(), "X (2 logical cores), r, commit c, d");
+        let m = Machine {
+            l2_bytes: Some(1 << 20),
+            l3_bytes: Some(32 << 20),
+            ..m
+        };
+        let s = m.summary();
+        assert_eq!(
+            s,
+            "X (2 logical cores, L2 1 MiB per core, L3 32 MiB), r, commit c, d"
+        );
+        assert_eq!(mib(1280 << 10), "1.25 MiB");
+        assert_eq!(mib(512 << 10), "512 KiB");
     }
 
     #[test]

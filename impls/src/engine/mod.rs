@@ -9,6 +9,8 @@
 //! - [`pow2`]: exact power-of-two rescaling (exponent, `ldexp`) for the
 //!   implementations' redo of channels whose statistics overflow;
 //! - [`scratch`]: per-thread reuse of `f64` scratch buffers between calls;
+//! - [`caches`]: this CPU's level-2 and level-3 cache sizes (CPUID), for
+//!   the schedule rules measured to depend on them;
 //! - [`awake`]: the pool's other workers kept awake through one operation
 //!   (its serial steps are shorter than the wake-up of a sleeping worker).
 //!
@@ -23,6 +25,7 @@
 //! this layer as peers: each owns its arithmetic and none imports another.
 
 pub mod awake;
+pub mod caches;
 pub mod plan;
 pub mod pow2;
 pub mod scratch;

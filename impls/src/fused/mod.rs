@@ -28,7 +28,9 @@
 //!   cancels ([`simd::prec`]).
 //! - **Cache blocking** (contiguous): when a channel's slice fits in cache a
 //!   task owns whole channels and runs the statistics (or backward sums)
-//!   and the element-wise pass back to back, so the second read hits cache.
+//!   and the element-wise pass back to back, so the second read hits cache —
+//!   on machines where that beats two address-ordered sweeps
+//!   ([`task_rule`]: one core's L2 and the L3 decide).
 //! - **Channels-last**: vectorized across channels (super-rows of ≥ 64
 //!   lanes for few channels), register-blocked column tiles.
 //! - **Streaming stores** ([`simd::nt`]): outputs of at least 24 MiB
@@ -60,6 +62,7 @@ pub mod eval;
 pub mod plan;
 pub mod reduce;
 pub mod simd;
+pub mod task_rule;
 pub mod train;
 
 use crate::activation;

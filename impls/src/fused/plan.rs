@@ -5,6 +5,7 @@
 use super::simd::nt;
 use super::simd::runs::SWEEP_MIN_RUN;
 use super::simd::Lane;
+use super::task_rule;
 use crate::engine::plan::{is_parallel, SuperRow};
 use crate::layout::{Dims, Layout};
 
@@ -24,7 +25,7 @@ const MIN_LANES: usize = 64;
 /// Largest per-channel footprint (bytes of the arrays read) for which a
 /// task owns whole channels and runs its second pass from cache (L2 plus a
 /// share of L3 on the machine this was tuned on).
-const CHANNEL_CACHE: usize = 2 << 20;
+pub const CHANNEL_CACHE: usize = 2 << 20;
 /// Shortest runs for which channel tasks pay: with short runs the second
 /// pass jumps between many short stretches, which prefetches worse than
 /// the address-ordered pass. 512 (was 1024) brings the 28×28 shapes in:
@@ -265,7 +266,8 @@ const MIN_STRETCH: usize = 4096;
 /// `bytes` per channel over the arrays read, `elem` bytes per value), or
 /// `None` when that does not pay: runs of at least `CHANNEL_MIN_RUN` (512)
 /// values, or shorter runs whose task stretches (the task's runs in one
-/// batch row, read and written as one) hold `CHANNEL_MIN_STRETCH` (2 KiB).
+/// batch row, read and written as one) hold `CHANNEL_MIN_STRETCH` (2 KiB),
+/// on a machine where they pay ([`task_rule::TaskRule::Machine`]).
 /// Uses the thread count, so both schedules compute the same bits (see
 /// `reduce`): only speed depends on the choice.
 pub fn channel_tasks(dims: Dims, bytes: usize, elem: usize) -> Option<usize> {
@@ -273,7 +275,8 @@ pub fn channel_tasks(dims: Dims, bytes: usize, elem: usize) -> Option<usize> {
     let ok = dims.layout == Layout::Contiguous
         && is_parallel(dims)
         && bytes <= CHANNEL_CACHE
-        && dims.c >= 4 * threads;
+        && dims.c >= 4 * threads
+        && task_rule::allows(bytes.saturating_mul(dims.c), threads);
     let cpt = (CHANNEL_TASK / bytes.max(1)).clamp(1, (dims.c / (4 * threads)).max(1));
     let long = dims.s >= CHANNEL_MIN_RUN || cpt * dims.s * elem >= CHANNEL_MIN_STRETCH;
     (ok && long).then_some(cpt)

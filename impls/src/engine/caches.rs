@@ -1,0 +1,92 @@
+//! The data caches of the CPU this process runs on, read once from CPUID's
+//! deterministic cache parameters, for the schedule rules that were
+//! measured to depend on them (`fused::plan::channel_tasks`). Only speed
+//! may depend on what is found here, never a result's bits.
+
+use std::sync::OnceLock;
+
+/// Sizes in bytes of one core's level-2 cache and of the level-3 cache it
+/// shares (as the CPU, or the hypervisor in a VM, reports them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caches {
+    /// Level-2 cache of one core.
+    pub l2: usize,
+    /// Level-3 cache (0 when the CPU reports none).
+    pub l3: usize,
+}
+
+/// This machine's caches, detected on the first call; `None` where CPUID
+/// does not describe them (another architecture, an old or masked CPUID).
+pub fn caches() -> Option<Caches> {
+    static CACHES: OnceLock<Option<Caches>> = OnceLock::new();
+    *CACHES.get_or_init(detect)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn detect() -> Option<Caches> {
+    use std::arch::x86_64::__cpuid;
+    // Intel describes its caches in leaf 4, AMD (and Hygon) in leaf
+    // 0x8000001D with the same register layout; the other vendor's leaf
+    // reports no cache (type 0), so the first leaf that lists one wins.
+    let max_basic = __cpuid(0).eax;
+    let max_ext = __cpuid(0x8000_0000).eax;
+    [(4, max_basic >= 4), (0x8000_001D, max_ext >= 0x8000_001D)]
+        .into_iter()
+        .filter(|&(_, present)| present)
+        .find_map(|(leaf, _)| from_leaf(leaf))
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn detect() -> Option<Caches> {
+    None
+}
+
+/// The level-2 and level-3 data (or unified) caches listed by a CPUID
+/// cache-parameters leaf: subleaf `i` describes one cache until the type
+/// field (EAX bits 0–4) is 0; its size is ways × partitions × line size ×
+/// sets (EBX bits 22–31, 12–21, 0–11 and ECX, each stored minus one).
+#[cfg(target_arch = "x86_64")]
+fn from_leaf(leaf: u32) -> Option<Caches> {
+    use std::arch::x86_64::__cpuid_count;
+    let (mut l2, mut l3) = (None, 0);
+    // Real CPUs list at most a handful; the bound keeps a bogus CPUID
+    // (a hypervisor that never reports type 0) from looping for ever.
+    for sub in 0..16 {
+        let r = __cpuid_count(leaf, sub);
+        let kind = r.eax & 0x1f;
+        if kind == 0 {
+            break;
+        }
+        // 1: data cache, 3: unified; 2 (instructions) does not hold data.
+        if kind == 2 {
+            continue;
+        }
+        let field = |v: u32, shift: u32, bits: u32| ((v >> shift) & ((1 << bits) - 1)) as usize + 1;
+        let size = field(r.ebx, 22, 10)
+            * field(r.ebx, 12, 10)
+            * field(r.ebx, 0, 12)
+            * (r.ecx as usize + 1);
+        match (r.eax >> 5) & 0x7 {
+            2 => l2 = Some(size),
+            3 => l3 = size,
+            _ => {}
+        }
+    }
+    l2.map(|l2| Caches { l2, l3 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every x86-64 CPU since 2010 (and the VMs this project runs CI on)
+    /// reports its caches; a level-2 cache of less than 64 KiB or more than
+    /// 64 MiB would be a misread field, not a CPU.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_caches_of_this_x86_cpu_are_plausible() {
+        let c = caches().expect("CPUID lists the caches");
+        assert!((64 << 10..=64 << 20).contains(&c.l2), "{c:?}");
+        assert!(c.l3 == 0 || c.l3 >= c.l2, "{c:?}");
+    }
+}

@@ -1,0 +1,129 @@
+//! Which machines `fused`'s contiguous channel tasks run on
+//! ([`super::plan::channel_tasks`]), and the override that tests and A/B
+//! measurements use to take either schedule on any machine.
+//!
+//! A channel task reads a block of whole channels for their statistics
+//! (or gradient sums), then runs their element-wise pass while the block is
+//! still in L2; the address-ordered schedule sweeps the whole tensor twice.
+//! Both compute the same bits (`tests/determinism.rs`); only speed differs,
+//! and it differs by machine:
+//! - 2-core Xeon VM (2 MiB L2 per core, 300 MB L3), `f32`, 1 thread: tasks
+//!   took 0.75–0.88× the time of the sweeps on 28×28 and 56×56 shapes
+//!   (the A/B quoted at `CHANNEL_MIN_RUN` and `pipelined_tasks`);
+//! - 2-core EPYC VM (Zen 4, 1 MiB L2 per core, 32 MiB L3), 1 thread,
+//!   2026-12-03, builds with and without tasks alternated over 3 rounds
+//!   (`bnh bench --impls fused --min-time 0.4`), time without ÷ with:
+//!   train 0.43–0.76 (`f32` 32×64×28×28), 0.50–0.79 (`f32` 64×512×7×7),
+//!   0.53–0.64 (`bf16` 64×64×56×56), 0.40–0.52 (`f64` 32×64×28×28);
+//!   backward 0.59–0.92 on 32×64×28×28; but where the arrays read far
+//!   exceed the L3 the tasks still pay: `f32` 64×64×56×56 backward (103 MB
+//!   of `x` and `dy`) 1.02–1.37, `f64` 8×32×16×32×32 backward (67 MB)
+//!   1.09–1.55, `f64` 64×64×56×56 train (103 MB) 1.03–1.51. At 2 threads
+//!   (2 rounds) the two schedules were level or the tasks faster (`f32`
+//!   64×512×7×7 backward 1.05–1.66, 64×64×56×56 1.36–1.42 without them):
+//!   two cores share the L3, whose bandwidth the sweeps' second pass needs.
+//!
+//! Hence [`TaskRule::Machine`]: where one core's L2 is smaller than a
+//! channel task's largest footprint ([`CHANNEL_CACHE`], 2 MiB) and one thread
+//! runs the operation, tasks only for arrays of at least twice the L3
+//! (the sweeps' second pass then comes from memory); everywhere else, and
+//! where the caches are unknown, the shape rule alone, as tuned on the Xeon
+//! VM. Two machines measured; others take the rule of the nearer one.
+
+use super::plan::CHANNEL_CACHE;
+use crate::engine::caches::{caches, Caches};
+use std::cell::Cell;
+
+/// Which schedule rule decides whether `fused` runs contiguous channel tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TaskRule {
+    /// Channel tasks where the shape allows them and this machine's caches
+    /// favour them (the module docs): the default.
+    #[default]
+    Machine,
+    /// Channel tasks wherever the shape allows them, on any machine: for
+    /// tests that must cover both schedules, and A/B measurements.
+    Shape,
+    /// Never channel tasks: the address-ordered schedule everywhere.
+    Never,
+}
+
+thread_local! {
+    static RULE: Cell<TaskRule> = const { Cell::new(TaskRule::Machine) };
+}
+
+/// Runs `f` with `rule` deciding the channel tasks of the `fused`
+/// operations it calls on this thread, then restores the previous rule
+/// (also when `f` panics). The rule is read where an operation starts, on
+/// the calling thread: inside `ThreadPool::install`, call this inside the
+/// closure. Results are the same bits under every rule.
+pub fn with_task_rule<R>(rule: TaskRule, f: impl FnOnce() -> R) -> R {
+    struct Restore(TaskRule);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            RULE.with(|r| r.set(self.0));
+        }
+    }
+    let _restore = Restore(RULE.with(|r| r.replace(rule)));
+    f()
+}
+
+/// The rule in force on this thread.
+pub fn current() -> TaskRule {
+    RULE.with(Cell::get)
+}
+
+/// Whether the rule in force lets channel tasks run over arrays of `total`
+/// bytes read in a pool of `threads` (the shape's own conditions aside).
+pub fn allows(total: usize, threads: usize) -> bool {
+    match current() {
+        TaskRule::Shape => true,
+        TaskRule::Never => false,
+        TaskRule::Machine => machine_allows(caches(), total, threads),
+    }
+}
+
+/// [`TaskRule::Machine`] on a machine with caches `c`.
+fn machine_allows(c: Option<Caches>, total: usize, threads: usize) -> bool {
+    match c {
+        Some(c) if c.l2 < CHANNEL_CACHE && threads == 1 => total >= c.l3.saturating_mul(2),
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ZEN4: Caches = Caches {
+        l2: 1 << 20,
+        l3: 32 << 20,
+    };
+    const XEON: Caches = Caches {
+        l2: 2 << 20,
+        l3: 300 << 20,
+    };
+
+    #[test]
+    fn small_l2_at_one_thread_takes_tasks_only_past_twice_the_l3() {
+        assert!(!machine_allows(Some(ZEN4), 51 << 20, 1));
+        assert!(!machine_allows(Some(ZEN4), (64 << 20) - 1, 1));
+        assert!(machine_allows(Some(ZEN4), 64 << 20, 1));
+        assert!(machine_allows(Some(ZEN4), 6 << 20, 2));
+        assert!(machine_allows(Some(XEON), 6 << 20, 1));
+        assert!(machine_allows(None, 6 << 20, 1));
+    }
+
+    #[test]
+    fn the_override_is_scoped_and_restored_after_a_panic() {
+        assert_eq!(current(), TaskRule::Machine);
+        with_task_rule(TaskRule::Never, || {
+            assert!(!allows(usize::MAX, 1));
+            with_task_rule(TaskRule::Shape, || assert!(allows(0, 1)));
+            assert_eq!(current(), TaskRule::Never);
+        });
+        let caught = std::panic::catch_unwind(|| with_task_rule(TaskRule::Shape, || panic!("x")));
+        assert!(caught.is_err());
+        assert_eq!(current(), TaskRule::Machine);
+    }
+}
