@@ -481,6 +481,43 @@ fn a_given_run_id_is_every_rows_and_the_default_is_per_call() {
     assert!(rows.iter().all(|r| r.ends_with(",round-1")), "{text}");
 }
 
+/// `--channel-tasks` picks the rule `fused`'s contiguous schedule runs
+/// under (default: this machine's), and a run under each rule writes its rows.
+#[test]
+fn channel_tasks_flag_sets_the_rule() {
+    use bn_impls::fused::task_rule::TaskRule;
+    assert_eq!(args(&[]).validate().unwrap().task_rule, TaskRule::Machine);
+    for (flag, rule) in [
+        ("machine", TaskRule::Machine),
+        ("shape", TaskRule::Shape),
+        ("never", TaskRule::Never),
+    ] {
+        let opts = args(&["--channel-tasks", flag]).validate().unwrap();
+        assert_eq!(opts.task_rule, rule, "{flag}");
+    }
+    let dir = scratch("bench", "channel-tasks");
+    for flag in ["shape", "never"] {
+        let csv = dir.join(format!("{flag}.csv"));
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_bnh"))
+            .args(["bench", "--impls", "fused", "--ops", "train"])
+            .args([
+                "--shapes",
+                "2x16x40x40",
+                "--layouts",
+                "contiguous",
+                "--dtypes",
+                "f32",
+            ])
+            .args(["--min-time", "0.001", "--channel-tasks", flag, "--csv"])
+            .arg(&csv)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let text = std::fs::read_to_string(&csv).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+    }
+}
+
 #[test]
 fn cli_rejects_bad_options_without_writing_anything() {
     let dir = scratch("bench", "cli");
@@ -489,6 +526,7 @@ fn cli_rejects_bad_options_without_writing_anything() {
         vec!["--impls", "nope"],
         vec!["--threads", "0"],
         vec!["--shapes", "abc"],
+        vec!["--channel-tasks", "sometimes"],
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_bnh"))
             .args(["bench", "--grid", "quick", "--csv", csv.to_str().unwrap()])

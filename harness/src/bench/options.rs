@@ -6,6 +6,7 @@ use super::grid::{cases, BenchPoint, GridName, Shape};
 use super::Op;
 use crate::error::{Error, Result};
 use crate::memory::{human, Budget};
+use bn_impls::fused::task_rule::TaskRule;
 use bn_impls::{DType, Implementation, Layout};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -59,6 +60,34 @@ pub struct BenchFlags {
     /// processes slow down only ever adds time).
     #[arg(long, value_name = "ID")]
     pub run_id: Option<String>,
+    /// Which rule decides `fused`'s contiguous channel tasks: `machine` (the
+    /// default: the shape and this machine's caches), `shape` (wherever the
+    /// shape allows) or `never`. Results are the same bits under each; two
+    /// runs with different rules, then `bnh compare`, show which pays here.
+    #[arg(long, value_enum, value_name = "RULE", default_value = "machine")]
+    pub channel_tasks: ChannelTasks,
+}
+
+/// `--channel-tasks`: the command-line names of [`TaskRule`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ChannelTasks {
+    /// Where the shape allows them and this machine's caches favour them.
+    Machine,
+    /// Wherever the shape allows them, on any machine.
+    Shape,
+    /// Never: address-ordered sweeps everywhere.
+    Never,
+}
+
+impl ChannelTasks {
+    /// The library's rule of this name.
+    pub fn rule(self) -> TaskRule {
+        match self {
+            ChannelTasks::Machine => TaskRule::Machine,
+            ChannelTasks::Shape => TaskRule::Shape,
+            ChannelTasks::Never => TaskRule::Never,
+        }
+    }
 }
 
 /// Validated options: everything a sweep needs, nothing left to check.
@@ -75,6 +104,8 @@ pub struct BenchOptions {
     pub grid: GridName,
     /// The `run_id` of every row ([`check_run_id`]).
     pub run_id: String,
+    /// The rule for `fused`'s contiguous channel tasks (`--channel-tasks`).
+    pub task_rule: TaskRule,
 }
 
 /// Most threads a pool may have: far above any sensible request, low enough
@@ -172,6 +203,7 @@ impl BenchFlags {
             csv: self.csv.clone(),
             grid: self.grid,
             run_id,
+            task_rule: self.channel_tasks.rule(),
         })
     }
 

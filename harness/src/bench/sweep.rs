@@ -6,6 +6,7 @@ use super::runner::{measure, Probes, Timing};
 use super::workload::workload;
 use super::{round, Op, Record};
 use crate::error::{Error, Result};
+use bn_impls::fused::task_rule::with_task_rule;
 use bn_impls::DType;
 use rayon::ThreadPool;
 use std::collections::BTreeMap;
@@ -70,9 +71,13 @@ pub fn try_run(
                             op,
                             label: label.clone(),
                         });
-                        let timing = match pool
-                            .install(|| measure(&mut work, imp, op, *threads, opts.min_time))
-                        {
+                        // The rule is read on the thread that calls the
+                        // operation: inside the pool.
+                        let timing = match pool.install(|| {
+                            with_task_rule(opts.task_rule, || {
+                                measure(&mut work, imp, op, *threads, opts.min_time)
+                            })
+                        }) {
                             Ok(t) => t,
                             // An implementation that declines this cell (a
                             // plugin returning nonzero) leaves it out, noted.

@@ -4,7 +4,7 @@
 
 use crate::bench::grid::GridName;
 use crate::bench::machine::sidecar_path;
-use crate::bench::options::{BenchFlags, BenchOptions};
+use crate::bench::options::{BenchFlags, BenchOptions, ChannelTasks};
 use crate::bench::Record;
 use crate::conformance::{check, shipped_fixtures, CheckReport};
 use crate::error::Result;
@@ -106,6 +106,7 @@ fn quick_grid_options(args: &AllArgs) -> Result<BenchOptions> {
         csv: None,
         max_memory: None,
         run_id: None,
+        channel_tasks: ChannelTasks::Machine,
     }
     .validate()
 }
