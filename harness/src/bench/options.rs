@@ -30,8 +30,14 @@ pub struct BenchFlags {
     /// Memory layouts of shapes with spatial dims (default: the grid's).
     #[arg(long, value_delimiter = ',', value_name = "contiguous,channels_last")]
     pub layouts: Vec<String>,
-    /// Shapes NxC[xD][xH][xW] to time instead of the grid's, e.g. 64x64x56x56,256x1024.
-    #[arg(long, value_delimiter = ',', value_name = "SHAPES")]
+    /// Shapes `NxC[xD][xH][xW]` to time instead of the grid's (the help
+    /// text is spelled out below: clap would print the backticks).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "SHAPES",
+        help = "Shapes NxC[xD][xH][xW] to time instead of the grid's, e.g. 64x64x56x56,256x1024"
+    )]
     pub shapes: Vec<String>,
     /// Named grid of shapes.
     #[arg(long, value_enum, default_value = "standard")]
@@ -134,7 +140,7 @@ where
 /// Longest `--run-id`.
 const MAX_RUN_ID: usize = 64;
 
-/// `--run-id`: 1 to [`MAX_RUN_ID`] ASCII letters, digits or `. _ - : +`, so
+/// `--run-id`: 1 to `MAX_RUN_ID` (64) ASCII letters, digits or `. _ - : +`, so
 /// it needs no quoting as a CSV field or a markdown table cell.
 pub fn check_run_id(id: &str) -> Result<String> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || "._-:+".contains(c);

@@ -10,7 +10,7 @@
 //!   (`NAME.partial.csv`), renamed into place at the end;
 //! - [`staging`]: a folder of outputs built aside and moved in whole;
 //! - [`stdout`]: printing that never panics; a closed pipe ends quietly;
-//! - [`escape`]: names read from files made safe for terminals and Markdown.
+//! - [`escape`](mod@escape): names read from files made safe for terminals and Markdown.
 
 pub mod atomic;
 pub mod escape;

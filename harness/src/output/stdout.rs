@@ -51,7 +51,7 @@ pub fn finish(code: ExitCode) -> ExitCode {
     }
 }
 
-/// `print!` through [`print`]: never panics.
+/// `print!` through [`print`](fn@print): never panics.
 #[macro_export]
 macro_rules! out {
     ($($arg:tt)*) => {
@@ -59,7 +59,7 @@ macro_rules! out {
     };
 }
 
-/// `println!` through [`print`]: never panics.
+/// `println!` through [`print`](fn@print): never panics.
 #[macro_export]
 macro_rules! outln {
     () => {
