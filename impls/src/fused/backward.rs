@@ -14,6 +14,7 @@ use super::plan::{self, Rows};
 use super::reduce::{self, Stretch};
 use super::simd::per_channel::GradSums;
 use super::simd::{self, Lane, Level, Post, RowCoeffs, RunAcc, RunCoeffs};
+use super::task_rule::TaskOp;
 use crate::engine::awake::Awake;
 use crate::engine::plan::{
     is_parallel, rows_pass, rows_pass_pair, runs_task_pass, runs_task_pass_pair,
@@ -101,7 +102,7 @@ fn contiguous<T: Lane>(
     let s = dims.s;
     let arrays = if yo.is_some() { 3 } else { 2 };
     let bytes = arrays * dims.per_channel() * std::mem::size_of::<T>();
-    let tasks = plan::channel_tasks(dims, bytes, std::mem::size_of::<T>());
+    let tasks = plan::channel_tasks(TaskOp::Backward, dims, bytes, std::mem::size_of::<T>());
     // The sums prefetch past the caches (channel tasks: along long runs);
     // the `dx` pass may stream its output (by task stretches in channel
     // tasks, else swept across runs).

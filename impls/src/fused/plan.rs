@@ -5,7 +5,7 @@
 use super::simd::nt;
 use super::simd::runs::SWEEP_MIN_RUN;
 use super::simd::Lane;
-use super::task_rule;
+use super::task_rule::{self, TaskOp};
 use crate::engine::plan::{is_parallel, SuperRow};
 use crate::layout::{Dims, Layout};
 
@@ -262,7 +262,7 @@ const ITEMS_PER_THREAD: usize = 2;
 /// every 16 KiB with a kernel call per run.
 const MIN_STRETCH: usize = 4096;
 
-/// Channels per task when tasks own whole channels (contiguous layout,
+/// Channels per task when `op`'s tasks own whole channels (contiguous layout,
 /// `bytes` per channel over the arrays read, `elem` bytes per value), or
 /// `None` when that does not pay: runs of at least `CHANNEL_MIN_RUN` (512)
 /// values, or shorter runs whose task stretches (the task's runs in one
@@ -270,13 +270,13 @@ const MIN_STRETCH: usize = 4096;
 /// on a machine where they pay ([`task_rule::TaskRule::Machine`]).
 /// Uses the thread count, so both schedules compute the same bits (see
 /// `reduce`): only speed depends on the choice.
-pub fn channel_tasks(dims: Dims, bytes: usize, elem: usize) -> Option<usize> {
+pub fn channel_tasks(op: TaskOp, dims: Dims, bytes: usize, elem: usize) -> Option<usize> {
     let threads = rayon::current_num_threads();
     let ok = dims.layout == Layout::Contiguous
         && is_parallel(dims)
         && bytes <= CHANNEL_CACHE
         && dims.c >= 4 * threads
-        && task_rule::allows(bytes.saturating_mul(dims.c), threads);
+        && task_rule::allows(op, bytes.saturating_mul(dims.c), threads);
     let cpt = (CHANNEL_TASK / bytes.max(1)).clamp(1, (dims.c / (4 * threads)).max(1));
     let long = dims.s >= CHANNEL_MIN_RUN || cpt * dims.s * elem >= CHANNEL_MIN_STRETCH;
     (ok && long).then_some(cpt)

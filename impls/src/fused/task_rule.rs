@@ -18,17 +18,23 @@
 //!   backward 0.59–0.92 on 32×64×28×28; but where the arrays read far
 //!   exceed the L3 the tasks still pay: `f32` 64×64×56×56 backward (103 MB
 //!   of `x` and `dy`) 1.02–1.37, `f64` 8×32×16×32×32 backward (67 MB)
-//!   1.09–1.55, `f64` 64×64×56×56 train (103 MB) 1.03–1.51. At 2 threads
-//!   (2 rounds) the two schedules were level or the tasks faster (`f32`
-//!   64×512×7×7 backward 1.05–1.66, 64×64×56×56 1.36–1.42 without them):
-//!   two cores share the L3, whose bandwidth the sweeps' second pass needs.
+//!   1.09–1.55, `f64` 64×64×56×56 train (103 MB) 1.03–1.51;
+//! - the same VM at 2 threads (`bnh bench --channel-tasks shape` against
+//!   `never`, 3 alternated rounds): train
+//!   still faster without the tasks where its input sits in L3 (`f32`
+//!   32×64×28×28 0.59–0.72, `bf16` 64×64×56×56 0.61–0.76, `f64`
+//!   32×64×28×28 0.58–0.87), but backward level or faster with them
+//!   (`f32` 64×512×7×7 0.96–1.33, 64×64×56×56 1.04–1.54, `f64`
+//!   8×32×16×32×32 1.00–1.44 without them): with two cores sharing the L3,
+//!   backward's second read of two arrays is what the tasks save.
 //!
 //! Hence [`TaskRule::Machine`]: where one core's L2 is smaller than a
-//! channel task's largest footprint ([`CHANNEL_CACHE`], 2 MiB) and one thread
-//! runs the operation, tasks only for arrays of at least twice the L3
-//! (the sweeps' second pass then comes from memory); everywhere else, and
-//! where the caches are unknown, the shape rule alone, as tuned on the Xeon
-//! VM. Two machines measured; others take the rule of the nearer one.
+//! channel task's largest footprint ([`CHANNEL_CACHE`], 2 MiB), train at
+//! any thread count and backward on one thread take tasks only for arrays
+//! of at least twice the L3 (the sweeps' second pass then comes from
+//! memory); everywhere else, and where the caches are unknown, the shape
+//! rule alone, as tuned on the Xeon VM. Two machines measured; others take
+//! the rule of the nearer one.
 
 use super::plan::CHANNEL_CACHE;
 use crate::engine::caches::{caches, Caches};
@@ -73,20 +79,31 @@ pub fn current() -> TaskRule {
     RULE.with(Cell::get)
 }
 
-/// Whether the rule in force lets channel tasks run over arrays of `total`
-/// bytes read in a pool of `threads` (the shape's own conditions aside).
-pub fn allows(total: usize, threads: usize) -> bool {
+/// The operations that run channel tasks: the machine rule differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskOp {
+    /// Training forward: statistics, then the normalize pass.
+    Train,
+    /// Backward: gradient sums, then the `dx` pass.
+    Backward,
+}
+
+/// Whether the rule in force lets `op` run channel tasks over arrays of
+/// `total` bytes read in a pool of `threads` (the shape's own conditions
+/// aside).
+pub fn allows(op: TaskOp, total: usize, threads: usize) -> bool {
     match current() {
         TaskRule::Shape => true,
         TaskRule::Never => false,
-        TaskRule::Machine => machine_allows(caches(), total, threads),
+        TaskRule::Machine => machine_allows(caches(), op, total, threads),
     }
 }
 
 /// [`TaskRule::Machine`] on a machine with caches `c`.
-fn machine_allows(c: Option<Caches>, total: usize, threads: usize) -> bool {
+fn machine_allows(c: Option<Caches>, op: TaskOp, total: usize, threads: usize) -> bool {
+    let restricted = op == TaskOp::Train || threads == 1;
     match c {
-        Some(c) if c.l2 < CHANNEL_CACHE && threads == 1 => total >= c.l3.saturating_mul(2),
+        Some(c) if c.l2 < CHANNEL_CACHE && restricted => total >= c.l3.saturating_mul(2),
         _ => true,
     }
 }
@@ -105,21 +122,26 @@ mod tests {
     };
 
     #[test]
-    fn small_l2_at_one_thread_takes_tasks_only_past_twice_the_l3() {
-        assert!(!machine_allows(Some(ZEN4), 51 << 20, 1));
-        assert!(!machine_allows(Some(ZEN4), (64 << 20) - 1, 1));
-        assert!(machine_allows(Some(ZEN4), 64 << 20, 1));
-        assert!(machine_allows(Some(ZEN4), 6 << 20, 2));
-        assert!(machine_allows(Some(XEON), 6 << 20, 1));
-        assert!(machine_allows(None, 6 << 20, 1));
+    fn small_l2_takes_tasks_only_past_twice_the_l3_but_in_parallel_backward() {
+        use TaskOp::{Backward, Train};
+        for op in [Train, Backward] {
+            assert!(!machine_allows(Some(ZEN4), op, 51 << 20, 1));
+            assert!(!machine_allows(Some(ZEN4), op, (64 << 20) - 1, 1));
+            assert!(machine_allows(Some(ZEN4), op, 64 << 20, 1));
+            assert!(machine_allows(Some(XEON), op, 6 << 20, 1));
+            assert!(machine_allows(None, op, 6 << 20, 1));
+        }
+        assert!(machine_allows(Some(ZEN4), Backward, 6 << 20, 2));
+        assert!(!machine_allows(Some(ZEN4), Train, 6 << 20, 2));
+        assert!(machine_allows(Some(ZEN4), Train, 64 << 20, 2));
     }
 
     #[test]
     fn the_override_is_scoped_and_restored_after_a_panic() {
         assert_eq!(current(), TaskRule::Machine);
         with_task_rule(TaskRule::Never, || {
-            assert!(!allows(usize::MAX, 1));
-            with_task_rule(TaskRule::Shape, || assert!(allows(0, 1)));
+            assert!(!allows(TaskOp::Backward, usize::MAX, 1));
+            with_task_rule(TaskRule::Shape, || assert!(allows(TaskOp::Train, 0, 1)));
             assert_eq!(current(), TaskRule::Never);
         });
         let caught = std::panic::catch_unwind(|| with_task_rule(TaskRule::Shape, || panic!("x")));

@@ -6,6 +6,7 @@ use super::coeffs::{self, Channel};
 use super::plan::{self, Rows};
 use super::reduce::{self, Stretch};
 use super::simd::{self, Lane, Level, Post, RunAcc, RunCoeffs};
+use super::task_rule::TaskOp;
 use crate::engine::awake::Awake;
 use crate::engine::plan::{is_parallel, map_ordered, stretches_by_channel_task};
 use crate::engine::scratch::Scratch;
@@ -143,7 +144,7 @@ fn contiguous<T: Lane>(
 ) {
     let x = p.x;
     let bytes = dims.per_channel() * std::mem::size_of::<T>();
-    let tasks = plan::channel_tasks(dims, bytes, std::mem::size_of::<T>());
+    let tasks = plan::channel_tasks(TaskOp::Train, dims, bytes, std::mem::size_of::<T>());
     // The statistics prefetch past the caches (channel tasks: along long
     // runs); the normalize pass may stream `y` (by task stretches in channel
     // tasks, else swept across runs).
