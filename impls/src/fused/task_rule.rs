@@ -13,7 +13,7 @@
 //! - 2-core EPYC VM (Zen 4, 1 MiB L2 per core, 32 MiB L3), 1 thread,
 //!   2026-12-03, builds with and without tasks alternated over 3 rounds
 //!   (`bnh bench --impls fused --min-time 0.4`), time without ÷ with:
-//!   train 0.43–0.76 (`f32` 32×64×28×28), 0.50–0.79 (`f32` 64×512×7×7),
+//!   train 0.43–0.76 (`f32` 32×64×28×28), 0.50–0.74 (`f32` 64×512×7×7),
 //!   0.53–0.64 (`bf16` 64×64×56×56), 0.40–0.52 (`f64` 32×64×28×28);
 //!   backward 0.59–0.92 on 32×64×28×28; but where the arrays read far
 //!   exceed the L3 the tasks still pay: `f32` 64×64×56×56 backward (103 MB
