@@ -66,8 +66,8 @@ fn check<T: Element>(shape: &[usize], offset: f64, spread: f64, seed: u64) {
             &want,
             &format!("parallel {shape:?} {layout} {}", T::DTYPE),
         );
+        let fused = registry::by_name("fused").unwrap();
         for rule in BOTH_SCHEDULES {
-            let fused = registry::by_name("fused").unwrap();
             let got = with_task_rule(rule, || run_all::<T>(fused, d, &x, &dy));
             let what = format!("fused {shape:?} {layout} {} {rule:?}", T::DTYPE);
             agree(&got, &want, &what);

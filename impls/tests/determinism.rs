@@ -53,10 +53,10 @@ fn same<T: Element>(a: &Outputs<T>, b: &Outputs<T>, what: &str) {
 /// few machines for these small shapes), then without them and by this
 /// machine's rule at 1 and 2 threads.
 fn runs(name: &str) -> Vec<(usize, TaskRule)> {
-    let shape_rule = (1..=4).map(|t| (t, TaskRule::Shape));
     if name != "fused" {
         return (1..=4).map(|t| (t, TaskRule::Machine)).collect();
     }
+    let shape_rule = (1..=4).map(|t| (t, TaskRule::Shape));
     let others = [TaskRule::Never, TaskRule::Machine]
         .into_iter()
         .flat_map(|r| [(1, r), (2, r)]);

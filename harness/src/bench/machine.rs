@@ -34,6 +34,7 @@ pub struct Machine {
 impl Machine {
     /// Describe this machine now.
     pub fn detect() -> Machine {
+        let cache = caches();
         Machine {
             cpu: cpu_model(),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -41,8 +42,8 @@ impl Machine {
             git_commit: git_commit(),
             date: utc_now(),
             command: std::env::args().collect::<Vec<_>>().join(" "),
-            l2_bytes: caches().map(|c| c.l2),
-            l3_bytes: caches().map(|c| c.l3),
+            l2_bytes: cache.map(|c| c.l2),
+            l3_bytes: cache.map(|c| c.l3),
         }
     }
 

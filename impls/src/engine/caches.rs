@@ -24,16 +24,30 @@ pub fn caches() -> Option<Caches> {
 
 #[cfg(target_arch = "x86_64")]
 fn detect() -> Option<Caches> {
+    leaves().into_iter().find_map(from_leaf)
+}
+
+/// The cache-parameter leaves this CPU's CPUID answers. Intel describes its
+/// caches in leaf 4, AMD (and Hygon) in leaf 0x8000001D with the same
+/// register layout; the other vendor's leaf reports no cache (type 0), so
+/// the first leaf that lists one wins.
+#[cfg(target_arch = "x86_64")]
+fn leaves() -> Vec<u32> {
     use std::arch::x86_64::__cpuid;
-    // Intel describes its caches in leaf 4, AMD (and Hygon) in leaf
-    // 0x8000001D with the same register layout; the other vendor's leaf
-    // reports no cache (type 0), so the first leaf that lists one wins.
     let max_basic = __cpuid(0).eax;
     let max_ext = __cpuid(0x8000_0000).eax;
     [(4, max_basic >= 4), (0x8000_001D, max_ext >= 0x8000_001D)]
         .into_iter()
-        .filter(|&(_, present)| present)
-        .find_map(|(leaf, _)| from_leaf(leaf))
+        .filter_map(|(leaf, present)| present.then_some(leaf))
+        .collect()
+}
+
+/// One subleaf's registers and its type field (EAX bits 0–4): 0 none (the
+/// list ends), 1 data, 2 instructions, 3 unified.
+#[cfg(target_arch = "x86_64")]
+fn subleaf(leaf: u32, sub: u32) -> (u32, std::arch::x86_64::CpuidResult) {
+    let r = std::arch::x86_64::__cpuid_count(leaf, sub);
+    (r.eax & 0x1f, r)
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -47,17 +61,15 @@ fn detect() -> Option<Caches> {
 /// sets (EBX bits 22–31, 12–21, 0–11 and ECX, each stored minus one).
 #[cfg(target_arch = "x86_64")]
 fn from_leaf(leaf: u32) -> Option<Caches> {
-    use std::arch::x86_64::__cpuid_count;
     let (mut l2, mut l3) = (None, 0);
     // Real CPUs list at most a handful; the bound keeps a bogus CPUID
     // (a hypervisor that never reports type 0) from looping for ever.
     for sub in 0..16 {
-        let r = __cpuid_count(leaf, sub);
-        let kind = r.eax & 0x1f;
+        let (kind, r) = subleaf(leaf, sub);
         if kind == 0 {
             break;
         }
-        // 1: data cache, 3: unified; 2 (instructions) does not hold data.
+        // Instruction caches do not hold data.
         if kind == 2 {
             continue;
         }
@@ -87,10 +99,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_caches_of_this_x86_cpu_are_plausible() {
-        use std::arch::x86_64::{__cpuid, __cpuid_count};
-        let lists = |leaf: u32, max: u32| max >= leaf && __cpuid_count(leaf, 0).eax & 0x1f != 0;
-        let listed = lists(4, __cpuid(0).eax) || lists(0x8000_001D, __cpuid(0x8000_0000).eax);
-        if !listed {
+        if leaves().into_iter().all(|leaf| subleaf(leaf, 0).0 == 0) {
             eprintln!("skipped: CPUID lists no caches on this machine (masked by a hypervisor?)");
             return;
         }
