@@ -6,7 +6,7 @@
 
 mod common;
 
-use bn_impls::fused::simd::{self, Lane, Level, Post, RowCoeffs, RunAcc, RunCoeffs};
+use bn_impls::fused::simd::{self, Lane, Level, Post, RowCoeffs, RowsDx, RunAcc, RunCoeffs};
 use bn_impls::{registry, Backward, Element, GradMode, Layout};
 use common::{bits, dims, run_all, Rng};
 
@@ -99,7 +99,20 @@ fn rows_at<T: Lane>(lv: Level, x: &[T], dy: &[T], k: &[f64]) -> (Vec<u64>, Vec<u
     let mut out = bits(&y);
     simd::rows_scale(lv, x, &mut y, &RowCoeffs::scale::<T>([&a, &b]));
     out.extend(bits(&y));
-    simd::rows_dx(lv, x, dy, &mut y, &RowCoeffs::dx::<T>([k, &a, &b, &c]));
+    simd::rows_dx(lv, x, dy, &mut y, &RowsDx::shifted::<T>([k, &a, &b, &c]));
+    out.extend(bits(&y));
+    // The folded `dx` is, by definition, the shifted one with a zero shift
+    // (plain, and with the ReLU mask: `x` as the output).
+    let (folded, zero) = (RowsDx::folded::<T>([&a, &b, &c]), vec![0.0; k.len()]);
+    let dc0 = RowsDx::shifted::<T>([&zero, &a, &b, &c]);
+    let mut shifted = vec![T::zero(); x.len()];
+    simd::rows_dx(lv, x, dy, &mut y, &folded);
+    simd::rows_dx(lv, x, dy, &mut shifted, &dc0);
+    assert_eq!(bits(&y), bits(&shifted), "folded dx, {}", lv.name());
+    out.extend(bits(&y));
+    simd::rows_dx_relu(lv, [x, dy, x], &mut y, None, &folded, false);
+    simd::rows_dx_relu(lv, [x, dy, x], &mut shifted, None, &dc0, false);
+    assert_eq!(bits(&y), bits(&shifted), "folded ReLU dx, {}", lv.name());
     out.extend(bits(&y));
     (b64(&sums), out)
 }
@@ -264,11 +277,16 @@ fn elementwise_into<T: Lane>(lv: Level, x: &[T], dy: &[T], k: &[f64], y: &mut [T
     take(y);
     simd::rows_scale(lv, x, y, &RowCoeffs::scale::<T>([&a, &b]));
     take(y);
-    let dc = RowCoeffs::dx::<T>([k, &a, &b, &c]);
+    let dc = RowsDx::shifted::<T>([k, &a, &b, &c]);
     simd::rows_dx(lv, x, dy, y, &dc);
+    take(y);
+    let df = RowsDx::folded::<T>([&a, &b, &c]);
+    simd::rows_dx(lv, x, dy, y, &df);
     take(y);
     for fixed in [false, true] {
         simd::rows_dx_relu(lv, [x, dy, x], y, None, &dc, fixed);
+        take(y);
+        simd::rows_dx_relu(lv, [x, dy, x], y, None, &df, fixed);
         take(y);
         simd::run_dx_relu(lv, [x, dy, x], y, None, k[0], [0.5, -0.25, 2.0], fixed);
         take(y);
@@ -1042,11 +1060,12 @@ fn per_channel_grad_coefficients_equal_the_scalar_definition_at_every_level() {
     }
 }
 
-/// Channels-last eval folds the shift into the bias while every channel's
-/// `|K|/σ` is within `coeffs::fold_ratio` (half data in `f32` lanes: `2^10`
-/// for `bf16`, `2^7` for `f16`). Below, at and past that bound, `fused`'s
-/// eval `y` stays within one ulp of the half type (at the tensor's largest
-/// `|y|`) of `welford`'s, on (N, C) and 4-D channels-last data.
+/// Channels-last eval folds the shift into the bias, and backward into
+/// `dx`'s constant, while every channel's `|K|/σ` is within
+/// `coeffs::fold_ratio` (half data in `f32` lanes: `2^10` for `bf16`, `2^7`
+/// for `f16`). Below, at and past that bound, `fused`'s eval `y` and `dx`
+/// stay within one ulp of the half type (at the tensor's largest `|y|`,
+/// `|dx|`) of `welford`'s, on (N, C) and 4-D channels-last data.
 fn eval_at_offset<T: Element>(offset: f64) {
     let [welford, fused] = ["welford", "fused"].map(|n| registry::by_name(n).unwrap());
     let shapes: [(&[usize], Layout); 2] = [
@@ -1056,11 +1075,22 @@ fn eval_at_offset<T: Element>(offset: f64) {
     for (shape, layout) in shapes {
         let d = dims(shape, layout);
         let mut rng = Rng::new(9);
-        let x: Vec<T> = common::data(&mut rng, d.len(), offset, 1.0);
+        let spread: Vec<T> = common::data(&mut rng, d.len(), offset, 1.0);
+        // Nearly constant channels: every 29th value two of `T`'s ulps
+        // above the offset, so `|K|/σ` reaches about 2^(p + 3) (a fold
+        // there would cost several ulps of `dx`).
+        let step = 2.0 * offset * T::DTYPE.epsilon();
+        let outliers: Vec<T> = (0..d.len())
+            .map(|i| T::from_f64(offset + if i % 29 == 0 { step } else { 0.0 }))
+            .collect();
         let dy: Vec<T> = common::data(&mut rng, d.len(), 0.0, 1.0);
-        let (want, got) = (run_all(welford, d, &x, &dy), run_all(fused, d, &x, &dy));
-        let what = format!("{shape:?} offset {offset} eval y");
-        assert_within_one_ulp(&got.y_eval, &want.y_eval, &what);
+        for (name, x) in [("spread", &spread), ("outliers", &outliers)] {
+            let (want, got) = (run_all(welford, d, x, &dy), run_all(fused, d, x, &dy));
+            let what = format!("{shape:?} offset {offset} {name} eval y");
+            assert_within_one_ulp(&got.y_eval, &want.y_eval, &what);
+            let what = format!("{shape:?} offset {offset} {name} dx");
+            assert_within_one_ulp(&got.dx, &want.dx, &what);
+        }
     }
 }
 

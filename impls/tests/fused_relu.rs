@@ -20,7 +20,7 @@
 mod common;
 
 use bn_impls::activation::{eval_then_relu, mask_then_backward, train_then_relu};
-use bn_impls::fused::simd::{self, Lane, Level, Post, RowCoeffs, RunAcc};
+use bn_impls::fused::simd::{self, Lane, Level, Post, RowCoeffs, RowsDx, RunAcc};
 use bn_impls::fused::task_rule::{self, with_task_rule, TaskRule};
 use bn_impls::fused::Fused;
 use bn_impls::{
@@ -90,8 +90,12 @@ fn rows_at<T: Lane>(lv: Level, x: &[T], r: &[T], yo: &[T], dy: &[T], l: usize) -
     out.extend(b64(&[g1, g2, g3].concat()));
     for fixed in [false, true] {
         let (mut dx, mut dres) = (vec![T::zero(); n], vec![T::zero(); n]);
-        let cs = RowCoeffs::dx::<T>([&k, &a, &b, &c]);
+        let cs = RowsDx::shifted::<T>([&k, &a, &b, &c]);
         simd::rows_dx_relu(lv, [x, dy, yo], &mut dx, Some(&mut dres), &cs, fixed);
+        out.extend(bits(&dx));
+        out.extend(bits(&dres));
+        let cf = RowsDx::folded::<T>([&a, &b, &c]);
+        simd::rows_dx_relu(lv, [x, dy, yo], &mut dx, Some(&mut dres), &cf, fixed);
         out.extend(bits(&dx));
         out.extend(bits(&dres));
     }

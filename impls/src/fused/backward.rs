@@ -13,7 +13,7 @@ use super::coeffs::{self, Grad};
 use super::plan::{self, Rows};
 use super::reduce::{self, Stretch};
 use super::simd::per_channel::GradSums;
-use super::simd::{self, Lane, Level, Post, RowCoeffs, RunAcc, RunCoeffs};
+use super::simd::{self, Lane, Level, Post, RowCoeffs, RowsDx, RunAcc, RunCoeffs};
 use super::task_rule::TaskOp;
 use crate::engine::awake::Awake;
 use crate::engine::plan::{
@@ -34,6 +34,8 @@ struct Params<'a> {
     m: usize,
     weight: Option<&'a [f64]>,
     mean: &'a [f64],
+    /// `√(var + ε)` per channel ([`simd::std_inv`]).
+    sd: &'a [f64],
     /// `1/√(var + ε)` per channel ([`simd::std_inv`]).
     inv: &'a [f64],
 }
@@ -62,12 +64,13 @@ pub fn backward_relu<T: Lane>(p: Backward<'_, T>, yo: Option<&[T]>, dres: Option
     // The other workers stay awake through the serial steps between passes.
     let _awake = Awake::new(is_parallel(dims));
     let lv = Level::detected();
-    let (_, inv) = simd::std_inv(lv, p.var, p.eps);
+    let (sd, inv) = simd::std_inv(lv, p.var, p.eps);
     let pr = Params {
         mode: p.mode,
         m: dims.per_channel(),
         weight: p.weight,
         mean: p.mean,
+        sd: &sd,
         inv: &inv,
     };
     let out = Out { dx: p.dx, dres };
@@ -242,10 +245,13 @@ fn channels_last<T: Lane>(
         weight: pr.weight.unwrap_or(&ones),
         sums: sums.each_ref().map(|v| &v[..]),
     };
-    let [kd, kx, kc] = simd::grad_coeffs(lv, &gs, gwb.0, gwb.1).map(|v| g.sr.rep(&v));
-    let coef = RowCoeffs::dx::<T>([&kr, &kd, &kx, &kc]);
+    let [kd, kx, kc] = simd::grad_coeffs(lv, &gs, gwb.0, gwb.1);
     let task = g.task_rows * dims.c;
     let fixed = pr.mode == GradMode::Fixed;
+    let coef = match folded_kc::<T>(&pr, [&kd, &kx, &kc]).filter(|_| !fixed) {
+        Some(kc) => RowsDx::folded::<T>([&g.sr.rep(&kd), &g.sr.rep(&kx), &g.sr.rep(&kc)]),
+        None => RowsDx::shifted::<T>([&kr, &g.sr.rep(&kd), &g.sr.rep(&kx), &g.sr.rep(&kc)]),
+    };
     // The `dx` pass may stream its output.
     let lv = lv.streaming(plan::stream_out::<T>(x.len()));
     let Out { dx, dres } = out;
@@ -266,12 +272,27 @@ fn channels_last<T: Lane>(
                     simd::rows_dx(lv, &x[r.clone()], &dy[r], out, &coef)
                 }),
                 GradMode::Fixed => {
-                    let scale = RowCoeffs::scale::<T>([&kd, &vec![-0.0; g.sr.l]]);
+                    let scale = RowCoeffs::scale::<T>([&g.sr.rep(&kd), &vec![-0.0; g.sr.l]]);
                     rows_pass(task, dx, |r, out| simd::rows_scale(lv, &dy[r], out, &scale))
                 }
             }
         }
     }
+}
+
+/// `kc − kx·K` per channel (`c = [kd, kx, kc]`), the channels-last `dx`
+/// pass's shift folded into its constant ([`RowsDx::Folded`]: one
+/// coefficient stream fewer), where [`coeffs::folds`] bounds the fold's
+/// error and every folded coefficient is finite; `None` keeps the shift,
+/// so a NaN or infinite channel (`inv = ∞`) gets `f64`'s NaNs and
+/// infinities element by element, as before the fold.
+fn folded_kc<T: Lane>(pr: &Params<'_>, [kd, kx, kc]: [&[f64]; 3]) -> Option<Vec<f64>> {
+    if !coeffs::folds::<T>(pr.mean, pr.sd) {
+        return None;
+    }
+    let out: Vec<f64> = (0..kc.len()).map(|c| kc[c] - kx[c] * pr.mean[c]).collect();
+    let finite = |v: &[f64]| v.iter().all(|v| v.is_finite());
+    (finite(kd) && finite(kx) && finite(&out)).then_some(out)
 }
 
 /// Channel tasks (without the ReLU, batch statistics, `f64` lanes, levels

@@ -112,6 +112,17 @@ pub fn fold_ratio<T: Element>() -> Option<f64> {
     }
 }
 
+/// Whether every channel's shift `k` is within [`fold_ratio`] standard
+/// deviations `sd` of 0 (`|k| ≤ r·sd`), so a pass may fold the shift into
+/// its constant term: channels-last eval's `y = x·a + (c − k·a)` and
+/// backward's `dx = kd·dy + kx·x + (kc − kx·k)`. For `dx` the fold's error
+/// is `|kx·k|` times the lanes' rounding, and `|kx|·sd ≤ |kd|·sd(dy)` (the
+/// covariance of `dy` and `x` is at most `sd(dy)·sd`), so at the scale of
+/// `kd·dy` the bound is eval's with `w` replaced by `kd·sd(dy)`.
+pub fn folds<T: Element>(k: &[f64], sd: &[f64]) -> bool {
+    fold_ratio::<T>().is_some_and(|r| k.iter().zip(sd).all(|(k, s)| k.abs() <= r * s))
+}
+
 /// One channel's backward coefficients:
 /// `dx = kd·dy + kx·(x − K) + kc`, and the parameter gradients.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -83,8 +83,7 @@ pub fn rows<T: Lane>(
     let lv = lv.streaming(plan::stream_rows::<T>(x.len(), k.len()));
     let task = g.task_rows * g.sr.c;
     let ar = g.sr.rep(a);
-    let tame = |r: f64| k.iter().zip(sd).all(|(k, s)| k.abs() <= r * s);
-    if coeffs::fold_ratio::<T>().is_some_and(tame) && a.iter().all(|v| v.is_finite()) {
+    if coeffs::folds::<T>(k, sd) && a.iter().all(|v| v.is_finite()) {
         let b: Vec<f64> = (0..k.len()).map(|i| c[i] - k[i] * a[i]).collect();
         let coef = RowCoeffs::scale::<T>([&ar, &g.sr.rep(&b)]);
         rows_pass(task, y, |r, out| {

@@ -36,7 +36,7 @@ pub mod scalar;
 
 use crate::element::{DType, Element};
 use crate::engine::scratch::Scratch;
-pub use prec::{Real, RowCoeffs, RunCoeffs};
+pub use prec::{DxSlots, Real, RowCoeffs, RowsDx, RunCoeffs};
 use std::sync::OnceLock;
 
 /// Logical lanes of a run reduction (two AVX-512 or four AVX2 registers).
@@ -390,7 +390,9 @@ impl Level {
 /// lanes (element-wise passes of `f32` coefficients).
 macro_rules! level_kernels {
     (#[$attr:meta], $S:ty, $S32:ty) => {
-        use $crate::fused::simd::{rows, runs, Lane, Post, RowCoeffs, RunAcc, RunCoeffs};
+        use $crate::fused::simd::{
+            rows, runs, DxSlots, Lane, Post, RowCoeffs, RowsDx, RunAcc, RunCoeffs,
+        };
 
         /// # Safety
         /// The CPU has the level's features; slice bounds as in `runs::sums`.
@@ -636,10 +638,10 @@ macro_rules! level_kernels {
         /// # Safety
         /// The CPU has the level's features; lengths as checked in `simd::rows_dx`.
         #[$attr]
-        pub unsafe fn rows_dx<T: Lane>(x: &[T], dy: &[T], dx: &mut [T], c: &RowCoeffs<4>) {
-            match c {
-                RowCoeffs::F64(c) => rows::dx::<$S, T>(x, dy, dx, c.each_ref().map(|v| &v[..])),
-                RowCoeffs::F32(c) => rows::dx::<$S32, T>(x, dy, dx, c.each_ref().map(|v| &v[..])),
+        pub unsafe fn rows_dx<T: Lane>(x: &[T], dy: &[T], dx: &mut [T], c: &RowsDx) {
+            match c.slots() {
+                DxSlots::F64(c, shift) => rows::dx::<$S, T>(x, dy, dx, c, shift),
+                DxSlots::F32(c, shift) => rows::dx::<$S32, T>(x, dy, dx, c, shift),
             }
         }
         /// # Safety
@@ -650,17 +652,15 @@ macro_rules! level_kernels {
             v: [&[T]; 3],
             dx: &mut [T],
             dres: *mut T,
-            c: &RowCoeffs<4>,
+            c: &RowsDx,
             fixed: bool,
         ) {
-            match c {
-                RowCoeffs::F64(c) => {
-                    let c = c.each_ref().map(|v| &v[..]);
-                    rows::dx_relu_any::<$S, T>(v, dx, dres, c, fixed)
+            match c.slots() {
+                DxSlots::F64(c, shift) => {
+                    rows::dx_relu_any::<$S, T>(v, dx, dres, c, (fixed, shift))
                 }
-                RowCoeffs::F32(c) => {
-                    let c = c.each_ref().map(|v| &v[..]);
-                    rows::dx_relu_any::<$S32, T>(v, dx, dres, c, fixed)
+                DxSlots::F32(c, shift) => {
+                    rows::dx_relu_any::<$S32, T>(v, dx, dres, c, (fixed, shift))
                 }
             }
         }
@@ -886,8 +886,9 @@ pub fn rows_scale<T: Lane>(lv: Level, x: &[T], y: &mut [T], c: &RowCoeffs<2>) {
     rows_scale_post(lv, x, x, y, c, Post::Plain)
 }
 
-/// `dx = kd[l]·dy + kx[l]·(x − k[l]) + kc[l]` over rows ([`RowCoeffs::dx`]).
-pub fn rows_dx<T: Lane>(lv: Level, x: &[T], dy: &[T], dx: &mut [T], c: &RowCoeffs<4>) {
+/// `dx = kd[l]·dy + kx[l]·(x − k[l]) + kc[l]` over rows ([`RowsDx`]; a
+/// folded shift: `kd[l]·dy + kx[l]·x + kc[l]`).
+pub fn rows_dx<T: Lane>(lv: Level, x: &[T], dy: &[T], dx: &mut [T], c: &RowsDx) {
     let same = x.len() == dy.len() && x.len() == dx.len();
     assert!(same && c.lanes() > 0, "rows_dx: lengths");
     dispatch_store!(T, lv, rows_dx(x, dy, dx, c))
@@ -1063,13 +1064,13 @@ pub fn rows_grad_relu<T: Lane>(
     dispatch!(lv, rows_grad_relu(x, dy, yo, k, s))
 }
 
-/// Channels-last [`run_dx_relu`] ([`RowCoeffs::dx`]).
+/// Channels-last [`run_dx_relu`] ([`RowsDx`]).
 pub fn rows_dx_relu<T: Lane>(
     lv: Level,
     v: [&[T]; 3],
     dx: &mut [T],
     dres: Option<&mut [T]>,
-    c: &RowCoeffs<4>,
+    c: &RowsDx,
     fixed: bool,
 ) {
     let n = v[0].len();

@@ -676,17 +676,27 @@ unsafe fn affine_step<S: Simd, T: Lane, const ADD: bool, const RELU: bool>(
 }
 
 /// `dx = fma(kd[l], dy, fma(kx[l], x − k[l], kc[l]))`, `c = [k, kd, kx, kc]`:
-/// [`dx_relu`] without the mask (`dy` read once).
+/// [`dx_relu`] without the mask (`dy` read once). Without `shift` the shift
+/// is folded into `kc` and `c[0]` is not read: `fma(kx[l], x, kc[l])`, the
+/// same bits as `k = 0` with one coefficient stream fewer.
 ///
 /// # Safety
 /// As [`affine`], and `dy.len() == x.len()`.
 #[inline(always)]
-pub unsafe fn dx<S: Simd, T: Lane>(x: &[T], dy: &[T], dx: &mut [T], c: [&[S::E]; 4]) {
+pub unsafe fn dx<S: Simd, T: Lane>(x: &[T], dy: &[T], dx: &mut [T], c: [&[S::E]; 4], shift: bool) {
+    let (v, dres) = ([x, dy, dy], std::ptr::null_mut());
     // SAFETY: forwarded contract; `yo` = `dy` is never read without `MASK`.
-    unsafe { dx_pass::<S, T, false, false, false>([x, dy, dy], dx, std::ptr::null_mut(), c) }
+    unsafe {
+        if shift {
+            dx_pass::<S, T, false, false, false, true>(v, dx, dres, c)
+        } else {
+            dx_pass::<S, T, false, false, false, false>(v, dx, dres, c)
+        }
+    }
 }
 
-/// [`dx_relu`] with `fixed` and the presence of `dres` chosen at run time.
+/// [`dx_relu`] with `fixed`, the presence of `dres` and `shift` (whether
+/// `c[0]` is read, see [`dx`]) chosen at run time.
 ///
 /// # Safety
 /// As [`dx_relu`] (`dres` valid for `x.len()` writes when not null).
@@ -696,44 +706,57 @@ pub unsafe fn dx_relu_any<S: Simd, T: Lane>(
     dx: &mut [T],
     dres: *mut T,
     c: [&[S::E]; 4],
-    fixed: bool,
+    (fixed, shift): (bool, bool),
 ) {
     // SAFETY: forwarded contract; `RES` exactly when `dres` is not null.
     unsafe {
-        match (fixed, dres.is_null()) {
-            (false, true) => dx_relu::<S, T, false, false>(v, dx, dres, c),
-            (false, false) => dx_relu::<S, T, false, true>(v, dx, dres, c),
-            (true, true) => dx_relu::<S, T, true, false>(v, dx, dres, c),
-            (true, false) => dx_relu::<S, T, true, true>(v, dx, dres, c),
+        match (fixed, dres.is_null(), shift) {
+            (false, true, true) => dx_relu::<S, T, false, false, true>(v, dx, dres, c),
+            (false, false, true) => dx_relu::<S, T, false, true, true>(v, dx, dres, c),
+            (true, true, true) => dx_relu::<S, T, true, false, true>(v, dx, dres, c),
+            (true, false, true) => dx_relu::<S, T, true, true, true>(v, dx, dres, c),
+            (false, true, false) => dx_relu::<S, T, false, false, false>(v, dx, dres, c),
+            (false, false, false) => dx_relu::<S, T, false, true, false>(v, dx, dres, c),
+            (true, true, false) => dx_relu::<S, T, true, false, false>(v, dx, dres, c),
+            (true, false, false) => dx_relu::<S, T, true, true, false>(v, dx, dres, c),
         }
     }
 }
 
 /// The ReLU backward's element-wise pass over rows: `g` = `dy` masked by
 /// the output `yo`, `dx = fma(kd[l], g, fma(kx[l], x − k[l], kc[l]))` (with
-/// `FIXED`: `dx = kd[l]·g − 0`, `x` unread), and with `RES`
+/// `FIXED`: `dx = kd[l]·g − 0`, `x` unread; without `SHIFT` as [`dx`]'s
+/// folded form), and with `RES`
 /// `grad_residual = g` at `dres` — one pass (`v = [x, dy, yo]`).
 ///
 /// # Safety
 /// As [`dx`], `yo.len() == x.len()`; with `RES`, `dres` valid for
 /// `x.len()` writes and not overlapping the slices.
 #[inline(always)]
-pub unsafe fn dx_relu<S: Simd, T: Lane, const FIXED: bool, const RES: bool>(
+pub unsafe fn dx_relu<S: Simd, T: Lane, const FIXED: bool, const RES: bool, const SHIFT: bool>(
     v: [&[T]; 3],
     dx: &mut [T],
     dres: *mut T,
     c: [&[S::E]; 4],
 ) {
     // SAFETY: forwarded contract.
-    unsafe { dx_pass::<S, T, true, FIXED, RES>(v, dx, dres, c) }
+    unsafe { dx_pass::<S, T, true, FIXED, RES, SHIFT>(v, dx, dres, c) }
 }
 
-/// The `dx` pass: `g = dy`, masked by `yo` with `MASK`; then as [`dx_relu`].
+/// The `dx` pass: `g = dy`, masked by `yo` with `MASK`; then as [`dx_relu`],
+/// or without `SHIFT` as if `k = 0` (`c[0]`, the shift, is then not read).
 ///
 /// # Safety
 /// As [`dx_relu`]; `yo` is read only with `MASK`.
 #[inline(always)]
-unsafe fn dx_pass<S: Simd, T: Lane, const MASK: bool, const FIXED: bool, const RES: bool>(
+unsafe fn dx_pass<
+    S: Simd,
+    T: Lane,
+    const MASK: bool,
+    const FIXED: bool,
+    const RES: bool,
+    const SHIFT: bool,
+>(
     v: [&[T]; 3],
     dx: &mut [T],
     dres: *mut T,
@@ -742,7 +765,10 @@ unsafe fn dx_pass<S: Simd, T: Lane, const MASK: bool, const FIXED: bool, const R
     let x = v[0];
     let (len, l, pd) = (x.len(), c[0].len() - WRAP, dx.as_mut_ptr());
     let one = |i: usize, j: usize| {
-        let cj = c.map(|v| v[j]);
+        let mut cj = c.map(|v| v[j]);
+        if !SHIFT {
+            cj[0] = S::E::from_f64(0.0);
+        }
         // SAFETY: i < len == dx.len(), for which `dres` is valid with `RES`
         // (contract); every write to `dx` goes through `pd`.
         unsafe { *pd.add(i) = dx_scalar::<S::E, T, MASK, FIXED, RES>(v, dres, i, cj) };
@@ -753,7 +779,8 @@ unsafe fn dx_pass<S: Simd, T: Lane, const MASK: bool, const FIXED: bool, const R
         debug_assert!(!RES, "dx_pass: streaming with a residual gradient");
         // SAFETY: i + W <= len, j < l and the arrays hold l + WRAP lanes;
         // the rest by contract.
-        let step = |i, j| unsafe { dx_step::<S, T, MASK, FIXED, RES>(v, [pd, dres], c, i, j) };
+        let step =
+            |i, j| unsafe { dx_step::<S, T, MASK, FIXED, RES, SHIFT>(v, [pd, dres], c, i, j) };
         // SAFETY: `step` is sound for the sweep's (i, j); features by contract.
         return unsafe { stream_sweep::<S, T>(pd, len, l, one, step) };
     }
@@ -761,14 +788,14 @@ unsafe fn dx_pass<S: Simd, T: Lane, const MASK: bool, const FIXED: bool, const R
     let (mut i, mut j) = (0, 0);
     while i < flat {
         // SAFETY: i + W <= flat <= len, j + W <= l (`flat_len`); the rest by contract.
-        unsafe { dx_step::<S, T, MASK, FIXED, RES>(v, [pd, dres], c, i, j) };
+        unsafe { dx_step::<S, T, MASK, FIXED, RES, SHIFT>(v, [pd, dres], c, i, j) };
         (i, j) = (i + S::W, next_lane::<S>(j, l));
     }
     for (row, n, body) in rows_after::<S>(flat, len, l) {
         let mut j = 0;
         while j < body {
             // SAFETY: row + j + W <= row + n <= len, j + W <= n <= l; the rest by contract.
-            unsafe { dx_step::<S, T, MASK, FIXED, RES>(v, [pd, dres], c, row + j, j) };
+            unsafe { dx_step::<S, T, MASK, FIXED, RES, SHIFT>(v, [pd, dres], c, row + j, j) };
             j += S::W;
         }
         for j in body..n {
@@ -783,7 +810,14 @@ unsafe fn dx_pass<S: Simd, T: Lane, const MASK: bool, const FIXED: bool, const R
 /// The CPU has `S`'s features; `i + W <=` the length of `v`'s slices, for
 /// which `dx` (and with `RES` `dres`) are valid; `j + W <=` every array's length.
 #[inline(always)]
-unsafe fn dx_step<S: Simd, T: Lane, const MASK: bool, const FIXED: bool, const RES: bool>(
+unsafe fn dx_step<
+    S: Simd,
+    T: Lane,
+    const MASK: bool,
+    const FIXED: bool,
+    const RES: bool,
+    const SHIFT: bool,
+>(
     [x, dy, yo]: [&[T]; 3],
     [dx, dres]: [*mut T; 2],
     c: [&[S::E]; 4],
@@ -794,7 +828,7 @@ unsafe fn dx_step<S: Simd, T: Lane, const MASK: bool, const FIXED: bool, const R
     prefetch_inputs::<S, T, 3>(v, i, S::W, Some(x.len()));
     // SAFETY: bounds and features by contract.
     unsafe {
-        let [k, kd, kx, kc] = c.map(|v| S::load(v.as_ptr().add(j)));
+        let [kd, kx, kc] = [c[1], c[2], c[3]].map(|v| S::load(v.as_ptr().add(j)));
         let mut m = T::load::<S>(dy.as_ptr().add(i));
         if MASK {
             m = S::relu_grad(T::load::<S>(yo.as_ptr().add(i)), m);
@@ -805,11 +839,11 @@ unsafe fn dx_step<S: Simd, T: Lane, const MASK: bool, const FIXED: bool, const R
         let v = if FIXED {
             S::fma(kd, m, S::splat(S::E::from_f64(-0.0)))
         } else {
-            S::fma(
-                kd,
-                m,
-                S::fma(kx, S::sub(T::load::<S>(x.as_ptr().add(i)), k), kc),
-            )
+            let mut d = T::load::<S>(x.as_ptr().add(i));
+            if SHIFT {
+                d = S::sub(d, S::load(c[0].as_ptr().add(j)));
+            }
+            S::fma(kd, m, S::fma(kx, d, kc))
         };
         T::store::<S>(dx.add(i), v);
     }
