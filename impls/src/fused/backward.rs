@@ -248,7 +248,13 @@ fn channels_last<T: Lane>(
     let [kd, kx, kc] = simd::grad_coeffs(lv, &gs, gwb.0, gwb.1);
     let task = g.task_rows * dims.c;
     let fixed = pr.mode == GradMode::Fixed;
-    let coef = match folded_kc::<T>(&pr, [&kd, &kx, &kc]).filter(|_| !fixed) {
+    // Fixed statistics never read `x`: nothing to fold.
+    let folded = if fixed {
+        None
+    } else {
+        folded_kc::<T>(&pr, [&kd, &kx, &kc])
+    };
+    let coef = match folded {
         Some(kc) => RowsDx::folded::<T>([&g.sr.rep(&kd), &g.sr.rep(&kx), &g.sr.rep(&kc)]),
         None => RowsDx::shifted::<T>([&kr, &g.sr.rep(&kd), &g.sr.rep(&kx), &g.sr.rep(&kc)]),
     };

@@ -290,8 +290,9 @@ pub enum RowsDx {
     Shifted(RowCoeffs<4>),
     /// `dx = kd[l]·dy + kx[l]·x + kc[l]`, `[kd, kx, kc]`: the shift folded
     /// into `kc` (`kc − kx·k`, within `coeffs::folds`), one stream fewer
-    /// for the pass to load (2026-12-03, EPYC VM: (N, C) 256×1024 `f32`
-    /// backward 0.86–0.93× the time, channels-last 64×512×7×7 0.70–0.93×).
+    /// for the pass to load (2026-12-03, EPYC VM, 1 thread: (N, C) 256×1024
+    /// `f32` backward 0.82–0.96× the time, channels-last 64×512×7×7
+    /// 0.70–0.95×).
     Folded(RowCoeffs<3>),
 }
 
