@@ -254,9 +254,10 @@ fn channels_last<T: Lane>(
     } else {
         folded_kc::<T>(&pr, [&kd, &kx, &kc])
     };
+    let [kd, kx] = [&kd, &kx].map(|v| g.sr.rep(v));
     let coef = match folded {
-        Some(kc) => RowsDx::folded::<T>([&g.sr.rep(&kd), &g.sr.rep(&kx), &g.sr.rep(&kc)]),
-        None => RowsDx::shifted::<T>([&kr, &g.sr.rep(&kd), &g.sr.rep(&kx), &g.sr.rep(&kc)]),
+        Some(kc) => RowsDx::folded::<T>([&kd, &kx, &g.sr.rep(&kc)]),
+        None => RowsDx::shifted::<T>([&kr, &kd, &kx, &g.sr.rep(&kc)]),
     };
     // The `dx` pass may stream its output.
     let lv = lv.streaming(plan::stream_out::<T>(x.len()));
@@ -278,7 +279,7 @@ fn channels_last<T: Lane>(
                     simd::rows_dx(lv, &x[r.clone()], &dy[r], out, &coef)
                 }),
                 GradMode::Fixed => {
-                    let scale = RowCoeffs::scale::<T>([&g.sr.rep(&kd), &vec![-0.0; g.sr.l]]);
+                    let scale = RowCoeffs::scale::<T>([&kd, &vec![-0.0; g.sr.l]]);
                     rows_pass(task, dx, |r, out| simd::rows_scale(lv, &dy[r], out, &scale))
                 }
             }
