@@ -9,10 +9,12 @@
 //! residual's gradient) — it reads `y` twice but never writes or re-reads
 //! a masked copy of `dy`, unlike the default composition.
 
-use super::coeffs::{self, Grad};
+use super::coeffs::{self, Grad, NarrowGradBound};
 use super::plan::{self, Rows};
 use super::reduce::{self, Stretch};
+use super::simd::grad_narrow::{NarrowGrad, NARROW_GRAD_SUMS};
 use super::simd::per_channel::GradSums;
+use super::simd::runs::{self, NARROW_SUM_BITS};
 use super::simd::{self, Lane, Level, Post, RowCoeffs, RowsDx, RunAcc, RunCoeffs};
 use super::task_rule::TaskOp;
 use crate::engine::awake::Awake;
@@ -48,6 +50,14 @@ impl Params<'_> {
     fn grad(&self, c: usize, sums: [f64; 3]) -> Grad {
         let w = self.weight.map_or(1.0, |w| w[c]);
         coeffs::grad(self.mode, self.m, self.inv[c], w, sums)
+    }
+
+    /// [`Params::grad`] from sums about a shifted `dy` too
+    /// ([`coeffs::grad_shifted`]; batch statistics).
+    #[inline(always)]
+    fn grad_shifted(&self, c: usize, d0: f32, sums: [f64; 3]) -> Grad {
+        let w = self.weight.map_or(1.0, |w| w[c]);
+        coeffs::grad_shifted(self.m, self.inv[c], w, d0 as f64, sums)
     }
 }
 
@@ -116,6 +126,31 @@ fn contiguous<T: Lane>(
         let k = &pr.mean[st.c..st.c + st.runs];
         simd::runs_grad(lvr, v, s, st.next, k, acc)
     };
+    // Half data in long runs with batch statistics: the sums in `f32`
+    // blocks about shifted `dy` and `x` ([`simd::grad_narrow`]), the shift
+    // `d0` a value of (masked) `dy` near its mean ([`reduce::shifts`]: the
+    // ReLU backward sums what the composition's masked copy holds, bit
+    // for bit).
+    let narrow = pr.mode == GradMode::Batch && runs::narrow_sums::<T>(s);
+    let d0: Vec<f32> = match narrow {
+        true => reduce::shifts_masked(dy, yo, dims)
+            .iter()
+            .map(|&v| v as f32)
+            .collect(),
+        false => Vec::new(),
+    };
+    let fn5 = |st: Stretch, acc: &mut [NarrowGrad]| {
+        let r = st.offset..st.offset + st.runs * s;
+        let v = (&x[r.clone()], &dy[r.clone()], yo.map(|yo| &yo[r]));
+        let c = st.c..st.c + st.runs;
+        simd::runs_grad_narrow(lvr, v, s, st.next, (&pr.mean[c.clone()], &d0[c]), acc)
+    };
+    let sums = ChannelGrads {
+        dims,
+        pr,
+        wide: &f,
+        narrow: narrow.then_some((&fn5, &d0[..], NarrowGradBound::of::<T>(NARROW_SUM_BITS))),
+    };
     let Out { dx, dres } = out;
     if let Some(cpt) = tasks {
         // The `dx` pass reads what the task's sums just brought into cache.
@@ -143,8 +178,7 @@ fn contiguous<T: Lane>(
             .enumerate()
             .map(|(t, (mut outs, mut outs2))| {
                 let (c0, cs) = (t * cpt, cpt.min(dims.c - t * cpt));
-                let sums = reduce::channels(dims, (c0, cs), &f);
-                let g: Vec<Grad> = (0..cs).map(|i| pr.grad(c0 + i, sums[i])).collect();
+                let g = sums.block((c0, cs));
                 let c = DxCoeffs::new::<T>(&g, &pr.mean[c0..c0 + cs]);
                 // Each batch row's runs of the task's channels in one call.
                 for (row, out) in outs.iter_mut().enumerate() {
@@ -159,8 +193,7 @@ fn contiguous<T: Lane>(
             .collect();
         return per_task.into_iter().flatten().collect();
     }
-    let sums = reduce::all_channels(dims, is_parallel(dims), &f);
-    let g: Vec<Grad> = (0..dims.c).map(|c| pr.grad(c, sums[c])).collect();
+    let g = sums.all(is_parallel(dims));
     let lva = lv.streaming(plan::stream_sweep::<T>(dims));
     let c = DxCoeffs::new::<T>(&g, pr.mean);
     let part = move |r: Range<usize>| (&x[r.clone()], &dy[r.clone()], yo.map(|yo| &yo[r]));
@@ -173,6 +206,64 @@ fn contiguous<T: Lane>(
         }),
     }
     g
+}
+
+/// Contiguous backward's per-channel sums, as gradients: in `f64` lanes
+/// (`wide`), or for half data in long runs with batch statistics
+/// (`narrow`: the kernel, the `dy` shifts `d0`, their bound) in `f32`
+/// blocks about shifted `dy` and `x`, where a channel past
+/// [`NarrowGradBound::holds`] is summed again in `f64` lanes. A channel's
+/// sums do not depend on the schedule, and neither does that choice.
+struct ChannelGrads<'a, F, N> {
+    dims: Dims,
+    pr: Params<'a>,
+    wide: &'a F,
+    narrow: Option<(&'a N, &'a [f32], NarrowGradBound)>,
+}
+
+impl<F: reduce::RunFn<3>, N: reduce::RunFn<NARROW_GRAD_SUMS>> ChannelGrads<'_, F, N> {
+    /// Channels `c0..c0 + cs`.
+    fn block(&self, (c0, cs): (usize, usize)) -> Vec<Grad> {
+        match self.narrow {
+            Some((n, d0, g)) => {
+                let sums = reduce::channels(self.dims, (c0, cs), n);
+                self.checked(c0, sums, (d0, g))
+            }
+            None => self.wide(c0, reduce::channels(self.dims, (c0, cs), self.wide)),
+        }
+    }
+
+    /// Every channel, in parallel when `par`.
+    fn all(&self, par: bool) -> Vec<Grad> {
+        match self.narrow {
+            Some((n, d0, g)) => self.checked(0, reduce::all_channels(self.dims, par, n), (d0, g)),
+            None => self.wide(0, reduce::all_channels(self.dims, par, self.wide)),
+        }
+    }
+
+    /// Gradients of channels `c0..` from `f64`-lane sums.
+    fn wide(&self, c0: usize, sums: Vec<[f64; 3]>) -> Vec<Grad> {
+        let it = sums.into_iter().enumerate();
+        it.map(|(i, s)| self.pr.grad(c0 + i, s)).collect()
+    }
+
+    /// Gradients of channels `c0..` from `f32`-block sums about the `dy`
+    /// shifts `d0` where they hold (`growth`), else from the channel's sums
+    /// in `f64` lanes.
+    fn checked(
+        &self,
+        c0: usize,
+        sums: Vec<[f64; NARROW_GRAD_SUMS]>,
+        (d0, bound): (&[f32], NarrowGradBound),
+    ) -> Vec<Grad> {
+        let pr = self.pr;
+        let it = sums.into_iter().enumerate().map(|(i, s)| (c0 + i, s));
+        it.map(|(c, s)| match bound.holds(pr.m, pr.inv[c], s) {
+            true => pr.grad_shifted(c, d0[c], [s[0], s[1], s[2]]),
+            false => pr.grad(c, reduce::channels(self.dims, (c, 1), self.wide)[0]),
+        })
+        .collect()
+    }
 }
 
 /// The per-channel coefficients of the contiguous `dx` passes, built once

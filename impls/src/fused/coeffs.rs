@@ -147,14 +147,32 @@ pub struct Grad {
 /// so `Σdy·(x − μ) = Σdy·(x − K) − δ·Σdy` and `x − μ = (x − K) − δ`.
 /// With fixed statistics the mean is exact: `dx = w·inv·dy`, no `x`.
 #[inline(always)]
-pub fn grad(mode: GradMode, m: usize, inv: f64, w: f64, sums: [f64; 3]) -> Grad {
-    let [s, t, u] = sums;
+pub fn grad(mode: GradMode, m: usize, inv: f64, w: f64, [s, t, u]: [f64; 3]) -> Grad {
+    grad_sums(mode, m, inv, w, [s, s, t, u])
+}
+
+/// [`grad`] from sums about a shifted `dy` as well (batch statistics):
+/// `[Σe, Σe·(x − K), Σ(x − K)]` with `e = dy − d0`, `d0` a value of the
+/// channel's `dy` ([`super::simd::grad_narrow`]). `Σdy = m·d0 + Σe`, and
+/// the covariance needs no term with `d0`:
+/// `Σdy·(x − μ) = Σe·(x − K) − δ·Σe + d0·(Σ(x − K) − m·δ)`, whose last
+/// term is 0 by `δ = Σ(x − K)/m`.
+#[inline(always)]
+pub fn grad_shifted(m: usize, inv: f64, w: f64, d0: f64, [e, t, u]: [f64; 3]) -> Grad {
+    let s = d0.mul_add(m as f64, e);
+    grad_sums(GradMode::Batch, m, inv, w, [s, e, t, u])
+}
+
+/// [`grad`]'s arithmetic from `[Σdy, Σe, Σe·(x − K), Σ(x − K)]`, `e = dy −
+/// d0` (`Σe = Σdy` without a shift; a shift only with batch statistics).
+#[inline(always)]
+fn grad_sums(mode: GradMode, m: usize, inv: f64, w: f64, [s, e, t, u]: [f64; 4]) -> Grad {
     let kd = w * inv;
     let (kx, kc, t) = match mode {
         GradMode::Batch => {
             let rm = 1.0 / m as f64;
             let delta = u * rm;
-            let t = t - delta * s;
+            let t = t - delta * e;
             let kx = -kd * inv * inv * t * rm;
             (kx, -kd * s * rm - kx * delta, t)
         }
@@ -166,5 +184,61 @@ pub fn grad(mode: GradMode, m: usize, inv: f64, w: f64, sums: [f64; 3]) -> Grad 
         kc,
         weight: t * inv,
         bias: s,
+    }
+}
+
+/// When backward keeps its sums about shifted `dy` and `x` from `f32`
+/// blocks ([`super::simd::grad_narrow`]) for one channel.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NarrowGradBound {
+    /// Largest product of the growths `g_e·g_d` (`g_e = Σe²/M2(dy)`,
+    /// `g_d = Σd²·inv²/m`).
+    pub growth: f64,
+    /// Whether a zero sum of squares means every term is exactly 0: true
+    /// where the data type's smallest value squares to a normal `f32`
+    /// (`f16`, `2⁻⁴⁸`), false where it may underflow (`bf16`, `2⁻²⁶⁶`).
+    pub exact_zero: bool,
+}
+
+impl NarrowGradBound {
+    /// The bound for data `T` in blocks of `sum_bits` bits. The blocks'
+    /// error moves `dx` by about `2^(1 − sum_bits)·√(g_e·g_d)·(1 + |x̂|)` at
+    /// the scale of `kd·sd(dy)` (the covariance's error
+    /// `2^−sum_bits·Σ|e·d| ≤ 2^−sum_bits·√(Σe²·Σd²)`, twice with the
+    /// product of the means, times `kd·inv²·|x − μ|/m`; the means'
+    /// `2^−sum_bits` relative to `rms(e)`, `rms(d)` add the `1`). Keeping
+    /// it 4 bits below the output's precision `2^−p` gives
+    /// `√(g_e·g_d) ≤ 2^(sum_bits − 5 − p)`: `g_e·g_d ≤ 2^12` for `bf16`,
+    /// `2^6` for `f16` with the 19 bits of `f32` blocks. About a `dy` value
+    /// of the channel, `g_e = 1 + z²` for a shift `z` standard deviations
+    /// from `dy`'s mean: `f16` keeps the blocks to `|z| ≤ 7.9`.
+    pub fn of<T: Element>(sum_bits: u32) -> Self {
+        let d = T::DTYPE;
+        let bits = sum_bits as i32 - 5 - d.mantissa_bits() as i32;
+        let smallest = d.min_exponent() - (d.mantissa_bits() as i32 - 1);
+        NarrowGradBound {
+            growth: ((2 * bits.max(0)) as f64).exp2(),
+            exact_zero: 2 * smallest >= f32::MIN_EXP - 1,
+        }
+    }
+
+    /// Whether one channel's `f32`-block sums `[Σe, Σe·d, Σd, Σe², Σd²]`
+    /// over `m` values are within the bound for [`grad_shifted`]:
+    /// `Σe²·Σd²·inv² ≤ growth·M2(e)·m`, `M2(e) = Σe² − (Σe)²/m`. False
+    /// where a mean square is below `2⁻¹⁰⁰` (products of such values leave
+    /// `f32`'s normal range) unless it is 0 and `exact_zero` (a constant
+    /// `dy` about its own value, exact), and where anything is NaN or
+    /// infinite (overflow in `f32`, or such data): those channels are
+    /// summed again in `f64` lanes.
+    #[inline(always)]
+    pub fn holds(&self, m: usize, inv: f64, sums: [f64; 5]) -> bool {
+        let [e, _, _, ee, dd] = sums;
+        let mf = m as f64;
+        let m2 = ee - e * (e / mf);
+        let floor = mf * 2f64.powi(-100);
+        let normal = |q: f64| q >= floor || (self.exact_zero && q == 0.0);
+        let lhs = ee * dd * inv * inv;
+        let finite = sums.iter().all(|v| v.is_finite()) && lhs.is_finite();
+        finite && normal(ee) && normal(dd) && lhs <= self.growth * m2 * mf
     }
 }

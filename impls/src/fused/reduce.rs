@@ -14,6 +14,7 @@
 
 use super::plan::{self, Rows};
 use super::simd::{hsum, Lane, RunAcc};
+use crate::activation::relu_grad;
 use crate::engine::plan::map_ordered;
 use crate::engine::scratch::Scratch;
 use crate::layout::Dims;
@@ -259,7 +260,25 @@ pub fn shifts<T: Lane>(x: &[T], dims: Dims) -> Vec<f64> {
     if sc == 1 {
         shifts_of(&base, |o| x[o..o + dims.c].iter(), dims.c)
     } else {
-        shifts_by_blocks(x, dims, len)
+        shifts_by_blocks(x, None, dims, len)
+    }
+}
+
+/// [`shifts`] of `dy` masked by the ReLU output `yo` when given
+/// (`yo <= 0 → 0`, [`relu_grad`]): the shifts of the masked copy the
+/// default composition backward reads. Contiguous layout only (where
+/// backward's half sums use them).
+pub fn shifts_masked<T: Lane>(dy: &[T], yo: Option<&[T]>, dims: Dims) -> Vec<f64> {
+    match yo {
+        None => shifts(dy, dims),
+        Some(yo) => {
+            assert!(
+                dims.strides3()[1] != 1,
+                "shifts_masked: contiguous layout only"
+            );
+            let len = (dims.per_channel() / PREFIX_SHARE).clamp(1, PREFIX);
+            shifts_by_blocks(dy, Some(yo), dims, len)
+        }
     }
 }
 
@@ -276,7 +295,7 @@ const SHIFT_BLOCK: usize = 16;
 /// conversion per value, took a seventh of 64×512×7×7 `f16` train at one
 /// thread (`perf`, 2-core Xeon VM), all of it before the first parallel
 /// pass.
-fn shifts_by_blocks<T: Lane>(x: &[T], dims: Dims, len: usize) -> Vec<f64> {
+fn shifts_by_blocks<T: Lane>(x: &[T], mask: Option<&[T]>, dims: Dims, len: usize) -> Vec<f64> {
     const B: usize = SHIFT_BLOCK;
     let rows: Vec<usize> = (0..len).map(|i| i * B).collect();
     let mut buf = vec![0.0f64; len * B];
@@ -291,7 +310,16 @@ fn shifts_by_blocks<T: Lane>(x: &[T], dims: Dims, len: usize) -> Vec<f64> {
                 let take = dims.s.min(len - i);
                 let o = dims.offset(i / dims.s, c0 + j, 0);
                 run.clear();
-                run.extend(x[o..o + take].iter().map(|v| v.as_f64()));
+                let v = x[o..o + take].iter().map(|v| v.as_f64());
+                match mask {
+                    None => run.extend(v),
+                    Some(m) => run.extend(
+                        m[o..o + take]
+                            .iter()
+                            .zip(v)
+                            .map(|(y, g)| relu_grad(y.as_f64(), g)),
+                    ),
+                }
                 for (k, &v) in run.iter().enumerate() {
                     buf[(i + k) * B + j] = v;
                 }

@@ -27,6 +27,7 @@
 pub mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub mod avx512;
+pub mod grad_narrow;
 pub mod nt;
 pub mod per_channel;
 pub mod prec;
@@ -391,7 +392,7 @@ impl Level {
 macro_rules! level_kernels {
     (#[$attr:meta], $S:ty, $S32:ty) => {
         use $crate::fused::simd::{
-            rows, runs, DxSlots, Lane, Post, RowCoeffs, RowsDx, RunAcc, RunCoeffs,
+            grad_narrow, rows, runs, DxSlots, Lane, Post, RowCoeffs, RowsDx, RunAcc, RunCoeffs,
         };
 
         /// # Safety
@@ -425,6 +426,22 @@ macro_rules! level_kernels {
             match yo {
                 Some(yo) => runs::grad_runs::<$S, T, true>([x, dy, yo], s, next, k, acc),
                 None => runs::grad_runs::<$S, T, false>([x, dy, dy], s, next, k, acc),
+            }
+        }
+        /// # Safety
+        /// The CPU has the level's features; as checked in `simd::runs_grad_narrow`.
+        #[$attr]
+        pub unsafe fn runs_grad_narrow<T: Lane>(
+            (x, dy, yo): (&[T], &[T], Option<&[T]>),
+            s: usize,
+            next: Option<usize>,
+            shifts: (&[f64], &[f32]),
+            acc: &mut [grad_narrow::NarrowGrad],
+        ) {
+            use grad_narrow::grad_runs as f;
+            match yo {
+                Some(yo) => f::<$S, $S32, T, true>([x, dy, yo], s, next, shifts, acc),
+                None => f::<$S, $S32, T, false>([x, dy, dy], s, next, shifts, acc),
             }
         }
         /// # Safety
@@ -772,6 +789,26 @@ pub fn runs_grad<T: Lane>(
     let same = x.len() == dy.len() && yo.is_none_or(|yo| yo.len() == x.len());
     assert!(ok && same, "runs_grad: lengths");
     dispatch!(lv, runs_grad((x, dy, yo), s, next, k, acc))
+}
+
+/// [`runs_grad`] for half-precision data in `f32` blocks
+/// ([`grad_narrow::grad`]): per lane the five sums `Σe`, `Σe·d`, `Σd`,
+/// `Σe²`, `Σd²` of run `i`, `e = dy − d0[i]` (`dy` masked by `yo` when
+/// given), `d = x − k[i]`, added into `acc[i]`; `next` as in
+/// [`runs_sums`]. `d0` must be values of `T` (exact in `f32`).
+pub fn runs_grad_narrow<T: Lane>(
+    lv: Level,
+    (x, dy, yo): (&[T], &[T], Option<&[T]>),
+    s: usize,
+    next: Option<usize>,
+    (k, d0): (&[f64], &[f32]),
+    acc: &mut [grad_narrow::NarrowGrad],
+) {
+    let runs = k.len();
+    let ok = s > 0 && x.len() == runs * s && acc.len() == runs && d0.len() == runs;
+    let same = x.len() == dy.len() && yo.is_none_or(|yo| yo.len() == x.len());
+    assert!(ok && same, "runs_grad_narrow: lengths");
+    dispatch!(lv, runs_grad_narrow((x, dy, yo), s, next, (k, d0), acc))
 }
 
 /// [`run_dx`] over consecutive runs of `s` values in one call: run `i`

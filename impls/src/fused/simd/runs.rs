@@ -20,7 +20,9 @@ use crate::activation::{relu, relu_grad};
 /// # Safety
 /// The CPU has `S`'s features (`acc` rows have `RUN_LANES` elements).
 #[inline(always)]
-unsafe fn load_acc<S: Simd<E = f64>, const K: usize>(acc: &RunAcc<K>) -> [[S::V; RUN_LANES]; K] {
+pub(super) unsafe fn load_acc<S: Simd<E = f64>, const K: usize>(
+    acc: &RunAcc<K>,
+) -> [[S::V; RUN_LANES]; K] {
     // SAFETY: lane `j·W + w` < RUN_LANES for j < RUN_LANES / W; features by contract.
     unsafe {
         let mut r = [[S::splat(0.0); RUN_LANES]; K];
@@ -38,7 +40,7 @@ unsafe fn load_acc<S: Simd<E = f64>, const K: usize>(acc: &RunAcc<K>) -> [[S::V;
 /// # Safety
 /// The CPU has `S`'s features.
 #[inline(always)]
-unsafe fn store_acc<S: Simd<E = f64>, const K: usize>(
+pub(super) unsafe fn store_acc<S: Simd<E = f64>, const K: usize>(
     r: &[[S::V; RUN_LANES]; K],
     acc: &mut RunAcc<K>,
 ) {
@@ -233,7 +235,7 @@ pub fn narrow_d<T: Lane, const LO: bool>(x: T, [hi, lo]: [f32; 2]) -> f32 {
 /// # Safety
 /// The CPU has the features of `S` and `S32`.
 #[inline(always)]
-unsafe fn add_narrow<S: Simd<E = f64>, S32: Simd<E = f32>, const K: usize>(
+pub(super) unsafe fn add_narrow<S: Simd<E = f64>, S32: Simd<E = f32>, const K: usize>(
     part: &[[S32::V; RUN_LANES]; K],
     wide: &mut [[S::V; RUN_LANES]; K],
 ) {
@@ -384,7 +386,7 @@ pub unsafe fn grad_dx_runs<S: Simd<E = f64>, T: Lane>(
 /// elements continues: the next run of the stretch, and after the last
 /// one the caller's `next` (counted from the last run's start).
 #[inline(always)]
-fn next_run(i: usize, count: usize, s: usize, next: Option<usize>) -> Option<usize> {
+pub(super) fn next_run(i: usize, count: usize, s: usize, next: Option<usize>) -> Option<usize> {
     if i + 1 < count {
         Some(s)
     } else {
