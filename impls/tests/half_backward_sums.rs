@@ -240,8 +240,9 @@ fn backward_of<T: Element>(
 /// - a `dy` whose first values, where its shift is picked, sit 3000 above
 ///   the rest (`f16`: `g_e ≈ 1000`, past its bound of 64: summed again in
 ///   `f64`; `bf16`: within its 4096);
-/// - a constant `dy` (`e = 0`: exact for `f16`, `f64` lanes for `bf16`);
-/// under both schedules (channel tasks and sweeps).
+/// - a constant `dy` (`e = 0`: exact for `f16`, `f64` lanes for `bf16`).
+///
+/// Under both schedules (channel tasks and sweeps).
 #[test]
 fn half_backward_keeps_its_accuracy_about_shifted_dy() {
     fn check<T: Element>() {

@@ -99,11 +99,12 @@ unsafe fn grad_body<
                     if LO {
                         d = S32::sub(d, lv);
                     }
-                    r[0][j] = S32::add(r[0][j], e);
-                    r[1][j] = S32::fma(e, d, r[1][j]);
-                    r[2][j] = S32::add(r[2][j], d);
-                    r[3][j] = S32::fma(e, e, r[3][j]);
-                    r[4][j] = S32::fma(d, d, r[4][j]);
+                    let [se, t, u, ee, dd] = &mut r;
+                    se[j] = S32::add(se[j], e);
+                    t[j] = S32::fma(e, d, t[j]);
+                    u[j] = S32::add(u[j], d);
+                    ee[j] = S32::fma(e, e, ee[j]);
+                    dd[j] = S32::fma(d, d, dd[j]);
                 }
                 i += RUN_LANES;
             }
