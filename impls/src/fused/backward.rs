@@ -1,5 +1,7 @@
 //! Backward: the three per-channel sums `Σdy`, `Σdy·(x − K)`, `Σ(x − K)`
-//! in one read of `x` and `dy` (`K` = the given mean), then the `dx` pass —
+//! in one read of `x` and `dy` (`K` = the given mean; half data in long
+//! contiguous runs: six sums in `f32` blocks about a shifted `dy` too,
+//! [`simd::grad_narrow`]), then the `dx` pass —
 //! back to back per channel while it is in cache when it fits, and there
 //! pipelined: one channel task's `dx` beside the next task's sums.
 //!
@@ -128,7 +130,7 @@ fn contiguous<T: Lane>(
     };
     // Half data in long runs with batch statistics: the sums in `f32`
     // blocks about shifted `dy` and `x` ([`simd::grad_narrow`]), the shift
-    // `d0` a value of (masked) `dy` near its mean ([`reduce::shifts`]: the
+    // `d0` a value of (masked) `dy` near its mean ([`reduce::shifts_masked`]: the
     // ReLU backward sums what the composition's masked copy holds, bit
     // for bit).
     let narrow = pr.mode == GradMode::Batch && runs::narrow_sums::<T>(s);
@@ -248,8 +250,8 @@ impl<F: reduce::RunFn<3>, N: reduce::RunFn<NARROW_GRAD_SUMS>> ChannelGrads<'_, F
     }
 
     /// Gradients of channels `c0..` from `f32`-block sums about the `dy`
-    /// shifts `d0` where they hold (`growth`), else from the channel's sums
-    /// in `f64` lanes.
+    /// shifts `d0` where they hold ([`NarrowGradBound::holds`]), else from
+    /// the channel's sums in `f64` lanes.
     fn checked(
         &self,
         c0: usize,

@@ -188,16 +188,12 @@ fn grad_sums(mode: GradMode, m: usize, inv: f64, w: f64, [s, e, t, u]: [f64; 4])
 }
 
 /// When backward keeps its sums about shifted `dy` and `x` from `f32`
-/// blocks ([`super::simd::grad_narrow`]) for one channel.
+/// blocks ([`super::simd::grad_narrow`]) for one channel: the largest
+/// product of the growths `g_e·g_d` (`g_e = Σe²/M2(dy)`,
+/// `g_d = Σd²·inv²/m`) it vouches for.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NarrowGradBound {
-    /// Largest product of the growths `g_e·g_d` (`g_e = Σe²/M2(dy)`,
-    /// `g_d = Σd²·inv²/m`).
     pub growth: f64,
-    /// Whether a zero sum of squares means every term is exactly 0: true
-    /// where the data type's smallest value squares to a normal `f32`
-    /// (`f16`, `2⁻⁴⁸`), false where it may underflow (`bf16`, `2⁻²⁶⁶`).
-    pub exact_zero: bool,
 }
 
 impl NarrowGradBound {
@@ -213,32 +209,34 @@ impl NarrowGradBound {
     /// of the channel, `g_e = 1 + z²` for a shift `z` standard deviations
     /// from `dy`'s mean: `f16` keeps the blocks to `|z| ≤ 7.9`.
     pub fn of<T: Element>(sum_bits: u32) -> Self {
-        let d = T::DTYPE;
-        let bits = sum_bits as i32 - 5 - d.mantissa_bits() as i32;
-        let smallest = d.min_exponent() - (d.mantissa_bits() as i32 - 1);
+        let bits = sum_bits as i32 - 5 - T::DTYPE.mantissa_bits() as i32;
         NarrowGradBound {
             growth: ((2 * bits.max(0)) as f64).exp2(),
-            exact_zero: 2 * smallest >= f32::MIN_EXP - 1,
         }
     }
 
-    /// Whether one channel's `f32`-block sums `[Σe, Σe·d, Σd, Σe², Σd²]`
-    /// over `m` values are within the bound for [`grad_shifted`]:
-    /// `Σe²·Σd²·inv² ≤ growth·M2(e)·m`, `M2(e) = Σe² − (Σe)²/m`. False
-    /// where a mean square is below `2⁻¹⁰⁰` (products of such values leave
-    /// `f32`'s normal range) unless it is 0 and `exact_zero` (a constant
-    /// `dy` about its own value, exact), and where anything is NaN or
-    /// infinite (overflow in `f32`, or such data): those channels are
-    /// summed again in `f64` lanes.
+    /// Whether one channel's `f32`-block sums `[Σe, Σe·d, Σd, Σe², Σd²,
+    /// Σmax(e, 0)]` over `m` values are within the bound for
+    /// [`grad_shifted`]: every `e` exactly 0 (`Σe` and `Σmax(e, 0)` both 0:
+    /// a constant `dy` about its own value, whose sums of `e` are exact),
+    /// or `Σe²·Σd²·inv² ≤ growth·M2(e)·m` with `M2(e) = Σe² − (Σe)²/m`.
+    /// False where a mean square is below `2⁻¹⁰⁰` (products of such
+    /// values leave `f32`'s normal range, and squares may underflow), and
+    /// where anything is NaN or infinite (overflow in `f32`, or such data):
+    /// those channels are summed again in `f64` lanes.
     #[inline(always)]
-    pub fn holds(&self, m: usize, inv: f64, sums: [f64; 5]) -> bool {
-        let [e, _, _, ee, dd] = sums;
+    pub fn holds(&self, m: usize, inv: f64, sums: [f64; 6]) -> bool {
+        let [e, _, _, ee, dd, pos] = sums;
+        if !sums.iter().all(|v| v.is_finite()) || !inv.is_finite() {
+            return false;
+        }
+        if e == 0.0 && pos == 0.0 {
+            return true;
+        }
         let mf = m as f64;
         let m2 = ee - e * (e / mf);
         let floor = mf * 2f64.powi(-100);
-        let normal = |q: f64| q >= floor || (self.exact_zero && q == 0.0);
         let lhs = ee * dd * inv * inv;
-        let finite = sums.iter().all(|v| v.is_finite()) && lhs.is_finite();
-        finite && normal(ee) && normal(dd) && lhs <= self.growth * m2 * mf
+        ee >= floor && dd >= floor && lhs.is_finite() && lhs <= self.growth * m2 * mf
     }
 }

@@ -1,5 +1,5 @@
 //! Backward's run sums for half-precision data in `f32` blocks, about a
-//! shifted `dy` as well as a shifted `x`: the five sums of
+//! shifted `dy` as well as a shifted `x`: the six sums of
 //! [`NarrowGrad`] from one read of `x` and `dy` (contiguous runs).
 //!
 //! Why both shifts: in `f32` a sum loses `2⁻¹⁹` of the magnitudes of its
@@ -18,15 +18,17 @@ use super::runs::{add_narrow, lane, load_acc, narrow_d, next_run, prefetch_input
 use super::{Lane, RunAcc, Simd, RUN_LANES};
 use crate::activation::relu_grad;
 
-/// The sums, in this order: `Σe`, `Σe·d`, `Σd`, `Σe²`, `Σd²`, with
-/// `e = dy − d0` (`dy` masked by the ReLU output first, when it is) and
-/// `d = x − K`.
-pub const NARROW_GRAD_SUMS: usize = 5;
+/// The sums, in this order: `Σe`, `Σe·d`, `Σd`, `Σe²`, `Σd²`,
+/// `Σmax(e, 0)`, with `e = dy − d0` (`dy` masked by the ReLU output first,
+/// when it is) and `d = x − K`. The last tells a channel whose every `e`
+/// is 0 (it and `Σe` both 0: positive terms cannot cancel, negative ones
+/// alone cannot either) from one whose `e²` underflow `f32`.
+pub const NARROW_GRAD_SUMS: usize = 6;
 
 /// The per-lane accumulators of [`grad`].
 pub type NarrowGrad = RunAcc<NARROW_GRAD_SUMS>;
 
-/// The five sums of one run added into `acc` (element `i` into lane
+/// The six sums of one run added into `acc` (element `i` into lane
 /// `i mod 16`), in `f32` blocks of [`NARROW_BLOCK`] iterations each added
 /// into the `f64` lanes, the tail (`len mod 16` values) one more block
 /// per value. `k` is split into `f32` high and low parts as in
@@ -99,12 +101,13 @@ unsafe fn grad_body<
                     if LO {
                         d = S32::sub(d, lv);
                     }
-                    let [se, t, u, ee, dd] = &mut r;
+                    let [se, t, u, ee, dd, pos] = &mut r;
                     se[j] = S32::add(se[j], e);
                     t[j] = S32::fma(e, d, t[j]);
                     u[j] = S32::add(u[j], d);
                     ee[j] = S32::fma(e, e, ee[j]);
                     dd[j] = S32::fma(d, d, dd[j]);
+                    pos[j] = S32::add(pos[j], S32::relu(e));
                 }
                 i += RUN_LANES;
             }
@@ -120,12 +123,15 @@ unsafe fn grad_body<
         }
         let e = g - d0;
         let d = narrow_d::<T, LO>(*v, [hi, lo]);
+        // `relu` as the lanes compute it (NaN kept, `−0` kept).
+        let p = if e < 0.0 { 0.0 } else { e };
         let terms = [
             e,
             e.mul_add(d, 0.0),
             d,
             e.mul_add(e, 0.0),
             d.mul_add(d, 0.0),
+            p,
         ];
         for (a, t) in acc.iter_mut().zip(terms) {
             a[l] += t as f64;

@@ -792,7 +792,7 @@ pub fn runs_grad<T: Lane>(
 }
 
 /// [`runs_grad`] for half-precision data in `f32` blocks
-/// ([`grad_narrow::grad`]): per lane the five sums `Σe`, `Σe·d`, `Σd`,
+/// ([`grad_narrow::grad`]): per lane the six sums `Σe`, `Σe·d`, `Σd`,
 /// `Σe²`, `Σd²` of run `i`, `e = dy − d0[i]` (`dy` masked by `yo` when
 /// given), `d = x − k[i]`, added into `acc[i]`; `next` as in
 /// [`runs_sums`]. `d0` must be values of `T` (exact in `f32`).
