@@ -130,3 +130,16 @@ pub fn bits<T: Element>(v: &[T]) -> Vec<u64> {
 pub fn bits64(v: &[f64]) -> Vec<u64> {
     v.iter().map(|x| x.to_bits()).collect()
 }
+
+/// `got` within `2⁻¹⁹` of `mag` (the sum of the terms' magnitudes) of
+/// `want`: the bound of half data's `f32` block sums (19 bits,
+/// `runs::NARROW_SUM_BITS`; stated here, not read, so a longer block
+/// fails). `what` names the sum in the message.
+#[allow(dead_code)] // Not every test binary sums in blocks.
+pub fn assert_within_blocks(got: f64, want: f64, mag: f64, what: impl std::fmt::Display) {
+    let err = (got - want).abs() / mag;
+    assert!(
+        err <= 2f64.powi(-19),
+        "{what}: off by {err:e} of its magnitude"
+    );
+}
