@@ -50,16 +50,20 @@ impl Params<'_> {
     /// process) — as long as the whole `dx` pass of that shape.
     #[inline(always)]
     fn grad(&self, c: usize, sums: [f64; 3]) -> Grad {
-        let w = self.weight.map_or(1.0, |w| w[c]);
-        coeffs::grad(self.mode, self.m, self.inv[c], w, sums)
+        coeffs::grad(self.mode, self.m, self.inv[c], self.w(c), sums)
     }
 
     /// [`Params::grad`] from sums about a shifted `dy` too
     /// ([`coeffs::grad_shifted`]; batch statistics).
     #[inline(always)]
     fn grad_shifted(&self, c: usize, d0: f32, sums: [f64; 3]) -> Grad {
-        let w = self.weight.map_or(1.0, |w| w[c]);
-        coeffs::grad_shifted(self.m, self.inv[c], w, d0 as f64, sums)
+        coeffs::grad_shifted(self.m, self.inv[c], self.w(c), d0 as f64, sums)
+    }
+
+    /// Channel `c`'s weight (1 without one).
+    #[inline(always)]
+    fn w(&self, c: usize) -> f64 {
+        self.weight.map_or(1.0, |w| w[c])
     }
 }
 
@@ -141,7 +145,7 @@ fn contiguous<T: Lane>(
             .collect(),
         false => Vec::new(),
     };
-    let fn5 = |st: Stretch, acc: &mut [NarrowGrad]| {
+    let f_narrow = |st: Stretch, acc: &mut [NarrowGrad]| {
         let r = st.offset..st.offset + st.runs * s;
         let v = (&x[r.clone()], &dy[r.clone()], yo.map(|yo| &yo[r]));
         let c = st.c..st.c + st.runs;
@@ -151,7 +155,11 @@ fn contiguous<T: Lane>(
         dims,
         pr,
         wide: &f,
-        narrow: narrow.then_some((&fn5, &d0[..], NarrowGradBound::of::<T>(NARROW_SUM_BITS))),
+        narrow: narrow.then_some((
+            &f_narrow,
+            &d0[..],
+            NarrowGradBound::of::<T>(NARROW_SUM_BITS),
+        )),
     };
     let Out { dx, dres } = out;
     if let Some(cpt) = tasks {

@@ -248,7 +248,7 @@ const PREFIX_SHARE: usize = 64;
 /// The prefix is visited in memory order (rows of all channels when
 /// channels-last).
 pub fn shifts<T: Lane>(x: &[T], dims: Dims) -> Vec<f64> {
-    let len = (dims.per_channel() / PREFIX_SHARE).clamp(1, PREFIX);
+    let len = prefix_len(dims);
     let sc = dims.strides3()[1];
     // Offset of channel 0 at each prefix position (n, s), in (n, s) order.
     let base: Vec<usize> = (0..len)
@@ -276,10 +276,14 @@ pub fn shifts_masked<T: Lane>(dy: &[T], yo: Option<&[T]>, dims: Dims) -> Vec<f64
                 dims.strides3()[1] != 1,
                 "shifts_masked: contiguous layout only"
             );
-            let len = (dims.per_channel() / PREFIX_SHARE).clamp(1, PREFIX);
-            shifts_by_blocks(dy, Some(yo), dims, len)
+            shifts_by_blocks(dy, Some(yo), dims, prefix_len(dims))
         }
     }
+}
+
+/// Values in each channel's prefix ([`shifts`]).
+fn prefix_len(dims: Dims) -> usize {
+    (dims.per_channel() / PREFIX_SHARE).clamp(1, PREFIX)
 }
 
 /// Channels per block of [`shifts_by_blocks`]: two 512-bit registers of

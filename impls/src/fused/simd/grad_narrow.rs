@@ -14,9 +14,10 @@
 //! past the bound is summed again in `f64` lanes.
 
 use super::runs::NARROW_BLOCK;
-use super::runs::{add_narrow, lane, load_acc, narrow_d, next_run, prefetch_inputs, store_acc};
+use super::runs::{add_narrow, lane, load_acc, narrow_d, narrow_shift, next_run};
+use super::runs::{prefetch_inputs, store_acc};
 use super::{Lane, RunAcc, Simd, RUN_LANES};
-use crate::activation::relu_grad;
+use crate::activation::{relu, relu_grad};
 
 /// The sums, in this order: `Σe`, `Σe·d`, `Σd`, `Σe²`, `Σd²`,
 /// `Σmax(e, 0)`, with `e = dy − d0` (`dy` masked by the ReLU output first,
@@ -46,8 +47,7 @@ pub unsafe fn grad<S: Simd<E = f64>, S32: Simd<E = f32>, T: Lane, const MASK: bo
     (k, d0): (f64, f32),
     acc: &mut NarrowGrad,
 ) {
-    let hi = k as f32;
-    let lo = (k - hi as f64) as f32;
+    let [hi, lo] = narrow_shift(k);
     // SAFETY: forwarded contract.
     unsafe {
         if lo == 0.0 {
@@ -123,8 +123,8 @@ unsafe fn grad_body<
         }
         let e = g - d0;
         let d = narrow_d::<T, LO>(*v, [hi, lo]);
-        // `relu` as the lanes compute it (NaN kept, `−0` kept).
-        let p = if e < 0.0 { 0.0 } else { e };
+        // `relu` as the lanes compute it (exact in `f64`: NaN and `−0` kept).
+        let p = relu(e as f64) as f32;
         let terms = [
             e,
             e.mul_add(d, 0.0),

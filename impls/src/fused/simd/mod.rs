@@ -793,7 +793,7 @@ pub fn runs_grad<T: Lane>(
 
 /// [`runs_grad`] for half-precision data in `f32` blocks
 /// ([`grad_narrow::grad`]): per lane the six sums `Σe`, `Σe·d`, `Σd`,
-/// `Σe²`, `Σd²` of run `i`, `e = dy − d0[i]` (`dy` masked by `yo` when
+/// `Σe²`, `Σd²`, `Σmax(e, 0)` of run `i`, `e = dy − d0[i]` (`dy` masked by `yo` when
 /// given), `d = x − k[i]`, added into `acc[i]`; `next` as in
 /// [`runs_sums`]. `d0` must be values of `T` (exact in `f32`).
 pub fn runs_grad_narrow<T: Lane>(

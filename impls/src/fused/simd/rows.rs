@@ -178,10 +178,13 @@ pub unsafe fn sums_narrow<S: Simd<E = f64>, S32: Simd<E = f32>, T: Lane, const N
     k: &[f64],
     s: [&mut [f64]; 2],
 ) {
-    let hi: Vec<f32> = k.iter().map(|&v| v as f32).collect();
-    let lo: Vec<f32> = (k.iter().zip(&hi))
-        .map(|(&v, &h)| (v - h as f64) as f32)
-        .collect();
+    let (hi, lo): (Vec<f32>, Vec<f32>) = k
+        .iter()
+        .map(|&v| {
+            let [h, l] = super::runs::narrow_shift(v);
+            (h, l)
+        })
+        .unzip();
     // SAFETY: forwarded contract; `hi` and `lo` have k.len() lanes.
     unsafe {
         if lo.iter().all(|&v| v == 0.0) {

@@ -161,8 +161,7 @@ pub unsafe fn sums_narrow<S: Simd<E = f64>, S32: Simd<E = f32>, T: Lane>(
     k: f64,
     acc: &mut RunAcc<2>,
 ) {
-    let hi = k as f32;
-    let lo = (k - hi as f64) as f32;
+    let [hi, lo] = narrow_shift(k);
     // SAFETY: forwarded contract.
     unsafe {
         if lo == 0.0 {
@@ -215,6 +214,15 @@ unsafe fn sums_narrow_body<S: Simd<E = f64>, S32: Simd<E = f32>, T: Lane, const 
         acc[0][l] += d as f64;
         acc[1][l] += d.mul_add(d, 0.0) as f64;
     }
+}
+
+/// A shift `k` as the `f32` blocks subtract it: `[k_hi, k_lo]` with
+/// `k_hi = f32(k)` and `k_lo = f32(k − k_hi)` (0 for a shift that is a
+/// data value, so the kernels skip it).
+#[inline(always)]
+pub fn narrow_shift(k: f64) -> [f32; 2] {
+    let hi = k as f32;
+    [hi, (k - hi as f64) as f32]
 }
 
 /// `x − k_hi [− k_lo]` of one value in `f32`, as one lane of the `f32`
