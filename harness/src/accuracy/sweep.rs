@@ -384,6 +384,60 @@ mod tests {
         assert!(worst("naive", 1e6) > 1e-2, "{}", worst("naive", 1e6));
     }
 
+    /// Worst `max_ulp_err` of `op` per implementation over `rows`.
+    fn worst_ulps(rows: &[AccuracyRow], imp: &str, op: &str) -> f64 {
+        rows.iter()
+            .filter(|r| r.imp == imp && r.op == op)
+            .map(|r| r.max_ulp_err)
+            .fold(0.0, f64::max)
+    }
+
+    /// At N·S = 2 exact `grad_input` is only about `ε/σ²` of its terms, so
+    /// any error in the terms shows; `f32` data in `f64` lanes still round
+    /// each `dx` once, at every offset. Fails if channels-last/(N, C)
+    /// backward folds the shift into `dx`'s constant under eval's `2^24`
+    /// bound (26–96 ulps at offsets 1e5–1e6, measured) instead of
+    /// `coeffs::DX_FOLD_RATIO`.
+    #[test]
+    fn f32_grad_input_is_rounded_once_where_it_cancels() {
+        let grid = Grid {
+            offset_ratios: (0..=8).map(|k| 10f64.powi(k)).collect(),
+            n_per_channel: vec![2, 100],
+            scales: vec![1.0, 1e15],
+        };
+        let impls =
+            ["welford", "parallel", "fused"].map(|n| bn_impls::registry::by_name(n).unwrap());
+        let rows = run(&grid, &[DType::F32], &impls, 1, &|_, _| {}).unwrap();
+        for imp in ["welford", "parallel", "fused"] {
+            for op in ["y", "grad_input"] {
+                let w = worst_ulps(&rows, imp, op);
+                assert!(w <= 1.0, "{imp} f32 {op}: {w} ulps");
+            }
+        }
+    }
+
+    /// Half data compute `dx` in `f32` lanes, so where it cancels (N·S = 2)
+    /// the terms' `f32` roundings show as ulps of the output: without the
+    /// shift's fold, 10.7 `bf16` ulps and 1.8 `f16` ulps at offset 3 (seed
+    /// 1, measured). The fold must add little to that; under eval's bound
+    /// (`2^10` `bf16`, `2^7` `f16`) it gave 22.6 `f16` ulps at offset 10.
+    #[test]
+    fn half_grad_input_keeps_near_the_unfolded_error_where_it_cancels() {
+        let grid = Grid {
+            offset_ratios: vec![1.0, 3.0, 10.0, 30.0, 100.0, 1000.0],
+            n_per_channel: vec![2],
+            scales: vec![1.0],
+        };
+        let fused = [bn_impls::registry::by_name("fused").unwrap()];
+        let rows = run(&grid, &[DType::BF16, DType::F16], &fused, 1, &|_, _| {}).unwrap();
+        for (dtype, bound) in [("f16", 4.0), ("bf16", 16.0)] {
+            let mine: Vec<AccuracyRow> =
+                rows.iter().filter(|r| r.dtype == dtype).cloned().collect();
+            let w = worst_ulps(&mine, "fused", "grad_input");
+            assert!(w <= bound, "fused {dtype} grad_input: {w} ulps > {bound}");
+        }
+    }
+
     #[test]
     fn grid_points_and_caps() {
         let g = Grid::quick();

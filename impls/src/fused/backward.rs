@@ -390,12 +390,12 @@ fn channels_last<T: Lane>(
 
 /// `kc − kx·K` per channel (`c = [kd, kx, kc]`), the channels-last `dx`
 /// pass's shift folded into its constant ([`RowsDx::Folded`]: one
-/// coefficient stream fewer), where [`coeffs::folds`] bounds the fold's
+/// coefficient stream fewer), where [`coeffs::folds_dx`] bounds the fold's
 /// error and every folded coefficient is finite; `None` keeps the shift,
 /// so a NaN or infinite channel (`inv = ∞`) gets `f64`'s NaNs and
 /// infinities element by element, as before the fold.
 fn folded_kc<T: Lane>(pr: &Params<'_>, [kd, kx, kc]: [&[f64]; 3]) -> Option<Vec<f64>> {
-    if !coeffs::folds::<T>(pr.mean, pr.sd) {
+    if !coeffs::folds_dx::<T>(pr.mean, pr.sd) {
         return None;
     }
     let out: Vec<f64> = (0..kc.len()).map(|c| kc[c] - kx[c] * pr.mean[c]).collect();

@@ -113,14 +113,34 @@ pub fn fold_ratio<T: Element>() -> Option<f64> {
 }
 
 /// Whether every channel's shift `k` is within [`fold_ratio`] standard
-/// deviations `sd` of 0 (`|k| ≤ r·sd`), so a pass may fold the shift into
-/// its constant term: channels-last eval's `y = x·a + (c − k·a)` and
-/// backward's `dx = kd·dy + kx·x + (kc − kx·k)`. For `dx` the fold's error
-/// is `|kx·k|` times the lanes' rounding, and `|kx|·sd ≤ |kd|·sd(dy)` (the
-/// covariance of `dy` and `x` is at most `sd(dy)·sd`), so at the scale of
-/// `kd·dy` the bound is eval's with `w` replaced by `kd·sd(dy)`.
+/// deviations `sd` of 0 (`|k| ≤ r·sd`), so the normalize pass may fold the
+/// shift into its constant term: channels-last eval's `y = x·a + (c − k·a)`.
 pub fn folds<T: Element>(k: &[f64], sd: &[f64]) -> bool {
-    fold_ratio::<T>().is_some_and(|r| k.iter().zip(sd).all(|(k, s)| k.abs() <= r * s))
+    fold_ratio::<T>().is_some_and(|r| within(k, sd, r))
+}
+
+/// The largest `|K|/σ` for which backward folds the shift into `dx`'s
+/// constant ([`folds_dx`]), on top of [`fold_ratio`]. Unlike `y`, `dx` can
+/// be far smaller than its terms: where `dy` is nearly affine in `x` —
+/// always at N·S = 2, or `dy = y`, the gradient of `½‖y‖²` — exact `dx` is
+/// about `ε/σ²` of `kd·dy`. The fold's error `(|K|/σ)·u·|kd|·sd(dy)` (`u`
+/// the lanes' rounding; `|kx|·σ ≤ |kd|·sd(dy)`, the covariance bound) is
+/// then measured against that small `dx`, where the unfolded form errs by
+/// about `2u·|kd|·sd(dy)`. Sixteen keeps the fold within 8× of the unfolded
+/// error. [`fold_ratio`]'s `2^24` alone cost `f32` `dx` 26–96 ulps at N·S =
+/// 2 and `|K|/σ` = 10⁵–10⁶ (`bnh accuracy`, 2026-12-04; unfolded: ≤ 0.5).
+pub const DX_FOLD_RATIO: f64 = 16.0;
+
+/// Whether every channel's shift `k` is within `min(`[`fold_ratio`]`,`
+/// [`DX_FOLD_RATIO`]`)` standard deviations `sd` of 0, so the backward
+/// `dx` pass may fold it: `dx = kd·dy + kx·x + (kc − kx·k)`.
+pub fn folds_dx<T: Element>(k: &[f64], sd: &[f64]) -> bool {
+    fold_ratio::<T>().is_some_and(|r| within(k, sd, r.min(DX_FOLD_RATIO)))
+}
+
+/// `|k| ≤ r·sd` for every channel (false for a NaN `k` or `sd`).
+fn within(k: &[f64], sd: &[f64], r: f64) -> bool {
+    k.iter().zip(sd).all(|(k, s)| k.abs() <= r * s)
 }
 
 /// One channel's backward coefficients:

@@ -20,8 +20,9 @@
 //! - **Backward**: `Σdy`, `Σdy·(x − μ)`, `Σ(x − μ)` in one read (the last
 //!   recovers the rounding error of the `f64` mean), then `dx`; with fixed
 //!   statistics `dx = w·inv·dy` never reads `x`. Channels-last `dx` folds
-//!   the shift into its constant under the normalize pass's bound
-//!   ([`coeffs::folds`]): `dx = kd·dy + kx·x + (kc − kx·K)`.
+//!   the shift into its constant while `|K|/σ ≤ 16`, tighter than the
+//!   normalize pass's bound because `dx` can cancel far below its terms
+//!   ([`coeffs::folds_dx`]): `dx = kd·dy + kx·x + (kc − kx·K)`.
 //! - **Precision**: statistics and reductions in `f64` (half-precision
 //!   train: `f32` blocks of 32 values or rows per lane added into `f64`
 //!   lanes, [`simd::runs::sums_narrow`], [`simd::rows::sums_narrow`]); the element-wise passes in

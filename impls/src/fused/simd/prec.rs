@@ -289,7 +289,7 @@ pub enum RowsDx {
     /// `dx = kd[l]·dy + kx[l]·(x − k[l]) + kc[l]`, `[k, kd, kx, kc]`.
     Shifted(RowCoeffs<4>),
     /// `dx = kd[l]·dy + kx[l]·x + kc[l]`, `[kd, kx, kc]`: the shift folded
-    /// into `kc` (`kc − kx·k`, within `coeffs::folds`), one stream fewer
+    /// into `kc` (`kc − kx·k`, within `coeffs::folds_dx`), one stream fewer
     /// for the pass to load (2026-12-03, EPYC VM, 1 thread: (N, C) 256×1024
     /// `f32` backward 0.82–0.96× the time, channels-last 64×512×7×7
     /// 0.70–0.95×).
