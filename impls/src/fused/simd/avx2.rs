@@ -95,7 +95,21 @@ static BLEND32: [i32; 16] = [0, 0, 0, 0, 0, 0, 0, 0, -1, -1, -1, -1, -1, -1, -1,
 
 /// Row-reduction column blocks sized for the 16 ymm registers.
 const SUM_BLOCK: usize = 4;
-const GRAD_BLOCK: usize = 2;
+/// Backward sums of rows of 1 KiB or more ([`super::rows::LONG_ROW_BYTES`]):
+/// four registers of `f64` lanes, 16 `f32` values, one whole cache line of
+/// each array per row visit. Two registers (half a line) ran those sums at
+/// L2's pace: a tile's rows lie 4 KiB apart in 256×1024 `f32`, all in one
+/// L1 set, so a line was evicted before its second half was read (`perf
+/// annotate`: the loads' `vcvtps2pd` held 60% of `rows_grad`). With four,
+/// the 12 accumulators stay in registers and the shifts are read from L1 as
+/// memory operands: 256×1024 `f32` backward 0.72–0.85× the time, `f64`
+/// 0.79×, 4096×4096 `f32` 0.87–0.92× (AMD EPYC Zen 2 VM, AVX2, 1 thread,
+/// alternated rounds, three sittings).
+const GRAD_BLOCK: usize = 4;
+/// Shorter rows keep two registers: 32×200×14×14 channels-last `f32`
+/// backward took 1.07–1.15× the time with four (three sittings), and a tile
+/// of short rows stays in L1 anyway.
+const GRAD_BLOCK_SHORT: usize = 2;
 
 impl Simd for Avx2 {
     const W: usize = 4;
@@ -278,7 +292,7 @@ super::level_kernels!(#[target_feature(enable = "avx2,fma,f16c")], Avx2, Avx2F32
 
 /// The level's kernels with non-temporal data stores ([`super::nt`]).
 pub mod nt {
-    use super::{Avx2, Avx2F32, GRAD_BLOCK, SUM_BLOCK};
+    use super::{Avx2, Avx2F32, GRAD_BLOCK, GRAD_BLOCK_SHORT, SUM_BLOCK};
     use crate::fused::simd::nt::Nt;
     crate::fused::simd::level_kernels!(
         #[target_feature(enable = "avx2,fma,f16c")],

@@ -41,6 +41,8 @@ pub struct Avx512;
 /// backward f32 17.3 → 15.5 ms, 1 thread, 2-core EPYC VM).
 const SUM_BLOCK: usize = 8;
 const GRAD_BLOCK: usize = 8;
+/// The same for rows shorter than [`super::rows::LONG_ROW_BYTES`].
+const GRAD_BLOCK_SHORT: usize = 8;
 
 impl Simd for Avx512 {
     const W: usize = 8;
@@ -275,7 +277,7 @@ super::level_kernels!(
 /// are routed here (`simd::dispatch_store!`), everything else runs the
 /// level's plain kernels.
 pub mod bf16 {
-    use super::{Avx512, Avx512F32, GRAD_BLOCK, SUM_BLOCK};
+    use super::{Avx512, Avx512F32, GRAD_BLOCK, GRAD_BLOCK_SHORT, SUM_BLOCK};
     crate::fused::simd::level_kernels!(
         #[target_feature(enable = "avx512f,avx512dq,avx512bf16,avx2,fma,f16c")],
         Avx512,
@@ -284,7 +286,7 @@ pub mod bf16 {
 
     /// The same with non-temporal data stores ([`super::super::nt`]).
     pub mod nt {
-        use super::super::{Avx512, Avx512F32, GRAD_BLOCK, SUM_BLOCK};
+        use super::super::{Avx512, Avx512F32, GRAD_BLOCK, GRAD_BLOCK_SHORT, SUM_BLOCK};
         use crate::fused::simd::nt::Nt;
         crate::fused::simd::level_kernels!(
             #[target_feature(enable = "avx512f,avx512dq,avx512bf16,avx2,fma,f16c")],
@@ -296,7 +298,7 @@ pub mod bf16 {
 
 /// The level's kernels with non-temporal data stores ([`super::nt`]).
 pub mod nt {
-    use super::{Avx512, Avx512F32, GRAD_BLOCK, SUM_BLOCK};
+    use super::{Avx512, Avx512F32, GRAD_BLOCK, GRAD_BLOCK_SHORT, SUM_BLOCK};
     use crate::fused::simd::nt::Nt;
     crate::fused::simd::level_kernels!(
         #[target_feature(enable = "avx512f,avx2,fma,f16c")],

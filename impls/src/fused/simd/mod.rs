@@ -600,7 +600,7 @@ macro_rules! level_kernels {
         /// The CPU has the level's features; lengths as checked in `simd::rows_grad`.
         #[$attr]
         pub unsafe fn rows_grad<T: Lane>(x: &[T], dy: &[T], k: &[f64], s: [&mut [f64]; 3]) {
-            rows::grad::<$S, T, { GRAD_BLOCK }, false>(x, dy, dy, k, s)
+            rows::grad::<$S, T, { GRAD_BLOCK }, { GRAD_BLOCK_SHORT }, false>(x, dy, dy, k, s)
         }
         /// # Safety
         /// The CPU has the level's features; lengths as checked in `simd::rows_grad_relu`.
@@ -612,7 +612,7 @@ macro_rules! level_kernels {
             k: &[f64],
             s: [&mut [f64]; 3],
         ) {
-            rows::grad::<$S, T, { GRAD_BLOCK }, true>(x, dy, yo, k, s)
+            rows::grad::<$S, T, { GRAD_BLOCK }, { GRAD_BLOCK_SHORT }, true>(x, dy, yo, k, s)
         }
         /// # Safety
         /// The CPU has the level's features; lengths as checked in `simd::rows_affine_post`.

@@ -37,9 +37,10 @@ const TILE_BYTES: usize = 16 << 10;
 /// traffic: the backward sums of 1024- and 4096-lane `f32` rows took 10–13
 /// cycles per register of 8 lanes with 2-row tiles and 6–9 with 8 rows
 /// (AVX-512, in-cache microbenchmark, variants interleaved, 2-core Xeon
-/// VM). AVX-512's column blocks are whole cache lines, so a tile larger
-/// than L1 costs no extra reads there (AVX2's `grad` blocks are half lines:
-/// the other half comes from L2 at worst).
+/// VM). Column blocks of `f32` data are whole cache lines at every level
+/// (AVX2's `grad` blocks were half lines until the Zen 2 VM showed what
+/// that costs: see `avx2::GRAD_BLOCK`), so a tile larger than L1 costs no
+/// extra reads.
 const MIN_TILE_ROWS: usize = 8;
 
 /// Where a reduction over rows of `l` lanes prefetches `v` ([`nt::prefetch`]):
@@ -63,6 +64,10 @@ fn block_cols(l: usize, bw: usize) -> usize {
 
 /// `Σd`, `Σd²` (`d = x − k[l]`) per lane, added into `s`.
 ///
+/// Columns go in blocks of `NB` registers, then single registers, then the
+/// last lanes short of a register row by row; every lane still adds its
+/// rows in row order, so the split changes no bit.
+///
 /// # Safety
 /// The CPU has `S`'s features; `s[i].len() == k.len() > 0`.
 #[inline(always)]
@@ -73,6 +78,7 @@ pub unsafe fn sums<S: Simd<E = f64>, T: Lane, const NB: usize>(
 ) {
     let (l, [s1, s2]) = (k.len(), s);
     let (full, cols) = (x.len() / l, block_cols(k.len(), NB * S::W));
+    let ones = block_cols(k.len(), S::W);
     let pf = ahead::<S, T>(l, x);
     for tile in x[..full * l].chunks(tile_rows::<T>(l) * l) {
         for c0 in (0..cols).step_by(NB * S::W) {
@@ -80,11 +86,16 @@ pub unsafe fn sums<S: Simd<E = f64>, T: Lane, const NB: usize>(
             // SAFETY: c0 + NB·W <= cols <= l; the tile is whole rows of l; features by contract.
             unsafe { sums_block::<S, T, NB>(tile, pf, c0, k, st) };
         }
-        if cols < l {
+        for c0 in (cols..ones).step_by(S::W) {
+            let st = [&mut *s1, &mut *s2];
+            // SAFETY: c0 + W <= ones <= l; the tile is whole rows of l; features by contract.
+            unsafe { sums_block::<S, T, 1>(tile, pf, c0, k, st) };
+        }
+        if ones < l {
             for row in tile.chunks_exact(l) {
-                let st = [&mut s1[cols..], &mut s2[cols..]];
-                // SAFETY: the slices are equally long (l − cols); features by contract.
-                unsafe { sums_lanes::<S, T>(&row[cols..], &k[cols..], st) };
+                let st = [&mut s1[ones..], &mut s2[ones..]];
+                // SAFETY: the slices are equally long (l − ones); features by contract.
+                unsafe { sums_lanes::<S, T>(&row[ones..], &k[ones..], st) };
             }
         }
     }
@@ -342,13 +353,50 @@ unsafe fn narrow_lanes<S32: Simd<E = f32>, T: Lane, const LO: bool>(
 
 /// `Σdy`, `Σdy·(x − k[l])`, `Σ(x − k[l])` per lane, added into `s`; with
 /// `MASK`, `dy` is masked by the ReLU output `yo` in the same read (`yo`
-/// is not read without).
+/// is not read without). Rows of at least [`LONG_ROW_BYTES`] take column
+/// blocks of `NB` registers, shorter rows of `NS` (see `avx2::GRAD_BLOCK`).
 ///
 /// # Safety
 /// The CPU has `S`'s features; `dy.len() == yo.len() == x.len()`,
 /// `s[i].len() == k.len() > 0`.
 #[inline(always)]
-pub unsafe fn grad<S: Simd<E = f64>, T: Lane, const NB: usize, const MASK: bool>(
+pub unsafe fn grad<
+    S: Simd<E = f64>,
+    T: Lane,
+    const NB: usize,
+    const NS: usize,
+    const MASK: bool,
+>(
+    x: &[T],
+    dy: &[T],
+    yo: &[T],
+    k: &[f64],
+    s: [&mut [f64]; 3],
+) {
+    // SAFETY: the caller's contract, passed on.
+    unsafe {
+        if k.len() * std::mem::size_of::<T>() >= LONG_ROW_BYTES {
+            grad_blocks::<S, T, NB, MASK>(x, dy, yo, k, s)
+        } else {
+            grad_blocks::<S, T, NS, MASK>(x, dy, yo, k, s)
+        }
+    }
+}
+
+/// Row length from which [`grad`] takes its wide column blocks: rows 1 KiB
+/// apart or more put a tile's lines in a few L1 sets (4 KiB apart: one).
+pub const LONG_ROW_BYTES: usize = 1 << 10;
+
+/// [`grad`] in column blocks of `NB` registers. Columns are split as in
+/// [`sums`]: a tail of whole registers stays in registers (before, a
+/// 32-lane tail of AVX-512's 64-lane blocks kept its accumulators in
+/// memory, row by row).
+///
+/// # Safety
+/// The CPU has `S`'s features; `dy.len() == yo.len() == x.len()`,
+/// `s[i].len() == k.len() > 0`.
+#[inline(always)]
+unsafe fn grad_blocks<S: Simd<E = f64>, T: Lane, const NB: usize, const MASK: bool>(
     x: &[T],
     dy: &[T],
     yo: &[T],
@@ -357,6 +405,7 @@ pub unsafe fn grad<S: Simd<E = f64>, T: Lane, const NB: usize, const MASK: bool>
 ) {
     let (l, [s1, s2, s3]) = (k.len(), s);
     let (full, cols) = (x.len() / l, block_cols(k.len(), NB * S::W));
+    let ones = block_cols(k.len(), S::W);
     let tl = (tile_rows::<T>(l) / 2).max(MIN_TILE_ROWS) * l; // two arrays per tile
     let tiles = x[..full * l].chunks(tl).zip(dy[..full * l].chunks(tl));
     let ends = [x, dy, yo].map(|v| ahead::<S, T>(l, v));
@@ -366,13 +415,18 @@ pub unsafe fn grad<S: Simd<E = f64>, T: Lane, const NB: usize, const MASK: bool>
             // SAFETY: c0 + NB·W <= cols <= l; tiles are whole rows; features by contract.
             unsafe { grad_block::<S, T, NB, MASK>([tx, tg, to], ends, c0, k, st) };
         }
-        if cols < l {
+        for c0 in (cols..ones).step_by(S::W) {
+            let st = [&mut *s1, &mut *s2, &mut *s3];
+            // SAFETY: c0 + W <= ones <= l; tiles are whole rows; features by contract.
+            unsafe { grad_block::<S, T, 1, MASK>([tx, tg, to], ends, c0, k, st) };
+        }
+        if ones < l {
             let rows = tx.chunks_exact(l).zip(tg.chunks_exact(l));
             for ((rx, rg), ro) in rows.zip(to.chunks_exact(l)) {
-                let st = [&mut s1[cols..], &mut s2[cols..], &mut s3[cols..]];
-                let v = [&rx[cols..], &rg[cols..], &ro[cols..]];
-                // SAFETY: all slices have l − cols elements; features by contract.
-                unsafe { grad_lanes::<S, T, MASK>(v, &k[cols..], st) };
+                let st = [&mut s1[ones..], &mut s2[ones..], &mut s3[ones..]];
+                let v = [&rx[ones..], &rg[ones..], &ro[ones..]];
+                // SAFETY: all slices have l − ones elements; features by contract.
+                unsafe { grad_lanes::<S, T, MASK>(v, &k[ones..], st) };
             }
         }
     }

@@ -11,6 +11,8 @@ pub struct Scalar;
 /// Row-reduction column block (lanes kept in registers across a row tile).
 const SUM_BLOCK: usize = 8;
 const GRAD_BLOCK: usize = 4;
+/// The same for rows shorter than [`super::rows::LONG_ROW_BYTES`].
+const GRAD_BLOCK_SHORT: usize = 4;
 
 impl Simd for Scalar {
     const W: usize = 1;
