@@ -102,9 +102,10 @@ const SUM_BLOCK: usize = 4;
 /// L1 set, so a line was evicted before its second half was read (`perf
 /// annotate`: the loads' `vcvtps2pd` held 60% of `rows_grad`). With four,
 /// the 12 accumulators stay in registers and the shifts are read from L1 as
-/// memory operands: 256×1024 `f32` backward 0.72–0.85× the time, `f64`
-/// 0.79×, 4096×4096 `f32` 0.87–0.92× (AMD EPYC Zen 2 VM, AVX2, 1 thread,
-/// alternated rounds, three sittings).
+/// memory operands: 256×1024 `f32` backward 0.72–0.99× the time (paired
+/// geometric means of five sittings; ReLU backward 0.67–0.76×), 4096×4096
+/// 0.87–0.92×, `f64` within noise (AMD EPYC Zen 2 VM, AVX2, 1 thread,
+/// builds alternated).
 const GRAD_BLOCK: usize = 4;
 /// Shorter rows keep two registers: 32×200×14×14 channels-last `f32`
 /// backward took 1.07–1.15× the time with four (three sittings), and a tile
