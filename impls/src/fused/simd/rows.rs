@@ -37,10 +37,11 @@ const TILE_BYTES: usize = 16 << 10;
 /// traffic: the backward sums of 1024- and 4096-lane `f32` rows took 10–13
 /// cycles per register of 8 lanes with 2-row tiles and 6–9 with 8 rows
 /// (AVX-512, in-cache microbenchmark, variants interleaved, 2-core Xeon
-/// VM). Column blocks of `f32` data are whole cache lines at every level
-/// (AVX2's `grad` blocks were half lines until the Zen 2 VM showed what
-/// that costs: see `avx2::GRAD_BLOCK`), so a tile larger than L1 costs no
-/// extra reads.
+/// VM). A tile larger than L1 costs no extra reads where a column block is
+/// whole cache lines (AVX-512's; AVX2's `sums`, and its `grad` on rows of
+/// [`LONG_ROW_BYTES`] or more). AVX2's `grad` on shorter rows reads half
+/// lines of `f32` data, whose tiles stay in L1; on long rows half lines
+/// cost L2 reads (see `avx2::GRAD_BLOCK`).
 const MIN_TILE_ROWS: usize = 8;
 
 /// Where a reduction over rows of `l` lanes prefetches `v` ([`nt::prefetch`]):
