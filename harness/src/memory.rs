@@ -6,7 +6,7 @@
 //! point needs up front and compare them with a budget: `--max-memory`, or
 //! the memory the OS reports available (`MemAvailable` in `/proc/meminfo` on
 //! Linux). Where the OS reports nothing the check is skipped and buffers are
-//! still allocated fallibly ([`try_zeroed`]), so a failure is an error too.
+//! still allocated fallibly ([`PageAligned::try_new`]), so a failure is an error too.
 
 use crate::error::{Error, Result};
 
@@ -126,17 +126,102 @@ pub fn human(bytes: u64) -> String {
     }
 }
 
-/// A vector of `len` copies of `value`, or an error instead of the abort
-/// `vec![value; len]` gives when the allocation fails.
-pub fn try_zeroed<T: Clone>(value: T, len: usize, what: &str) -> Result<Vec<T>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(len).map_err(|_| {
-        Error::Usage(format!(
-            "cannot allocate {what} ({len} values): not enough memory; use a smaller size"
-        ))
-    })?;
-    v.resize(len, value);
-    Ok(v)
+/// Alignment of [`PageAligned`] buffers: one page.
+pub const PAGE: usize = 4096;
+
+/// `len` copies of a plain value in a page-aligned allocation.
+///
+/// Why: a benchmark's buffers should sit where a framework's tensors sit,
+/// and in the same place on every run. From `Vec`, where they land depends
+/// on the allocator's history: glibc serves a block of more than 128 KiB
+/// from its own mapping (at offset 16 of a page) until the first such block
+/// is freed, and from the heap after that (raising its threshold, up to 32
+/// MiB), where two blocks of whole pages sit 16 bytes apart in page offset.
+/// A streaming pass whose output is 16 bytes past its input in page offset
+/// stalls on 4K aliasing (`bn_impls::fused::simd::nt::aliased`), so the
+/// same cell measured differently as a process's first and second. PyTorch
+/// aligns tensors to 64 bytes, and its large ones are mappings of their
+/// own; page-aligned buffers put every input and output at the same page
+/// offset, as there, whatever ran before.
+pub struct PageAligned<T> {
+    ptr: std::ptr::NonNull<T>,
+    len: usize,
+}
+
+// SAFETY: a `PageAligned<T>` owns its elements exclusively, as a `Vec<T>`
+// does: sending or sharing it is sending or sharing `T`s.
+unsafe impl<T: Send> Send for PageAligned<T> {}
+// SAFETY: as above; `&PageAligned<T>` only hands out `&[T]`.
+unsafe impl<T: Sync> Sync for PageAligned<T> {}
+
+impl<T> PageAligned<T> {
+    /// A page, or `T`'s own alignment if that is larger.
+    const ALIGN: usize = if PAGE > std::mem::align_of::<T>() {
+        PAGE
+    } else {
+        std::mem::align_of::<T>()
+    };
+}
+
+impl<T: Copy> PageAligned<T> {
+    /// `len` copies of `value`, every page written (so none faults in a timed
+    /// call), or an error instead of an abort when the allocation fails.
+    pub fn try_new(value: T, len: usize, what: &str) -> Result<Self> {
+        let oom = || {
+            Error::Usage(format!(
+                "cannot allocate {what} ({len} values): not enough memory; use a smaller size"
+            ))
+        };
+        let bytes = len.checked_mul(std::mem::size_of::<T>()).ok_or_else(oom)?;
+        if bytes == 0 {
+            return Ok(PageAligned {
+                ptr: std::ptr::NonNull::dangling(),
+                len,
+            });
+        }
+        let layout = std::alloc::Layout::from_size_align(bytes, Self::ALIGN).map_err(|_| oom())?;
+        // SAFETY: `layout` has a nonzero size.
+        let raw = unsafe { std::alloc::alloc(layout) }.cast::<T>();
+        let ptr = std::ptr::NonNull::new(raw).ok_or_else(oom)?;
+        for i in 0..len {
+            // SAFETY: the allocation holds `len` values of `T`, aligned to a
+            // page (a multiple of `T`'s alignment); `i < len`.
+            unsafe { ptr.as_ptr().add(i).write(value) };
+        }
+        Ok(PageAligned { ptr, len })
+    }
+}
+
+impl<T> std::ops::Deref for PageAligned<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        // SAFETY: `ptr` holds `len` initialized values (`try_new`), or is
+        // dangling and aligned with zero bytes to read.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T> std::ops::DerefMut for PageAligned<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        // SAFETY: as `deref`, and `&mut self` borrows the values exclusively.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T> Drop for PageAligned<T> {
+    fn drop(&mut self) {
+        let bytes = self.len * std::mem::size_of::<T>();
+        if bytes == 0 {
+            return;
+        }
+        // SAFETY: nonzero `bytes` means `try_new` allocated with exactly this
+        // layout (it was valid then); `T: Copy` in `try_new`, so there is
+        // nothing to drop in place.
+        unsafe {
+            let layout = std::alloc::Layout::from_size_align_unchecked(bytes, Self::ALIGN);
+            std::alloc::dealloc(self.ptr.as_ptr().cast(), layout)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -172,6 +257,35 @@ mod tests {
             m.contains("3.0 GiB") && m.contains("1.0 GiB") && m.contains("smaller --shapes"),
             "{m}"
         );
-        assert!(try_zeroed(0u8, usize::MAX / 2, "x").is_err());
+    }
+
+    /// Page-aligned buffers start on a page, hold their values, take writes,
+    /// and refuse sizes no allocation can hold with an error.
+    #[test]
+    fn page_aligned_buffers_start_on_a_page() {
+        for len in [1, 3, 1000, 300_000] {
+            let mut v = PageAligned::try_new(1.5f32, len, "x").unwrap();
+            assert_eq!(v.as_ptr() as usize % PAGE, 0, "len {len}");
+            assert_eq!(v.len(), len);
+            assert!(v.iter().all(|&e| e == 1.5));
+            v[len - 1] = 2.0;
+            assert_eq!(v[len - 1], 2.0);
+        }
+        let empty = PageAligned::try_new(0f64, 0, "x").unwrap();
+        assert!(empty.is_empty());
+        for len in [
+            usize::MAX / 2,
+            usize::MAX / 8 + 1,
+            isize::MAX as usize / 8,
+            1 << 40,
+        ] {
+            let e = PageAligned::try_new(0f64, len, "the y buffer")
+                .err()
+                .unwrap();
+            assert!(
+                e.to_string().contains("cannot allocate the y buffer"),
+                "{e}"
+            );
+        }
     }
 }

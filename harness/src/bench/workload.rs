@@ -4,7 +4,10 @@
 //! Every buffer (inputs, outputs, statistics, the memcpy destination) is
 //! allocated and filled once, before timing, so a timed call measures the
 //! kernel writing into memory that is already mapped — the like-for-like
-//! comparison with a preallocated memcpy. The validated problem struct
+//! comparison with a preallocated memcpy. The tensors are page-aligned
+//! ([`PageAligned`]): every input and output at one page offset, as
+//! PyTorch's large tensors are, whatever cells ran before in the process.
+//! The validated problem struct
 //! (`TrainForward::new` etc.) borrows the buffers mutably and is consumed by
 //! the kernel, so it is rebuilt on each call; its checks are O(1) (shape and
 //! stride classification, length comparisons) and are part of what a user
@@ -13,7 +16,7 @@
 use super::grid::BenchPoint;
 use super::roofline::{self, Copy};
 use crate::data::Rng;
-use crate::memory::try_zeroed;
+use crate::memory::PageAligned;
 use bn_impls::{
     kernel, Affine, Backward, BackwardRelu, DType, Dims, Element, EvalForward, EvalRelu, ForDtype,
     GradMode, Implementation, TrainForward, TrainRelu,
@@ -144,15 +147,15 @@ pub const EPS: f64 = 1e-5;
 /// Buffers for one benchmarked tensor in one element type.
 pub struct Buffers<T> {
     dims: Dims,
-    x: Vec<T>,
-    y: Vec<T>,
-    dy: Vec<T>,
-    dx: Vec<T>,
+    x: PageAligned<T>,
+    y: PageAligned<T>,
+    dy: PageAligned<T>,
+    dx: PageAligned<T>,
     /// The residual of the add-relu ops, and its gradient (empty unless
     /// the sweep times one of them).
-    residual: Vec<T>,
-    grad_residual: Vec<T>,
-    copy_dst: Vec<T>,
+    residual: PageAligned<T>,
+    grad_residual: PageAligned<T>,
+    copy_dst: PageAligned<T>,
     weight: Vec<f64>,
     bias: Vec<f64>,
     mean: Vec<f64>,
@@ -171,8 +174,8 @@ impl<T: Element> Buffers<T> {
         let mut rng = Rng::new(0x5EED ^ len as u64);
         // Fallible allocations: an error, not an abort, if memory runs out
         // (the sweep checks every cell against the budget before this).
-        let mut fill = |lo: f64, hi: f64, what: &str| -> crate::Result<Vec<T>> {
-            let mut v = try_zeroed(T::zero(), len, what)?;
+        let mut fill = |lo: f64, hi: f64, what: &str| -> crate::Result<PageAligned<T>> {
+            let mut v = PageAligned::try_new(T::zero(), len, what)?;
             v.iter_mut()
                 .for_each(|e| *e = T::from_f64(rng.range(lo, hi)));
             Ok(v)
@@ -181,7 +184,7 @@ impl<T: Element> Buffers<T> {
         let dy = fill(-1.0, 1.0, "dy")?;
         let res_len = if with_residual { len } else { 0 };
         let residual = {
-            let mut v = try_zeroed(T::zero(), res_len, "residual")?;
+            let mut v = PageAligned::try_new(T::zero(), res_len, "residual")?;
             v.iter_mut()
                 .for_each(|e| *e = T::from_f64(rng.range(-1.0, 1.0)));
             v
@@ -199,12 +202,12 @@ impl<T: Element> Buffers<T> {
             dims,
             x,
             // Outputs are written once now so their pages are mapped before timing.
-            y: try_zeroed(T::zero(), len, "y")?,
+            y: PageAligned::try_new(T::zero(), len, "y")?,
             dy,
-            dx: try_zeroed(T::zero(), len, "dx")?,
+            dx: PageAligned::try_new(T::zero(), len, "dx")?,
             residual,
-            grad_residual: try_zeroed(T::zero(), res_len, "grad_residual")?,
-            copy_dst: try_zeroed(T::zero(), len, "the memcpy buffer")?,
+            grad_residual: PageAligned::try_new(T::zero(), res_len, "grad_residual")?,
+            copy_dst: PageAligned::try_new(T::zero(), len, "the memcpy buffer")?,
             weight,
             bias,
             mean,
@@ -297,7 +300,7 @@ impl<T: Element> Buffers<T> {
         let dst = unsafe {
             std::slice::from_raw_parts_mut(
                 self.copy_dst.as_mut_ptr().cast::<u8>(),
-                std::mem::size_of_val(self.copy_dst.as_slice()),
+                std::mem::size_of_val(&*self.copy_dst),
             )
         };
         copy.run(dst, src, threads);
