@@ -103,7 +103,12 @@ fn rows_at<T: Lane>(lv: Level, x: &[T], r: &[T], yo: &[T], dy: &[T], l: usize) -
 }
 
 fn levels_agree<T: Lane>() {
-    for lv in Level::available() {
+    // Each level plain and streaming (prefetches, non-temporal stores, the
+    // row-pair backward sums).
+    for lv in Level::available()
+        .into_iter()
+        .flat_map(|l| [l, l.streaming(true)])
+    {
         for n in (0..=40).chain([127, 1000, 4099]) {
             let mut rng = Rng::new(n as u64 + 7);
             let (x, r, yo, dy) = (

@@ -12,7 +12,7 @@
 //! a masked copy of `dy`, unlike the default composition.
 
 use super::coeffs::{self, Grad, NarrowGradBound};
-use super::plan::{self, Rows};
+use super::plan::{self, Pass, Rows};
 use super::reduce::{self, Stretch};
 use super::simd::grad_narrow::{NarrowGrad, NARROW_GRAD_SUMS};
 use super::simd::per_channel::GradSums;
@@ -165,7 +165,7 @@ fn contiguous<T: Lane>(
     if let Some(cpt) = tasks {
         // The `dx` pass reads what the task's sums just brought into cache.
         let lvs = lv
-            .streaming(plan::stream_task_runs::<T>(dims))
+            .streaming(plan::stream_task_runs::<T>(dims, Pass::Dx))
             .inputs_cached();
         let tasks = stretches_by_channel_task(dx, dims, cpt);
         // Without the ReLU, in `f64` lanes, in cache: pipelined where it pays.
@@ -204,7 +204,7 @@ fn contiguous<T: Lane>(
         return per_task.into_iter().flatten().collect();
     }
     let g = sums.all(is_parallel(dims));
-    let lva = lv.streaming(plan::stream_sweep::<T>(dims));
+    let lva = lv.streaming(plan::stream_sweep::<T>(dims, Pass::Dx));
     let c = DxCoeffs::new::<T>(&g, pr.mean);
     let part = move |r: Range<usize>| (&x[r.clone()], &dy[r.clone()], yo.map(|yo| &yo[r]));
     match dres {

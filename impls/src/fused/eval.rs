@@ -2,7 +2,7 @@
 //! the training forward shares: one read and one write of the tensor.
 
 use super::coeffs;
-use super::plan::{self, Rows};
+use super::plan::{self, Pass, Rows};
 use super::simd::{self, Lane, Level, Post, RowCoeffs, RunCoeffs};
 use crate::engine::awake::Awake;
 use crate::engine::plan::{is_parallel, rows_pass, runs_task_pass};
@@ -29,7 +29,7 @@ pub fn forward_post<T: Lane>(p: EvalForward<'_, T>, res: &[T], post: Post) {
     let (x, mean) = (p.x, p.mean);
     match dims.layout {
         Layout::Contiguous => {
-            let lv = lv.streaming(plan::stream_sweep::<T>(dims));
+            let lv = lv.streaming(plan::stream_sweep::<T>(dims, Pass::Normalize));
             let kab: Vec<[f64; 3]> = (0..dims.c).map(|c| [mean[c], a[c], b[c]]).collect();
             runs(lv, dims, x, p.y, &kab, (res, post))
         }

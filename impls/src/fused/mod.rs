@@ -35,9 +35,12 @@
 //!   on machines where that beats two address-ordered sweeps
 //!   ([`task_rule`]: one core's L2 and the L3 decide).
 //! - **Channels-last**: vectorized across channels (super-rows of ≥ 64
-//!   lanes for few channels), register-blocked column tiles.
+//!   lanes for few channels), register-blocked column tiles (past the
+//!   caches the backward sums read row pairs in address order instead,
+//!   `simd::rows`).
 //! - **Streaming stores** ([`simd::nt`]): outputs of at least 24 MiB
-//!   ([`plan::STREAM_MIN_BYTES`]) are written with non-temporal stores over
+//!   ([`plan::STREAM_MIN_BYTES`]; the L3's size where that is smaller,
+//!   [`plan::stream_min_bytes`]) are written with non-temporal stores over
 //!   whole cache lines, skipping the read for ownership of lines the pass
 //!   overwrites anyway (same bits; contiguous runs of ≥ 2048 values).
 //! - **Software prefetch** ([`simd::nt::prefetch`]): the passes that stream,

@@ -6,6 +6,8 @@ use super::simd::nt;
 use super::simd::runs::SWEEP_MIN_RUN;
 use super::simd::Lane;
 use super::task_rule::{self, TaskOp};
+use crate::element::DType;
+use crate::engine::caches::caches;
 use crate::engine::plan::{is_parallel, SuperRow};
 use crate::layout::{Dims, Layout};
 
@@ -93,9 +95,27 @@ pub const PREFETCH_MIN_BYTES: usize = 12 << 20;
 /// ([`super::simd::rows`]).
 pub const STREAM_MIN_RUN: usize = 2048;
 
-/// Whether an element-wise pass writing `len` elements of `T` streams them.
+/// Whether an element-wise pass writing `len` elements of `T` streams them:
+/// outputs of [`stream_min_bytes`] or more.
 pub fn stream<T>(len: usize) -> bool {
-    len.saturating_mul(std::mem::size_of::<T>()) >= STREAM_MIN_BYTES
+    len.saturating_mul(std::mem::size_of::<T>()) >= stream_min_bytes()
+}
+
+/// Output bytes from which element-wise passes stream on this machine:
+/// [`STREAM_MIN_BYTES`], or the level-3 cache where it is smaller (an
+/// output larger than the L3 is out of cache when the next operation reads
+/// it, whatever its stores). The 24 MiB were measured on machines with 32
+/// MiB or more of L3; on the 2-core Zen 2 VM (16 MiB L3, 2026-12-04; A/B
+/// at 16 MiB, `bnh bench`, `f32`, 1 thread, 3 alternated rounds, ratio to
+/// the copy), 8×32×16×32×32 (16.8 MB) streamed took 0.74–0.75× the time in
+/// eval, 0.77–0.80× in train and 0.86× / 0.97× in backward (channels-last
+/// / contiguous). Only speed depends on it: streamed stores write the same
+/// bits.
+pub fn stream_min_bytes() -> usize {
+    match caches() {
+        Some(c) if c.l3 > 0 => c.l3.min(STREAM_MIN_BYTES),
+        _ => STREAM_MIN_BYTES,
+    }
 }
 
 /// Whether a channels-last (or (N, C)) element-wise pass writing `len`
@@ -106,8 +126,7 @@ pub fn stream<T>(len: usize) -> bool {
 /// 1 thread, 2 alternated rounds, paired medians) channels-last
 /// 64×64×56×56 `bf16`/`f16` eval 0.90×/0.92×, train 0.94×/0.95×, backward
 /// 0.96×/0.95×; (N, C) 4096×4096 eval 0.95×/1.01×, train 1.00×/0.96×,
-/// backward 0.98×/0.97× without them. Channel tasks ([`stream_task_runs`])
-/// and sweeps ([`stream_sweep`]) keep half data out for the same reason.
+/// backward 0.98×/0.97× without them. Contiguous passes: [`half_streams`].
 pub fn stream_out<T: Lane>(len: usize) -> bool {
     stream::<T>(len) && !T::NARROW
 }
@@ -189,9 +208,37 @@ pub fn prefetch_contiguous<T>(dims: Dims, in_channel_tasks: bool) -> bool {
 /// alternates with the next task's read from memory, and `bf16`
 /// train/backward on 64×64×56×56 measured 1.17–1.28× slower streamed
 /// (`f32` 0.78–1.07×, `f64` 0.75–0.81×; A/B on the 2-core Xeon VM).
-/// Address-ordered passes use [`stream_sweep`].
-pub fn stream_task_runs<T: Lane>(dims: Dims) -> bool {
-    stream::<T>(dims.len()) && dims.s >= STREAM_MIN_RUN && !T::NARROW
+/// Address-ordered passes use [`stream_sweep`]. Half data as
+/// [`half_streams`].
+pub fn stream_task_runs<T: Lane>(dims: Dims, pass: Pass) -> bool {
+    stream::<T>(dims.len()) && dims.s >= STREAM_MIN_RUN && half_streams::<T>(pass)
+}
+
+/// The contiguous element-wise pass a streaming rule decides for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// Eval, or train's normalize pass: reads `x`, writes `y`.
+    Normalize,
+    /// Backward's `dx` pass: reads `x` and `dy`, writes `dx`.
+    Dx,
+}
+
+/// Whether a contiguous pass over data of type `T` may stream its output
+/// ([`stream_sweep`], [`stream_task_runs`]): `f32` and `f64` always; half
+/// data only in the normalize pass of `f16`. On the 2-core Zen 2 VM
+/// (2026-12-04, AVX2; page-aligned buffers, A/B of the builds, 4 alternated
+/// rounds, 1 thread, ratio to the copy), streamed: `f16` eval 0.79× /
+/// 0.75× on 64×64×56×56 / 32×64×112×112 and train 0.85× / 0.91×, where
+/// `bf16` measured 1.08× / 1.07× and 1.04× / 1.05× (its rounding is a
+/// dozen integer instructions per register on AVX2, `f16`'s one
+/// `vcvtps2ph`; why that makes streaming lose was not found), and half
+/// backward's `dx` 0.97–0.99× (level). The earlier measurements that kept
+/// all half data out (here and at [`stream_out`]) were taken in processes
+/// whose buffers could sit 16 bytes apart in page offset, where streaming
+/// stalls ([`nt::aliased`]; since then guarded, and `bnh bench` aligns its
+/// buffers to pages).
+pub fn half_streams<T: Lane>(pass: Pass) -> bool {
+    !T::NARROW || (pass == Pass::Normalize && T::DTYPE == DType::F16)
 }
 
 /// Output bytes from which a sweep over runs shorter than
@@ -212,10 +259,9 @@ pub const SWEEP_SHORT_MIN_BYTES: usize = 32 << 20;
 /// apply. (A task whose runs mix `f32` and `f64` coefficients — half data
 /// with a coefficient out of `f32`'s range — falls back to one streaming
 /// call per run: correct, but slower than ordinary stores below
-/// `STREAM_MIN_RUN`.) Only `f32`/`f64` data, as [`stream_out`]: contiguous
-/// 8×32×16×32×32 `bf16`/`f16` train 0.95×/0.96× without streaming.
-pub fn stream_sweep<T: Lane>(dims: Dims) -> bool {
-    if T::NARROW {
+/// `STREAM_MIN_RUN`.) Half data as [`half_streams`].
+pub fn stream_sweep<T: Lane>(dims: Dims, pass: Pass) -> bool {
+    if !half_streams::<T>(pass) {
         return false;
     }
     let bytes = dims.len().saturating_mul(std::mem::size_of::<T>());
@@ -318,5 +364,22 @@ fn gcd(a: usize, b: usize) -> usize {
         a
     } else {
         gcd(b, a % b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{half_streams, Pass};
+
+    /// Full-width data stream in every contiguous pass; of the half types
+    /// only `f16`, and only in the normalize pass (see `half_streams`).
+    #[test]
+    fn half_data_stream_only_f16_normalize_passes() {
+        for pass in [Pass::Normalize, Pass::Dx] {
+            assert!(half_streams::<f32>(pass) && half_streams::<f64>(pass));
+            assert!(!half_streams::<half::bf16>(pass));
+        }
+        assert!(half_streams::<half::f16>(Pass::Normalize));
+        assert!(!half_streams::<half::f16>(Pass::Dx));
     }
 }

@@ -3,7 +3,7 @@
 //! pass — back to back per channel while it is in cache when it fits.
 
 use super::coeffs::{self, Channel};
-use super::plan::{self, Rows};
+use super::plan::{self, Pass, Rows};
 use super::reduce::{self, Stretch};
 use super::simd::{self, Lane, Level, Post, RunAcc, RunCoeffs};
 use super::task_rule::TaskOp;
@@ -153,7 +153,7 @@ fn contiguous<T: Lane>(
         // The normalize pass reads what the task's statistics just brought
         // into cache.
         let lvs = lv
-            .streaming(plan::stream_task_runs::<T>(dims))
+            .streaming(plan::stream_task_runs::<T>(dims, Pass::Normalize))
             .inputs_cached();
         let (n, eps, af) = (dims.per_channel(), p.eps, p.affine);
         let tasks = stretches_by_channel_task(p.y, dims, cpt);
@@ -184,7 +184,7 @@ fn contiguous<T: Lane>(
         let kab: Vec<[f64; 3]> = (0..dims.c)
             .map(|c| [st[c].shift, k[c][0], k[c][1]])
             .collect();
-        let lvs = lv.streaming(plan::stream_sweep::<T>(dims));
+        let lvs = lv.streaming(plan::stream_sweep::<T>(dims, Pass::Normalize));
         super::eval::runs(lvs, dims, x, p.y, &kab, (res, post));
         st
     };

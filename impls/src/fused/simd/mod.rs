@@ -316,6 +316,16 @@ impl Level {
         Level(self.0, on && self.0 != Isa::Scalar, self.2)
     }
 
+    /// This level for an element-wise pass writing `y` from `inputs`
+    /// (read in step with it): streaming turned off where a streaming
+    /// store would stall the loads that follow it ([`nt::aliased`]: the
+    /// output a little past an input in page offset; up to 6× slower
+    /// than ordinary stores). The values are the same bits either way.
+    pub fn unaliased<T>(self, y: *const T, inputs: &[*const T]) -> Level {
+        let stalls = inputs.iter().any(|&x| nt::aliased(y, x));
+        self.streaming(self.1 && !stalls)
+    }
+
     /// This level for element-wise passes whose inputs a channel task's
     /// reduction has just read into cache: when streaming, the sweeps over
     /// runs ([`runs_affine_post`], [`runs_dx`], [`runs_dx_relu`]) still
@@ -826,6 +836,7 @@ pub fn runs_dx<T: Lane>(
         "runs_dx: lengths"
     );
     assert!(c0 < c.len(), "runs_dx: coefficients");
+    let lv = lv.unaliased(dx.as_ptr(), &[x.as_ptr(), dy.as_ptr()]);
     let pf = lv.prefetches();
     dispatch_store!(T, lv, runs_dx((x, dy, dx), s, (c, c0), pf))
 }
@@ -865,6 +876,7 @@ pub fn run_dx<T: Lane>(lv: Level, x: &[T], dy: &[T], dx: &mut [T], k: f64, c: [f
         x.len() == dy.len() && x.len() == dx.len(),
         "run_dx: lengths"
     );
+    let lv = lv.unaliased(dx.as_ptr(), &[x.as_ptr(), dy.as_ptr()]);
     let c = RunCoeffs::dx::<T>([k, c[0], c[1], c[2]]);
     dispatch_store!(T, lv, run_dx(x, dy, dx, c))
 }
@@ -928,6 +940,7 @@ pub fn rows_scale<T: Lane>(lv: Level, x: &[T], y: &mut [T], c: &RowCoeffs<2>) {
 pub fn rows_dx<T: Lane>(lv: Level, x: &[T], dy: &[T], dx: &mut [T], c: &RowsDx) {
     let same = x.len() == dy.len() && x.len() == dx.len();
     assert!(same && c.lanes() > 0, "rows_dx: lengths");
+    let lv = lv.unaliased(dx.as_ptr(), &[x.as_ptr(), dy.as_ptr()]);
     dispatch_store!(T, lv, rows_dx(x, dy, dx, c))
 }
 
@@ -960,6 +973,7 @@ pub fn run_affine_post<T: Lane>(
         x.len() == y.len() && x.len() == r.len(),
         "run_affine_post: lengths"
     );
+    let lv = lv.unaliased(y.as_ptr(), &[x.as_ptr(), r.as_ptr()]);
     let c = RunCoeffs::affine::<T>([k, a, b]);
     dispatch_store!(T, lv, run_affine_post(x, r, y, c, post))
 }
@@ -981,6 +995,7 @@ pub fn runs_affine_post<T: Lane>(
         "runs_affine_post: lengths"
     );
     assert!(c0 < c.len(), "runs_affine_post: coefficients");
+    let lv = lv.unaliased(y.as_ptr(), &[x.as_ptr(), r.as_ptr()]);
     let pf = lv.prefetches();
     dispatch_store!(T, lv, runs_affine_post(x, r, y, s, (c, c0), (post, pf)))
 }
@@ -1023,6 +1038,7 @@ pub fn run_dx_relu<T: Lane>(
     );
     // The residual's gradient is not aligned with `dx`: plain stores for both.
     let lv = lv.streaming(lv.1 && dres.is_none());
+    let lv = lv.unaliased(dx.as_ptr(), &v.map(<[T]>::as_ptr));
     let dres = dres.map_or(std::ptr::null_mut(), |d| d.as_mut_ptr());
     let c = RunCoeffs::dx::<T>([k, c[0], c[1], c[2]]);
     dispatch_store!(T, lv, run_dx_relu(v, dx, dres, c, fixed))
@@ -1051,6 +1067,7 @@ pub fn runs_dx_relu<T: Lane>(
     assert!(c0 < c.len(), "runs_dx_relu: coefficients");
     // The residual's gradient is not aligned with `dx`: plain stores for both.
     let lv = lv.streaming(lv.1 && dres.is_none());
+    let lv = lv.unaliased(dx.as_ptr(), &v.map(<[T]>::as_ptr));
     let dres = dres.map_or(std::ptr::null_mut(), |d| d.as_mut_ptr());
     let pf = lv.prefetches();
     dispatch_store!(T, lv, runs_dx_relu(v, dx, dres, s, (c, c0), (fixed, pf)))
@@ -1067,6 +1084,7 @@ pub fn rows_affine_post<T: Lane>(
 ) {
     let ok = c.lanes() > 0 && x.len() == y.len() && x.len() == r.len();
     assert!(ok, "rows_affine_post: lengths");
+    let lv = lv.unaliased(y.as_ptr(), &[x.as_ptr(), r.as_ptr()]);
     dispatch_store!(T, lv, rows_affine_post(x, r, y, c, post))
 }
 
@@ -1081,6 +1099,7 @@ pub fn rows_scale_post<T: Lane>(
 ) {
     let ok = c.lanes() > 0 && x.len() == y.len() && x.len() == r.len();
     assert!(ok, "rows_scale_post: lengths");
+    let lv = lv.unaliased(y.as_ptr(), &[x.as_ptr(), r.as_ptr()]);
     dispatch_store!(T, lv, rows_scale_post(x, r, y, c, post))
 }
 
@@ -1118,6 +1137,7 @@ pub fn rows_dx_relu<T: Lane>(
     );
     // The residual's gradient is not aligned with `dx`: plain stores for both.
     let lv = lv.streaming(lv.1 && dres.is_none());
+    let lv = lv.unaliased(dx.as_ptr(), &v.map(<[T]>::as_ptr));
     let dres = dres.map_or(std::ptr::null_mut(), |d| d.as_mut_ptr());
     dispatch_store!(T, lv, rows_dx_relu(v, dx, dres, c, fixed))
 }

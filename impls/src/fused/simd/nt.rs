@@ -41,6 +41,29 @@ struct Spill([u8; 128]);
 /// ([`prefetch`]).
 pub const PREFETCH_BYTES: usize = 8 << 10;
 
+/// Page-offset distance within which an output running just ahead of an
+/// input stalls a streaming pass ([`aliased`]).
+pub const ALIAS_WINDOW: usize = 256;
+
+/// Whether an element-wise pass writing `y` with streaming stores while it
+/// reads `x` in step would stall on 4K aliasing: `y` starts less than
+/// [`ALIAS_WINDOW`] bytes past `x` in page offset (`0 < (y − x) mod 4096 <
+/// 256`), so each load of `x` carries the page offset of a streaming store
+/// to `y` issued a few registers earlier. The core cannot tell the two
+/// addresses apart by their low 12 bits until the store leaves the store
+/// buffer, and a non-temporal store leaves it late (it waits for a
+/// write-combining buffer), so every such load waits for it. Measured on
+/// the 2-core Zen 2 VM (2026-12-04; C model of `f16` eval, a 12.8 M-value
+/// tensor, 16-byte streaming stores, best of 8): 2.35–2.6 ms at offsets 0
+/// and 256–4080, 2.8 ms at 128, 4.4 ms at 64, 5.6 ms at 48, 7.9 ms at 32
+/// and 15.8 ms at 16 — where ordinary stores take 3.0–3.7 ms at every
+/// offset. Offset 16 is what two `malloc` blocks of a whole number of pages
+/// get when one follows the other on the heap (16 bytes of chunk header).
+pub fn aliased<T>(y: *const T, x: *const T) -> bool {
+    let d = (y as usize).wrapping_sub(x as usize) % 4096;
+    d != 0 && d < ALIAS_WINDOW
+}
+
 /// With `S::STREAM` (a pass over data far larger than the caches), prefetch
 /// into L1 the lines [`PREFETCH_BYTES`] past the `n` elements at `p`: those
 /// before `end`, and those at or past it at the same distance past `then`
@@ -52,11 +75,12 @@ pub const PREFETCH_BYTES: usize = 8 << 10;
 /// and 13.2–14.8 ms with a prefetch 4–32 KiB ahead, against 9.9–10.5 ms
 /// for a streaming copy (microbenchmark, medians of 9, alternated).
 ///
-/// Where the lines after a slice are read next (the element-wise passes
-/// walk runs and rows in memory order), `then = end`; the contiguous run
-/// reductions continue into the run they reduce next
-/// ([`super::runs::prefetch_inputs`]); the channels-last reductions' short
-/// rows stop at their input's end.
+/// The contiguous run reductions continue into the run they reduce next
+/// ([`super::runs::prefetch_inputs`]); the channels-last reductions' tiles
+/// stop at their input's end. Where the lines after a slice are read next
+/// (`then = end`: the element-wise passes, which walk runs and rows in
+/// memory order, and the backward sums' row pairs) the address is the
+/// same either way, and [`prefetch_from`] takes it without the end test.
 #[inline(always)]
 pub fn prefetch<S: Simd, T>(p: *const T, n: usize, end: *const T, then: Option<*const T>) {
     if !S::STREAM {
@@ -73,6 +97,17 @@ pub fn prefetch<S: Simd, T>(p: *const T, n: usize, end: *const T, then: Option<*
         if let Some(a) = at {
             prefetch_line(a);
         }
+    }
+}
+
+/// Prefetch into L1 the lines [`PREFETCH_BYTES`] past the `n` elements at
+/// `p`, wherever they lie (callers check `S::STREAM`): [`prefetch`] for a
+/// pass that continues past `end` at `end` itself.
+#[inline(always)]
+pub fn prefetch_from<T>(p: *const T, n: usize) {
+    let ahead = p.cast::<u8>().wrapping_add(PREFETCH_BYTES);
+    for o in (0..n * std::mem::size_of::<T>()).step_by(64) {
+        prefetch_line(ahead.wrapping_add(o));
     }
 }
 
@@ -305,5 +340,46 @@ pub unsafe fn stream_64(d: *mut u8, s: *const u8, n: usize) {
                 _mm512_load_si512(s.add(i).cast::<__m512i>()),
             )
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{aliased, ALIAS_WINDOW};
+    use crate::fused::simd::Level;
+
+    /// Only an output a little past an input in page offset counts, on
+    /// either side of a page boundary; equal offsets and outputs behind the
+    /// input do not.
+    #[test]
+    fn aliasing_is_an_output_just_past_an_input_in_page_offset() {
+        let base = 1usize << 30;
+        let x = base as *const f32;
+        let at = |d: isize| base.wrapping_add_signed(d) as *const f32;
+        for d in [16, 32, 64, 128, ALIAS_WINDOW as isize - 4] {
+            assert!(aliased(at(d), x), "+{d}");
+            assert!(aliased(at(d + (25 << 20)), x), "+{d} and 25 MiB");
+            assert!(aliased(at(d - 4096), x), "+{d} a page back");
+        }
+        for d in [0, 4096, ALIAS_WINDOW as isize, 1024, 4080, -16, -4096 * 3] {
+            assert!(!aliased(at(d), x), "{d}");
+        }
+    }
+
+    /// `unaliased` turns streaming off for any input that aliases, and
+    /// leaves a level that does not stream, or one clear of its inputs, as
+    /// it was.
+    #[test]
+    fn unaliased_levels_stream_only_clear_of_every_input() {
+        let x = vec![0f32; 4096];
+        let clear = x.as_ptr();
+        let close = x[4..].as_ptr(); // 16 bytes past `x`
+        for lv in Level::available() {
+            let nt = lv.streaming(true);
+            assert_eq!(nt.unaliased(clear, &[clear, clear]), nt, "{}", lv.name());
+            assert_eq!(nt.unaliased(close, &[clear]), nt.streaming(false));
+            assert_eq!(nt.unaliased(close, &[close, clear]), nt.streaming(false));
+            assert_eq!(lv.unaliased(close, &[clear]), lv);
+        }
     }
 }

@@ -16,7 +16,7 @@
 //! [`super::prec`]) with coefficient arrays of the lanes' type.
 
 use super::prec::WRAP;
-use super::runs::{dx_scalar, lane, narrow_d, post_scalar, prefetch_inputs, NARROW_BLOCK};
+use super::runs::{dx_scalar, lane, narrow_d, post_scalar, prefetch_ahead, NARROW_BLOCK};
 use super::{nt, Lane, Post, Real, Simd};
 use crate::activation::relu_grad;
 use std::array::from_fn;
@@ -226,9 +226,10 @@ unsafe fn narrow_tiles<
 ) {
     let (l, [s1, s2]) = (k[0].len(), s);
     let (full, cols) = (x.len() / l, block_cols(l, NB * S32::W));
+    let ones = block_cols(l, S32::W);
     let pf = ahead::<S, T>(l, x);
-    // The block sums of the columns left over by the column blocks.
-    let mut part = [vec![0f32; l - cols], vec![0f32; l - cols]];
+    // The block sums of the last lanes, short of a register.
+    let mut part = [vec![0f32; l - ones], vec![0f32; l - ones]];
     for tile in x[..full * l].chunks(tile_rows::<T>(l) * l) {
         for blk in tile.chunks(NARROW_BLOCK * l) {
             for c0 in (0..cols).step_by(NB * S32::W) {
@@ -236,16 +237,22 @@ unsafe fn narrow_tiles<
                 // SAFETY: c0 + NB·W <= cols <= l; blocks are whole rows of l; features by contract.
                 unsafe { narrow_block::<S, S32, T, NB, LO>(blk, pf, c0, k, st) };
             }
-            if cols < l {
+            // The whole registers the column blocks leave over, one at a
+            // time: the same per-lane additions, in registers.
+            for c0 in (cols..ones).step_by(S32::W) {
+                let st = [&mut *s1, &mut *s2];
+                // SAFETY: c0 + W <= ones <= l; as above.
+                unsafe { narrow_block::<S, S32, T, 1, LO>(blk, pf, c0, k, st) };
+            }
+            if ones < l {
                 part.iter_mut().for_each(|p| p.fill(0.0));
-                let kr = [&k[0][cols..], &k[1][cols..]];
+                let kr = [&k[0][ones..], &k[1][ones..]];
                 for row in blk.chunks_exact(l) {
-                    // SAFETY: all slices have l − cols lanes; features by contract.
-                    unsafe { narrow_lanes::<S32, T, LO>(&row[cols..], kr, &mut part) };
+                    narrow_lanes::<T, LO>(&row[ones..], kr, &mut part);
                 }
                 for (i, (a, q)) in part[0].iter().zip(&part[1]).enumerate() {
-                    s1[cols + i] += *a as f64;
-                    s2[cols + i] += *q as f64;
+                    s1[ones + i] += *a as f64;
+                    s2[ones + i] += *q as f64;
                 }
             }
         }
@@ -315,38 +322,12 @@ unsafe fn narrow_block<
     }
 }
 
-/// One row (piece) of [`narrow_tiles`]' left-over columns into the block
-/// sums `part`, `W` lanes at a time, then lane by lane.
-///
-/// # Safety
-/// The CPU has `S32`'s features; `x`, `k[i]`, `part[i]` equally long.
-#[inline(always)]
-unsafe fn narrow_lanes<S32: Simd<E = f32>, T: Lane, const LO: bool>(
-    x: &[T],
-    k: [&[f32]; 2],
-    part: &mut [Vec<f32>; 2],
-) {
-    let body = x.len() / S32::W * S32::W;
+/// One row (piece) of [`narrow_tiles`]' last lanes, short of a register,
+/// into the block sums `part`, lane by lane (as a register lane adds them).
+fn narrow_lanes<T: Lane, const LO: bool>(x: &[T], k: [&[f32]; 2], part: &mut [Vec<f32>; 2]) {
     let [pa, pq] = part;
-    let mut i = 0;
-    while i < body {
-        // SAFETY: i + W <= body <= the common length of all slices.
-        unsafe {
-            let mut d = S32::sub(
-                T::load::<S32>(x.as_ptr().add(i)),
-                S32::load(k[0].as_ptr().add(i)),
-            );
-            if LO {
-                d = S32::sub(d, S32::load(k[1].as_ptr().add(i)));
-            }
-            let (a, q) = (pa.as_mut_ptr().add(i), pq.as_mut_ptr().add(i));
-            S32::store(a, S32::add(S32::load(a), d));
-            S32::store(q, S32::fma(d, d, S32::load(q)));
-        }
-        i += S32::W;
-    }
-    for i in body..x.len() {
-        let d = narrow_d::<T, LO>(x[i], [k[0][i], k[1][i]]);
+    for (i, &v) in x.iter().enumerate() {
+        let d = narrow_d::<T, LO>(v, [k[0][i], k[1][i]]);
         pa[i] += d;
         pq[i] = d.mul_add(d, pq[i]);
     }
@@ -374,13 +355,40 @@ pub unsafe fn grad<
     k: &[f64],
     s: [&mut [f64]; 3],
 ) {
+    let long = k.len() * std::mem::size_of::<T>() >= LONG_ROW_BYTES;
+    let block = if long { NB } else { NS } * S::W;
     // SAFETY: the caller's contract, passed on.
     unsafe {
-        if k.len() * std::mem::size_of::<T>() >= LONG_ROW_BYTES {
+        if S::STREAM && k.len() > block && pairs_pay::<T>(long) {
+            grad_pairs::<S, T, MASK>([x, dy, yo], k, s)
+        } else if long {
             grad_blocks::<S, T, NB, MASK>(x, dy, yo, k, s)
         } else {
             grad_blocks::<S, T, NS, MASK>(x, dy, yo, k, s)
         }
+    }
+}
+
+/// Whether [`grad_pairs`] beats the register tiles for data of `T` past the
+/// caches: `f64` data, and `f32` rows shorter than [`LONG_ROW_BYTES`],
+/// whose tiles AVX2 reads in half lines. `bnh bench` A/B on the 2-core Zen
+/// 2 VM (AVX2, 1 thread, 3 alternated rounds, paired medians, pairs ÷
+/// tiles), backward / `backward_relu`:
+/// - `f32` channels-last 64×64×56×56 0.84× / 0.76×, 8×32×16×32×32 0.98× /
+///   0.84×;
+/// - `f64` everywhere: channels-last 0.84–0.94× / 0.69–0.75×, (N, C)
+///   4096×4096 0.92× / 0.77×;
+/// - but `f32` rows of 512 and 4096 lanes, which AVX2 reads in whole-line
+///   blocks, 1.03–1.11× (`backward_relu` 512 lanes 0.80×), and half data,
+///   four times the accumulator traffic per byte read, 1.06–1.12× slower.
+///   `f32` rows of exactly 1 KiB (256 lanes, 16×256×28×28) measured 0.95×
+///   with pairs but fall on the tiles' side of the line; not tuned.
+#[inline(always)]
+fn pairs_pay<T>(long: bool) -> bool {
+    match std::mem::size_of::<T>() {
+        8 => true,
+        4 => !long,
+        _ => false,
     }
 }
 
@@ -435,6 +443,108 @@ unsafe fn grad_blocks<S: Simd<E = f64>, T: Lane, const NB: usize, const MASK: bo
     let st = [&mut s1[..n], &mut s2[..n], &mut s3[..n]];
     // SAFETY: the last row has n < l lanes; all slices have n elements.
     unsafe { grad_lanes::<S, T, MASK>([&x[o..], &dy[o..], &yo[o..]], &k[..n], st) };
+}
+
+/// [`grad`] past the caches (`S::STREAM`) on rows wider than one column
+/// block: rows two at a time in address order, each register's three
+/// accumulators loaded from `s` (in L1), given the pair's two rows and
+/// stored back. A register tile's column blocks walk its rows at a stride
+/// of a row, and read from memory that order fed the core more slowly than
+/// the read itself: a C model of the loop on the 2-core Zen 2 VM (AVX2,
+/// 12.8 M-value `f32` `x` and `dy`, prefetch 8 KiB ahead, best of 7, two
+/// sittings) took 0.43–0.47 ns per value in row pairs against 0.53–0.55
+/// in tiles on 32-lane rows, 0.46 against 0.70–0.71 on 64, 0.63–0.67
+/// against 0.71–0.73 on 512 and 0.52–0.53 against 0.96–1.06 on 4096 (a
+/// plain read of both arrays: 0.40). In cache the tiles stay faster
+/// (6.4 MB, 64 lanes: 0.25 against 0.39), hence `S::STREAM`. Every lane
+/// still adds its rows in row order: the same bits as the tiles.
+///
+/// # Safety
+/// As [`grad`] (`v = [x, dy, yo]`).
+#[inline(always)]
+unsafe fn grad_pairs<S: Simd<E = f64>, T: Lane, const MASK: bool>(
+    v: [&[T]; 3],
+    k: &[f64],
+    s: [&mut [f64]; 3],
+) {
+    let (l, [s1, s2, s3]) = (k.len(), s);
+    let full = v[0].len() / l;
+    let mut r = 0;
+    while r + 2 <= full {
+        // SAFETY: rows r, r + 1 < full are whole rows; the rest by contract.
+        unsafe { grad_rows::<S, T, MASK, 2>(v, r, k, [s1, s2, s3]) };
+        r += 2;
+    }
+    if r < full {
+        // SAFETY: row r < full is a whole row; the rest by contract.
+        unsafe { grad_rows::<S, T, MASK, 1>(v, r, k, [s1, s2, s3]) };
+    }
+    let (n, o) = (v[0].len() - full * l, full * l);
+    let st = [&mut s1[..n], &mut s2[..n], &mut s3[..n]];
+    // SAFETY: the last row has n < l lanes; all slices have n elements.
+    unsafe { grad_lanes::<S, T, MASK>(v.map(|a| &a[o..]), &k[..n], st) };
+}
+
+/// Rows `r..r + R` of [`grad_pairs`], register by register (each
+/// register's accumulators loaded once, given the `R` rows in row order,
+/// stored once), then the lanes short of a register row by row. Inputs are
+/// prefetched [`nt::PREFETCH_BYTES`] ahead without an end test (past the
+/// end a prefetch is only wasted). `R` a constant (before: a run-time
+/// count of 1 or 2, an inner loop with its own counter, and end tests per
+/// prefetch): in cache 0.29 ns per value against 0.48 (64 lanes, direct
+/// calls), and `bnh bench` A/B `f32` backward channels-last 64×64×56×56
+/// 0.89×, 8×32×16×32×32 0.80–0.89× (`backward_relu` 0.81–0.93×), `f64`
+/// within noise (0.93–1.05×). One prefetch per line instead of one per
+/// register measured 1.03–1.07× slower than this.
+///
+/// # Safety
+/// As [`grad`] (`v = [x, dy, yo]`), and rows `r..r + R` are whole rows of
+/// every input.
+#[inline(always)]
+unsafe fn grad_rows<S: Simd<E = f64>, T: Lane, const MASK: bool, const R: usize>(
+    v: [&[T]; 3],
+    r: usize,
+    k: &[f64],
+    s: [&mut [f64]; 3],
+) {
+    let (l, [s1, s2, s3]) = (k.len(), s);
+    let ones = block_cols(l, S::W);
+    let base = v.map(|a| a[r * l..(r + R) * l].as_ptr());
+    for c in (0..ones).step_by(S::W) {
+        // SAFETY: c + W <= ones <= l lanes of the accumulators and the
+        // shift; row r + q < r + R, lanes c..c + W, of every input
+        // (contract); features by contract.
+        unsafe {
+            let kv = S::load(k.as_ptr().add(c));
+            let ps = [s1.as_mut_ptr(), s2.as_mut_ptr(), s3.as_mut_ptr()].map(|p| p.add(c));
+            let mut acc = ps.map(|p| S::load(p));
+            for q in 0..R {
+                let [px, pg, po] = base.map(|b| b.add(q * l + c));
+                nt::prefetch_from(px, S::W);
+                nt::prefetch_from(pg, S::W);
+                let mut g = T::load::<S>(pg);
+                if MASK {
+                    nt::prefetch_from(po, S::W);
+                    g = S::relu_grad(T::load::<S>(po), g);
+                }
+                let d = S::sub(T::load::<S>(px), kv);
+                acc[0] = S::add(acc[0], g);
+                acc[1] = S::fma(g, d, acc[1]);
+                acc[2] = S::add(acc[2], d);
+            }
+            for (p, a) in ps.into_iter().zip(acc) {
+                S::store(p, a);
+            }
+        }
+    }
+    if ones < l {
+        for q in r..r + R {
+            let row = v.map(|a| &a[q * l + ones..(q + 1) * l]);
+            let st = [&mut s1[ones..], &mut s2[ones..], &mut s3[ones..]];
+            // SAFETY: all slices have l − ones elements; features by contract.
+            unsafe { grad_lanes::<S, T, MASK>(row, &k[ones..], st) };
+        }
+    }
 }
 
 /// One column block of [`grad`] over the rows of a tile, prefetching
@@ -581,15 +691,44 @@ fn rows_after<S: Simd>(
     })
 }
 
+/// Registers per turn of [`stream_sweep`]: as many as the coefficient
+/// arrays' [`WRAP`] lanes allow past any lane `j < l` (4 on AVX2, 2 on
+/// AVX-512), at most 4.
+#[inline(always)]
+const fn sweep_regs<S: Simd>() -> usize {
+    let u = WRAP / S::W;
+    if u > 4 {
+        4
+    } else if u == 0 {
+        1
+    } else {
+        u
+    }
+}
+
 /// The streaming form of a row pass (`S::STREAM`): one sweep across row
 /// ends — registers start at any lane, the coefficient arrays being
 /// wrapped ([`WRAP`]) — so every register store is aligned ([`nt::span`])
 /// and no line mixes streaming and ordinary stores except the first and
 /// last of the slice; `one(i, j)` does element `i` (lane `j`) in scalar
-/// code, `step(i, j)` the register at element `i`, lane `j`.
+/// code, `step(i, j)` the [`sweep_regs`] registers from element `i`, lane
+/// `j` (the `q`-th at `i + q·W`, lanes `j + q·W` of the wrapped arrays).
+/// The last whole registers short of a turn (a line of `f64` data) go to
+/// `one`, in ordinary stores of whole lines.
+///
+/// Four registers a turn, and the callers' prefetches one per line a turn
+/// (not one per register): with the loop's bookkeeping (lane wrap, bounds,
+/// prefetch end tests) once per register, about 25 instructions for the 4
+/// values of `dx`, the streaming `dx` pass took 0.59 ns per value in cache
+/// against 0.40–0.47 for a C loop of the same arithmetic, and 0.46 after
+/// (direct calls, Zen 2 VM). `bnh bench` A/B (3–4 alternated rounds, 1
+/// thread, paired medians, new ÷ old), `f32`: channels-last 64×64×56×56
+/// eval 0.83–0.85×, train 0.90–0.91×, backward 0.92–0.94×; (N, C)
+/// 4096×4096 0.86× / 0.92× / 0.95×; 8×32×16×32×32 within noise
+/// (0.92–1.03×); half data, which do not stream here, level.
 ///
 /// # Safety
-/// `step(i, j)` must be sound for `i + W <= len`, `j < l`.
+/// `step(i, j)` must be sound for `i + sweep_regs·W <= len`, `j < l`.
 #[inline(always)]
 unsafe fn stream_sweep<S: Simd, T: Lane>(
     y: *const T,
@@ -598,17 +737,27 @@ unsafe fn stream_sweep<S: Simd, T: Lane>(
     mut one: impl FnMut(usize, usize),
     mut step: impl FnMut(usize, usize),
 ) {
+    let turn = sweep_regs::<S>() * S::W;
     let (h, end) = nt::span::<S, T>(y, len);
+    let end = h + (end - h) / turn * turn;
     for i in (0..h).chain(end..len) {
         one(i, i % l);
     }
     let (mut i, mut j) = (h, h % l);
     while i < end {
         step(i, j);
-        i += S::W;
-        j += S::W;
-        while j >= l {
+        i += turn;
+        j += turn;
+        // One subtraction, not a loop: rows of at least a turn wrap once; a
+        // `while` here compiled to an inner loop that ran once per register
+        // (with the subtraction: 4096×4096 `f32` eval called directly
+        // 0.85–0.95× the time, in `bnh bench` level; (N, C) `f32` backward
+        // 0.92×; Zen 2 VM). Shorter rows may wrap more than once.
+        if j >= l {
             j -= l;
+            if j >= l {
+                j %= l;
+            }
         }
     }
     // SAFETY: the caller's features (contract of the kernels that call this).
@@ -676,9 +825,15 @@ pub unsafe fn affine<S: Simd, T: Lane, const SCALE: bool, const ADD: bool, const
         unsafe { *py.add(i) = T::from_f64(v.to_f64()) };
     };
     if S::STREAM {
-        // SAFETY: i + W <= len, j < l and the arrays hold l + WRAP lanes;
-        // features by contract.
-        let step = |i, j| unsafe { affine_step::<S, T, ADD, RELU>([x, r], py, k, ab, i, j) };
+        let step = |i, j| {
+            prefetch_ahead::<S, T, 2>([(x, true), (r, ADD)], i, sweep_regs::<S>() * S::W);
+            for q in 0..sweep_regs::<S>() {
+                let (i, j) = (i + q * S::W, j + q * S::W);
+                // SAFETY: i + W <= len, j + W <= l + WRAP lanes of the
+                // arrays (`sweep_regs`); features by contract.
+                unsafe { affine_step::<S, T, ADD, RELU>([x, r], py, k, ab, i, j) };
+            }
+        };
         // SAFETY: `step` is sound for the sweep's (i, j); features by contract.
         return unsafe { stream_sweep::<S, T>(py, len, l, one, step) };
     }
@@ -717,7 +872,6 @@ unsafe fn affine_step<S: Simd, T: Lane, const ADD: bool, const RELU: bool>(
     i: usize,
     j: usize,
 ) {
-    prefetch_inputs::<S, T, 2>([(x, true), (r, ADD)], i, S::W, Some(x.len()));
     // SAFETY: bounds and features by contract.
     unsafe {
         let (xv, av, bv) = (
@@ -835,10 +989,19 @@ unsafe fn dx_pass<
         // `dres` would not share `dx`'s alignment: never streamed
         // (`simd::rows_dx_relu` takes the plain level when it is given).
         debug_assert!(!RES, "dx_pass: streaming with a residual gradient");
-        // SAFETY: i + W <= len, j < l and the arrays hold l + WRAP lanes;
-        // the rest by contract.
-        let step =
-            |i, j| unsafe { dx_step::<S, T, MASK, FIXED, RES, SHIFT>(v, [pd, dres], c, i, j) };
+        let step = |i, j| {
+            prefetch_ahead::<S, T, 3>(
+                [(v[0], !FIXED), (v[1], true), (v[2], MASK)],
+                i,
+                sweep_regs::<S>() * S::W,
+            );
+            for q in 0..sweep_regs::<S>() {
+                let (i, j) = (i + q * S::W, j + q * S::W);
+                // SAFETY: i + W <= len, j + W <= l + WRAP lanes of the
+                // arrays (`sweep_regs`); the rest by contract.
+                unsafe { dx_step::<S, T, MASK, FIXED, RES, SHIFT>(v, [pd, dres], c, i, j) };
+            }
+        };
         // SAFETY: `step` is sound for the sweep's (i, j); features by contract.
         return unsafe { stream_sweep::<S, T>(pd, len, l, one, step) };
     }
@@ -882,8 +1045,6 @@ unsafe fn dx_step<
     i: usize,
     j: usize,
 ) {
-    let v = [(x, !FIXED), (dy, true), (yo, MASK)];
-    prefetch_inputs::<S, T, 3>(v, i, S::W, Some(x.len()));
     // SAFETY: bounds and features by contract.
     unsafe {
         let [kd, kx, kc] = [c[1], c[2], c[3]].map(|v| S::load(v.as_ptr().add(j)));

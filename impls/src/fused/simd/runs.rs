@@ -522,7 +522,7 @@ pub unsafe fn affine<S: Simd, T: Lane, const ADD: bool, const RELU: bool>(
         // instruction in a streaming pass), then one at a time.
         let mut i = h;
         while i + 4 * S::W <= body {
-            prefetch_inputs::<S, T, 2>([(x, true), (r, ADD)], i, 4 * S::W, Some(len));
+            prefetch_ahead::<S, T, 2>([(x, true), (r, ADD)], i, 4 * S::W);
             for u in 0..4 {
                 p.reg::<S>(i + u * S::W, &regs);
             }
@@ -679,7 +679,7 @@ impl<S: Simd, T: Lane, const ADD: bool, const RELU: bool> RunPass<S, T, 3>
     unsafe fn step(&mut self, i: usize, c: &[S::V; 3]) {
         let (x, r) = (self.x, self.r);
         if self.pf {
-            prefetch_inputs::<S, T, 2>([(x, true), (r, ADD)], i, S::W, Some(x.len()));
+            prefetch_ahead::<S, T, 2>([(x, true), (r, ADD)], i, S::W);
         }
         // SAFETY: forwarded contract.
         unsafe { self.reg::<S>(i, c) }
@@ -892,7 +892,7 @@ impl<S: Simd, T: Lane, const MASK: bool, const FIXED: bool, const RES: bool> Run
         let [x, dy, yo] = self.v;
         if self.pf {
             let inputs = [(x, !FIXED), (dy, true), (yo, MASK)];
-            prefetch_inputs::<S, T, 3>(inputs, i, S::W, Some(x.len()));
+            prefetch_ahead::<S, T, 3>(inputs, i, S::W);
         }
         // SAFETY: `i + W <= len` (contract), the inputs, `dx` (and with
         // `RES` `dres`) that long; features by contract.
@@ -1049,10 +1049,10 @@ pub unsafe fn dx_scalar<E: Real, T: Lane, const MASK: bool, const FIXED: bool, c
 /// [`nt::PREFETCH_BYTES`] ahead of elements `i..i + n` of each input
 /// `(slice, read)` the pass reads; a no-op otherwise. Lines past a slice's
 /// end are taken where the pass reads next, `next` elements from the
-/// slice's start, at the same distance: `Some(len)` is the memory right
-/// after it (element-wise passes walk runs in memory order), another run's
-/// distance chains a reduction over a channel's runs (`n`, then `n + 1`),
-/// `None` prefetches nothing past the end.
+/// slice's start, at the same distance: another run's distance chains a
+/// reduction over a channel's runs (`n`, then `n + 1`), `None` prefetches
+/// nothing past the end. `Some(len)`, the memory right after the slice, is
+/// [`prefetch_ahead`]'s case (the element-wise passes').
 ///
 /// Bounded by the run end (before), the first 8 KiB of every 12.5 KiB run
 /// of a channel task (64×64×56×56) were left to the hardware prefetchers;
@@ -1074,6 +1074,23 @@ pub fn prefetch_inputs<S: Simd, T, const K: usize>(
             let r = s.as_ptr_range();
             let then = next.map(|j| r.start.wrapping_add(j));
             nt::prefetch::<S, T>(r.start.wrapping_add(i), n, r.end, then);
+        }
+    }
+}
+
+/// [`prefetch_inputs`] for a pass that reads its inputs in memory order to
+/// their ends (`next = Some(len)`): the line [`nt::PREFETCH_BYTES`] ahead
+/// is prefetched wherever it lies, which is where `prefetch_inputs` would
+/// have continued past the end anyway, without the end test per register
+/// (five instructions of a loop that runs about 25 per register).
+#[inline(always)]
+pub fn prefetch_ahead<S: Simd, T, const K: usize>(v: [(&[T], bool); K], i: usize, n: usize) {
+    if !S::STREAM {
+        return;
+    }
+    for (s, read) in v {
+        if read {
+            nt::prefetch_from::<T>(s.as_ptr().wrapping_add(i), n);
         }
     }
 }
