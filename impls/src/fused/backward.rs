@@ -109,6 +109,15 @@ struct Out<'a, T> {
     dres: Option<&'a mut [T]>,
 }
 
+impl<T> Out<'_, T> {
+    /// Tensor-sized arrays the `dx` pass reads and writes: `x`, `dy`, the
+    /// ReLU output `yo` when given, `dx`, and the residual's gradient
+    /// (the footprint [`plan::stream`] compares with the L3).
+    fn pass_arrays(&self, relu: bool) -> usize {
+        3 + usize::from(relu) + usize::from(self.dres.is_some())
+    }
+}
+
 fn contiguous<T: Lane>(
     x: &[T],
     dy: &[T],
@@ -126,6 +135,7 @@ fn contiguous<T: Lane>(
     // the `dx` pass may stream its output (by task stretches in channel
     // tasks, else swept across runs).
     let lvr = lv.streaming(plan::prefetch_contiguous::<T>(dims, tasks.is_some()));
+    let pass = out.pass_arrays(yo.is_some());
     let f = move |st: Stretch, acc: &mut [RunAcc<3>]| {
         let r = st.offset..st.offset + st.runs * s;
         let v = (&x[r.clone()], &dy[r.clone()], yo.map(|yo| &yo[r]));
@@ -165,7 +175,7 @@ fn contiguous<T: Lane>(
     if let Some(cpt) = tasks {
         // The `dx` pass reads what the task's sums just brought into cache.
         let lvs = lv
-            .streaming(plan::stream_task_runs::<T>(dims, Pass::Dx))
+            .streaming(plan::stream_task_runs::<T>(dims, Pass::Dx, pass))
             .inputs_cached();
         let tasks = stretches_by_channel_task(dx, dims, cpt);
         // Without the ReLU, in `f64` lanes, in cache: pipelined where it pays.
@@ -204,7 +214,7 @@ fn contiguous<T: Lane>(
         return per_task.into_iter().flatten().collect();
     }
     let g = sums.all(is_parallel(dims));
-    let lva = lv.streaming(plan::stream_sweep::<T>(dims, Pass::Dx));
+    let lva = lv.streaming(plan::stream_sweep::<T>(dims, Pass::Dx, pass));
     let c = DxCoeffs::new::<T>(&g, pr.mean);
     let part = move |r: Range<usize>| (&x[r.clone()], &dy[r.clone()], yo.map(|yo| &yo[r]));
     match dres {
@@ -361,7 +371,8 @@ fn channels_last<T: Lane>(
         None => RowsDx::shifted::<T>([&kr, &kd, &kx, &g.sr.rep(&kc)]),
     };
     // The `dx` pass may stream its output.
-    let lv = lv.streaming(plan::stream_out::<T>(x.len()));
+    let pass = out.pass_arrays(yo.is_some());
+    let lv = lv.streaming(plan::stream_out::<T>(x.len(), pass));
     let Out { dx, dres } = out;
     match (yo, dres) {
         (Some(yo), Some(d)) => rows_pass_pair(task, dx, d, |r, out, out2| {

@@ -29,7 +29,11 @@ pub fn forward_post<T: Lane>(p: EvalForward<'_, T>, res: &[T], post: Post) {
     let (x, mean) = (p.x, p.mean);
     match dims.layout {
         Layout::Contiguous => {
-            let lv = lv.streaming(plan::stream_sweep::<T>(dims, Pass::Normalize));
+            let lv = lv.streaming(plan::stream_sweep::<T>(
+                dims,
+                Pass::Normalize,
+                post.arrays(),
+            ));
             let kab: Vec<[f64; 3]> = (0..dims.c).map(|c| [mean[c], a[c], b[c]]).collect();
             runs(lv, dims, x, p.y, &kab, (res, post))
         }
@@ -80,7 +84,7 @@ pub fn rows<T: Lane>(
     (res, post): (&[T], Post),
 ) {
     let [k, a, c] = kac;
-    let lv = lv.streaming(plan::stream_rows::<T>(x.len(), k.len()));
+    let lv = lv.streaming(plan::stream_rows::<T>(x.len(), k.len(), post.arrays()));
     let task = g.task_rows * g.sr.c;
     let ar = g.sr.rep(a);
     if coeffs::folds::<T>(k, sd) && a.iter().all(|v| v.is_finite()) {

@@ -40,7 +40,9 @@
 //!   `simd::rows`).
 //! - **Streaming stores** ([`simd::nt`]): outputs of at least 24 MiB
 //!   ([`plan::STREAM_MIN_BYTES`]; the L3's size where that is smaller,
-//!   [`plan::stream_min_bytes`]) are written with non-temporal stores over
+//!   [`plan::stream_min_bytes`]), and outputs of passes whose arrays
+//!   together exceed the L3 ([`plan::exceeds_l3`]), are written with
+//!   non-temporal stores over
 //!   whole cache lines, skipping the read for ownership of lines the pass
 //!   overwrites anyway (same bits; contiguous runs of ≥ 2048 values).
 //! - **Software prefetch** ([`simd::nt::prefetch`]): the passes that stream,

@@ -96,9 +96,35 @@ pub const PREFETCH_MIN_BYTES: usize = 12 << 20;
 pub const STREAM_MIN_RUN: usize = 2048;
 
 /// Whether an element-wise pass writing `len` elements of `T` streams them:
-/// outputs of [`stream_min_bytes`] or more.
-pub fn stream<T>(len: usize) -> bool {
-    len.saturating_mul(std::mem::size_of::<T>()) >= stream_min_bytes()
+/// outputs of [`stream_min_bytes`] or more, or passes whose `arrays`
+/// tensor-sized arrays (inputs read and outputs written, `len` elements
+/// each) together exceed the level-3 cache ([`exceeds_l3`]).
+pub fn stream<T>(len: usize, arrays: usize) -> bool {
+    let bytes = len.saturating_mul(std::mem::size_of::<T>());
+    bytes >= stream_min_bytes() || exceeds_l3(bytes.saturating_mul(arrays))
+}
+
+/// Whether a pass over `bytes` (every array it reads and writes) overflows
+/// the level-3 cache, so that ordinary stores' write-allocated lines evict
+/// the inputs the next operation reads: its output then streams, whatever
+/// its size. On the 2-core EPYC VM (Zen 5, 1 MiB L2, 32 MiB L3,
+/// 2026-12-04; A/B, `bnh bench`, 1 thread, 3 alternated rounds, paired
+/// medians, streamed ÷ ordinary), channels-last backward (`x`, `dy`, `dx`):
+/// `f64` 64×512×7×7 (38.5 MB) 0.72–0.74×, `f64` 32×64×28×28 (38.5 MB)
+/// 0.70×, `f32` 8×32×16×32×32 (50 MB) 0.86× (contiguous 0.82×), `f32`
+/// 256×3×64×64 contiguous (37.7 MB) 0.89×; passes that fit (`f32`
+/// 64×512×7×7, 19 MB) and outputs already streamed unchanged. At the
+/// border, eval and train of `f32` 8×32×16×32×32 (`x` and `y`, 33.5 MB
+/// against 32 MiB) measured level (0.98–1.02×, 6 rounds). At 2 threads
+/// (4–6 rounds, absolute medians) 8×32×16×32×32 backward 0.90–0.94×,
+/// 256×3×64×64 level. Unknown caches: never.
+pub fn exceeds_l3(bytes: usize) -> bool {
+    exceeds(bytes, caches().map(|c| c.l3))
+}
+
+/// [`exceeds_l3`] with a level-3 cache of `l3` bytes (`None`, or 0: unknown).
+fn exceeds(bytes: usize, l3: Option<usize>) -> bool {
+    matches!(l3, Some(l3) if l3 > 0 && bytes > l3)
 }
 
 /// Output bytes from which element-wise passes stream on this machine:
@@ -127,8 +153,8 @@ pub fn stream_min_bytes() -> usize {
 /// 64×64×56×56 `bf16`/`f16` eval 0.90×/0.92×, train 0.94×/0.95×, backward
 /// 0.96×/0.95×; (N, C) 4096×4096 eval 0.95×/1.01×, train 1.00×/0.96×,
 /// backward 0.98×/0.97× without them. Contiguous passes: [`half_streams`].
-pub fn stream_out<T: Lane>(len: usize) -> bool {
-    stream::<T>(len) && !T::NARROW
+pub fn stream_out<T: Lane>(len: usize, arrays: usize) -> bool {
+    stream::<T>(len, arrays) && !T::NARROW
 }
 
 /// Bytes of one channels-last row (one value per channel) from which half
@@ -144,9 +170,9 @@ pub const HALF_STREAM_MIN_ROW_BYTES: usize = 8 << 10;
 /// eval and 0.66–0.88× in train, where on the Xeon VM it was level
 /// (0.95–1.01×, above); but channels-last 64×64×56×56 (64 channels) was
 /// 1.26–1.76× slower streamed there, so short rows keep ordinary stores.
-pub fn stream_rows<T: Lane>(len: usize, lanes: usize) -> bool {
+pub fn stream_rows<T: Lane>(len: usize, lanes: usize, arrays: usize) -> bool {
     let long = lanes.saturating_mul(std::mem::size_of::<T>()) >= HALF_STREAM_MIN_ROW_BYTES;
-    stream::<T>(len) && (!T::NARROW || long)
+    stream::<T>(len, arrays) && (!T::NARROW || long)
 }
 
 /// Whether a reduction reading `len` elements of `T` per input runs at the
@@ -210,8 +236,8 @@ pub fn prefetch_contiguous<T>(dims: Dims, in_channel_tasks: bool) -> bool {
 /// (`f32` 0.78–1.07×, `f64` 0.75–0.81×; A/B on the 2-core Xeon VM).
 /// Address-ordered passes use [`stream_sweep`]. Half data as
 /// [`half_streams`].
-pub fn stream_task_runs<T: Lane>(dims: Dims, pass: Pass) -> bool {
-    stream::<T>(dims.len()) && dims.s >= STREAM_MIN_RUN && half_streams::<T>(pass)
+pub fn stream_task_runs<T: Lane>(dims: Dims, pass: Pass, arrays: usize) -> bool {
+    stream::<T>(dims.len(), arrays) && dims.s >= STREAM_MIN_RUN && half_streams::<T>(pass)
 }
 
 /// The contiguous element-wise pass a streaming rule decides for.
@@ -260,13 +286,15 @@ pub const SWEEP_SHORT_MIN_BYTES: usize = 32 << 20;
 /// with a coefficient out of `f32`'s range — falls back to one streaming
 /// call per run: correct, but slower than ordinary stores below
 /// `STREAM_MIN_RUN`.) Half data as [`half_streams`].
-pub fn stream_sweep<T: Lane>(dims: Dims, pass: Pass) -> bool {
+pub fn stream_sweep<T: Lane>(dims: Dims, pass: Pass, arrays: usize) -> bool {
     if !half_streams::<T>(pass) {
         return false;
     }
     let bytes = dims.len().saturating_mul(std::mem::size_of::<T>());
     let short = dims.s < STREAM_MIN_RUN;
-    stream::<T>(dims.len()) && dims.s >= SWEEP_MIN_RUN && (!short || bytes >= SWEEP_SHORT_MIN_BYTES)
+    stream::<T>(dims.len(), arrays)
+        && dims.s >= SWEEP_MIN_RUN
+        && (!short || bytes >= SWEEP_SHORT_MIN_BYTES)
 }
 
 /// Runs per contiguous reduction chunk.
@@ -369,7 +397,18 @@ fn gcd(a: usize, b: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::{half_streams, Pass};
+    use super::{exceeds, half_streams, Pass};
+
+    /// A pass overflows the L3 only past its size, and never where the
+    /// size is unknown.
+    #[test]
+    fn footprints_overflow_a_known_l3_only_past_its_size() {
+        let l3 = 32 << 20;
+        assert!(!exceeds(l3, Some(l3)));
+        assert!(exceeds(l3 + 1, Some(l3)));
+        assert!(!exceeds(usize::MAX, None));
+        assert!(!exceeds(usize::MAX, Some(0)));
+    }
 
     /// Full-width data stream in every contiguous pass; of the half types
     /// only `f16`, and only in the normalize pass (see `half_streams`).

@@ -153,7 +153,11 @@ fn contiguous<T: Lane>(
         // The normalize pass reads what the task's statistics just brought
         // into cache.
         let lvs = lv
-            .streaming(plan::stream_task_runs::<T>(dims, Pass::Normalize))
+            .streaming(plan::stream_task_runs::<T>(
+                dims,
+                Pass::Normalize,
+                post.arrays(),
+            ))
             .inputs_cached();
         let (n, eps, af) = (dims.per_channel(), p.eps, p.affine);
         let tasks = stretches_by_channel_task(p.y, dims, cpt);
@@ -184,7 +188,11 @@ fn contiguous<T: Lane>(
         let kab: Vec<[f64; 3]> = (0..dims.c)
             .map(|c| [st[c].shift, k[c][0], k[c][1]])
             .collect();
-        let lvs = lv.streaming(plan::stream_sweep::<T>(dims, Pass::Normalize));
+        let lvs = lv.streaming(plan::stream_sweep::<T>(
+            dims,
+            Pass::Normalize,
+            post.arrays(),
+        ));
         super::eval::runs(lvs, dims, x, p.y, &kab, (res, post));
         st
     };

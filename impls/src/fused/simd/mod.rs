@@ -956,6 +956,19 @@ pub enum Post {
     AddRelu,
 }
 
+impl Post {
+    /// Tensor-sized arrays a normalize pass with this epilogue reads and
+    /// writes: `x` and `y`, and the residual for [`Post::AddRelu`] (the
+    /// footprint [`super::plan::stream`] compares with the L3).
+    pub fn arrays(self) -> usize {
+        if self == Post::AddRelu {
+            3
+        } else {
+            2
+        }
+    }
+}
+
 /// `y = post((x − k)·a + b)` over one run; `r` (the residual, as long as
 /// `x`) is read only for [`Post::AddRelu`].
 #[allow(clippy::too_many_arguments)]
