@@ -28,6 +28,21 @@ const MIN_LANES: usize = 64;
 /// task owns whole channels and runs its second pass from cache (L2 plus a
 /// share of L3 on the machine this was tuned on).
 pub const CHANNEL_CACHE: usize = 2 << 20;
+
+/// Largest per-channel footprint of a channel task on this machine: an
+/// eighth of the L3, at least [`CHANNEL_CACHE`] and at most twice it (so
+/// 4 MiB with a 32 MiB L3; unknown caches: `CHANNEL_CACHE`). Where one
+/// core's L2 is smaller than a channel, its second pass reads from the L3,
+/// which still beats a second read from memory. On the 2-core EPYC VM
+/// (Zen 5, 1 MiB L2, 32 MiB L3, 2026-12-05; A/B of 2 MiB against 4 MiB,
+/// `bnh bench`, 3–4 alternated rounds, absolute medians), backward with
+/// 3.2 MB channels: `f64` 64×64×56×56 0.83× at 2 threads and 0.92× at 1,
+/// `f32` 128×64×56×56 0.75× at 2 threads and level at 1; shapes with
+/// smaller channels unchanged.
+pub fn channel_cache() -> usize {
+    let l3 = caches().map_or(0, |c| c.l3);
+    (l3 / 8).clamp(CHANNEL_CACHE, 2 * CHANNEL_CACHE)
+}
 /// Shortest runs for which channel tasks pay: with short runs the second
 /// pass jumps between many short stretches, which prefetches worse than
 /// the address-ordered pass. 512 (was 1024) brings the 28×28 shapes in:
@@ -348,7 +363,7 @@ pub fn channel_tasks(op: TaskOp, dims: Dims, bytes: usize, elem: usize) -> Optio
     let threads = rayon::current_num_threads();
     let ok = dims.layout == Layout::Contiguous
         && is_parallel(dims)
-        && bytes <= CHANNEL_CACHE
+        && bytes <= channel_cache()
         && dims.c >= 4 * threads
         && task_rule::allows(op, bytes.saturating_mul(dims.c), threads);
     let cpt = (CHANNEL_TASK / bytes.max(1)).clamp(1, (dims.c / (4 * threads)).max(1));
