@@ -711,10 +711,12 @@ const fn sweep_regs<S: Simd>() -> usize {
 /// wrapped ([`WRAP`]) — so every register store is aligned ([`nt::span`])
 /// and no line mixes streaming and ordinary stores except the first and
 /// last of the slice; `one(i, j)` does element `i` (lane `j`) in scalar
-/// code, `step(i, j)` the [`sweep_regs`] registers from element `i`, lane
-/// `j` (the `q`-th at `i + q·W`, lanes `j + q·W` of the wrapped arrays).
-/// The last whole registers short of a turn (a line of `f64` data) go to
-/// `one`, in ordinary stores of whole lines.
+/// code, `step(i, j)` the register at element `i`, lane `j`, called for
+/// the [`sweep_regs`] registers of a turn (the `q`-th at `i + q·W`, lanes
+/// `j + q·W` of the wrapped arrays) after `turn(i)` (the callers'
+/// prefetches for the turn's elements). The last whole registers short of
+/// a turn (a line of `f64` data) go to `one`, in ordinary stores of whole
+/// lines.
 ///
 /// Four registers a turn, and the callers' prefetches one per line a turn
 /// (not one per register): with the loop's bookkeeping (lane wrap, bounds,
@@ -728,13 +730,13 @@ const fn sweep_regs<S: Simd>() -> usize {
 /// (0.92–1.03×); half data, which do not stream here, level.
 ///
 /// # Safety
-/// `step(i, j)` must be sound for `i + sweep_regs·W <= len`, `j < l`.
+/// `step(i, j)` must be sound for `i + W <= len`, `j + W <= l + WRAP`.
 #[inline(always)]
 unsafe fn stream_sweep<S: Simd, T: Lane>(
     y: *const T,
     len: usize,
     l: usize,
-    mut one: impl FnMut(usize, usize),
+    (mut one, mut turn_at): (impl FnMut(usize, usize), impl FnMut(usize)),
     mut step: impl FnMut(usize, usize),
 ) {
     let turn = sweep_regs::<S>() * S::W;
@@ -745,7 +747,12 @@ unsafe fn stream_sweep<S: Simd, T: Lane>(
     }
     let (mut i, mut j) = (h, h % l);
     while i < end {
-        step(i, j);
+        turn_at(i);
+        for q in 0..sweep_regs::<S>() {
+            // `i + q·W + W <= end <= len`; `j < l`, so `j + q·W + W <= l +
+            // sweep_regs·W <= l + WRAP` (`sweep_regs`).
+            step(i + q * S::W, j + q * S::W);
+        }
         i += turn;
         j += turn;
         // One subtraction, not a loop: rows of at least a turn wrap once; a
@@ -825,17 +832,13 @@ pub unsafe fn affine<S: Simd, T: Lane, const SCALE: bool, const ADD: bool, const
         unsafe { *py.add(i) = T::from_f64(v.to_f64()) };
     };
     if S::STREAM {
-        let step = |i, j| {
-            prefetch_ahead::<S, T, 2>([(x, true), (r, ADD)], i, sweep_regs::<S>() * S::W);
-            for q in 0..sweep_regs::<S>() {
-                let (i, j) = (i + q * S::W, j + q * S::W);
-                // SAFETY: i + W <= len, j + W <= l + WRAP lanes of the
-                // arrays (`sweep_regs`); features by contract.
-                unsafe { affine_step::<S, T, ADD, RELU>([x, r], py, k, ab, i, j) };
-            }
-        };
+        let turn =
+            |i| prefetch_ahead::<S, T, 2>([(x, true), (r, ADD)], i, sweep_regs::<S>() * S::W);
+        // SAFETY: i + W <= len, j + W <= l + WRAP lanes of the arrays
+        // (`stream_sweep`'s contract); features by contract.
+        let step = |i, j| unsafe { affine_step::<S, T, ADD, RELU>([x, r], py, k, ab, i, j) };
         // SAFETY: `step` is sound for the sweep's (i, j); features by contract.
-        return unsafe { stream_sweep::<S, T>(py, len, l, one, step) };
+        return unsafe { stream_sweep::<S, T>(py, len, l, (one, turn), step) };
     }
     let flat = flat_len::<S>(len, l);
     let (mut i, mut j) = (0, 0);
@@ -989,21 +992,14 @@ unsafe fn dx_pass<
         // `dres` would not share `dx`'s alignment: never streamed
         // (`simd::rows_dx_relu` takes the plain level when it is given).
         debug_assert!(!RES, "dx_pass: streaming with a residual gradient");
-        let step = |i, j| {
-            prefetch_ahead::<S, T, 3>(
-                [(v[0], !FIXED), (v[1], true), (v[2], MASK)],
-                i,
-                sweep_regs::<S>() * S::W,
-            );
-            for q in 0..sweep_regs::<S>() {
-                let (i, j) = (i + q * S::W, j + q * S::W);
-                // SAFETY: i + W <= len, j + W <= l + WRAP lanes of the
-                // arrays (`sweep_regs`); the rest by contract.
-                unsafe { dx_step::<S, T, MASK, FIXED, RES, SHIFT>(v, [pd, dres], c, i, j) };
-            }
-        };
+        let inputs = [(v[0], !FIXED), (v[1], true), (v[2], MASK)];
+        let turn = |i| prefetch_ahead::<S, T, 3>(inputs, i, sweep_regs::<S>() * S::W);
+        // SAFETY: i + W <= len, j + W <= l + WRAP lanes of the arrays
+        // (`stream_sweep`'s contract); the rest by contract.
+        let step =
+            |i, j| unsafe { dx_step::<S, T, MASK, FIXED, RES, SHIFT>(v, [pd, dres], c, i, j) };
         // SAFETY: `step` is sound for the sweep's (i, j); features by contract.
-        return unsafe { stream_sweep::<S, T>(pd, len, l, one, step) };
+        return unsafe { stream_sweep::<S, T>(pd, len, l, (one, turn), step) };
     }
     let flat = flat_len::<S>(len, l);
     let (mut i, mut j) = (0, 0);
