@@ -135,7 +135,7 @@ fn contiguous<T: Lane>(
     // the `dx` pass may stream its output (by task stretches in channel
     // tasks, else swept across runs).
     let lvr = lv.streaming(plan::prefetch_contiguous::<T>(dims, tasks.is_some()));
-    let pass = out.pass_arrays(yo.is_some());
+    let dx_arrays = out.pass_arrays(yo.is_some());
     let f = move |st: Stretch, acc: &mut [RunAcc<3>]| {
         let r = st.offset..st.offset + st.runs * s;
         let v = (&x[r.clone()], &dy[r.clone()], yo.map(|yo| &yo[r]));
@@ -175,7 +175,7 @@ fn contiguous<T: Lane>(
     if let Some(cpt) = tasks {
         // The `dx` pass reads what the task's sums just brought into cache.
         let lvs = lv
-            .streaming(plan::stream_task_runs::<T>(dims, Pass::Dx, pass))
+            .streaming(plan::stream_task_runs::<T>(dims, Pass::Dx, dx_arrays))
             .inputs_cached();
         let tasks = stretches_by_channel_task(dx, dims, cpt);
         // Without the ReLU, in `f64` lanes, in cache: pipelined where it pays.
@@ -214,7 +214,7 @@ fn contiguous<T: Lane>(
         return per_task.into_iter().flatten().collect();
     }
     let g = sums.all(is_parallel(dims));
-    let lva = lv.streaming(plan::stream_sweep::<T>(dims, Pass::Dx, pass));
+    let lva = lv.streaming(plan::stream_sweep::<T>(dims, Pass::Dx, dx_arrays));
     let c = DxCoeffs::new::<T>(&g, pr.mean);
     let part = move |r: Range<usize>| (&x[r.clone()], &dy[r.clone()], yo.map(|yo| &yo[r]));
     match dres {
@@ -371,8 +371,8 @@ fn channels_last<T: Lane>(
         None => RowsDx::shifted::<T>([&kr, &kd, &kx, &g.sr.rep(&kc)]),
     };
     // The `dx` pass may stream its output.
-    let pass = out.pass_arrays(yo.is_some());
-    let lv = lv.streaming(plan::stream_out::<T>(x.len(), pass));
+    let dx_arrays = out.pass_arrays(yo.is_some());
+    let lv = lv.streaming(plan::stream_out::<T>(x.len(), dx_arrays));
     let Out { dx, dres } = out;
     match (yo, dres) {
         (Some(yo), Some(d)) => rows_pass_pair(task, dx, d, |r, out, out2| {
