@@ -327,6 +327,42 @@ fn check_streaming<T: Lane>(lv: Level) {
     }
 }
 
+/// Rows long enough that the streaming row passes go by column blocks
+/// (their coefficients past 32 KiB per row: 2304 lanes of `f64`
+/// coefficient pairs, 4112 with a narrow last block) write the plain
+/// level's bits for slices of one (address order) to five whole rows and a
+/// slice with a partial last row, at every alignment of the output within a
+/// line (blocks need a line-aligned output; the other offsets sweep in
+/// address order), and nothing outside the output.
+fn check_streaming_long_rows<T: Lane>(lv: Level) {
+    let line = 64 / std::mem::size_of::<T>();
+    let sentinel = T::from_f64(7.0);
+    for l in [2304, 4112] {
+        for n in [l, 2 * l, 3 * l, 5 * l, 3 * l + 40] {
+            let x: Vec<T> = values(n, (n + l) as u64, DATA[0]);
+            let dy: Vec<T> = values(n, (n + l) as u64 + 99, (1.0, -0.25));
+            let k: Vec<f64> = (0..l).map(|i| 0.5 + i as f64 / 3.0).collect();
+            let want = elementwise_into(lv, &x, &dy, &k, &mut vec![T::zero(); n]);
+            let mut backing = vec![sentinel; n + 2 * line];
+            let mut aligned = false;
+            for off in 0..line {
+                backing.fill(sentinel);
+                let y = &mut backing[off..off + n];
+                aligned |= (y.as_ptr() as usize).is_multiple_of(64);
+                let got = elementwise_into(lv.streaming(true), &x, &dy, &k, y);
+                let what = format!("{} {} L = {l} n = {n} offset {off}", lv.name(), T::DTYPE);
+                assert_eq!(got, want, "streaming stores, {what}");
+                let outside = backing[..off].iter().chain(&backing[off + n..]);
+                assert!(
+                    outside.clone().all(|v| v.as_f64() == 7.0),
+                    "wrote outside, {what}"
+                );
+            }
+            assert!(aligned, "no offset put the output on a line");
+        }
+    }
+}
+
 /// Many runs in one call ([`simd::runs_affine_post`]) write what one call
 /// per run writes, with run `i` on channel `(c0 + i) mod C`, for run
 /// lengths with and without a register tail, every epilogue, plain and
@@ -615,6 +651,16 @@ fn streaming_stores_write_the_same_bits_at_every_alignment() {
         check_streaming::<f64>(lv);
         check_streaming::<half::bf16>(lv);
         check_streaming::<half::f16>(lv);
+    }
+}
+
+#[test]
+fn streaming_row_passes_by_column_blocks_write_the_same_bits() {
+    for lv in Level::available() {
+        check_streaming_long_rows::<f32>(lv);
+        check_streaming_long_rows::<f64>(lv);
+        check_streaming_long_rows::<half::bf16>(lv);
+        check_streaming_long_rows::<half::f16>(lv);
     }
 }
 

@@ -105,9 +105,16 @@ pub fn prefetch<S: Simd, T>(p: *const T, n: usize, end: *const T, then: Option<*
 /// pass that continues past `end` at `end` itself.
 #[inline(always)]
 pub fn prefetch_from<T>(p: *const T, n: usize) {
-    let ahead = p.cast::<u8>().wrapping_add(PREFETCH_BYTES);
+    prefetch_lines(p.cast::<u8>().wrapping_add(PREFETCH_BYTES).cast::<T>(), n)
+}
+
+/// Prefetch into L1 the lines of the `n` elements at `p`, wherever they
+/// lie (callers check `S::STREAM`).
+#[inline(always)]
+pub fn prefetch_lines<T>(p: *const T, n: usize) {
+    let p = p.cast::<u8>();
     for o in (0..n * std::mem::size_of::<T>()).step_by(64) {
-        prefetch_line(ahead.wrapping_add(o));
+        prefetch_line(p.wrapping_add(o));
     }
 }
 

@@ -16,7 +16,7 @@
 //! [`super::prec`]) with coefficient arrays of the lanes' type.
 
 use super::prec::WRAP;
-use super::runs::{dx_scalar, lane, narrow_d, post_scalar, prefetch_ahead, NARROW_BLOCK};
+use super::runs::{dx_scalar, lane, narrow_d, post_scalar, prefetch_at, NARROW_BLOCK};
 use super::{nt, Lane, Post, Real, Simd};
 use crate::activation::relu_grad;
 use std::array::from_fn;
@@ -713,10 +713,12 @@ const fn sweep_regs<S: Simd>() -> usize {
 /// last of the slice; `one(i, j)` does element `i` (lane `j`) in scalar
 /// code, `step(i, j)` the register at element `i`, lane `j`, called for
 /// the [`sweep_regs`] registers of a turn (the `q`-th at `i + q·W`, lanes
-/// `j + q·W` of the wrapped arrays) after `turn(i)` (the callers'
-/// prefetches for the turn's elements). The last whole registers short of
-/// a turn (a line of `f64` data) go to `one`, in ordinary stores of whole
-/// lines.
+/// `j + q·W` of the wrapped arrays) after `turn_at(p)` (the callers'
+/// prefetches for the turn: the turn's worth of elements at `p`, where the
+/// sweep reads [`nt::PREFETCH_BYTES`] later). The last whole registers
+/// short of a turn (a line of `f64` data) go to `one`, in ordinary stores
+/// of whole lines. Rows whose coefficients (`lane_bytes` per lane, all
+/// arrays) exceed [`BLOCK_PAST_BYTES`] go by column blocks ([`block_segments`]).
 ///
 /// Four registers a turn, and the callers' prefetches one per line a turn
 /// (not one per register): with the loop's bookkeeping (lane wrap, bounds,
@@ -734,41 +736,153 @@ const fn sweep_regs<S: Simd>() -> usize {
 #[inline(always)]
 unsafe fn stream_sweep<S: Simd, T: Lane>(
     y: *const T,
-    len: usize,
-    l: usize,
+    (len, l, lane_bytes): (usize, usize, usize),
     (mut one, mut turn_at): (impl FnMut(usize, usize), impl FnMut(usize)),
     mut step: impl FnMut(usize, usize),
 ) {
     let turn = sweep_regs::<S>() * S::W;
-    let (h, end) = nt::span::<S, T>(y, len);
-    let end = h + (end - h) / turn * turn;
+    let ahead = nt::PREFETCH_BYTES / std::mem::size_of::<T>();
+    let blocks = block_lanes::<S, T>(y, len, l, lane_bytes);
+    let (h, end) = match blocks {
+        Some(_) => (0, len),
+        None => {
+            let (h, end) = nt::span::<S, T>(y, len);
+            (h, h + (end - h) / turn * turn)
+        }
+    };
     for i in (0..h).chain(end..len) {
         one(i, i % l);
     }
-    let (mut i, mut j) = (h, h % l);
-    while i < end {
-        turn_at(i);
-        for q in 0..sweep_regs::<S>() {
-            // `i + q·W + W <= end <= len`; `j < l`, so `j + q·W + W <= l +
-            // sweep_regs·W <= l + WRAP` (`sweep_regs`).
-            step(i + q * S::W, j + q * S::W);
-        }
-        i += turn;
-        j += turn;
-        // One subtraction, not a loop: rows of at least a turn wrap once; a
-        // `while` here compiled to an inner loop that ran once per register
-        // (with the subtraction: 4096×4096 `f32` eval called directly
-        // 0.85–0.95× the time, in `bnh bench` level; (N, C) `f32` backward
-        // 0.92×; Zen 2 VM). Shorter rows may wrap more than once.
-        if j >= l {
-            j -= l;
+    // Segments `(first element, its lane, elements, prefetch target)`: the
+    // span in address order, or the column blocks' row segments. One loop
+    // over both, so `step` is inlined at one call site (a closure called
+    // from two loops was left a call, and every intrinsic in it became
+    // one: 8–19× the time).
+    let flat = blocks.is_none().then_some((h, h % l, end - h, h + ahead));
+    let blocked = blocks
+        .into_iter()
+        .flat_map(|cb| block_segments::<T>(len, l, cb));
+    for (i0, j0, n, p0) in flat.into_iter().chain(blocked) {
+        let (mut i, mut j, mut p) = (i0, j0, p0);
+        while i < i0 + n {
+            turn_at(p);
+            for q in 0..sweep_regs::<S>() {
+                // `i + q·W + W <= i0 + n <= len`; `j < l`, so `j + q·W + W <=
+                // l + sweep_regs·W <= l + WRAP` (`sweep_regs`).
+                step(i + q * S::W, j + q * S::W);
+            }
+            i += turn;
+            j += turn;
+            p += turn;
+            // One subtraction, not a loop: rows of at least a turn wrap once; a
+            // `while` here compiled to an inner loop that ran once per register
+            // (with the subtraction: 4096×4096 `f32` eval called directly
+            // 0.85–0.95× the time, in `bnh bench` level; (N, C) `f32` backward
+            // 0.92×; Zen 2 VM). Shorter rows may wrap more than once. A block
+            // segment never passes its row's end.
             if j >= l {
-                j %= l;
+                j -= l;
+                if j >= l {
+                    j %= l;
+                }
             }
         }
     }
     // SAFETY: the caller's features (contract of the kernels that call this).
     unsafe { S::fence() };
+}
+
+/// Coefficient bytes (all arrays) per column block of a streaming row
+/// pass over long rows ([`block_segments`]): a third of the smallest L1
+/// data cache bnh targets (32 KiB on AVX2 machines, 48 KiB on AVX-512
+/// ones), so a block's coefficients stay in L1 beside the lines in flight.
+///
+/// A row pass in address order reloads every row's coefficients; once they
+/// overflow L1 they come from L2 for every row, and their misses take the
+/// line-fill buffers the input stream from memory needs. (N, C) `f32` eval
+/// (`f64` coefficients `a`, `b`) on the Zen 5 VM, 1 thread, `bnh bench`,
+/// 67 MB, ratio to the copy: 1.12× at 256 and 1024 channels (16 KiB of
+/// coefficients), 1.51× at 2048, 2.05× at 3072, 2.2× at 4096. A C model of
+/// the 4096-channel pass: 4.7–4.9 ms in address order, 3.5–3.8 ms reading
+/// two rows per coefficient load, 2.6–2.7 ms by blocks of 1024 lanes
+/// within 16-row tasks with the prefetch two block rows ahead, against a
+/// 2.2–2.3 ms streaming copy (medians of 31, variants interleaved).
+const BLOCK_BYTES: usize = 16 << 10;
+
+/// Coefficient bytes per row past which a streaming row pass goes by
+/// column blocks ([`BLOCK_BYTES`]). `bnh bench` A/B on the Zen 5 VM (3
+/// alternated rounds, 1 thread, `f32`, paired medians, blocked ÷ address
+/// order): 3072 channels (48–96 KiB) eval 0.59×, train 0.77×, backward
+/// 0.85×; 2048 channels backward (48–64 KiB) 0.85×, eval and train (32
+/// KiB) level; but 1024-channel backward (24–32 KiB) by blocks of 512
+/// lanes 1.04–1.09×: blocks of a few KiB per row cost more than the
+/// coefficients they keep in L1.
+const BLOCK_PAST_BYTES: usize = 32 << 10;
+
+/// Lanes per column block of a row pass over `len` elements of rows of `l`
+/// lanes with `lane_bytes` of coefficients per lane, or `None` for a sweep
+/// in address order: rows whose coefficients fit [`BLOCK_PAST_BYTES`], slices of
+/// fewer than two rows or not of whole rows, an output not aligned to a
+/// cache line, or rows that are not whole lines and turns (the blocks'
+/// stores must be whole streamed lines). A power of two, at least a turn.
+#[inline(always)]
+fn block_lanes<S: Simd, T>(y: *const T, len: usize, l: usize, lane_bytes: usize) -> Option<usize> {
+    let (sz, turn) = (std::mem::size_of::<T>(), sweep_regs::<S>() * S::W);
+    let long = l * lane_bytes > BLOCK_PAST_BYTES;
+    let rows = l > 0 && len >= 2 * l && len.is_multiple_of(l);
+    let lines = (y as usize).is_multiple_of(64) && (l * sz).is_multiple_of(64);
+    if !(long && rows && lines && l.is_multiple_of(turn)) {
+        return None;
+    }
+    let cb = prev_power_of_two(BLOCK_BYTES / lane_bytes.max(1)).max(turn);
+    ((cb * sz).is_multiple_of(64) && cb.is_multiple_of(turn)).then_some(cb)
+}
+
+/// The largest power of two not above `n` (1 for 0).
+#[inline(always)]
+fn prev_power_of_two(n: usize) -> usize {
+    if n <= 1 {
+        1
+    } else {
+        1 << (usize::BITS - 1 - n.leading_zeros())
+    }
+}
+
+/// The row segments of a sweep by column blocks of `cb` lanes (from
+/// [`block_lanes`]), as [`stream_sweep`]'s `(first element, its lane,
+/// elements, prefetch target)`: for each block, the block's segment of
+/// every row of the slice in turn, so the block's coefficients are read
+/// from memory once per slice instead of once per row. The prefetch target
+/// is the element the sweep reaches [`nt::PREFETCH_BYTES`] later: the same
+/// offset in the row segment that many bytes ahead — rows further down the
+/// block, then the next block's first rows, past the last block the
+/// slice after this one (where the next task of a pass over the tensor
+/// starts), in the same order.
+/// `len` is a multiple of `l`, and `l` and `cb` of a turn.
+#[inline(always)]
+fn block_segments<T>(
+    len: usize,
+    l: usize,
+    cb: usize,
+) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+    let (rows, ends) = (len / l, l.div_ceil(cb) * cb);
+    let ahead = nt::PREFETCH_BYTES.div_ceil(cb * std::mem::size_of::<T>());
+    (0..l).step_by(cb).flat_map(move |c0| {
+        (0..rows).map(move |r| {
+            let (mut tr, mut tc) = (r + ahead, c0);
+            while tr >= rows {
+                tr -= rows;
+                tc += cb;
+            }
+            // Past the last block: the same block pattern in the next slice.
+            let target = if tc < l {
+                tr * l + tc
+            } else {
+                len + tr * l + (tc - ends)
+            };
+            (r * l + c0, c0, cb.min(l - c0), target)
+        })
+    })
 }
 
 /// [`affine`] (`c = [k, a, b]`) or, with `SCALE`, the scale form (`c = [a, b]`),
@@ -832,13 +946,13 @@ pub unsafe fn affine<S: Simd, T: Lane, const SCALE: bool, const ADD: bool, const
         unsafe { *py.add(i) = T::from_f64(v.to_f64()) };
     };
     if S::STREAM {
-        let turn =
-            |i| prefetch_ahead::<S, T, 2>([(x, true), (r, ADD)], i, sweep_regs::<S>() * S::W);
+        let turn = |p| prefetch_at::<S, T, 2>([(x, true), (r, ADD)], p, sweep_regs::<S>() * S::W);
         // SAFETY: i + W <= len, j + W <= l + WRAP lanes of the arrays
         // (`stream_sweep`'s contract); features by contract.
         let step = |i, j| unsafe { affine_step::<S, T, ADD, RELU>([x, r], py, k, ab, i, j) };
+        let lane_bytes = c.len() * std::mem::size_of::<S::E>();
         // SAFETY: `step` is sound for the sweep's (i, j); features by contract.
-        return unsafe { stream_sweep::<S, T>(py, len, l, (one, turn), step) };
+        return unsafe { stream_sweep::<S, T>(py, (len, l, lane_bytes), (one, turn), step) };
     }
     let flat = flat_len::<S>(len, l);
     let (mut i, mut j) = (0, 0);
@@ -993,13 +1107,16 @@ unsafe fn dx_pass<
         // (`simd::rows_dx_relu` takes the plain level when it is given).
         debug_assert!(!RES, "dx_pass: streaming with a residual gradient");
         let inputs = [(v[0], !FIXED), (v[1], true), (v[2], MASK)];
-        let turn = |i| prefetch_ahead::<S, T, 3>(inputs, i, sweep_regs::<S>() * S::W);
+        let turn = |p| prefetch_at::<S, T, 3>(inputs, p, sweep_regs::<S>() * S::W);
         // SAFETY: i + W <= len, j + W <= l + WRAP lanes of the arrays
         // (`stream_sweep`'s contract); the rest by contract.
         let step =
             |i, j| unsafe { dx_step::<S, T, MASK, FIXED, RES, SHIFT>(v, [pd, dres], c, i, j) };
+        // Coefficient arrays read: `kd`, and unless `FIXED` `kx`, `kc` and the shift.
+        let arrays = if FIXED { 1 } else { 3 + usize::from(SHIFT) };
+        let lane_bytes = arrays * std::mem::size_of::<S::E>();
         // SAFETY: `step` is sound for the sweep's (i, j); features by contract.
-        return unsafe { stream_sweep::<S, T>(pd, len, l, (one, turn), step) };
+        return unsafe { stream_sweep::<S, T>(pd, (len, l, lane_bytes), (one, turn), step) };
     }
     let flat = flat_len::<S>(len, l);
     let (mut i, mut j) = (0, 0);
@@ -1061,5 +1178,47 @@ unsafe fn dx_step<
             S::fma(kd, m, S::fma(kx, d, kc))
         };
         T::store::<S>(dx.add(i), v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{block_segments, nt};
+
+    /// A sweep by column blocks covers every element of the slice once,
+    /// each at its own lane, block by block and row by row within a block;
+    /// each segment's prefetch target is the segment the sweep reaches
+    /// [`nt::PREFETCH_BYTES`] later (same offset), or past the slice the
+    /// next slice's first block.
+    #[test]
+    fn column_blocks_cover_every_element_once_and_prefetch_ahead_in_sweep_order() {
+        for (l, cb, rows) in [
+            (4096, 1024, 16),
+            (4112, 1024, 5),
+            (2304, 512, 2),
+            (64, 16, 7),
+        ] {
+            let len = l * rows;
+            let segs: Vec<_> = block_segments::<f32>(len, l, cb).collect();
+            let mut seen = vec![0u8; len];
+            for &(i0, j0, n, _) in &segs {
+                assert_eq!(i0 % l, j0, "lane of the segment start");
+                assert!(j0 + n <= l, "segment past its row");
+                seen[i0..i0 + n].iter_mut().for_each(|v| *v += 1);
+            }
+            assert!(seen.iter().all(|&v| v == 1), "L {l} cb {cb}: not once each");
+            let ahead = nt::PREFETCH_BYTES.div_ceil(cb * 4);
+            for (s, &(_, j0, _, target)) in segs.iter().enumerate() {
+                let want = match segs.get(s + ahead) {
+                    Some(&(i0, ..)) => i0,
+                    // The next slice's segments, in the same order.
+                    None => {
+                        let past = s + ahead - segs.len();
+                        len + past % rows * l + past / rows * cb
+                    }
+                };
+                assert_eq!(target, want, "L {l} cb {cb} segment {s} (lane {j0})");
+            }
+        }
     }
 }

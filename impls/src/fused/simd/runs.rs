@@ -1085,12 +1085,22 @@ pub fn prefetch_inputs<S: Simd, T, const K: usize>(
 /// (five instructions of a loop that runs about 25 per register).
 #[inline(always)]
 pub fn prefetch_ahead<S: Simd, T, const K: usize>(v: [(&[T], bool); K], i: usize, n: usize) {
+    prefetch_at::<S, T, K>(v, i + nt::PREFETCH_BYTES / std::mem::size_of::<T>(), n)
+}
+
+/// With `S::STREAM`, prefetch the lines of elements `p..p + n` of each
+/// input `(slice, read)` the pass reads, wherever they lie (`p` may be past
+/// the slice: a prefetch never faults); a no-op otherwise. For passes that
+/// do not read in memory order ([`super::rows`]' column blocks), which
+/// compute where their reads will be [`nt::PREFETCH_BYTES`] from now.
+#[inline(always)]
+pub fn prefetch_at<S: Simd, T, const K: usize>(v: [(&[T], bool); K], p: usize, n: usize) {
     if !S::STREAM {
         return;
     }
     for (s, read) in v {
         if read {
-            nt::prefetch_from::<T>(s.as_ptr().wrapping_add(i), n);
+            nt::prefetch_lines::<T>(s.as_ptr().wrapping_add(p), n);
         }
     }
 }
