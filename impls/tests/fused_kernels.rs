@@ -327,14 +327,15 @@ fn check_streaming<T: Lane>(lv: Level) {
     }
 }
 
-/// Rows long enough that the streaming row passes go by column blocks
-/// (their coefficients past 32 KiB per row: 2304 lanes of `f64`
-/// coefficient pairs, 4112 with a narrow last block) write the plain
-/// level's bits for slices of one (address order) to five whole rows and a
+/// Rows long enough that the row passes go by column blocks (their
+/// coefficients past 32 KiB per row: 2304 lanes of `f64` coefficient
+/// pairs, 4112 with a narrow last block), plain and streaming, write the
+/// bits of the same kernels called one row at a time (a slice of one row
+/// sweeps in address order), for slices of one to five whole rows and a
 /// slice with a partial last row, at every alignment of the output within a
 /// line (blocks need a line-aligned output; the other offsets sweep in
 /// address order), and nothing outside the output.
-fn check_streaming_long_rows<T: Lane>(lv: Level) {
+fn check_long_rows<T: Lane>(lv: Level) {
     let line = 64 / std::mem::size_of::<T>();
     let sentinel = T::from_f64(7.0);
     for l in [2304, 4112] {
@@ -342,16 +343,16 @@ fn check_streaming_long_rows<T: Lane>(lv: Level) {
             let x: Vec<T> = values(n, (n + l) as u64, DATA[0]);
             let dy: Vec<T> = values(n, (n + l) as u64 + 99, (1.0, -0.25));
             let k: Vec<f64> = (0..l).map(|i| 0.5 + i as f64 / 3.0).collect();
-            let want = elementwise_into(lv, &x, &dy, &k, &mut vec![T::zero(); n]);
+            let want = by_rows(lv, (&x, &dy, &k), l);
             let mut backing = vec![sentinel; n + 2 * line];
             let mut aligned = false;
-            for off in 0..line {
+            for (off, level) in (0..line).flat_map(|o| [(o, lv), (o, lv.streaming(true))]) {
                 backing.fill(sentinel);
                 let y = &mut backing[off..off + n];
                 aligned |= (y.as_ptr() as usize).is_multiple_of(64);
-                let got = elementwise_into(lv.streaming(true), &x, &dy, &k, y);
-                let what = format!("{} {} L = {l} n = {n} offset {off}", lv.name(), T::DTYPE);
-                assert_eq!(got, want, "streaming stores, {what}");
+                let got = elementwise_into(level, &x, &dy, &k, y);
+                let what = format!("{} {} L = {l} n = {n} offset {off}", level.name(), T::DTYPE);
+                assert_eq!(got, want, "blocks against rows one at a time, {what}");
                 let outside = backing[..off].iter().chain(&backing[off + n..]);
                 assert!(
                     outside.clone().all(|v| v.as_f64() == 7.0),
@@ -361,6 +362,28 @@ fn check_streaming_long_rows<T: Lane>(lv: Level) {
             assert!(aligned, "no offset put the output on a line");
         }
     }
+}
+
+/// [`elementwise_into`]'s bits from one call per row of `l` lanes (the
+/// last row may be short), in its order: kernel by kernel, each over the
+/// whole tensor.
+fn by_rows<T: Lane>(lv: Level, (x, dy, k): (&[T], &[T], &[f64]), l: usize) -> Vec<u64> {
+    let rows: Vec<Vec<u64>> = x
+        .chunks(l)
+        .zip(dy.chunks(l))
+        .map(|(xr, dr)| {
+            elementwise_into(lv, xr, dr, &k[..xr.len()], &mut vec![T::zero(); xr.len()])
+        })
+        .collect();
+    let kernels = rows[0].len() / x.len().min(l);
+    let mut out = Vec::new();
+    for q in 0..kernels {
+        for r in &rows {
+            let m = r.len() / kernels;
+            out.extend_from_slice(&r[q * m..(q + 1) * m]);
+        }
+    }
+    out
 }
 
 /// Many runs in one call ([`simd::runs_affine_post`]) write what one call
@@ -655,12 +678,12 @@ fn streaming_stores_write_the_same_bits_at_every_alignment() {
 }
 
 #[test]
-fn streaming_row_passes_by_column_blocks_write_the_same_bits() {
+fn row_passes_by_column_blocks_write_the_bits_of_one_row_at_a_time() {
     for lv in Level::available() {
-        check_streaming_long_rows::<f32>(lv);
-        check_streaming_long_rows::<f64>(lv);
-        check_streaming_long_rows::<half::bf16>(lv);
-        check_streaming_long_rows::<half::f16>(lv);
+        check_long_rows::<f32>(lv);
+        check_long_rows::<f64>(lv);
+        check_long_rows::<half::bf16>(lv);
+        check_long_rows::<half::f16>(lv);
     }
 }
 

@@ -838,6 +838,21 @@ fn block_lanes<S: Simd, T>(y: *const T, len: usize, l: usize, lane_bytes: usize)
     ((cb * sz).is_multiple_of(64) && cb.is_multiple_of(turn)).then_some(cb)
 }
 
+/// Whether row passes that do not stream (data within the caches) go by
+/// column blocks too ([`block_lanes`]): for `f32` data, whose `f64`
+/// coefficients are the widest per value. `bnh bench` A/B on the Zen 5 VM
+/// (3 alternated rounds, 1 thread, paired medians, blocked ÷ address order):
+/// `f32` 256×4096 eval 0.73×, train 0.78×, backward 0.79×; 512×3072 0.68×,
+/// 0.77×, 0.85×. `f64` 256×4096 eval 0.92× and train 0.95× but backward
+/// 1.04–1.18×; half data (`f32` lanes) block only in backward, 0.85–0.87×
+/// at 256×4096, but the sweep in their kernels cost `bf16` eval 1.09–1.37×
+/// where it did not run (256×1024, 256×4096). Streaming passes block for
+/// every type.
+#[inline(always)]
+fn cached_blocks<T>() -> bool {
+    std::mem::size_of::<T>() == 4
+}
+
 /// The largest power of two not above `n` (1 for 0).
 #[inline(always)]
 fn prev_power_of_two(n: usize) -> usize {
@@ -945,12 +960,13 @@ pub unsafe fn affine<S: Simd, T: Lane, const SCALE: bool, const ADD: bool, const
         // SAFETY: i < len == y.len(); every write goes through `py`.
         unsafe { *py.add(i) = T::from_f64(v.to_f64()) };
     };
-    if S::STREAM {
+    let lane_bytes = c.len() * std::mem::size_of::<S::E>();
+    if S::STREAM || (cached_blocks::<T>() && block_lanes::<S, T>(py, len, l, lane_bytes).is_some())
+    {
         let turn = |p| prefetch_at::<S, T, 2>([(x, true), (r, ADD)], p, sweep_regs::<S>() * S::W);
         // SAFETY: i + W <= len, j + W <= l + WRAP lanes of the arrays
         // (`stream_sweep`'s contract); features by contract.
         let step = |i, j| unsafe { affine_step::<S, T, ADD, RELU>([x, r], py, k, ab, i, j) };
-        let lane_bytes = c.len() * std::mem::size_of::<S::E>();
         // SAFETY: `step` is sound for the sweep's (i, j); features by contract.
         return unsafe { stream_sweep::<S, T>(py, (len, l, lane_bytes), (one, turn), step) };
     }
@@ -1102,19 +1118,23 @@ unsafe fn dx_pass<
         // (contract); every write to `dx` goes through `pd`.
         unsafe { *pd.add(i) = dx_scalar::<S::E, T, MASK, FIXED, RES>(v, dres, i, cj) };
     };
-    if S::STREAM {
+    // Coefficient arrays read: `kd`, and unless `FIXED` `kx`, `kc` and the shift.
+    let arrays = if FIXED { 1 } else { 3 + usize::from(SHIFT) };
+    let lane_bytes = arrays * std::mem::size_of::<S::E>();
+    if S::STREAM || (cached_blocks::<T>() && block_lanes::<S, T>(pd, len, l, lane_bytes).is_some())
+    {
         // `dres` would not share `dx`'s alignment: never streamed
         // (`simd::rows_dx_relu` takes the plain level when it is given).
-        debug_assert!(!RES, "dx_pass: streaming with a residual gradient");
+        debug_assert!(
+            !(RES && S::STREAM),
+            "dx_pass: streaming with a residual gradient"
+        );
         let inputs = [(v[0], !FIXED), (v[1], true), (v[2], MASK)];
         let turn = |p| prefetch_at::<S, T, 3>(inputs, p, sweep_regs::<S>() * S::W);
         // SAFETY: i + W <= len, j + W <= l + WRAP lanes of the arrays
         // (`stream_sweep`'s contract); the rest by contract.
         let step =
             |i, j| unsafe { dx_step::<S, T, MASK, FIXED, RES, SHIFT>(v, [pd, dres], c, i, j) };
-        // Coefficient arrays read: `kd`, and unless `FIXED` `kx`, `kc` and the shift.
-        let arrays = if FIXED { 1 } else { 3 + usize::from(SHIFT) };
-        let lane_bytes = arrays * std::mem::size_of::<S::E>();
         // SAFETY: `step` is sound for the sweep's (i, j); features by contract.
         return unsafe { stream_sweep::<S, T>(pd, (len, l, lane_bytes), (one, turn), step) };
     }
