@@ -50,11 +50,38 @@ const MIN_TILE_ROWS: usize = 8;
 /// ahead, in memory order. In longer rows it would lie in the same row of
 /// the same tile, which the tile reads anyway (4096×4096 `f32` train
 /// without it: 0.96× at 1 thread, faster in 4 of 4 alternated rounds;
-/// within noise at 2 threads).
+/// within noise at 2 threads); their column blocks prefetch
+/// [`NEAR_BYTES`] on in their own row instead ([`near_ahead`]).
 #[inline(always)]
 fn ahead<S: Simd, T>(l: usize, v: &[T]) -> Option<*const T> {
     let short = l * std::mem::size_of::<T>() < nt::PREFETCH_BYTES;
     (S::STREAM && short).then_some(v.as_ptr_range().end)
+}
+
+/// How far ahead in its own row a register tile's column block prefetches
+/// where [`ahead`] gives no prefetch (rows of [`nt::PREFETCH_BYTES`] or
+/// more past the caches): the tile walks its rows block by block, so the
+/// line it reads a few blocks later lies this many bytes on in the same
+/// row. The hardware prefetchers alone follow a tile's rows (8 streams
+/// per array) too slowly. `bnh bench` A/B on the Zen 5 VM (3 alternated
+/// rounds, paired medians, with ÷ without): (N, C) 4096×4096 `f32` train
+/// 0.87–0.90×, backward 0.85–0.87× (2 threads 0.88×), 2048×8192 0.82× /
+/// 0.88×, `f64` train 0.92×; 512 bytes 0.92–0.94×, 2 KiB 0.88×; rows
+/// shorter than the distance (prefetched by [`ahead`]) unchanged.
+const NEAR_BYTES: usize = 1 << 10;
+
+/// Elements from a column block's lanes at `c0` to what the tile (`tile`
+/// elements of rows of `l`) reads [`NEAR_BYTES`] later: the same row
+/// further on, or past the row's end the same row of the next tile, which
+/// the pass reads next from its first column.
+#[inline(always)]
+fn near_ahead<T>(l: usize, c0: usize, tile: usize) -> usize {
+    let near = NEAR_BYTES / std::mem::size_of::<T>();
+    if c0 + near < l {
+        near
+    } else {
+        tile + near - l
+    }
 }
 
 /// Columns `[0, cols)` covered by whole blocks of `bw` lanes.
@@ -106,7 +133,8 @@ pub unsafe fn sums<S: Simd<E = f64>, T: Lane, const NB: usize>(
 }
 
 /// One column block `[c0, c0 + NB·W)` of [`sums`] over the rows of a tile,
-/// prefetching up to `pf` ([`ahead`]).
+/// prefetching up to `pf` ([`ahead`]), or without it (long rows, streaming)
+/// [`near_ahead`].
 ///
 /// # Safety
 /// The CPU has `S`'s features; `c0 + NB·W <= k.len() == s[i].len()`,
@@ -127,10 +155,13 @@ unsafe fn sums_block<S: Simd<E = f64>, T: Lane, const NB: usize>(
         let kv: [S::V; NB] = from_fn(|j| S::load(k.as_ptr().add(c0 + j * S::W)));
         let mut a: [S::V; NB] = from_fn(|j| S::load(s1.as_ptr().add(c0 + j * S::W)));
         let mut q: [S::V; NB] = from_fn(|j| S::load(s2.as_ptr().add(c0 + j * S::W)));
+        let near = near_ahead::<T>(l, c0, tile.len());
         for r in 0..tile.len() / l {
             let p = tile.as_ptr().add(r * l + c0);
             if let Some(end) = pf {
                 nt::prefetch::<S, T>(p, NB * S::W, end, None);
+            } else if S::STREAM {
+                nt::prefetch_lines(p.wrapping_add(near), NB * S::W);
             }
             for j in 0..NB {
                 let d = S::sub(T::load::<S>(p.add(j * S::W)), kv[j]);
@@ -548,7 +579,8 @@ unsafe fn grad_rows<S: Simd<E = f64>, T: Lane, const MASK: bool, const R: usize>
 }
 
 /// One column block of [`grad`] over the rows of a tile, prefetching
-/// `[x, dy, yo]` up to `ends` ([`ahead`]).
+/// `[x, dy, yo]` up to `ends` ([`ahead`]), or without them (long rows,
+/// streaming) [`near_ahead`].
 ///
 /// # Safety
 /// As [`sums_block`], and `tg.len() == to.len() == tx.len()` (`t = [tx, tg, to]`).
@@ -566,6 +598,7 @@ unsafe fn grad_block<S: Simd<E = f64>, T: Lane, const NB: usize, const MASK: boo
         let kv: [S::V; NB] = from_fn(|j| S::load(k.as_ptr().add(c0 + j * S::W)));
         let mut acc: [[S::V; NB]; 3] =
             from_fn(|i| from_fn(|j| S::load(s[i].as_ptr().add(c0 + j * S::W))));
+        let near = near_ahead::<T>(l, c0, tx.len());
         for r in 0..tx.len() / l {
             let (px, pg) = (tx.as_ptr().add(r * l + c0), tg.as_ptr().add(r * l + c0));
             let po = to.as_ptr().add(r * l + c0);
@@ -573,6 +606,8 @@ unsafe fn grad_block<S: Simd<E = f64>, T: Lane, const NB: usize, const MASK: boo
             for (p, e) in inputs.into_iter().take(if MASK { 3 } else { 2 }) {
                 if let Some(end) = e {
                     nt::prefetch::<S, T>(p, NB * S::W, end, None);
+                } else if S::STREAM {
+                    nt::prefetch_lines(p.wrapping_add(near), NB * S::W);
                 }
             }
             for j in 0..NB {
