@@ -741,7 +741,9 @@ const fn sweep_regs<S: Simd>() -> usize {
     }
 }
 
-/// The streaming form of a row pass (`S::STREAM`): one sweep across row
+/// The streaming form of a row pass (`S::STREAM`), and the form of any
+/// pass that goes by column blocks ([`block_lanes`], [`cached_blocks`]):
+/// one sweep across row
 /// ends — registers start at any lane, the coefficient arrays being
 /// wrapped ([`WRAP`]) — so every register store is aligned ([`nt::span`])
 /// and no line mixes streaming and ordinary stores except the first and
@@ -827,8 +829,8 @@ unsafe fn stream_sweep<S: Simd, T: Lane>(
     unsafe { S::fence() };
 }
 
-/// Coefficient bytes (all arrays) per column block of a streaming row
-/// pass over long rows ([`block_segments`]): a third of the smallest L1
+/// Coefficient bytes (all arrays) per column block of a row pass over
+/// long rows ([`block_segments`]): a third of the smallest L1
 /// data cache bnh targets (32 KiB on AVX2 machines, 48 KiB on AVX-512
 /// ones), so a block's coefficients stay in L1 beside the lines in flight.
 ///
@@ -844,8 +846,9 @@ unsafe fn stream_sweep<S: Simd, T: Lane>(
 /// 2.2–2.3 ms streaming copy (medians of 31, variants interleaved).
 const BLOCK_BYTES: usize = 16 << 10;
 
-/// Coefficient bytes per row past which a streaming row pass goes by
-/// column blocks ([`BLOCK_BYTES`]). `bnh bench` A/B on the Zen 5 VM (3
+/// Coefficient bytes per row past which a streaming row pass (and an
+/// `f32` one within the caches, [`cached_blocks`]) goes by column blocks
+/// ([`BLOCK_BYTES`]). `bnh bench` A/B on the Zen 5 VM (3
 /// alternated rounds, 1 thread, `f32`, paired medians, blocked ÷ address
 /// order): 3072 channels (48–96 KiB) eval 0.59×, train 0.77×, backward
 /// 0.85×; 2048 channels backward (48–64 KiB) 0.85×, eval and train (32
