@@ -300,29 +300,16 @@ fn elementwise_into<T: Lane>(lv: Level, x: &[T], dy: &[T], k: &[f64], y: &mut [T
 
 /// The streaming level ([`Level::streaming`]) writes the plain level's
 /// bits at every alignment of the output within a cache line, and nothing
-/// outside the output (its first and last lines are shared with neighbours).
+/// outside the output.
 fn check_streaming<T: Lane>(lv: Level) {
-    let line = 64 / std::mem::size_of::<T>();
-    let sentinel = T::from_f64(7.0);
     for l in [1, 3, 13, 64, 100] {
         for n in lengths().filter(|&n| n <= 200).chain([l * 9 + 5]) {
             let x: Vec<T> = values(n, (n + l) as u64, DATA[0]);
             let dy: Vec<T> = values(n, (n + l) as u64 + 99, (1.0, -0.25));
             let k: Vec<f64> = (0..l).map(|i| 0.5 + i as f64 / 3.0).collect();
             let want = elementwise_into(lv, &x, &dy, &k, &mut vec![T::zero(); n]);
-            let mut backing = vec![sentinel; n + 2 * line];
-            for off in 0..line {
-                backing.fill(sentinel);
-                let y = &mut backing[off..off + n];
-                let got = elementwise_into(lv.streaming(true), &x, &dy, &k, y);
-                let what = format!("{} {} L = {l} n = {n} offset {off}", lv.name(), T::DTYPE);
-                assert_eq!(got, want, "streaming stores, {what}");
-                let outside = backing[..off].iter().chain(&backing[off + n..]);
-                assert!(
-                    outside.clone().all(|v| v.as_f64() == 7.0),
-                    "wrote outside, {what}"
-                );
-            }
+            let what = format!("streaming stores, L = {l}");
+            at_every_offset(&[lv.streaming(true)], (&x, &dy, &k), &want, &what);
         }
     }
 }
@@ -336,32 +323,51 @@ fn check_streaming<T: Lane>(lv: Level) {
 /// line (blocks need a line-aligned output; the other offsets sweep in
 /// address order), and nothing outside the output.
 fn check_long_rows<T: Lane>(lv: Level) {
-    let line = 64 / std::mem::size_of::<T>();
-    let sentinel = T::from_f64(7.0);
     for l in [2304, 4112] {
         for n in [l, 2 * l, 3 * l, 5 * l, 3 * l + 40] {
             let x: Vec<T> = values(n, (n + l) as u64, DATA[0]);
             let dy: Vec<T> = values(n, (n + l) as u64 + 99, (1.0, -0.25));
             let k: Vec<f64> = (0..l).map(|i| 0.5 + i as f64 / 3.0).collect();
             let want = by_rows(lv, (&x, &dy, &k), l);
-            let mut backing = vec![sentinel; n + 2 * line];
-            let mut aligned = false;
-            for (off, level) in (0..line).flat_map(|o| [(o, lv), (o, lv.streaming(true))]) {
-                backing.fill(sentinel);
-                let y = &mut backing[off..off + n];
-                aligned |= (y.as_ptr() as usize).is_multiple_of(64);
-                let got = elementwise_into(level, &x, &dy, &k, y);
-                let what = format!("{} {} L = {l} n = {n} offset {off}", level.name(), T::DTYPE);
-                assert_eq!(got, want, "blocks against rows one at a time, {what}");
-                let outside = backing[..off].iter().chain(&backing[off + n..]);
-                assert!(
-                    outside.clone().all(|v| v.as_f64() == 7.0),
-                    "wrote outside, {what}"
-                );
-            }
+            let levels = [lv, lv.streaming(true)];
+            let what = format!("blocks against rows one at a time, L = {l}");
+            let aligned = at_every_offset(&levels, (&x, &dy, &k), &want, &what);
             assert!(aligned, "no offset put the output on a line");
         }
     }
+}
+
+/// [`elementwise_into`] at each of `levels` into an output at every offset
+/// within a cache line of a buffer of sentinels: the bits equal `want`, and
+/// nothing outside the output is written (its first and last lines are
+/// shared with neighbours). Returns whether some offset put the output on
+/// a line.
+fn at_every_offset<T: Lane>(
+    levels: &[Level],
+    (x, dy, k): (&[T], &[T], &[f64]),
+    want: &[u64],
+    what: &str,
+) -> bool {
+    let (n, line) = (x.len(), 64 / std::mem::size_of::<T>());
+    let sentinel = T::from_f64(7.0);
+    let mut backing = vec![sentinel; n + 2 * line];
+    let mut aligned = false;
+    for off in 0..line {
+        for &level in levels {
+            backing.fill(sentinel);
+            let y = &mut backing[off..off + n];
+            aligned |= (y.as_ptr() as usize).is_multiple_of(64);
+            let got = elementwise_into(level, x, dy, k, y);
+            let what = format!("{what}, {} {} n = {n} offset {off}", level.name(), T::DTYPE);
+            assert_eq!(got, want, "{what}");
+            let outside = backing[..off].iter().chain(&backing[off + n..]);
+            assert!(
+                outside.clone().all(|v| v.as_f64() == 7.0),
+                "wrote outside, {what}"
+            );
+        }
+    }
+    aligned
 }
 
 /// [`elementwise_into`]'s bits from one call per row of `l` lanes (the

@@ -743,9 +743,9 @@ const fn sweep_regs<S: Simd>() -> usize {
 
 /// The streaming form of a row pass (`S::STREAM`), and the form of any
 /// pass that goes by column blocks ([`block_lanes`], [`cached_blocks`]):
-/// one sweep across row
-/// ends — registers start at any lane, the coefficient arrays being
-/// wrapped ([`WRAP`]) — so every register store is aligned ([`nt::span`])
+/// one sweep across row ends — registers start at any lane, the
+/// coefficient arrays being wrapped ([`WRAP`]) — so every register store
+/// is aligned ([`nt::span`])
 /// and no line mixes streaming and ordinary stores except the first and
 /// last of the slice; `one(i, j)` does element `i` (lane `j`) in scalar
 /// code, `step(i, j)` the register at element `i`, lane `j`, called for
@@ -754,8 +754,8 @@ const fn sweep_regs<S: Simd>() -> usize {
 /// prefetches for the turn: the turn's worth of elements at `p`, where the
 /// sweep reads [`nt::PREFETCH_BYTES`] later). The last whole registers
 /// short of a turn (a line of `f64` data) go to `one`, in ordinary stores
-/// of whole lines. Rows whose coefficients (`lane_bytes` per lane, all
-/// arrays) exceed [`BLOCK_PAST_BYTES`] go by column blocks ([`block_segments`]).
+/// of whole lines. With `blocks`, the column block width from
+/// [`sweep_blocks`], the sweep goes by column blocks ([`block_segments`]).
 ///
 /// Four registers a turn, and the callers' prefetches one per line a turn
 /// (not one per register): with the loop's bookkeeping (lane wrap, bounds,
@@ -773,13 +773,12 @@ const fn sweep_regs<S: Simd>() -> usize {
 #[inline(always)]
 unsafe fn stream_sweep<S: Simd, T: Lane>(
     y: *const T,
-    (len, l, lane_bytes): (usize, usize, usize),
+    (len, l, blocks): (usize, usize, Option<usize>),
     (mut one, mut turn_at): (impl FnMut(usize, usize), impl FnMut(usize)),
     mut step: impl FnMut(usize, usize),
 ) {
     let turn = sweep_regs::<S>() * S::W;
     let ahead = nt::PREFETCH_BYTES / std::mem::size_of::<T>();
-    let blocks = block_lanes::<S, T>(y, len, l, lane_bytes);
     let (h, end) = match blocks {
         Some(_) => (0, len),
         None => {
@@ -891,6 +890,26 @@ fn cached_blocks<T>() -> bool {
     std::mem::size_of::<T>() == 4
 }
 
+/// Whether a row pass writing `y` (`len` elements of rows of `l` lanes,
+/// `lane_bytes` of coefficients per lane) runs as [`stream_sweep`], and if
+/// so its column block width: `Some(blocks)` for streaming passes and for
+/// passes that go by blocks within the caches ([`cached_blocks`]), `None`
+/// for the address-order loops of the passes' plain form. One rule for
+/// every row pass, evaluated once per call.
+#[inline(always)]
+fn sweep_blocks<S: Simd, T>(
+    y: *const T,
+    len: usize,
+    l: usize,
+    lane_bytes: usize,
+) -> Option<Option<usize>> {
+    if !S::STREAM && !cached_blocks::<T>() {
+        return None;
+    }
+    let blocks = block_lanes::<S, T>(y, len, l, lane_bytes);
+    (S::STREAM || blocks.is_some()).then_some(blocks)
+}
+
 /// The largest power of two not above `n` (1 for 0).
 #[inline(always)]
 fn prev_power_of_two(n: usize) -> usize {
@@ -999,14 +1018,13 @@ pub unsafe fn affine<S: Simd, T: Lane, const SCALE: bool, const ADD: bool, const
         unsafe { *py.add(i) = T::from_f64(v.to_f64()) };
     };
     let lane_bytes = c.len() * std::mem::size_of::<S::E>();
-    if S::STREAM || (cached_blocks::<T>() && block_lanes::<S, T>(py, len, l, lane_bytes).is_some())
-    {
+    if let Some(blocks) = sweep_blocks::<S, T>(py, len, l, lane_bytes) {
         let turn = |p| prefetch_at::<S, T, 2>([(x, true), (r, ADD)], p, sweep_regs::<S>() * S::W);
         // SAFETY: i + W <= len, j + W <= l + WRAP lanes of the arrays
         // (`stream_sweep`'s contract); features by contract.
         let step = |i, j| unsafe { affine_step::<S, T, ADD, RELU>([x, r], py, k, ab, i, j) };
         // SAFETY: `step` is sound for the sweep's (i, j); features by contract.
-        return unsafe { stream_sweep::<S, T>(py, (len, l, lane_bytes), (one, turn), step) };
+        return unsafe { stream_sweep::<S, T>(py, (len, l, blocks), (one, turn), step) };
     }
     let flat = flat_len::<S>(len, l);
     let (mut i, mut j) = (0, 0);
@@ -1159,8 +1177,7 @@ unsafe fn dx_pass<
     // Coefficient arrays read: `kd`, and unless `FIXED` `kx`, `kc` and the shift.
     let arrays = if FIXED { 1 } else { 3 + usize::from(SHIFT) };
     let lane_bytes = arrays * std::mem::size_of::<S::E>();
-    if S::STREAM || (cached_blocks::<T>() && block_lanes::<S, T>(pd, len, l, lane_bytes).is_some())
-    {
+    if let Some(blocks) = sweep_blocks::<S, T>(pd, len, l, lane_bytes) {
         // `dres` would not share `dx`'s alignment: never streamed
         // (`simd::rows_dx_relu` takes the plain level when it is given).
         debug_assert!(
@@ -1174,7 +1191,7 @@ unsafe fn dx_pass<
         let step =
             |i, j| unsafe { dx_step::<S, T, MASK, FIXED, RES, SHIFT>(v, [pd, dres], c, i, j) };
         // SAFETY: `step` is sound for the sweep's (i, j); features by contract.
-        return unsafe { stream_sweep::<S, T>(pd, (len, l, lane_bytes), (one, turn), step) };
+        return unsafe { stream_sweep::<S, T>(pd, (len, l, blocks), (one, turn), step) };
     }
     let flat = flat_len::<S>(len, l);
     let (mut i, mut j) = (0, 0);
