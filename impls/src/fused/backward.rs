@@ -173,10 +173,10 @@ fn contiguous<T: Lane>(
     };
     let Out { dx, dres } = out;
     if let Some(cpt) = tasks {
-        // The `dx` pass reads what the task's sums just brought into cache.
-        let lvs = lv
-            .streaming(plan::stream_task_runs::<T>(dims, Pass::Dx, dx_arrays))
-            .inputs_cached();
+        // The `dx` pass reads what the task's sums just brought into cache
+        // (and prefetches on where the L2 is small: `plan::task_pass_level`).
+        let lvs = lv.streaming(plan::stream_task_runs::<T>(dims, Pass::Dx, dx_arrays));
+        let lvs = plan::task_pass_level(lvs);
         let tasks = stretches_by_channel_task(dx, dims, cpt);
         // Without the ReLU, in `f64` lanes, in cache: pipelined where it pays.
         let plain = yo.is_none() && dres.is_none() && pr.mode == GradMode::Batch;

@@ -4,7 +4,7 @@
 
 use super::simd::nt;
 use super::simd::runs::SWEEP_MIN_RUN;
-use super::simd::Lane;
+use super::simd::{Lane, Level};
 use super::task_rule::{self, TaskOp};
 use crate::element::DType;
 use crate::engine::caches::caches;
@@ -241,6 +241,26 @@ pub fn prefetch_rows<T>(len: usize, lanes: usize) -> bool {
 pub fn prefetch_contiguous<T>(dims: Dims, in_channel_tasks: bool) -> bool {
     let run = dims.s * std::mem::size_of::<T>();
     prefetch_reads::<T>(dims.len()) && (!in_channel_tasks || 4 * run >= 3 * nt::PREFETCH_BYTES)
+}
+
+/// The level of a channel task's element-wise pass ([`channel_tasks`]),
+/// given the streaming level `lv` ([`stream_task_runs`]): without software
+/// prefetch ([`Level::inputs_cached`]) where one core's L2 holds a task's
+/// largest footprint ([`CHANNEL_CACHE`]) or the caches are unknown; with it
+/// where the L2 is smaller. The prefetches run in address order, so past
+/// each run's end they reach into the next task's run of the same batch
+/// row, which that task's reduction then finds in cache; and they bring
+/// back a channel the small L2 could not keep. On the 2-core Xeon VM
+/// (2 MiB L2) the pass was faster without them (see
+/// [`Level::inputs_cached`]); on the 2-core EPYC VM (Zen 5, 1 MiB L2,
+/// 2026-12-05) contiguous `f32` 64×64×56×56 backward took 1.6 ms less
+/// with them (timers in a scratch build: sums 3.4 → 1.85 ms, `dx` 4.2 →
+/// 4.0 ms), and the A/B is in docs/BENCHMARKS.md.
+pub fn task_pass_level(lv: Level) -> Level {
+    match caches() {
+        Some(c) if c.l2 < CHANNEL_CACHE => lv,
+        _ => lv.inputs_cached(),
+    }
 }
 
 /// Whether the element-wise pass of a channel task ([`channel_tasks`])

@@ -151,14 +151,11 @@ fn contiguous<T: Lane>(
     let lvr = lv.streaming(plan::prefetch_contiguous::<T>(dims, tasks.is_some()));
     let stats = if let Some(cpt) = tasks {
         // The normalize pass reads what the task's statistics just brought
-        // into cache.
-        let lvs = lv
-            .streaming(plan::stream_task_runs::<T>(
-                dims,
-                Pass::Normalize,
-                post.arrays(),
-            ))
-            .inputs_cached();
+        // into cache (and prefetches on where the L2 is small:
+        // `plan::task_pass_level`).
+        let arrays = post.arrays();
+        let lvs = lv.streaming(plan::stream_task_runs::<T>(dims, Pass::Normalize, arrays));
+        let lvs = plan::task_pass_level(lvs);
         let (n, eps, af) = (dims.per_channel(), p.eps, p.affine);
         let tasks = stretches_by_channel_task(p.y, dims, cpt);
         let per_task: Vec<Vec<Channel>> = tasks
