@@ -17,12 +17,12 @@
 //! and minimum over rounds as markdown. x86-64 with AVX2/FMA/F16C only
 //! (elsewhere it says so and exits).
 
+use bn_benches::{median_ms, rounds_from_env};
 use bn_harness::bench::grid::{BenchPoint, Shape};
 use bn_harness::bench::roofline::Copy;
 use bn_harness::bench::workload::workload;
 use bn_harness::bench::Op;
 use bn_impls::{DType, Layout};
-use std::time::Instant;
 
 /// One probe shape: the `fused` call's shape and layout, and the rows × lanes
 /// the minimal loop walks (channels-last: `N·S` rows of `C` lanes).
@@ -61,16 +61,7 @@ fn main() {
         println!("floor: skipped, the minimal loops need x86-64 with AVX2, FMA and F16C");
         return;
     }
-    let rounds = match std::env::var("BN_FLOOR_ROUNDS") {
-        Ok(r) => match r.parse::<usize>() {
-            Ok(n) if n > 0 => n,
-            _ => {
-                eprintln!("floor: BN_FLOOR_ROUNDS={r}: give a round count of at least 1");
-                std::process::exit(2);
-            }
-        },
-        Err(_) => 7,
-    };
+    let rounds = rounds_from_env("BN_FLOOR_ROUNDS", 7, "floor");
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()
@@ -84,19 +75,6 @@ fn main() {
             }
         }
     });
-}
-
-/// Median of 7 timed calls of `f`, in milliseconds.
-fn median_ms(mut f: impl FnMut()) -> f64 {
-    let mut t: Vec<f64> = (0..7)
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t[3]
 }
 
 fn probe(case: &Case, dtype: DType, rounds: usize) {

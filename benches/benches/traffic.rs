@@ -2,8 +2,9 @@
 //!
 //! Issue 13 sets roofline targets for `fused`'s train and backward (their
 //! time over the fastest copy of `x`: train ≤ 1.4× contiguous, ≤ 1.6×
-//! channels-last and (N, C); backward ≤ 2.0×, ≤ 2.5× and ≤ 2.2×) and asks,
-//! where one is out of reach, for the measurement that proves it. This
+//! channels-last and (N, C); backward ≤ 2.0×, ≤ 2.5× and ≤ 2.2×; issue 11
+//! sets ≤ 1.6× and ≤ 2.5× for half data on 64×64×56×56) and asks, where
+//! one is out of reach, for the measurement that proves it. This
 //! probe replays each operation's memory traffic with the cheapest loops
 //! that move it — a sum of the `f32` words for a reduction (four
 //! accumulators, so it is bound by the loads, not by the adds), `y = x + 1`
@@ -35,47 +36,79 @@
 //! thread, interleaved; prints the median over rounds as markdown. x86-64
 //! with AVX2 only (elsewhere it says so and exits).
 
+use bn_benches::{median_ms, rounds_from_env};
 use bn_harness::bench::grid::{BenchPoint, Shape};
 use bn_harness::bench::roofline::{self, Copy};
 use bn_harness::bench::workload::workload;
 use bn_harness::bench::Op;
 use bn_impls::{DType, Layout};
-use std::time::Instant;
 
-/// One probe shape: `fused`'s shape and layout, the contiguous run
+/// One probe shape: `fused`'s shape, layout and dtype, the contiguous run
 /// geometry (`n` runs per channel of `s` values, `c` channels) when channel
-/// tasks apply, and issue 13's targets for train and backward.
+/// tasks apply, and the targets for train and backward (issue 13's for
+/// `f32`, issue 11's for half data). The replay moves the same bytes as
+/// `f32` words, so a half tensor is replayed as half as many words.
 struct Case {
     name: &'static str,
     shape: Vec<usize>,
     layout: Layout,
+    dtype: DType,
     runs: Option<(usize, usize, usize)>,
     targets: [f64; 2],
 }
 
 fn cases() -> Vec<Case> {
+    let case = |name, shape: &[usize], layout, dtype, runs, targets| Case {
+        name,
+        shape: shape.to_vec(),
+        layout,
+        dtype,
+        runs,
+        targets,
+    };
+    let (big, runs) = ([64, 64, 56, 56], Some((64, 64, 56 * 56)));
+    let (contiguous, last) = (Layout::Contiguous, Layout::ChannelsLast);
     vec![
-        Case {
-            name: "64x64x56x56 contiguous",
-            shape: vec![64, 64, 56, 56],
-            layout: Layout::Contiguous,
-            runs: Some((64, 64, 56 * 56)),
-            targets: [1.4, 2.0],
-        },
-        Case {
-            name: "64x64x56x56 channels-last",
-            shape: vec![64, 64, 56, 56],
-            layout: Layout::ChannelsLast,
-            runs: None,
-            targets: [1.6, 2.5],
-        },
-        Case {
-            name: "4096x4096 (N, C)",
-            shape: vec![4096, 4096],
-            layout: Layout::Contiguous,
-            runs: None,
-            targets: [1.6, 2.2],
-        },
+        case(
+            "64x64x56x56 contiguous",
+            &big,
+            contiguous,
+            DType::F32,
+            runs,
+            [1.4, 2.0],
+        ),
+        case(
+            "64x64x56x56 channels-last",
+            &big,
+            last,
+            DType::F32,
+            None,
+            [1.6, 2.5],
+        ),
+        case(
+            "4096x4096 (N, C)",
+            &[4096, 4096],
+            contiguous,
+            DType::F32,
+            None,
+            [1.6, 2.2],
+        ),
+        case(
+            "64x64x56x56 contiguous",
+            &big,
+            contiguous,
+            DType::BF16,
+            runs,
+            [1.6, 2.5],
+        ),
+        case(
+            "64x64x56x56 channels-last",
+            &big,
+            last,
+            DType::BF16,
+            None,
+            [1.6, 2.5],
+        ),
     ]
 }
 
@@ -87,40 +120,18 @@ fn main() {
         println!("traffic: skipped, the replay loops need x86-64 with AVX2");
         return;
     }
-    let rounds = match std::env::var("BN_TRAFFIC_ROUNDS") {
-        Ok(r) => match r.parse::<usize>() {
-            Ok(n) if n > 0 => n,
-            _ => {
-                eprintln!("traffic: BN_TRAFFIC_ROUNDS={r}: give a round count of at least 1");
-                std::process::exit(2);
-            }
-        },
-        Err(_) => 5,
-    };
+    let rounds = rounds_from_env("BN_TRAFFIC_ROUNDS", 5, "traffic");
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()
         .expect("rayon pool");
-    println!("| shape | op | schedule | replay | fused | fastest copy | replay / copy | fused / copy | target |");
-    println!("|---|---|---|---:|---:|---:|---:|---:|---:|");
+    println!("| shape | dtype | op | schedule | replay | fused | fastest copy | replay / copy | fused / copy | target |");
+    println!("|---|---|---|---|---:|---:|---:|---:|---:|---:|");
     pool.install(|| {
         for case in cases() {
             probe(&case, rounds);
         }
     });
-}
-
-/// Median of 7 timed calls of `f`, in milliseconds.
-fn median_ms(mut f: impl FnMut()) -> f64 {
-    let mut t: Vec<f64> = (0..7)
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t[3]
 }
 
 /// The median of `v` (not empty).
@@ -150,11 +161,15 @@ fn probe(case: &Case, rounds: usize) {
         shape: Shape::new(case.shape.clone()).expect("probe shapes are valid"),
         layout: case.layout,
     };
-    let mut work = workload(&point, DType::F32, false).expect("probe shapes are valid");
-    let len: usize = case.shape.iter().product();
-    let mut bufs = replay::Buffers::new(len);
-    let src: Vec<u8> = (0..len * 4).map(|i| (i % 251) as u8).collect();
-    let mut dst = vec![0u8; len * 4];
+    let mut work = workload(&point, case.dtype, false).expect("probe shapes are valid");
+    let bytes = case.shape.iter().product::<usize>() * case.dtype.size();
+    let words = |v: usize| {
+        assert!((v * case.dtype.size()).is_multiple_of(4), "whole f32 words");
+        v * case.dtype.size() / 4
+    };
+    let mut bufs = replay::Buffers::new(bytes / 4);
+    let src: Vec<u8> = (0..bytes).map(|i| (i % 251) as u8).collect();
+    let mut dst = vec![0u8; bytes];
     let ops = [Op::Train, Op::Backward];
     let mut variants: Vec<Variant> = Copy::ALL.map(Variant::Copy).to_vec();
     variants.push(Variant::Read);
@@ -179,7 +194,7 @@ fn probe(case: &Case, rounds: usize) {
                 Variant::SweepsBack(op) => bufs.sweeps_back(op == Op::Backward),
                 Variant::Tasks(op) => {
                     let (n, c, s) = case.runs.expect("tasks only with runs");
-                    bufs.tasks(op == Op::Backward, (n, c, s));
+                    bufs.tasks(op == Op::Backward, (n, c, words(s)));
                 }
             }));
         }
@@ -192,8 +207,9 @@ fn probe(case: &Case, rounds: usize) {
         .fold(f64::INFINITY, f64::min);
     let read = of(Variant::Read).expect("read timed");
     println!(
-        "| {} | read only | – | {read:.2} ms | | {copy:.2} ms | {:.2} | | |",
+        "| {} | {} | read only | – | {read:.2} ms | | {copy:.2} ms | {:.2} | | |",
         case.name,
+        case.dtype.name(),
         read / copy
     );
     for (op, target) in ops.into_iter().zip(case.targets) {
@@ -206,8 +222,9 @@ fn probe(case: &Case, rounds: usize) {
         for (schedule, v) in schedules {
             if let Some(r) = of(v) {
                 println!(
-                    "| {} | {} | {schedule} | {r:.2} ms | {fused:.2} ms | {copy:.2} ms | {:.2} | {:.2} | ≤ {target} |",
+                    "| {} | {} | {} | {schedule} | {r:.2} ms | {fused:.2} ms | {copy:.2} ms | {:.2} | {:.2} | ≤ {target} |",
                     case.name,
+                    case.dtype.name(),
                     op.name(),
                     r / copy,
                     fused / copy
