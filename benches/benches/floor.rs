@@ -17,7 +17,7 @@
 //! and minimum over rounds as markdown. x86-64 with AVX2/FMA/F16C only
 //! (elsewhere it says so and exits).
 
-use bn_benches::{median_ms, rounds_from_env};
+use bn_benches::{listing_only, median_ms, one_thread_pool, rounds_from_env};
 use bn_harness::bench::grid::{BenchPoint, Shape};
 use bn_harness::bench::roofline::Copy;
 use bn_harness::bench::workload::workload;
@@ -54,18 +54,15 @@ fn cases() -> Vec<Case> {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return; // `cargo bench -- --list` and friends: nothing to enumerate.
+    if listing_only() {
+        return;
     }
     if !minimal::supported() {
         println!("floor: skipped, the minimal loops need x86-64 with AVX2, FMA and F16C");
         return;
     }
     let rounds = rounds_from_env("BN_FLOOR_ROUNDS", 7, "floor");
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .expect("rayon pool");
+    let pool = one_thread_pool();
     println!("| shape | dtype | fused eval | minimal loop | non-temporal copy | fused / copy | minimal / copy |");
     println!("|---|---|---:|---:|---:|---:|---:|");
     pool.install(|| {

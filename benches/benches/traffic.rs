@@ -36,7 +36,7 @@
 //! thread, interleaved; prints the median over rounds as markdown. x86-64
 //! with AVX2 only (elsewhere it says so and exits).
 
-use bn_benches::{median_ms, rounds_from_env};
+use bn_benches::{listing_only, median_ms, one_thread_pool, rounds_from_env};
 use bn_harness::bench::grid::{BenchPoint, Shape};
 use bn_harness::bench::roofline::{self, Copy};
 use bn_harness::bench::workload::workload;
@@ -113,18 +113,15 @@ fn cases() -> Vec<Case> {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return; // `cargo bench -- --list` and friends: nothing to enumerate.
+    if listing_only() {
+        return;
     }
     if !replay::supported() {
         println!("traffic: skipped, the replay loops need x86-64 with AVX2");
         return;
     }
     let rounds = rounds_from_env("BN_TRAFFIC_ROUNDS", 5, "traffic");
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .expect("rayon pool");
+    let pool = one_thread_pool();
     println!("| shape | dtype | op | schedule | replay | fused | fastest copy | replay / copy | fused / copy | target |");
     println!("|---|---|---|---|---:|---:|---:|---:|---:|---:|");
     pool.install(|| {

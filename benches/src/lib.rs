@@ -33,3 +33,18 @@ pub fn rounds_from_env(var: &str, default: usize, probe: &str) -> usize {
         Err(_) => default,
     }
 }
+
+/// Whether the probe was asked only to list its benchmarks (`cargo bench --
+/// --list` and friends): it has nothing to enumerate and should return.
+pub fn listing_only() -> bool {
+    std::env::args().any(|a| a == "--list")
+}
+
+/// A rayon pool of one thread: the probes compare one core's kernels with
+/// one core's copy, so `fused`'s calls must not spread to a second.
+pub fn one_thread_pool() -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("rayon pool of one thread")
+}
