@@ -265,7 +265,7 @@ pub fn task_pass_level(lv: Level) -> Level {
 
 /// [`task_pass_level`]'s rule on a machine with caches `c`.
 fn task_passes_prefetch(c: Option<Caches>) -> bool {
-    c.is_some_and(|c| c.l2 < CHANNEL_CACHE)
+    c.is_some_and(task_rule::small_l2)
 }
 
 /// Whether the element-wise pass of a channel task ([`channel_tasks`])
